@@ -1,0 +1,44 @@
+# fpga_dnn: every target installs what it needs by itself.
+#   make demo   - the bundled default flow end-to-end (config: fpga_dnn/configs/demo.toml)
+#   make test   - the test suite
+#   make bench  - benchmarks, JSON under build/bench
+#   make clean  - remove generated output (build/); make distclean also removes the venvs
+
+SHELL := /bin/bash
+PYTHON311 ?= $(shell command -v python3.11 2>/dev/null || echo $(HOME)/.pyenv/versions/3.11.7/bin/python3.11)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.fpga_dnn-installed
+BUILD ?= build
+
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONHASHSEED ?= 0
+
+.PHONY: all env demo test bench clean distclean
+
+all: demo
+
+env: $(STAMP)
+
+$(STAMP): requirements/toolchain.lock pyproject.toml fpga_dnn/install_fixups.py
+	@test -x $(PY) || $(PYTHON311) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=24"
+	$(PY) -m pip install -q -r requirements/toolchain.lock
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m fpga_dnn.install_fixups
+	@touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/fpga-dnn flow fpga_dnn/configs/demo.toml --build-dir $(BUILD)/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	$(PY) -m fpga_dnn.bench --out $(BUILD)/bench
+
+clean:
+	rm -rf $(BUILD)
+
+distclean: clean
+	rm -rf $(VENV) .venv-board
