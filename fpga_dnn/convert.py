@@ -1,0 +1,202 @@
+"""Conversion step: a QAT model (QKeras or HGQ2) to an hls4ml ``ModelGraph`` and HLS project.
+
+The hls4ml configuration is built from the model itself: per-layer weight/bias/activation
+precisions come from the QKeras quantizers (or HGQ2's learned quantizers), every accumulator and
+unquantized result is left to hls4ml's precision inference (``auto``: wide enough to be exact),
+and the input precision is the fixed-point format of the data, so that no input wraps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import kerasenv
+from .errors import ConfigError, DataError, FpgaDnnError, UnknownNameError, UnsupportedLayerError
+from .fixedpoint import FixedFormat
+from .log import progress
+
+BACKENDS = ("Vivado", "Vitis")
+IO_TYPES = ("io_parallel", "io_stream")
+STRATEGIES = ("Latency", "Resource")
+DEFAULT_PART = "xc7z020clg400-1"  # PYNQ-Z2; overlays pick their own part
+
+
+@dataclass
+class ConvertOptions:
+    """hls4ml options. Names follow hls4ml's own (``IOType``, ``ReuseFactor``, ``Strategy``)."""
+
+    backend: str = "Vivado"
+    io_type: str = "io_parallel"
+    reuse_factor: int = 1
+    strategy: str = "Latency"
+    clock_period: float = 10.0  # ns; 100 MHz, the PYNQ boards' default PL clock
+    part: str = DEFAULT_PART
+    input_precision: str | None = None  # default: inferred from the data
+    project_name: str = "fpga_dnn_model"
+
+    def check(self) -> "ConvertOptions":
+        canon = {b.lower(): b for b in BACKENDS}
+        if str(self.backend).lower() not in canon:
+            raise UnknownNameError("backend", self.backend, BACKENDS)
+        self.backend = canon[str(self.backend).lower()]
+        if self.io_type not in IO_TYPES:
+            raise UnknownNameError("io_type", self.io_type, IO_TYPES)
+        canon = {s.lower(): s for s in STRATEGIES}
+        if str(self.strategy).lower() not in canon:
+            raise UnknownNameError("strategy", self.strategy, STRATEGIES)
+        self.strategy = canon[str(self.strategy).lower()]
+        if not isinstance(self.reuse_factor, int) or self.reuse_factor < 1:
+            raise ConfigError(f"reuse_factor must be a positive integer, got {self.reuse_factor!r}")
+        if not self.clock_period > 0:
+            raise ConfigError(f"clock_period must be positive (ns), got {self.clock_period!r}")
+        return self
+
+
+@dataclass
+class ConvertResult:
+    """The converted model (hls4ml's ``ModelGraph``, the one IR every later step reads)."""
+
+    hls_model: object
+    framework: str
+    output_dir: Path
+    hls_config: dict
+    input_format: FixedFormat
+    options: ConvertOptions
+    seconds: float
+    info: dict = field(default_factory=dict)
+
+
+def supported_layers(framework: str) -> set[str]:
+    """Keras layer class names hls4ml 1.3.0 converts for this framework."""
+    from hls4ml.converters import get_supported_keras_layers
+
+    names = set(get_supported_keras_layers())
+    if framework == "hgq2":
+        from hls4ml.converters.keras_v3 import layer_handlers
+
+        names |= {k.rsplit(".", 1)[1] for k in layer_handlers if ".preprocessing." not in k}
+    return names
+
+
+def check_layers(model, framework: str) -> None:
+    """Refuse an unsupported layer before hls4ml does (its error names neither layer nor list)."""
+    supported = supported_layers(framework)
+    keys = set()
+    if framework == "hgq2":
+        from hls4ml.converters.keras_v3 import layer_handlers
+
+        keys = set(layer_handlers)
+    for layer in model.layers:
+        if layer.name in ("input", "output"):
+            raise ConfigError(f"layer name {layer.name!r} is reserved in hls4ml's ModelGraph; rename the layer")
+        cls = type(layer)
+        if cls.__name__ in supported or f"{cls.__module__}.{cls.__name__}" in keys:
+            continue
+        raise UnsupportedLayerError(layer.name, cls.__name__, supported - {"Functional", "Sequential"})
+
+
+def check_input(model, x: np.ndarray, what: str = "input data") -> np.ndarray:
+    """Data must match the model's input shape and be numeric; returns float64 contiguous."""
+    expected = tuple(model.input_shape[1:])
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiu":
+        raise DataError(f"{what} has dtype {x.dtype}; expected a numeric array (float or int)")
+    if x.ndim == len(expected):  # one sample
+        x = x[None]
+    if tuple(x.shape[1:]) != expected:
+        raise DataError(f"{what} has shape {x.shape}; the model expects (N, {', '.join(map(str, expected))})")
+    return np.ascontiguousarray(x, dtype=np.float64)
+
+
+def input_format_for(x: np.ndarray, override: str | None) -> FixedFormat:
+    if override:
+        fmt = FixedFormat.parse(override)
+        if not fmt.on_grid(x).all():
+            bad = int((~fmt.on_grid(x)).sum())
+            raise DataError(f"{bad} input values are not representable in {fmt}; they would be rounded or wrap")
+        return fmt
+    return FixedFormat.infer(x)
+
+
+def build_hls_config(model, framework: str, opts: ConvertOptions, input_format: FixedFormat) -> dict:
+    import hls4ml
+
+    ctx = kerasenv.hls4ml_keras2() if framework == "qkeras" else contextlib.nullcontext()
+    with ctx, _quiet():
+        cfg = hls4ml.utils.config_from_keras_model(
+            model, granularity="name", backend=opts.backend, default_reuse_factor=opts.reuse_factor)
+    cfg["Model"]["Strategy"] = opts.strategy
+    cfg["Model"]["ReuseFactor"] = opts.reuse_factor
+    for name, layer_cfg in cfg["LayerName"].items():
+        layer_cfg["Trace"] = True  # per-layer outputs for mismatch reports (emulation only)
+        prec = layer_cfg.get("Precision")
+        if isinstance(prec, dict):
+            # An unset type silently becomes the model default fixed<16,6>; 'auto' is exact.
+            prec.setdefault("result", "auto")
+    input_name = model.layers[0].name if framework == "qkeras" else model.inputs[0].name.split(":")[0]
+    in_layers = [n for n in cfg["LayerName"] if n == input_name] or [next(iter(cfg["LayerName"]))]
+    cfg["LayerName"][in_layers[0]].setdefault("Precision", {})["result"] = input_format.hls4ml()
+    return cfg
+
+
+@contextlib.contextmanager
+def _quiet():
+    """hls4ml prints every layer it parses; keep the user's console for our progress lines."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def convert(model, x: np.ndarray, opts: ConvertOptions | None = None, output_dir="build/hls",
+            framework: str | None = None, write: bool = True) -> ConvertResult:
+    """Convert ``model`` with calibration/test inputs ``x`` and write the HLS project."""
+    import hls4ml
+
+    from .modelio import framework_of
+
+    opts = (opts or ConvertOptions()).check()
+    framework = framework or framework_of(model)
+    check_layers(model, framework)
+    x = check_input(model, x)
+    fmt = input_format_for(x, opts.input_precision)
+    output_dir = Path(output_dir)
+    t0 = time.perf_counter()
+    progress(f"convert: {framework} model '{model.name}' -> hls4ml {opts.backend} {opts.io_type}, "
+             f"input {fmt}, strategy {opts.strategy}, reuse {opts.reuse_factor}")
+    cfg = build_hls_config(model, framework, opts, fmt)
+    ctx = kerasenv.hls4ml_keras2() if framework == "qkeras" else contextlib.nullcontext()
+    try:
+        with ctx, _quiet():
+            hls_model = hls4ml.converters.convert_from_keras_model(
+                model, hls_config=cfg, output_dir=str(output_dir), project_name=opts.project_name,
+                backend=opts.backend, io_type=opts.io_type, part=opts.part, clock_period=opts.clock_period)
+            if write:
+                hls_model.write()
+    except FpgaDnnError:
+        raise
+    except Exception as err:
+        raise FpgaDnnError(f"hls4ml could not convert '{model.name}': {type(err).__name__}: "
+                           f"{str(err).strip().splitlines()[0][:300] if str(err).strip() else ''}") from err
+    seconds = time.perf_counter() - t0
+    progress(f"convert: wrote HLS project {output_dir} ({seconds:.1f} s)")
+    info = {"layers": [{"name": l.name, "class": l.class_name} for l in hls_model.get_layers()]}
+    return ConvertResult(hls_model, framework, output_dir, cfg, fmt, opts, seconds, info)
+
+
+def options_from_dict(d: dict) -> ConvertOptions:
+    known = set(ConvertOptions.__dataclass_fields__)
+    unknown = set(d) - known
+    if unknown:
+        raise ConfigError(f"unknown convert option(s) {sorted(unknown)}; known: {sorted(known)}")
+    return ConvertOptions(**d).check()
+
+
+def describe(opts: ConvertOptions) -> dict:
+    return asdict(opts)

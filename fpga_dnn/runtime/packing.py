@@ -1,0 +1,252 @@
+"""Fixed-point conversion and AXI-Stream beat packing — the one definition of the beat layout.
+
+Beat layout (``fpga_dnn-lanes-v1``)
+-----------------------------------
+This is the single statement of how samples travel over AXI-Stream between the host (DMA
+buffers) and the RTL shell (``sim/axis_shell.sv``); ``sim/README.md`` repeats it for hardware
+readers. The spec (:mod:`fpga_dnn.runtime.spec`) records its parameters per port.
+
+1. **Elements.** A sample is its tensor flattened in C order; element 0 is ``x.flat[0]``. Each
+   element is a fixed-point integer ``q`` of the port's format (ap_fixed convention:
+   ``value = q * 2**-(width - integer)``, ``width`` total bits, ``integer`` bits including the
+   sign bit for signed formats).
+2. **Lanes.** Each element occupies a *lane* of L = 8, 16 or 32 bits, the smallest that holds
+   ``width``. ``q`` is sign-extended (signed format) or zero-extended (unsigned) to L bits.
+3. **Bytes.** Lanes are little-endian and back to back: element ``i`` is bytes
+   ``[i*L/8, (i+1)*L/8)`` of the sample.
+4. **Beats.** With a stream of W bits (``tdata`` width; 32 or 64 for the boards' AXI DMA, wider
+   in simulation), a sample is ``B = ceil(N*L / W)`` beats: its bytes are zero-padded to
+   ``B*W/8``, so **every sample starts at a beat boundary**. Byte ``j`` of a beat is
+   ``tdata[8j+7:8j]`` (AXI byte order, so a little-endian DMA buffer is the byte string
+   itself).
+5. **Frames.** A frame is one DMA transfer: one or more whole samples back to back. ``tlast``
+   is high on the last beat of the frame. The shell keeps framing: the output sample of an
+   input sample whose last beat carried ``tlast`` ends with ``tlast``, so an output transfer
+   of the same sample count completes exactly.
+
+What the receiver (the RTL shell) does with the slack: bits of a lane above ``width`` and
+padding bytes are ignored; a ``tlast`` before a sample's last beat ends that sample early and
+its missing beats read as zero, so the next transfer starts aligned again. The host never sends
+partial samples; that rule only keeps one bad transfer from misaligning every later one.
+
+Consequently, the DMA input buffer for a batch is ``pack(q)`` — the samples' padded byte strings
+concatenated — and the output buffer unpacks with :func:`unpack`.
+
+Only numpy and the standard library are imported here (the board runtime runs on Python 3.10
+with numpy 1.21+). All functions are vectorised over the batch; see ``sim/README.md`` for a
+speed check.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+
+from fpga_dnn.errors import DataError
+
+if TYPE_CHECKING:  # imported for type hints only: spec imports this module
+    from fpga_dnn.runtime.spec import FixedFormat, PortSpec
+
+#: Name recorded in the spec so a reader can refuse a layout it does not know.
+BEAT_LAYOUT = "fpga_dnn-lanes-v1"
+
+#: Lane sizes in bits, smallest first.
+LANE_BITS = (8, 16, 32)
+
+#: Out-of-range policies of :func:`to_fixed`.
+OVERFLOW_POLICIES = ("raise", "saturate")
+
+#: Rounding policies of :func:`to_fixed`. ``exact`` (default) refuses values off the grid.
+#: ``nearest_even`` is ap_fixed's AP_RND_CONV, ``nearest_up`` its AP_RND (ties toward +inf),
+#: ``floor`` its AP_TRN.
+ROUNDING_POLICIES = ("exact", "nearest_even", "nearest_up", "floor")
+
+_LANE_DTYPES = {
+    (8, True): np.dtype("<i1"), (16, True): np.dtype("<i2"), (32, True): np.dtype("<i4"),
+    (8, False): np.dtype("<u1"), (16, False): np.dtype("<u2"), (32, False): np.dtype("<u4"),
+}
+
+
+def lane_bits_for(width: int) -> int:
+    """The lane size for an element of ``width`` bits: the smallest of 8, 16, 32 that holds it."""
+    for lane in LANE_BITS:
+        if width <= lane:
+            return lane
+    raise DataError(f"fixed-point width {width} exceeds the widest lane (32 bits)")
+
+
+def beats_per_sample(elements: int, lane_bits: int, stream_bits: int) -> int:
+    """``ceil(elements * lane_bits / stream_bits)``: beats one sample takes on the stream."""
+    return -(-(elements * lane_bits) // stream_bits)
+
+
+def lane_dtype(fmt: "FixedFormat") -> np.dtype:
+    """The little-endian numpy integer type of one lane of ``fmt`` (signed iff ``fmt`` is)."""
+    return _LANE_DTYPES[(lane_bits_for(fmt.width), bool(fmt.signed))]
+
+
+# ---------------------------------------------------------------------------------------------
+# float <-> fixed-point integers
+# ---------------------------------------------------------------------------------------------
+
+def _first_bad(mask: np.ndarray, values: np.ndarray) -> str:
+    idx = np.unravel_index(int(np.argmax(mask)), mask.shape) if mask.ndim else ()
+    return f"{int(mask.sum())} value(s), first at index {tuple(int(i) for i in idx)}: {values[idx]!r}"
+
+
+def to_fixed(x, fmt: "FixedFormat", overflow: str = "raise", rounding: str = "exact") -> np.ndarray:
+    """Convert real values to ``fmt``'s integers ``q`` (``value = q * 2**-frac``), as int64.
+
+    Policies (documented once here, used by the runtime's ``predict``):
+
+    * ``rounding='exact'`` (default): every value must lie on the format's grid (a multiple of
+      ``2**-frac``), else :class:`DataError`. Quantized models are fed quantized data, so an
+      off-grid value is usually a preprocessing bug that rounding would hide. Ask for
+      ``'nearest_even'``, ``'nearest_up'`` or ``'floor'`` to round instead.
+    * ``overflow='raise'`` (default): a value outside ``[fmt.min_value, fmt.max_value]`` (after
+      rounding) raises :class:`DataError`; ``'saturate'`` clips it to the nearest end.
+      The hardware itself would silently wrap, which is never what a user wants.
+    * NaN and infinities always raise.
+    """
+    if overflow not in OVERFLOW_POLICIES:
+        raise DataError(f"unknown overflow policy {overflow!r}; known: {', '.join(OVERFLOW_POLICIES)}")
+    if rounding not in ROUNDING_POLICIES:
+        raise DataError(f"unknown rounding policy {rounding!r}; known: {', '.join(ROUNDING_POLICIES)}")
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiub":
+        raise DataError(f"expected real numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        raise DataError(f"non-finite input: {_first_bad(~finite, arr)}")
+    scaled = arr * (2.0 ** fmt.frac)  # a power of two: exact in float64
+    if rounding == "exact":
+        q = np.floor(scaled)
+        off = q != scaled
+        if off.any():
+            raise DataError(
+                f"inputs not on the {fmt} grid (step {fmt.step!r}): {_first_bad(off, arr)}; "
+                "quantize them or pass a rounding policy"
+            )
+    elif rounding == "nearest_even":
+        q = np.rint(scaled)
+    elif rounding == "nearest_up":
+        q = np.floor(scaled + 0.5)
+    else:
+        q = np.floor(scaled)
+    lo, hi = fmt.min_int, fmt.max_int
+    out_of_range = (q < lo) | (q > hi)
+    if out_of_range.any():
+        if overflow == "raise":
+            raise DataError(
+                f"inputs outside the range of {fmt} [{fmt.min_value!r}, {fmt.max_value!r}]: "
+                f"{_first_bad(out_of_range, arr)}; pass overflow='saturate' to clip"
+            )
+        q = np.clip(q, lo, hi)
+    return q.astype(np.int64)
+
+
+def from_fixed(q, fmt: "FixedFormat") -> np.ndarray:
+    """Real values (float64) of ``fmt``'s integers ``q``: ``q * 2**-frac``, exact for width <= 32."""
+    return np.asarray(q).astype(np.float64) * (2.0 ** -fmt.frac)
+
+
+# ---------------------------------------------------------------------------------------------
+# integers <-> packed beats
+# ---------------------------------------------------------------------------------------------
+
+def _batch_2d(q: np.ndarray, port: "PortSpec") -> np.ndarray:
+    n = port.elements
+    if q.ndim >= 1 and q.shape[1:] in (tuple(port.shape), (n,)):
+        return q.reshape(q.shape[0], n)
+    raise DataError(
+        f"expected a batch of shape (batch, {', '.join(map(str, port.shape))}) or (batch, {n}), "
+        f"got {q.shape}"
+    )
+
+
+def _as_bytes(buf: np.ndarray) -> np.ndarray:
+    if not isinstance(buf, np.ndarray) or buf.dtype.kind not in "ui" or not buf.flags.c_contiguous:
+        raise DataError("buffer must be a C-contiguous numpy integer array (e.g. a DMA buffer)")
+    return buf.reshape(-1).view(np.uint8)
+
+
+def pack(q, port: "PortSpec", out: Optional[np.ndarray] = None) -> np.ndarray:
+    """Pack a batch of integers into the beat layout; returns bytes shaped (batch, sample_bytes).
+
+    ``q``: integers of ``port.format``, shape ``(batch, *port.shape)`` or ``(batch, elements)``.
+    Values outside the format's integer range raise :class:`DataError` (the shell would
+    silently drop the high bits). ``out``: an existing C-contiguous integer buffer of at least
+    ``batch * port.sample_bytes`` bytes (e.g. a DMA buffer of uint32/uint64 words) to write into
+    without allocating; the returned array is then a uint8 view of its start.
+    """
+    q = np.asarray(q)
+    if q.dtype.kind not in "iu":
+        raise DataError(f"pack expects integers (use to_fixed first), got dtype {q.dtype}")
+    q2 = _batch_2d(q, port)
+    batch = q2.shape[0]
+    fmt = port.format
+    if q2.size:
+        lo, hi = int(q2.min()), int(q2.max())
+        if lo < fmt.min_int or hi > fmt.max_int:
+            raise DataError(
+                f"integers outside {fmt}'s range [{fmt.min_int}, {fmt.max_int}]: min {lo}, max {hi}"
+            )
+    sample_bytes = port.sample_bytes
+    data_bytes = port.elements * port.lane_bits // 8
+    if out is None:
+        flat = np.empty(batch * sample_bytes, dtype=np.uint8)
+    else:
+        flat = _as_bytes(out)
+        if flat.size < batch * sample_bytes:
+            raise DataError(f"output buffer holds {flat.size} bytes, {batch * sample_bytes} needed")
+        flat = flat[: batch * sample_bytes]
+    dst = flat.reshape(batch, sample_bytes)
+    dst[:, :data_bytes] = q2.astype(lane_dtype(fmt)).view(np.uint8).reshape(batch, data_bytes)
+    if data_bytes < sample_bytes:
+        dst[:, data_bytes:] = 0
+    return dst
+
+
+def unpack(buf, port: "PortSpec", batch: Optional[int] = None) -> np.ndarray:
+    """Integers (int64, shape ``(batch, *port.shape)``) from beat-layout bytes of ``port``.
+
+    ``buf``: any C-contiguous integer array (uint8 bytes, uint32/uint64 DMA words, or the result
+    of :func:`pack`). ``batch`` defaults to as many whole samples as ``buf`` holds. Only each
+    lane's low ``width`` bits count (re-extended by the format's sign), like the RTL shell.
+    """
+    flat = _as_bytes(np.asarray(buf))
+    sample_bytes = port.sample_bytes
+    if batch is None:
+        if flat.size % sample_bytes:
+            raise DataError(f"buffer of {flat.size} bytes is not whole samples of {sample_bytes} bytes")
+        batch = flat.size // sample_bytes
+    elif flat.size < batch * sample_bytes:
+        raise DataError(f"buffer of {flat.size} bytes holds fewer than {batch} samples")
+    fmt = port.format
+    dt = lane_dtype(fmt)
+    n, lane_bytes = port.elements, dt.itemsize
+    rows = flat[: batch * sample_bytes].reshape(batch, sample_bytes)
+    if sample_bytes % lane_bytes == 0:  # C-contiguous view: works on numpy 1.21 too
+        lanes = rows.view(dt)[:, :n]
+    else:
+        lanes = np.ascontiguousarray(rows[:, : n * lane_bytes]).view(dt)
+    spare = 8 * lane_bytes - fmt.width
+    if spare:
+        if fmt.signed:  # arithmetic shifts re-extend the sign from bit width-1
+            lanes = (lanes << dt.type(spare)) >> dt.type(spare)
+        else:
+            lanes = lanes & dt.type((1 << fmt.width) - 1)
+    return lanes.astype(np.int64).reshape((batch,) + tuple(port.shape))
+
+
+def encode(x, port: "PortSpec", overflow: str = "raise", rounding: str = "exact",
+           out: Optional[np.ndarray] = None) -> np.ndarray:
+    """Real values → packed bytes: :func:`to_fixed` then :func:`pack` (policies as there)."""
+    return pack(to_fixed(x, port.format, overflow=overflow, rounding=rounding), port, out=out)
+
+
+def decode(buf, port: "PortSpec", batch: Optional[int] = None) -> np.ndarray:
+    """Packed bytes → real values (float64): :func:`unpack` then :func:`from_fixed`."""
+    return from_fixed(unpack(buf, port, batch), port.format)
