@@ -29,9 +29,17 @@ def _set_tf_flags():
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
+def _quiet_known_warnings():
+    # QKeras quantizers pass through Keras 2's constraint serializer, and .h5 is "legacy": both
+    # warnings are expected and say nothing to our users.
+    warnings.filterwarnings("ignore", message=r".*keras.constraints.serialize\(\).*")
+    warnings.filterwarnings("ignore", message=r".*saving your model as an HDF5 file.*")
+
+
 def tensorflow():
     """Import TensorFlow with Keras 2 behind ``tf.keras``; refuse a process where that is too late."""
     _set_tf_flags()
+    _quiet_known_warnings()
     already = "tensorflow" in sys.modules
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -250,3 +250,12 @@ def encode(x, port: "PortSpec", overflow: str = "raise", rounding: str = "exact"
 def decode(buf, port: "PortSpec", batch: Optional[int] = None) -> np.ndarray:
     """Packed bytes → real values (float64): :func:`unpack` then :func:`from_fixed`."""
     return from_fixed(unpack(buf, port, batch), port.format)
+
+
+def wide_stream_bits(elements: int, width: int) -> int:
+    """The stream width that carries one whole sample per beat with no padding.
+
+    Used in simulation and benches to run the shell at one sample per cycle; the boards' DMA
+    offers only 32 or 64 bits.
+    """
+    return elements * lane_bits_for(width)

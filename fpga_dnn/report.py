@@ -1,0 +1,76 @@
+"""The flow report: one row of results, printed as a table and written as JSON and Markdown."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# (key, column title, format). Later steps append their columns here.
+COLUMNS = [
+    ("model", "model", "{}"),
+    ("framework", "framework", "{}"),
+    ("bits", "bits", "{}"),
+    ("float_accuracy", "float acc", "{:.4f}"),
+    ("qat_accuracy", "QAT acc", "{:.4f}"),
+    ("csim_accuracy", "C-sim acc", "{:.4f}"),
+    ("bit_exact", "bit-exact (Keras = C-sim)", "{:.4f}"),
+    ("bit_exact_samples", "exact samples", "{}"),
+    ("train_s", "train s", "{:.1f}"),
+    ("convert_s", "convert s", "{:.1f}"),
+    ("compile_s", "compile s", "{:.1f}"),
+    ("csim_samples_per_s", "C-sim samples/s", "{:,.0f}"),
+    ("total_s", "total s", "{:.1f}"),
+]
+
+
+@dataclass
+class FlowReport:
+    name: str
+    values: dict = field(default_factory=dict)
+    step_seconds: dict = field(default_factory=dict)
+
+    def set(self, **kv):
+        self.values.update({k: v for k, v in kv.items() if v is not None})
+
+    def step_time(self, step: str, seconds: float):
+        self.step_seconds[step] = round(seconds, 2)
+
+    def rows(self) -> list[tuple[str, str]]:
+        out = []
+        for key, title, fmt in COLUMNS:
+            if key in self.values:
+                v = self.values[key]
+                out.append((title, fmt.format(v) if not isinstance(v, str) else v))
+        return out
+
+    def table(self) -> str:
+        rows = self.rows()
+        w = max(len(t) for t, _ in rows)
+        lines = [f"fpga_dnn report: {self.name}", "-" * (w + 20)]
+        lines += [f"{t:<{w}}  {v}" for t, v in rows]
+        if "first_mismatch" in self.values:
+            lines.append(f"{'first mismatch':<{w}}  {self.values['first_mismatch']}")
+        return "\n".join(lines)
+
+    def markdown(self) -> str:
+        rows = self.rows()
+        head = "| " + " | ".join(t for t, _ in rows) + " |"
+        sep = "|" + "|".join("---" for _ in rows) + "|"
+        body = "| " + " | ".join(v for _, v in rows) + " |"
+        steps = ", ".join(f"{k} {v:.1f} s" for k, v in self.step_seconds.items())
+        text = f"# fpga_dnn report: {self.name}\n\n{head}\n{sep}\n{body}\n\nStep times: {steps}\n"
+        if "first_mismatch" in self.values:
+            text += f"\nFirst mismatch: {self.values['first_mismatch']}\n"
+        return text
+
+    def to_json(self) -> dict:
+        return {"name": self.name, **self.values, "step_seconds": self.step_seconds}
+
+    def write(self, folder) -> tuple[Path, Path]:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        j, m = folder / "report.json", folder / "report.md"
+        j.write_text(json.dumps(self.to_json(), indent=2))
+        m.write_text(self.markdown())
+        return j, m

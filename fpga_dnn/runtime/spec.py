@@ -1,0 +1,418 @@
+"""The design spec (``spec.json``): the one contract between hardware generation, overlay and runtime.
+
+The RTL step writes it next to the Verilog; the overlay copies it into the bundle with the
+checksums of the ``.bit``/``.hwh``; the runtime reads it to pack inputs and decode outputs. It
+records, per stream port, the tensor shape, the fixed-point format and the beat layout
+parameters (lane bits, stream width, beats per sample — see :mod:`fpga_dnn.runtime.packing`
+for the layout itself), plus latency and clock.
+
+Example ``spec.json``::
+
+    {
+      "spec_version": 1,
+      "name": "digits_mlp",
+      "beat_layout": "fpga_dnn-lanes-v1",
+      "top_module": "digits_mlp_axis",
+      "clock_mhz": 100.0,
+      "input":  {"shape": [64], "elements": 64,
+                 "format": {"signed": false, "width": 5, "integer": 5},
+                 "lane_bits": 8, "stream_bits": 64, "beats_per_sample": 8},
+      "output": {"shape": [10], "elements": 10,
+                 "format": {"signed": true, "width": 16, "integer": 6},
+                 "lane_bits": 16, "stream_bits": 64, "beats_per_sample": 3},
+      "latency": {"core_cycles": 3, "total_cycles": 5},
+      "checksums": {"digits_mlp.bit": "sha256:..."},
+      "extra": {}
+    }
+
+Derived fields (``elements``, ``lane_bits``, ``beats_per_sample``) are written for readers of
+the file and checked on load, so a spec edited by hand cannot silently disagree with itself.
+Unknown top-level keys are refused (a typo would otherwise be ignored); put free-form
+information under ``extra``.
+
+Imports only numpy (through packing) and the standard library: it runs on the boards' Python
+3.10.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+from fpga_dnn.errors import ConfigError
+from fpga_dnn.runtime.packing import BEAT_LAYOUT, beats_per_sample, lane_bits_for
+
+SPEC_VERSION = 1
+SPEC_FILENAME = "spec.json"
+
+#: Stream widths of the boards' AXI DMA (PYNQ-Z2, Ultra96). Wider streams are for simulation.
+BOARD_STREAM_BITS = (32, 64)
+
+#: Cycles the AXI-Stream shell adds to the core's pipeline latency, measured from the clock
+#: edge that accepts a sample's last input beat to the first cycle its first output beat is
+#: valid, with no stalls: one cycle to register the assembled sample, one to write the output
+#: FIFO (sim/axis_shell.sv). Kept here, beside the spec, because the spec records the total.
+SHELL_OVERHEAD_CYCLES = 2
+
+PathLike = Union[str, Path]
+
+
+class SpecError(ConfigError):
+    """A spec file is missing, malformed or inconsistent; the message names the field."""
+
+
+def _need(cond: bool, where: str, msg: str) -> None:
+    if not cond:
+        raise SpecError(f"spec: {where}: {msg}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _keys(d: Any, where: str, required: Tuple[str, ...], optional: Tuple[str, ...] = ()) -> None:
+    _need(isinstance(d, dict), where, f"expected an object, got {type(d).__name__}")
+    missing = [k for k in required if k not in d]
+    _need(not missing, where, f"missing {', '.join(missing)}")
+    unknown = sorted(set(d) - set(required) - set(optional))
+    _need(not unknown, where, f"unknown key(s) {', '.join(unknown)}")
+
+
+@dataclass(frozen=True)
+class FixedFormat:
+    """A fixed-point format, ap_fixed convention: ``value = q * 2**-(width - integer)``.
+
+    ``width``: total bits (1..32, the widest lane); ``integer``: integer bits, including the
+    sign bit when ``signed`` (may be negative or exceed ``width``, as in ap_fixed).
+    """
+
+    signed: bool
+    width: int
+    integer: int
+
+    def __post_init__(self) -> None:
+        _need(isinstance(self.signed, bool), "format.signed", f"expected true/false, got {self.signed!r}")
+        _need(_is_int(self.width) and 1 <= self.width <= 32, "format.width",
+              f"expected an integer 1..32 (lanes are at most 32 bits), got {self.width!r}")
+        _need(_is_int(self.integer), "format.integer", f"expected an integer, got {self.integer!r}")
+
+    @property
+    def frac(self) -> int:
+        """Fraction bits: ``width - integer``."""
+        return self.width - self.integer
+
+    @property
+    def step(self) -> float:
+        """The grid step ``2**-frac``."""
+        return 2.0 ** -self.frac
+
+    @property
+    def min_int(self) -> int:
+        return -(1 << (self.width - 1)) if self.signed else 0
+
+    @property
+    def max_int(self) -> int:
+        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
+
+    @property
+    def min_value(self) -> float:
+        return self.min_int * self.step
+
+    @property
+    def max_value(self) -> float:
+        return self.max_int * self.step
+
+    @property
+    def lane_bits(self) -> int:
+        return lane_bits_for(self.width)
+
+    def __str__(self) -> str:
+        return f"{'' if self.signed else 'u'}fixed<{self.width},{self.integer}>"
+
+    @classmethod
+    def parse(cls, text: str) -> "FixedFormat":
+        """From hls4ml/ap_fixed notation: ``ap_fixed<8,3>``, ``fixed<8,3,RND,SAT>``, ``ufixed<6,0>``,
+        ``ap_uint<4>``, ``int<8>``. Rounding/overflow modes are ignored (they are the core's concern)."""
+        m = re.fullmatch(r"\s*(?:ap_)?(u?)(fixed|int)\s*<\s*(\d+)\s*(?:,\s*(-?\d+)\s*)?(?:,[^>]*)?>\s*",
+                         text)
+        _need(m is not None, "format", f"cannot parse {text!r} (expected e.g. ap_fixed<8,3>)")
+        unsigned, kind, width, integer = m.groups()
+        if kind == "int":
+            _need(integer is None, "format", f"{text!r}: int<> takes one parameter")
+            integer = width
+        _need(integer is not None, "format", f"{text!r}: fixed<> needs <width,integer>")
+        return cls(signed=not unsigned, width=int(width), integer=int(integer))
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"signed": self.signed, "width": self.width, "integer": self.integer}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "format") -> "FixedFormat":
+        _keys(d, where, ("signed", "width", "integer"))
+        try:
+            return cls(signed=d["signed"], width=d["width"], integer=d["integer"])
+        except SpecError as err:
+            raise SpecError(str(err).replace("spec: format", f"spec: {where}", 1)) from None
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    """One stream direction: tensor shape, element format and stream width.
+
+    The lane size and beats per sample follow from these by the beat layout.
+    """
+
+    shape: Tuple[int, ...]
+    format: FixedFormat
+    stream_bits: int
+
+    def __post_init__(self) -> None:
+        shape = tuple(self.shape) if isinstance(self.shape, (list, tuple)) else self.shape
+        _need(isinstance(shape, tuple) and len(shape) >= 1 and all(_is_int(s) and s >= 1 for s in shape),
+              "shape", f"expected a non-empty list of positive integers, got {self.shape!r}")
+        object.__setattr__(self, "shape", shape)
+        _need(isinstance(self.format, FixedFormat), "format", "expected a FixedFormat")
+        _need(_is_int(self.stream_bits) and self.stream_bits >= 8 and self.stream_bits % 8 == 0,
+              "stream_bits", f"expected a positive multiple of 8, got {self.stream_bits!r}")
+
+    @property
+    def elements(self) -> int:
+        return int(math.prod(self.shape))
+
+    @property
+    def lane_bits(self) -> int:
+        return self.format.lane_bits
+
+    @property
+    def beats_per_sample(self) -> int:
+        return beats_per_sample(self.elements, self.lane_bits, self.stream_bits)
+
+    @property
+    def sample_bytes(self) -> int:
+        """Bytes per sample on the stream (and in a DMA buffer), padding included."""
+        return self.beats_per_sample * self.stream_bits // 8
+
+    @property
+    def data_bits(self) -> int:
+        """Bits of lanes per sample, before padding: ``elements * lane_bits``."""
+        return self.elements * self.lane_bits
+
+    @property
+    def board_compatible(self) -> bool:
+        """True if the stream width is one the boards' AXI DMA offers (32 or 64 bits)."""
+        return self.stream_bits in BOARD_STREAM_BITS
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "shape": list(self.shape),
+            "elements": self.elements,
+            "format": self.format.to_dict(),
+            "lane_bits": self.lane_bits,
+            "stream_bits": self.stream_bits,
+            "beats_per_sample": self.beats_per_sample,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> "PortSpec":
+        _keys(d, where, ("shape", "format", "stream_bits"), ("elements", "lane_bits", "beats_per_sample"))
+        fmt = FixedFormat.from_dict(d["format"], f"{where}.format")
+        try:
+            port = cls(shape=d["shape"], format=fmt, stream_bits=d["stream_bits"])
+        except SpecError as err:
+            raise SpecError(str(err).replace("spec: ", f"spec: {where}.", 1)) from None
+        for key in ("elements", "lane_bits", "beats_per_sample"):
+            if key in d:
+                _need(d[key] == getattr(port, key), f"{where}.{key}",
+                      f"file says {d[key]!r} but the shape/format/stream width give {getattr(port, key)}")
+        return port
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A hardware design's contract. Build with :meth:`create`, read with :meth:`load`.
+
+    Latency (cycles of the core clock): ``core_latency`` is the core's pipeline depth;
+    ``total_latency`` is the shell's, from the clock edge accepting a sample's last input beat
+    to the first cycle its first output beat is valid on ``m_axis`` when nothing stalls
+    (``core_latency + SHELL_OVERHEAD_CYCLES`` for ``sim/axis_shell.sv``).
+    """
+
+    name: str
+    input: PortSpec
+    output: PortSpec
+    core_latency: int
+    total_latency: int
+    clock_mhz: float
+    top_module: Optional[str] = None
+    checksums: Dict[str, str] = field(default_factory=dict)
+    extra: Dict[str, Any] = field(default_factory=dict)
+    beat_layout: str = BEAT_LAYOUT
+    spec_version: int = SPEC_VERSION
+
+    def __post_init__(self) -> None:
+        _need(isinstance(self.name, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name) is not None,
+              "name", f"expected an identifier (letters, digits, _), got {self.name!r}")
+        _need(self.spec_version == SPEC_VERSION, "spec_version",
+              f"this fpga_dnn reads version {SPEC_VERSION}, the file is version {self.spec_version!r}")
+        _need(self.beat_layout == BEAT_LAYOUT, "beat_layout",
+              f"unknown layout {self.beat_layout!r}; this fpga_dnn knows {BEAT_LAYOUT}")
+        _need(isinstance(self.input, PortSpec), "input", "expected a PortSpec")
+        _need(isinstance(self.output, PortSpec), "output", "expected a PortSpec")
+        _need(_is_int(self.core_latency) and self.core_latency >= 0, "latency.core_cycles",
+              f"expected an integer >= 0, got {self.core_latency!r}")
+        _need(_is_int(self.total_latency) and self.total_latency >= self.core_latency, "latency.total_cycles",
+              f"expected an integer >= core_cycles ({self.core_latency}), got {self.total_latency!r}")
+        _need(isinstance(self.clock_mhz, (int, float)) and not isinstance(self.clock_mhz, bool)
+              and 0 < self.clock_mhz < 2000, "clock_mhz", f"expected MHz in (0, 2000), got {self.clock_mhz!r}")
+        _need(self.top_module is None or (isinstance(self.top_module, str)
+              and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", self.top_module) is not None),
+              "top_module", f"expected a Verilog module name, got {self.top_module!r}")
+        _need(isinstance(self.checksums, dict) and all(
+            isinstance(k, str) and isinstance(v, str) and re.fullmatch(r"sha256:[0-9a-f]{64}", v)
+            for k, v in self.checksums.items()), "checksums",
+            "expected {file name: 'sha256:<64 hex digits>'}")
+        _need(isinstance(self.extra, dict), "extra", "expected an object")
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def create(cls, name: str, input_shape, input_format: Union[FixedFormat, str], output_shape,
+               output_format: Union[FixedFormat, str], core_latency: int, stream_bits: int = 64,
+               output_stream_bits: Optional[int] = None, clock_mhz: float = 100.0,
+               top_module: Optional[str] = None, extra: Optional[dict] = None) -> "Spec":
+        """A spec for a core behind ``sim/axis_shell.sv``; the total latency is computed.
+
+        Formats may be :class:`FixedFormat` or strings like ``'ap_fixed<8,3>'``.
+        ``output_stream_bits`` defaults to ``stream_bits``.
+        """
+        def fmt(f):
+            return FixedFormat.parse(f) if isinstance(f, str) else f
+        return cls(
+            name=name,
+            input=PortSpec(tuple(input_shape), fmt(input_format), stream_bits),
+            output=PortSpec(tuple(output_shape), fmt(output_format), output_stream_bits or stream_bits),
+            core_latency=core_latency,
+            total_latency=core_latency + SHELL_OVERHEAD_CYCLES,
+            clock_mhz=float(clock_mhz),
+            top_module=top_module,
+            extra=dict(extra or {}),
+        )
+
+    def replace(self, **changes) -> "Spec":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    # -- derived --------------------------------------------------------------------------------
+    @property
+    def interval_cycles(self) -> int:
+        """Cycles per sample at full rate: the slower side's beats per sample."""
+        return max(self.input.beats_per_sample, self.output.beats_per_sample)
+
+    @property
+    def clock_period_ns(self) -> float:
+        return 1000.0 / self.clock_mhz
+
+    # -- (de)serialisation ------------------------------------------------------------------------
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "spec_version": self.spec_version,
+            "name": self.name,
+            "beat_layout": self.beat_layout,
+            "top_module": self.top_module,
+            "clock_mhz": self.clock_mhz,
+            "input": self.input.to_dict(),
+            "output": self.output.to_dict(),
+            "latency": {"core_cycles": self.core_latency, "total_cycles": self.total_latency},
+            "checksums": dict(sorted(self.checksums.items())),
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Spec":
+        _keys(d, "top level", ("spec_version", "name", "input", "output", "latency", "clock_mhz"),
+              ("beat_layout", "top_module", "checksums", "extra"))
+        _need(d["spec_version"] == SPEC_VERSION, "spec_version",
+              f"this fpga_dnn reads version {SPEC_VERSION}, the file is version {d['spec_version']!r}")
+        _keys(d["latency"], "latency", ("core_cycles", "total_cycles"))
+        return cls(
+            name=d["name"],
+            input=PortSpec.from_dict(d["input"], "input"),
+            output=PortSpec.from_dict(d["output"], "output"),
+            core_latency=d["latency"]["core_cycles"],
+            total_latency=d["latency"]["total_cycles"],
+            clock_mhz=d["clock_mhz"],
+            top_module=d.get("top_module"),
+            checksums=dict(d.get("checksums") or {}),
+            extra=dict(d.get("extra") or {}),
+            beat_layout=d.get("beat_layout", BEAT_LAYOUT),
+            spec_version=d["spec_version"],
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def save(self, path: PathLike) -> Path:
+        """Write the spec; a directory argument means ``<dir>/spec.json``. Returns the file path."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / SPEC_FILENAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.to_json())
+        tmp.replace(path)  # atomic: a reader never sees half a spec
+        return path
+
+    @classmethod
+    def load(cls, path: PathLike) -> "Spec":
+        """Read and validate a spec; a directory argument means ``<dir>/spec.json``."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / SPEC_FILENAME
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise SpecError(f"cannot read spec {path}: {err.strerror}") from None
+        try:
+            d = json.loads(text)
+        except ValueError as err:
+            raise SpecError(f"spec {path} is not valid JSON: {err}") from None
+        try:
+            return cls.from_dict(d)
+        except SpecError as err:
+            raise SpecError(f"{path}: {err}") from None
+
+    # -- bundle checksums ---------------------------------------------------------------------------
+    def with_checksums(self, directory: PathLike, files) -> "Spec":
+        """A copy whose ``checksums`` also cover ``files`` (names relative to ``directory``)."""
+        sums = dict(self.checksums)
+        for name in files:
+            sums[str(name)] = file_checksum(Path(directory) / name)
+        return self.replace(checksums=sums)
+
+    def verify_checksums(self, directory: PathLike) -> None:
+        """Raise :class:`SpecError` naming the first file that is missing or differs."""
+        for name, expected in sorted(self.checksums.items()):
+            path = Path(directory) / name
+            if not path.is_file():
+                raise SpecError(f"bundle file {path} listed in the spec is missing")
+            actual = file_checksum(path)
+            if actual != expected:
+                raise SpecError(f"bundle file {path} does not match its checksum in the spec "
+                                f"(expected {expected[:19]}..., got {actual[:19]}...)")
+
+
+def file_checksum(path: PathLike) -> str:
+    """``'sha256:<hex>'`` of a file's contents, read in chunks."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as err:
+        raise SpecError(f"cannot read {path}: {err.strerror}") from None
+    return "sha256:" + h.hexdigest()
