@@ -37,7 +37,8 @@ def _add_convert_args(p: argparse.ArgumentParser):
     g.add_argument("--reuse-factor", type=int, default=1)
     g.add_argument("--strategy", default="Latency", help="Latency or Resource")
     g.add_argument("--clock-period", type=float, default=10.0, help="ns (default 10 = 100 MHz)")
-    g.add_argument("--part", default="xc7z020clg400-1", help="FPGA part (default: PYNQ-Z2's)")
+    g.add_argument("--board", default="pynq-z2", help="target board, from overlays/boards/ (default pynq-z2)")
+    g.add_argument("--part", default=None, help="FPGA part (default: the board's)")
     g.add_argument("--input-precision", default=None,
                    help="input fixed-point type, e.g. 'ufixed<5,1>' (default: inferred from the data)")
 
@@ -57,7 +58,7 @@ def _config_from_args(args, steps: list[str]):
         raw["train"] = {"seed": args.seed, **({"epochs": args.epochs} if args.epochs else {})}
     if hasattr(args, "backend"):
         raw["convert"] = {"backend": args.backend, "io_type": args.io_type, "reuse_factor": args.reuse_factor,
-                          "strategy": args.strategy, "clock_period": args.clock_period, "part": args.part,
+                          "strategy": args.strategy, "clock_period": args.clock_period, "part": args.part, "board": args.board,
                           "input_precision": args.input_precision}
     if is_file and getattr(args, "framework", None):
         raw["model"].pop("framework")  # decided by the file

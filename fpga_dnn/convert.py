@@ -25,7 +25,6 @@ from .log import progress
 BACKENDS = ("Vivado", "Vitis")
 IO_TYPES = ("io_parallel", "io_stream")
 STRATEGIES = ("Latency", "Resource")
-DEFAULT_PART = "xc7z020clg400-1"  # PYNQ-Z2; overlays pick their own part
 
 
 @dataclass
@@ -37,9 +36,12 @@ class ConvertOptions:
     reuse_factor: int = 1
     strategy: str = "Latency"
     clock_period: float = 10.0  # ns; 100 MHz, the PYNQ boards' default PL clock
-    part: str = DEFAULT_PART
+    part: str | None = None  # default: the board's part
+    board: str = "pynq-z2"  # overlays/boards/<board>.toml: gives the part and the clock budget
     input_precision: str | None = None  # default: inferred from the data
     project_name: str = "fpga_dnn_model"
+    # Per-layer hls4ml precision overrides, e.g. {"relu1": {"result": "ufixed<6,1,RND_CONV,SAT>"}}.
+    precision_overrides: dict = field(default_factory=dict)
 
     def check(self) -> "ConvertOptions":
         canon = {b.lower(): b for b in BACKENDS}
@@ -54,6 +56,13 @@ class ConvertOptions:
         self.strategy = canon[str(self.strategy).lower()]
         if not isinstance(self.reuse_factor, int) or self.reuse_factor < 1:
             raise ConfigError(f"reuse_factor must be a positive integer, got {self.reuse_factor!r}")
+        from .boards import load_board
+
+        board = load_board(self.board)  # unknown names fail here, with the list of boards
+        self.part = self.part or board.part
+        if not isinstance(self.precision_overrides, dict) or not all(
+                isinstance(v, dict) for v in self.precision_overrides.values()):
+            raise ConfigError("precision_overrides must map layer names to {type: precision} tables")
         if not self.clock_period > 0:
             raise ConfigError(f"clock_period must be positive (ns), got {self.clock_period!r}")
         return self
@@ -77,7 +86,7 @@ def supported_layers(framework: str) -> set[str]:
     """Keras layer class names hls4ml 1.3.0 converts for this framework."""
     from hls4ml.converters import get_supported_keras_layers
 
-    names = set(get_supported_keras_layers())
+    names = set(get_supported_keras_layers()) | {"Dropout"}  # hls4ml drops Dropout
     if framework == "hgq2":
         from hls4ml.converters.keras_v3 import layer_handlers
 
@@ -141,6 +150,10 @@ def build_hls_config(model, framework: str, opts: ConvertOptions, input_format: 
             # An unset type silently becomes the model default fixed<16,6>; 'auto' is exact.
             prec.setdefault("result", "auto")
     input_name = model.layers[0].name if framework == "qkeras" else model.inputs[0].name.split(":")[0]
+    for name, prec in opts.precision_overrides.items():
+        if name not in cfg["LayerName"]:
+            raise ConfigError(f"precision_overrides: no layer {name!r}; layers: {', '.join(cfg['LayerName'])}")
+        cfg["LayerName"][name].setdefault("Precision", {}).update(prec)
     in_layers = [n for n in cfg["LayerName"] if n == input_name] or [next(iter(cfg["LayerName"]))]
     cfg["LayerName"][in_layers[0]].setdefault("Precision", {})["result"] = input_format.hls4ml()
     return cfg

@@ -1,0 +1,459 @@
+"""One function per hls4ml layer class: the layer's C++ (io_parallel) rebuilt with da4ml's tracer.
+
+Each handler takes the hls4ml layer and the traced values of its inputs (``FixedVariableArray``
+shaped like hls4ml's variables, channels_last) and returns its traced output, already cast to
+the layer's ``result_t``. The semantics copied here were read from hls4ml 1.3's Vivado
+``nnet_utils`` headers; the comments name the function each handler mirrors, so a reviewer can
+check one against the other.
+
+The key rule, from ``nnet_dense_latency.h`` / ``nnet_conv2d_latency.h``: every product is
+*assigned* to ``accum_t`` (rounded by accum_t's quantization mode, folded by its overflow mode),
+the bias is cast to ``accum_t``, and the sums stay in ``accum_t``. With a WRAP accumulator the
+sum is modular, so order does not matter and one wrap at the end is exact; products that land
+on the accumulator's grid anyway go through da4ml's constant-matrix adder graph (CMVM), only the
+others are rounded one by one. A saturating accumulator is order-dependent and is replayed in
+the C++ loop order.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from math import ceil, log2
+
+import numpy as np
+
+from fpga_dnn.errors import UnsupportedLayerError
+
+from .precision import (
+    HlsType,
+    UnsupportedPrecisionError,
+    cast,
+    cast_scalar,
+    check_width,
+    quantize_np,
+    weight_values,
+)
+
+STEP = "RTL generation"
+
+#: Rounding modes for which ``cast(y + x) == y + cast(x)`` whenever ``y`` is on the target grid,
+#: so an accumulation may round each term on its own (ties decided by ``x`` alone).
+_SHIFT_INVARIANT_ROUNDING = ("TRN", "RND", "RND_MIN_INF")
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+def _out_type(layer) -> HlsType:
+    return HlsType.from_hls4ml(layer.get_output_variable().type.precision, f"layer {layer.name!r} result_t")
+
+
+def _attr_type(layer, name: str) -> HlsType:
+    attr = layer.get_attr(name)
+    if attr is None:
+        raise UnsupportedPrecisionError(f"layer {layer.name!r} has no {name}")
+    return HlsType.from_hls4ml(attr.precision, f"layer {layer.name!r} {name}")
+
+
+def _array(vars_, shape, like):
+    from da4ml.trace import FixedVariableArray
+
+    arr = np.empty(len(vars_), dtype=object)
+    arr[:] = list(vars_)
+    return FixedVariableArray(arr.reshape(shape), like.solver_options, hwconf=like.hwconf)
+
+
+def _const(value: float, like):
+    from da4ml.trace import FixedVariable
+
+    return FixedVariable.from_const(float(value), hwconf=like.hwconf)
+
+
+def _is_const(v) -> bool:
+    return v.low == v.high
+
+
+def _reduce(values: list, op):
+    """Reduce with da4ml's latency-aware heap (combines the earliest-ready operands first)."""
+    from da4ml.trace.ops import reduce
+
+    if len(values) == 1:
+        return values[0]
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = list(values)
+    return reduce(op, arr)
+
+
+def _sum(values: list, like):
+    if not values:
+        return _const(0.0, like)
+    return _reduce(values, lambda a, b: a + b)
+
+
+def _on_grid(values: np.ndarray, step: float) -> np.ndarray:
+    """Element-wise: is each (dyadic) value a whole multiple of ``step``? Exact in float64."""
+    q = np.asarray(values, dtype=np.float64) / step
+    return q == np.floor(q)
+
+
+def _strategy(layer) -> str:
+    return str(layer.get_attr("strategy", "latency") or "latency").lower()
+
+
+# --------------------------------------------------------------------------------------------
+# multiply-accumulate: Dense and Conv share it
+# --------------------------------------------------------------------------------------------
+
+def _affine(xs: list, w: np.ndarray, bias: np.ndarray, acc: HlsType, like, where: str, strategy: str) -> list:
+    """``acc_j = (accum_t) b_j + sum_i (accum_t)(x_i * w_ij)`` in accum_t arithmetic.
+
+    ``xs`` are traced scalars (constants allowed: padding, dead units), ``w`` is (len(xs), m).
+    Returns m traced scalars of type accum_t (not yet cast to result_t).
+    """
+    n, m = w.shape
+    b_acc = quantize_np(bias, acc)
+    if acc.overflow != "WRAP":
+        if strategy != "latency":
+            raise UnsupportedPrecisionError(
+                f"{where}: a saturating accumulator ({acc}) is replayed only for the Latency "
+                f"strategy (its result depends on the summation order); this layer uses {strategy!r}"
+            )
+        return _affine_sequential(xs, w, b_acc, acc, like)
+
+    const_part = b_acc.copy()
+    var_idx = [i for i, v in enumerate(xs) if not _is_const(v)]
+    for i, v in enumerate(xs):
+        if _is_const(v) and float(v.low) != 0.0:
+            const_part += quantize_np(float(v.low) * w[i], acc)
+    if not var_idx:
+        return [_const(c, like) for c in const_part]
+
+    wv = w[var_idx]
+    steps = np.array([float(xs[i].step) for i in var_idx])
+    exact = _on_grid(wv * steps[:, None], acc.step)
+    w_exact = np.where(exact, wv, 0.0)
+    xv = _array([xs[i] for i in var_idx], (len(var_idx),), like)
+    if np.any(w_exact):
+        sums = list((xv @ w_exact)._vars)
+    else:
+        sums = [_const(0.0, like) for _ in range(m)]
+    out = []
+    for j in range(m):
+        terms = [sums[j]]
+        for r in np.nonzero(~exact[:, j])[0]:  # products finer than accum_t: round each one
+            terms.append(cast_scalar(xv._vars[r] * float(wv[r, j]), acc))
+        total = _sum(terms, like) + float(const_part[j])
+        out.append(total)
+    out_arr = _array(out, (m,), like)
+    check_width(out_arr, where, "the accumulator before wrapping to accum_t")
+    return list(cast(out_arr, acc)._vars)
+
+
+def _affine_sequential(xs: list, w: np.ndarray, b_acc: np.ndarray, acc: HlsType, like) -> list:
+    """Saturating accumulator: ``acc = b; for i: acc = (accum_t)(acc + (accum_t)(x_i*w_ij))``."""
+    out = []
+    for j in range(w.shape[1]):
+        a = _const(b_acc[j], like)
+        for i, v in enumerate(xs):
+            if w[i, j] == 0 or (_is_const(v) and float(v.low) == 0.0):
+                continue  # adds exactly 0 to an in-range accumulator: no change
+            a = cast_scalar(a + cast_scalar(v * float(w[i, j]), acc), acc)
+        out.append(a)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# handlers
+# --------------------------------------------------------------------------------------------
+
+def dense(layer, inputs):
+    """``nnet::dense`` (latency and resource strategies): products and bias into accum_t."""
+    x = inputs[0]
+    where = f"layer {layer.name!r} (Dense)"
+    w, _ = weight_values(layer.weights["weight"], f"{where} weight")
+    if layer.get_attr("_weights_transposed", False):
+        w = w.T  # the Resource strategy stores (n_out, n_in)
+    n_in, n_out = w.shape
+    b = _bias(layer, n_out, where)
+    if x.size != n_in:
+        raise UnsupportedLayerError(layer.name, f"Dense on a {x.shape} input (needs {n_in} values)",
+                                    supported_layers(), step=STEP)
+    acc = _attr_type(layer, "accum_t")
+    accs = _affine(list(x._vars.ravel()), w, b, acc, x, where, _strategy(layer))
+    return cast(_array(accs, (n_out,), x), _out_type(layer))
+
+
+def _bias(layer, n_out: int, where: str) -> np.ndarray:
+    var = layer.weights.get("bias")
+    if var is None:
+        return np.zeros(n_out)
+    b, _ = weight_values(var, f"{where} bias")
+    return np.broadcast_to(b.ravel(), (n_out,)).astype(np.float64)
+
+
+def conv(layer, inputs):
+    """``nnet::conv_1d_cl`` / ``conv_2d_cl`` (io_parallel): zero-padded im2col, then as Dense."""
+    x = inputs[0]
+    name = layer.class_name
+    where = f"layer {layer.name!r} ({name})"
+    two_d = "2D" in name
+    if layer.get_attr("data_format", "channels_last") != "channels_last":
+        raise UnsupportedLayerError(layer.name, f"{name} (channels_first)", supported_layers(), step=STEP)
+    w, _ = weight_values(layer.weights["weight"], f"{where} weight")
+    if layer.get_attr("_weights_transposed", False):  # Resource strategy: (F, [H,] W, C)
+        w = np.moveaxis(w, 0, -1)
+    if not two_d:
+        w = w[None]  # (1, W, C, F): a 1-D conv is a 2-D conv of height 1
+        x = x.reshape((1,) + tuple(x.shape))
+    kh, kw, cin, nf = w.shape
+    b = _bias(layer, nf, where)
+    g = layer.get_attr
+    dil = (g("dilation_height", 1) if two_d else 1, g("dilation_width", 1))
+    if dil != (1, 1):
+        raise UnsupportedLayerError(layer.name, f"{name} with dilation {dil}", supported_layers(), step=STEP)
+    in_h, in_w = (g("in_height"), g("in_width")) if two_d else (1, g("in_width"))
+    out_h, out_w = (g("out_height"), g("out_width")) if two_d else (1, g("out_width"))
+    sh, sw = (g("stride_height"), g("stride_width")) if two_d else (1, g("stride_width"))
+    pt, pl = (g("pad_top"), g("pad_left")) if two_d else (0, g("pad_left"))
+    if tuple(x.shape) != (in_h, in_w, cin):
+        raise UnsupportedLayerError(layer.name, f"{name} on a {x.shape} input", supported_layers(), step=STEP)
+    acc = _attr_type(layer, "accum_t")
+    strategy = _strategy(layer)
+    wflat = w.reshape(kh * kw * cin, nf)
+    outs = []
+    for oh in range(out_h):
+        for ow in range(out_w):
+            taps, rows = [], []
+            for a in range(kh):
+                r = oh * sh + a - pt
+                for c in range(kw):
+                    col = ow * sw + c - pl
+                    if 0 <= r < in_h and 0 <= col < in_w:  # padded taps multiply a zero: skipped
+                        base = (a * kw + c) * cin
+                        taps.extend(x._vars[r, col, :])
+                        rows.extend(range(base, base + cin))
+            if not taps:
+                outs.extend(_const(v, x) for v in quantize_np(b, acc))
+                continue
+            outs.extend(_affine(taps, wflat[rows], b, acc, x, where, strategy))
+    shape = (out_h, out_w, nf) if two_d else (out_w, nf)
+    return cast(_array(outs, shape, x), _out_type(layer))
+
+
+def activation(layer, inputs):
+    """``nnet::linear`` (a cast) and ``nnet::relu`` (``x > 0 ? x : 0``, then the cast)."""
+    x = inputs[0]
+    act = str(layer.get_attr("activation", "")).lower()
+    if act == "linear":
+        return cast(x, _out_type(layer))
+    if act == "relu":
+        return cast(x.relu(), _out_type(layer))
+    raise UnsupportedLayerError(layer.name, f"{layer.class_name}({act})", supported_layers(), step=STEP)
+
+
+def batchnorm(layer, inputs):
+    """``nnet::normalize``: ``res = data * scale + bias`` at full precision, then the cast."""
+    x = inputs[0]
+    where = f"layer {layer.name!r} (BatchNormalization)"
+    scale, _ = weight_values(layer.weights["scale"], f"{where} scale")
+    bias, _ = weight_values(layer.weights["bias"], f"{where} bias")
+    scale, bias = scale.ravel(), bias.ravel()
+    n = x.size
+    n_filt = layer.get_attr("n_filt", -1)
+    idx = np.arange(n) if (n_filt is None or n_filt == -1) else np.arange(n) % n_filt
+    if idx.max() >= scale.size or idx.max() >= bias.size:
+        raise UnsupportedLayerError(layer.name, "BatchNormalization with mismatched scale size",
+                                    supported_layers(), step=STEP)
+    flat = x._vars.ravel()
+    vals = [flat[e] * float(scale[idx[e]]) + float(bias[idx[e]]) for e in range(n)]
+    y = _array(vals, x.shape, x)
+    check_width(y, where, "data * scale + bias")
+    return cast(y, _out_type(layer))
+
+
+def pooling(layer, inputs):
+    """``nnet::pooling1d_cl`` / ``pooling2d_cl`` (io_parallel, channels_last), Max or Average.
+
+    Copied quirks: a padded cell of a max pool holds data_T with only its MSB set (the most
+    negative value when signed, but +2**(I-1) when unsigned); average pooling sums in accum_t,
+    divides by the count of unpadded cells (``count_pad`` false) with C's truncation towards
+    zero, and the max/average is cast to accum_t before the cast to result_t.
+    """
+    x = inputs[0]
+    name = layer.class_name
+    where = f"layer {layer.name!r} ({name})"
+    two_d = name.endswith("2D")
+    g = layer.get_attr
+    op = str(g("pool_op", "")).lower()
+    if op not in ("max", "average"):
+        raise UnsupportedLayerError(layer.name, f"{name}({op})", supported_layers(), step=STEP)
+    if g("data_format", "channels_last") != "channels_last":
+        raise UnsupportedLayerError(layer.name, f"{name} (channels_first)", supported_layers(), step=STEP)
+    if not two_d:
+        x = x.reshape((1,) + tuple(x.shape))
+    in_h, in_w, nf = x.shape
+    ph, pw = (g("pool_height"), g("pool_width")) if two_d else (1, g("pool_width"))
+    sh, sw = (g("stride_height"), g("stride_width")) if two_d else (1, g("stride_width"))
+    pt, pl = (g("pad_top"), g("pad_left")) if two_d else (0, g("pad_left"))
+    out_h, out_w = (g("out_height"), g("out_width")) if two_d else (1, g("out_width"))
+    data_t = HlsType.from_hls4ml(layer.get_input_variable().type.precision, f"{where} input")
+    acc = _attr_type(layer, "accum_t")
+    res = _out_type(layer)
+    # pad_val<data_T, Max>(): x = 0; x[x.width - 1] = 1
+    pad_max = quantize_np(-(2.0 ** (data_t.integer - 1)) if data_t.signed else 2.0 ** (data_t.integer - 1), data_t)
+    outs = []
+    for oh in range(out_h):
+        for ow in range(out_w):
+            for f in range(nf):
+                cells, n_pad = [], 0
+                for a in range(ph):
+                    r = oh * sh + a - pt
+                    for c in range(pw):
+                        col = ow * sw + c - pl
+                        if 0 <= r < in_h and 0 <= col < in_w:
+                            cells.append(x._vars[r, col, f])
+                        else:
+                            n_pad += 1
+                if op == "max":
+                    vals = cells + ([_const(float(pad_max), x)] if n_pad else [])
+                    y = cast_scalar(_reduce(vals, lambda p, q: p.max_of(q)), acc)
+                else:
+                    length = ph * pw if g("count_pad", False) else len(cells)
+                    y = _trunc_div(_accumulate(cells, acc, x), length, acc, x)
+                outs.append(y)
+    shape = (out_h, out_w, nf) if two_d else (out_w, nf)
+    return cast(_array(outs, shape, x), res)
+
+
+def _accumulate(cells: list, acc: HlsType, like):
+    """``accum_t y = 0; for (...) y += x[i];`` exactly."""
+    if not cells:
+        return _const(0.0, like)
+    needs_rounding = any(float(v.step) < acc.step for v in cells if not _is_const(v))
+    if acc.overflow == "WRAP" and (not needs_rounding or acc.rounding in _SHIFT_INVARIANT_ROUNDING):
+        # y stays on accum_t's grid, so rounding y + x equals y + rounding x; WRAP is modular.
+        total = _sum([cast_scalar(v, acc) for v in cells], like)
+        return cast_scalar(total, acc)
+    y = _const(0.0, like)
+    for v in cells:
+        y = cast_scalar(y + v, acc)
+    return y
+
+
+def _trunc_div(y, n: int, acc: HlsType, like):
+    """``y /= n`` for ap_fixed ``y`` and unsigned ``n``: integer division of the raw value,
+    truncating towards zero, result in y's own format.
+
+    Built from adders: bias negative values by (n-1) ulps so that a floor division truncates
+    towards zero, shift the range to non-negative, then floor(u / n) = floor(u * m / 2**s) with
+    m = ceil(2**s / n), exact for 0 <= u <= U when U * (m*n - 2**s) < 2**s.
+    """
+    if n == 1:
+        return y
+    if _is_const(y):
+        q = int(Decimal(y.low) / (Decimal(2) ** -acc.f))
+        q = q // n if q >= 0 else -((-q) // n)
+        return _const(q * acc.step, like)
+    ulp = Decimal(2) ** -acc.f
+    lo = int((y.low / ulp).to_integral_value())
+    hi = int((y.high / ulp).to_integral_value())
+    t = y + y.is_negative() * float((n - 1) * ulp) if lo < 0 else y
+    shift_k = -(-max(0, -lo) // n)  # ceil
+    u = t + float(shift_k * n * ulp) if shift_k else t
+    u_max = hi + (n - 1 if lo < 0 else 0) + shift_k * n
+    s = max(1, ceil(log2(n)))
+    while True:
+        m = -(-(1 << s) // n)
+        if u_max * (m * n - (1 << s)) < (1 << s):
+            break
+        s += 1
+    w = u * float(Decimal(m) / (Decimal(2) ** s))
+    k, i, _ = w.kif
+    q = w.quantize(k, i, acc.f, "WRAP", "TRN")
+    return q - float(shift_k * ulp) if shift_k else q
+
+
+def reshape(layer, inputs):
+    """``Reshape``/``Flatten`` in io_parallel: the same array viewed in a new shape (no cast)."""
+    shape = tuple(layer.get_output_variable().shape)
+    return inputs[0].reshape(shape)
+
+
+def merge(layer, inputs):
+    """``nnet::add`` / ``subtract`` / ``maximum`` / ``minimum``: element-wise at full precision,
+    the second operand indexed ``ii % n_elem2`` (broadcast), then the cast."""
+    a, b = inputs
+    op = str(layer.get_attr("op", "")).lower()
+    fns = {"add": lambda p, q: p + q, "subtract": lambda p, q: p - q,
+           "maximum": lambda p, q: p.max_of(q), "minimum": lambda p, q: p.min_of(q)}
+    if op not in fns:
+        raise UnsupportedLayerError(layer.name, f"Merge({op})", supported_layers(), step=STEP)
+    fa, fb = a._vars.ravel(), b._vars.ravel()
+    shape = tuple(layer.get_output_variable().shape)
+    n = int(np.prod(shape))
+    vals = [fns[op](fa[e % fa.size], fb[e % fb.size]) for e in range(n)]
+    return cast(_array(vals, shape, a), _out_type(layer))
+
+
+def concatenate(layer, inputs):
+    """``nnet::concatenate{1,2,3}d``: copy both operands into result_t along ``axis``."""
+    a, b = inputs
+    axis = int(layer.get_attr("axis", -1))
+    if axis > 0:
+        axis -= 1  # hls4ml counts the batch axis in positive axes
+    return cast(np.concatenate([a, b], axis=axis), _out_type(layer))
+
+
+def fixed_point_quantizer(layer, inputs):
+    """HGQ2's ``FixedPointQuantizer`` left in the graph (heterogeneous, not fused):
+    ``out[i] = ap_fixed<b_i, i_i, RND, SAT>(inp[i])`` (0 where b_i == 0), then result_t."""
+    x = inputs[0]
+    k, b, i = (np.broadcast_to(np.asarray(a)[0], x.shape) for a in layer.mask_kbi)
+    rnd, sat = str(layer.RND).upper(), str(layer.SAT).upper()
+    flat = x._vars.ravel()
+    kf, bf, iff = k.ravel(), b.ravel(), i.ravel()
+    vals = []
+    for e in range(x.size):
+        if bf[e] <= 0:
+            vals.append(_const(0.0, x))
+            continue
+        t = HlsType.from_kbi(kf[e], bf[e], iff[e], rnd, sat)
+        _validate_modes(t, f"layer {layer.name!r} (FixedPointQuantizer)")
+        vals.append(cast_scalar(flat[e], t))
+    return cast(_array(vals, x.shape, x), _out_type(layer))
+
+
+def _validate_modes(t: HlsType, where: str) -> None:
+    from .precision import OVERFLOW_MODES, ROUNDING_MODES
+
+    if t.rounding not in ROUNDING_MODES or t.overflow not in OVERFLOW_MODES:
+        raise UnsupportedPrecisionError(f"{where}: modes {t.rounding}/{t.overflow} are not supported")
+
+
+HANDLERS = {
+    "Dense": dense,
+    "Conv1D": conv,
+    "Conv2D": conv,
+    "PointwiseConv1D": conv,
+    "PointwiseConv2D": conv,
+    "Activation": activation,
+    "BatchNormalization": batchnorm,
+    "Pooling1D": pooling,
+    "Pooling2D": pooling,
+    "Reshape": reshape,
+    "Merge": merge,
+    "Concatenate": concatenate,
+    "FixedPointQuantizer": fixed_point_quantizer,
+}
+
+
+def supported_layers() -> list[str]:
+    """What RTL generation accepts, as named in hls4ml's graph (for error messages)."""
+    return [
+        "Input", "Dense", "Conv1D", "Conv2D", "PointwiseConv1D", "PointwiseConv2D",
+        "Activation(linear)", "Activation(relu)", "BatchNormalization",
+        "Pooling1D(Max|Average)", "Pooling2D(Max|Average)", "Reshape",
+        "Merge(add|subtract|maximum|minimum)", "Concatenate", "FixedPointQuantizer",
+        "Softmax (model output only: argmax or logits)",
+    ]

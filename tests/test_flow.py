@@ -1,0 +1,71 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fpga_dnn.errors import ConfigError, UnknownNameError
+from fpga_dnn.flow import FlowConfig, run_flow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_demo_config_parses_with_documented_defaults():
+    cfg = FlowConfig.load(ROOT / "fpga_dnn" / "configs" / "demo.toml")
+    assert cfg.steps == ["train", "convert", "csim"]
+    assert cfg.model.zoo == "digits_mlp" and cfg.model.framework == "qkeras"
+    assert cfg.convert.part == "xc7z020clg400-1"
+
+
+@pytest.mark.parametrize("raw, err, match", [
+    ({"flow": {"steps": ["csim", "train"]}}, ConfigError, "flow order"),
+    ({"flow": {"steps": ["train", "synthesize"]}}, UnknownNameError, "unknown step 'synthesize'"),
+    ({"modle": {}}, ConfigError, r"unknown section\(s\) \['modle'\]"),
+    ({"train": {"epoch": 3}}, ConfigError, r"unknown key\(s\) \['epoch'\] in \[train\]"),
+    ({"model": {"zoo": "vgg"}}, UnknownNameError, "unknown model 'vgg'"),
+    ({"model": {"file": "m.h5"}, "flow": {"steps": ["convert"]}}, ConfigError, "needs data="),
+    ({"convert": {"backend": "Quartus"}}, UnknownNameError, "backend"),
+])
+def test_bad_flow_files(raw, err, match):
+    with pytest.raises(err, match=match):
+        FlowConfig.from_dict(raw)
+
+
+def test_malformed_toml(tmp_path):
+    p = tmp_path / "f.toml"
+    p.write_text("[flow\nname=")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        FlowConfig.load(p)
+
+
+def test_flow_with_users_model_file(digits_mlp_qkeras, tmp_path):
+    """A user's own saved model + data file goes through convert and csim, bit-exact."""
+    res, _ = digits_mlp_qkeras
+    p = tmp_path / "user.toml"
+    p.write_text(f'[flow]\nname = "user"\nsteps = ["convert", "csim"]\n'
+                 f'[model]\nfile = "{res.model_path}"\ndata = "{res.data_path}"\n'
+                 f'[convert]\nio_type = "io_stream"\n')
+    rep = run_flow(FlowConfig.load(p), tmp_path / "out")
+    assert rep.values["bit_exact"] == 1.0 and rep.values["bit_exact_samples"] == "450/450"
+    saved = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert saved["csim_accuracy"] == rep.values["csim_accuracy"] >= 0.95
+    assert "| C-sim acc |" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_cli_flow_end_to_end_and_train_cache(tmp_path):
+    p = tmp_path / "small.toml"
+    p.write_text('[flow]\nname = "small"\n[model]\nzoo = "digits_mlp"\n'
+                 '[quant]\nweight_bits = 6\nactivation_bits = 6\n[train]\nepochs = 8\nfloat_baseline = false\n')
+    cmd = [sys.executable, "-m", "fpga_dnn", "flow", str(p), "--build-dir", str(tmp_path / "b")]
+    env = {k: v for k, v in os.environ.items() if k != "FPGA_DNN_QUIET"}  # we read the progress lines
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "bit-exact (Keras = C-sim)  1.0000" in first.stdout
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert report["bits"] == "w6/a6" and report["bit_exact"] == 1.0
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert second.returncode == 0 and "inputs unchanged, reusing" in second.stderr
+    again = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert again["qat_accuracy"] == report["qat_accuracy"]
