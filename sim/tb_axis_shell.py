@@ -24,7 +24,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 from cocotb.simtime import get_sim_time
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
@@ -188,7 +188,18 @@ class Bench:
             assert bad.size == 0, (f"frame {n}: sample {lo + bad[0]} wrong: got "
                                    f"{got[bad[0]].tolist()}, expected {want[bad[0]].tolist()} "
                                    f"({bad.size} of {len(got)} samples differ)")
+            self.check_layout(data, want, f"frame {n}")
         return sum(hi - lo for lo, hi in bounds)
+
+    def check_layout(self, data: bytes, want: np.ndarray, where: str) -> None:
+        """The bytes themselves must be the beat layout of the expected values: unpack() reads
+        only each lane's low bits, so this is what pins sign/zero extension and zero padding."""
+        exact = pack(want, self.spec.output).tobytes()
+        if data != exact:
+            i = next(j for j in range(len(data)) if data[j] != exact[j])
+            raise AssertionError(f"{where}: output byte {i} (sample {i // self.out_sample_bytes}) is "
+                                 f"0x{data[i]:02x}, the beat layout gives 0x{exact[i]:02x} "
+                                 "(lane extension or padding wrong)")
 
     async def expect_silence(self, cycles: int = 50) -> None:
         """Nothing more may come out: no duplicated or stale results."""
@@ -271,6 +282,7 @@ async def test_framing(dut):
         got = bench.decode(got_cut)
         assert got.shape == want_cut.shape and (got == want_cut).all(), (
             f"early-tlast frame: got {got.tolist()}, expected {want_cut.tolist()}")
+        bench.check_layout(got_cut, want_cut, "early-tlast frame")
         bench.check_frames([got_next], [(m + 1, m + 3)])
         partial_checked = True
     await bench.expect_silence()
@@ -291,14 +303,27 @@ async def test_reset_mid_stream(dut):
     bench.sink.set_pause_generator(_pauses(bench.rng, 0.5))
     bench.send_frames(bench.random_frames(0, half, 4))
     await with_timeout(bench.sink.recv(), bench.cycle_budget(half), "ns")  # traffic is flowing
-    await ClockCycles(dut.clk, 3 * bench.spec.interval_cycles + 1)
-    in_flight = dut.m_axis_tvalid.value == 1 or dut.s_axis_tvalid.value == 1
-    assert in_flight, "nothing in flight when reset was asserted: the test would prove nothing"
+    # Reset in a cycle where the shell admits a sample into the core, so the core pipeline,
+    # the output FIFO and the stream registers all hold something that reset must drop.
+    for _ in range(bench.cycle_budget(half) // CLOCK_NS):
+        await FallingEdge(dut.clk)
+        if dut.shell.admit.value == 1 and dut.m_axis_tvalid.value == 1:
+            break
+    else:
+        raise AssertionError("the shell never admitted a sample while results were waiting")
+    # The shortest reset: low for one clock edge. Everything in flight (hold register, core
+    # pipeline, FIFO, half-sent beats) must be dropped by that single edge.
     dut.aresetn.value = 0
+    bench.source.clear()  # the driver itself drops its current frame when it sees the reset
+    await RisingEdge(dut.clk)
+    dut.aresetn.value = 1
+    await FallingEdge(dut.clk)
+    assert dut.s_axis_tready.value == 0, "s_axis_tready high in the cycle after reset"
+    assert dut.m_axis_tvalid.value == 0, "m_axis_tvalid high in the cycle after reset"
     await ClockCycles(dut.clk, 2)
-    assert dut.s_axis_tready.value == 0, "s_axis_tready high during reset"
-    assert dut.m_axis_tvalid.value == 0, "m_axis_tvalid high during reset"
-    await bench.reset()
+    bench.sink.clear()
+    await ClockCycles(dut.clk, bench.spec.total_latency + 2)
+    assert bench.sink.empty() and dut.m_axis_tvalid.value == 0, "results came out of a reset shell"
     bench.source.set_pause_generator(_pauses(bench.rng, 0.2))
     bench.sink.set_pause_generator(_pauses(bench.rng, 0.5))
     bounds = bench.random_frames(half, n, 4)

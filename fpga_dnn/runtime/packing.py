@@ -203,7 +203,10 @@ def pack(q, port: "PortSpec", out: Optional[np.ndarray] = None) -> np.ndarray:
             raise DataError(f"output buffer holds {flat.size} bytes, {batch * sample_bytes} needed")
         flat = flat[: batch * sample_bytes]
     dst = flat.reshape(batch, sample_bytes)
-    dst[:, :data_bytes] = q2.astype(lane_dtype(fmt)).view(np.uint8).reshape(batch, data_bytes)
+    # ascontiguousarray, not astype: astype keeps a Fortran-ordered input's layout (fancy
+    # indexing produces those), and a byte view needs C order
+    lanes = np.ascontiguousarray(q2, dtype=lane_dtype(fmt))
+    dst[:, :data_bytes] = lanes.view(np.uint8).reshape(batch, data_bytes)
     if data_bytes < sample_bytes:
         dst[:, data_bytes:] = 0
     return dst

@@ -220,8 +220,8 @@ def _read_results(results_xml: Path, log: Path) -> Dict[str, Dict[str, Any]]:
         message = ""
         if problems:
             p = problems[0]
-            message = (p.get("message") or p.text or "").strip().splitlines()
-            message = message[-1] if message else p.tag
+            lines = (p.get("message") or p.text or "").strip().splitlines()
+            message = lines[0] if lines else p.tag  # the assertion's own text, not pytest's detail
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         tests[case.get("name")] = {"passed": not problems and not skipped, "message": message,
                                    "sim_time_ns": float(props.get("sim_time_duration") or 0),

