@@ -6,6 +6,11 @@
 
 SHELL := /bin/bash
 PYTHON311 ?= $(shell command -v python3.11 2>/dev/null || echo $(HOME)/.pyenv/versions/3.11.7/bin/python3.11)
+# The board-like environment: what a PYNQ 3.1 image ships (Python 3.10, numpy 1.x, pynq 3.1.2).
+PYTHON310 ?= $(shell command -v python3.10 2>/dev/null || echo $(HOME)/.pyenv/versions/3.10.13/bin/python3.10)
+BOARD_VENV := .venv-board
+BOARD_PY := $(BOARD_VENV)/bin/python
+BOARD_STAMP := $(BOARD_VENV)/.fpga_dnn-installed
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fpga_dnn-installed
@@ -14,7 +19,7 @@ BUILD ?= build
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: all env demo test bench clean distclean
+.PHONY: all env board-env demo test bench clean distclean
 
 all: demo
 
@@ -28,11 +33,20 @@ $(STAMP): requirements/toolchain.lock pyproject.toml fpga_dnn/install_fixups.py
 	$(PY) -m fpga_dnn.install_fixups
 	@touch $@
 
+# The runtime's tests run against the real pynq package, which breaks on numpy 2: its own venv.
+$(BOARD_STAMP): requirements/board.lock
+	@test -x $(BOARD_PY) || $(PYTHON310) -m venv $(BOARD_VENV)
+	$(BOARD_PY) -m pip install -q -r requirements/board.lock
+	@touch $@
+
+board-env: $(BOARD_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/fpga-dnn flow fpga_dnn/configs/demo.toml --build-dir $(BUILD)/demo
 
-test: $(STAMP)
-	$(PY) -m pytest -q tests
+test: $(STAMP) $(BOARD_STAMP)
+	$(PY) -m pytest -q tests --ignore=tests/board
+	cd tests/board && ../../$(BOARD_PY) -m pytest -q .
 
 bench: $(STAMP)
 	$(PY) -m fpga_dnn.bench --out $(BUILD)/bench
