@@ -37,6 +37,7 @@ $(STAMP): requirements/toolchain.lock pyproject.toml fpga_dnn/install_fixups.py
 $(BOARD_STAMP): requirements/board.lock
 	@test -x $(BOARD_PY) || $(PYTHON310) -m venv $(BOARD_VENV)
 	$(BOARD_PY) -m pip install -q -r requirements/board.lock
+	$(BOARD_PY) -m pip install -q --no-deps -e .
 	@touch $@
 
 board-env: $(BOARD_STAMP)
@@ -46,7 +47,7 @@ demo: $(STAMP)
 
 test: $(STAMP) $(BOARD_STAMP)
 	$(PY) -m pytest -q tests --ignore=tests/board
-	cd tests/board && ../../$(BOARD_PY) -m pytest -q .
+	$(BOARD_PY) -m pytest -q tests/board
 
 bench: $(STAMP)
 	$(PY) -m fpga_dnn.bench --out $(BUILD)/bench
