@@ -22,8 +22,9 @@
 // the last beat of the result of the sample whose last beat carried tlast. A tlast before a
 // sample's last beat ends the sample early (missing beats read as zero), which realigns framing.
 //
-// Latency, no stalls: the edge accepting a sample's last beat -> its first output beat valid is
-// CORE_LATENCY + 2 cycles (hold register, FIFO write). Throughput: one sample every
+// Latency, no stalls: from the edge accepting a sample's last input beat to the edge accepting
+// its first output beat is CORE_LATENCY + 2 cycles (hold register, FIFO write; the spec's
+// latency.total_cycles). Throughput: one sample every
 // max(IN_BEATS, OUT_BEATS) cycles, i.e. one per cycle when both streams are a sample wide.
 //
 // Reset: synchronous, active-low `aresetn` (AXI convention); drops everything in flight.

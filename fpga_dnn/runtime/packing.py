@@ -3,7 +3,7 @@
 Beat layout (``fpga_dnn-lanes-v1``)
 -----------------------------------
 This is the single statement of how samples travel over AXI-Stream between the host (DMA
-buffers) and the RTL shell (``sim/axis_shell.sv``); ``sim/README.md`` repeats it for hardware
+buffers) and the RTL shell (``sim/axis_shell.v``); ``sim/README.md`` repeats it for hardware
 readers. The spec (:mod:`fpga_dnn.runtime.spec`) records its parameters per port.
 
 1. **Elements.** A sample is its tensor flattened in C order; element 0 is ``x.flat[0]``. Each
@@ -46,7 +46,8 @@ import numpy as np
 from fpga_dnn.errors import DataError
 
 if TYPE_CHECKING:  # imported for type hints only: spec imports this module
-    from fpga_dnn.runtime.spec import FixedFormat, PortSpec
+    from fpga_dnn.fixedpoint import FixedFormat
+    from fpga_dnn.runtime.spec import PortSpec
 
 #: Name recorded in the spec so a reader can refuse a layout it does not know.
 BEAT_LAYOUT = "fpga_dnn-lanes-v1"
@@ -81,6 +82,13 @@ def beats_per_sample(elements: int, lane_bits: int, stream_bits: int) -> int:
     return -(-(elements * lane_bits) // stream_bits)
 
 
+def int_range(fmt: "FixedFormat") -> tuple:
+    """``(lowest, highest)`` integer ``q`` of ``fmt``: two's complement when signed."""
+    if fmt.signed:
+        return -(1 << (fmt.width - 1)), (1 << (fmt.width - 1)) - 1
+    return 0, (1 << fmt.width) - 1
+
+
 def lane_dtype(fmt: "FixedFormat") -> np.dtype:
     """The little-endian numpy integer type of one lane of ``fmt`` (signed iff ``fmt`` is)."""
     return _LANE_DTYPES[(lane_bits_for(fmt.width), bool(fmt.signed))]
@@ -92,7 +100,7 @@ def lane_dtype(fmt: "FixedFormat") -> np.dtype:
 
 def _first_bad(mask: np.ndarray, values: np.ndarray) -> str:
     idx = np.unravel_index(int(np.argmax(mask)), mask.shape) if mask.ndim else ()
-    return f"{int(mask.sum())} value(s), first at index {tuple(int(i) for i in idx)}: {values[idx]!r}"
+    return f"{int(mask.sum())} value(s), first at index {tuple(int(i) for i in idx)}: {values[idx].item()!r}"
 
 
 def to_fixed(x, fmt: "FixedFormat", overflow: str = "raise", rounding: str = "exact") -> np.ndarray:
@@ -135,7 +143,7 @@ def to_fixed(x, fmt: "FixedFormat", overflow: str = "raise", rounding: str = "ex
         q = np.floor(scaled + 0.5)
     else:
         q = np.floor(scaled)
-    lo, hi = fmt.min_int, fmt.max_int
+    lo, hi = int_range(fmt)
     out_of_range = (q < lo) | (q > hi)
     if out_of_range.any():
         if overflow == "raise":
@@ -189,10 +197,9 @@ def pack(q, port: "PortSpec", out: Optional[np.ndarray] = None) -> np.ndarray:
     fmt = port.format
     if q2.size:
         lo, hi = int(q2.min()), int(q2.max())
-        if lo < fmt.min_int or hi > fmt.max_int:
-            raise DataError(
-                f"integers outside {fmt}'s range [{fmt.min_int}, {fmt.max_int}]: min {lo}, max {hi}"
-            )
+        fmt_lo, fmt_hi = int_range(fmt)
+        if lo < fmt_lo or hi > fmt_hi:
+            raise DataError(f"integers outside {fmt}'s range [{fmt_lo}, {fmt_hi}]: min {lo}, max {hi}")
     sample_bytes = port.sample_bytes
     data_bytes = port.elements * port.lane_bits // 8
     if out is None:

@@ -30,8 +30,9 @@ the file and checked on load, so a spec edited by hand cannot silently disagree 
 Unknown top-level keys are refused (a typo would otherwise be ignored); put free-form
 information under ``extra``.
 
-Imports only numpy (through packing) and the standard library: it runs on the boards' Python
-3.10.
+Imports only numpy and the standard library (plus the numpy-only :mod:`fpga_dnn.fixedpoint`,
+whose ``FixedFormat`` is the project's one fixed-point format class): it runs on the boards'
+Python 3.10.
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 from fpga_dnn.errors import ConfigError
+from fpga_dnn.fixedpoint import FixedFormat  # the project's one format class (numpy only)
 from fpga_dnn.runtime.packing import BEAT_LAYOUT, beats_per_sample, lane_bits_for
 
 SPEC_VERSION = 1
@@ -54,10 +56,9 @@ SPEC_FILENAME = "spec.json"
 #: Stream widths of the boards' AXI DMA (PYNQ-Z2, Ultra96). Wider streams are for simulation.
 BOARD_STREAM_BITS = (32, 64)
 
-#: Cycles the AXI-Stream shell adds to the core's pipeline latency, measured from the clock
-#: edge that accepts a sample's last input beat to the first cycle its first output beat is
-#: valid, with no stalls: one cycle to register the assembled sample, one to write the output
-#: FIFO (sim/axis_shell.sv). Kept here, beside the spec, because the spec records the total.
+#: Cycles the AXI-Stream shell adds to the core's pipeline latency (sim/axis_shell.v): one to
+#: register the assembled sample, one to write the output FIFO. Kept here, beside the spec,
+#: because the spec records the total (definition in :class:`Spec`).
 SHELL_OVERHEAD_CYCLES = 2
 
 PathLike = Union[str, Path]
@@ -84,81 +85,42 @@ def _keys(d: Any, where: str, required: Tuple[str, ...], optional: Tuple[str, ..
     _need(not unknown, where, f"unknown key(s) {', '.join(unknown)}")
 
 
-@dataclass(frozen=True)
-class FixedFormat:
-    """A fixed-point format, ap_fixed convention: ``value = q * 2**-(width - integer)``.
+def _check_format(fmt: Any, where: str) -> None:
+    """The spec's limits on a format: lanes are at most 32 bits."""
+    _need(isinstance(fmt, FixedFormat), where, f"expected a FixedFormat, got {type(fmt).__name__}")
+    _need(isinstance(fmt.signed, bool), f"{where}.signed", f"expected true/false, got {fmt.signed!r}")
+    _need(_is_int(fmt.width) and 1 <= fmt.width <= 32, f"{where}.width",
+          f"expected an integer 1..32 (lanes are at most 32 bits), got {fmt.width!r}")
+    _need(_is_int(fmt.integer), f"{where}.integer", f"expected an integer, got {fmt.integer!r}")
 
-    ``width``: total bits (1..32, the widest lane); ``integer``: integer bits, including the
-    sign bit when ``signed`` (may be negative or exceed ``width``, as in ap_fixed).
-    """
 
-    signed: bool
-    width: int
-    integer: int
+def format_to_dict(fmt: FixedFormat) -> Dict[str, Any]:
+    return {"signed": fmt.signed, "width": fmt.width, "integer": fmt.integer}
 
-    def __post_init__(self) -> None:
-        _need(isinstance(self.signed, bool), "format.signed", f"expected true/false, got {self.signed!r}")
-        _need(_is_int(self.width) and 1 <= self.width <= 32, "format.width",
-              f"expected an integer 1..32 (lanes are at most 32 bits), got {self.width!r}")
-        _need(_is_int(self.integer), "format.integer", f"expected an integer, got {self.integer!r}")
 
-    @property
-    def frac(self) -> int:
-        """Fraction bits: ``width - integer``."""
-        return self.width - self.integer
+def format_from_dict(d: Any, where: str = "format") -> FixedFormat:
+    """A :class:`FixedFormat` from its spec.json object, validated (errors name ``where``)."""
+    _keys(d, where, ("signed", "width", "integer"))
+    fmt = FixedFormat(signed=d["signed"], width=d["width"], integer=d["integer"])
+    _check_format(fmt, where)
+    return fmt
 
-    @property
-    def step(self) -> float:
-        """The grid step ``2**-frac``."""
-        return 2.0 ** -self.frac
 
-    @property
-    def min_int(self) -> int:
-        return -(1 << (self.width - 1)) if self.signed else 0
-
-    @property
-    def max_int(self) -> int:
-        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
-
-    @property
-    def min_value(self) -> float:
-        return self.min_int * self.step
-
-    @property
-    def max_value(self) -> float:
-        return self.max_int * self.step
-
-    @property
-    def lane_bits(self) -> int:
-        return lane_bits_for(self.width)
-
-    def __str__(self) -> str:
-        return f"{'' if self.signed else 'u'}fixed<{self.width},{self.integer}>"
-
-    @classmethod
-    def parse(cls, text: str) -> "FixedFormat":
-        """From hls4ml/ap_fixed notation: ``ap_fixed<8,3>``, ``fixed<8,3,RND,SAT>``, ``ufixed<6,0>``,
-        ``ap_uint<4>``, ``int<8>``. Rounding/overflow modes are ignored (they are the core's concern)."""
-        m = re.fullmatch(r"\s*(?:ap_)?(u?)(fixed|int)\s*<\s*(\d+)\s*(?:,\s*(-?\d+)\s*)?(?:,[^>]*)?>\s*",
-                         text)
-        _need(m is not None, "format", f"cannot parse {text!r} (expected e.g. ap_fixed<8,3>)")
-        unsigned, kind, width, integer = m.groups()
-        if kind == "int":
-            _need(integer is None, "format", f"{text!r}: int<> takes one parameter")
-            integer = width
-        _need(integer is not None, "format", f"{text!r}: fixed<> needs <width,integer>")
-        return cls(signed=not unsigned, width=int(width), integer=int(integer))
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {"signed": self.signed, "width": self.width, "integer": self.integer}
-
-    @classmethod
-    def from_dict(cls, d: Any, where: str = "format") -> "FixedFormat":
-        _keys(d, where, ("signed", "width", "integer"))
-        try:
-            return cls(signed=d["signed"], width=d["width"], integer=d["integer"])
-        except SpecError as err:
-            raise SpecError(str(err).replace("spec: format", f"spec: {where}", 1)) from None
+def parse_format(text: Union[str, FixedFormat]) -> FixedFormat:
+    """A format from ap_fixed notation: ``ap_fixed<8,3>``, ``fixed<8,3,RND,SAT>``,
+    ``ufixed<6,0>``, ``ap_uint<4>``, ``int<8>`` (rounding/overflow modes are the core's concern
+    and are ignored). A :class:`FixedFormat` passes through."""
+    if isinstance(text, FixedFormat):
+        return text
+    m = re.fullmatch(r"\s*(?:ap_)?(u?)(fixed|int)\s*<\s*(\d+)\s*(?:,\s*(-?\d+)\s*)?(?:,[^>]*)?>\s*",
+                     str(text))
+    _need(m is not None, "format", f"cannot parse {text!r} (expected e.g. ap_fixed<8,3>)")
+    unsigned, kind, width, integer = m.groups()
+    if kind == "int":
+        _need(integer is None, "format", f"{text!r}: int<> takes one parameter")
+        integer = width
+    _need(integer is not None, "format", f"{text!r}: fixed<> needs <width,integer>")
+    return FixedFormat(signed=not unsigned, width=int(width), integer=int(integer))
 
 
 @dataclass(frozen=True)
@@ -177,7 +139,7 @@ class PortSpec:
         _need(isinstance(shape, tuple) and len(shape) >= 1 and all(_is_int(s) and s >= 1 for s in shape),
               "shape", f"expected a non-empty list of positive integers, got {self.shape!r}")
         object.__setattr__(self, "shape", shape)
-        _need(isinstance(self.format, FixedFormat), "format", "expected a FixedFormat")
+        _check_format(self.format, "format")
         _need(_is_int(self.stream_bits) and self.stream_bits >= 8 and self.stream_bits % 8 == 0,
               "stream_bits", f"expected a positive multiple of 8, got {self.stream_bits!r}")
 
@@ -187,7 +149,7 @@ class PortSpec:
 
     @property
     def lane_bits(self) -> int:
-        return self.format.lane_bits
+        return lane_bits_for(self.format.width)
 
     @property
     def beats_per_sample(self) -> int:
@@ -212,7 +174,7 @@ class PortSpec:
         return {
             "shape": list(self.shape),
             "elements": self.elements,
-            "format": self.format.to_dict(),
+            "format": format_to_dict(self.format),
             "lane_bits": self.lane_bits,
             "stream_bits": self.stream_bits,
             "beats_per_sample": self.beats_per_sample,
@@ -221,7 +183,7 @@ class PortSpec:
     @classmethod
     def from_dict(cls, d: Any, where: str) -> "PortSpec":
         _keys(d, where, ("shape", "format", "stream_bits"), ("elements", "lane_bits", "beats_per_sample"))
-        fmt = FixedFormat.from_dict(d["format"], f"{where}.format")
+        fmt = format_from_dict(d["format"], f"{where}.format")
         try:
             port = cls(shape=d["shape"], format=fmt, stream_bits=d["stream_bits"])
         except SpecError as err:
@@ -238,9 +200,12 @@ class Spec:
     """A hardware design's contract. Build with :meth:`create`, read with :meth:`load`.
 
     Latency (cycles of the core clock): ``core_latency`` is the core's pipeline depth;
-    ``total_latency`` is the shell's, from the clock edge accepting a sample's last input beat
-    to the first cycle its first output beat is valid on ``m_axis`` when nothing stalls
-    (``core_latency + SHELL_OVERHEAD_CYCLES`` for ``sim/axis_shell.sv``).
+    ``total_latency`` is the shell's: when nothing stalls and a sample's last input beat is
+    accepted at clock edge ``t``, its first output beat is accepted at edge
+    ``t + total_latency`` (it is presented, tvalid high, in the cycle just before). For
+    ``sim/axis_shell.v`` that is ``core_latency + SHELL_OVERHEAD_CYCLES``; the first input beat
+    to the last output beat adds the beats on either side:
+    ``(input beats - 1) + total_latency + (output beats - 1)``.
     """
 
     name: str
@@ -285,13 +250,12 @@ class Spec:
                output_format: Union[FixedFormat, str], core_latency: int, stream_bits: int = 64,
                output_stream_bits: Optional[int] = None, clock_mhz: float = 100.0,
                top_module: Optional[str] = None, extra: Optional[dict] = None) -> "Spec":
-        """A spec for a core behind ``sim/axis_shell.sv``; the total latency is computed.
+        """A spec for a core behind ``sim/axis_shell.v``; the total latency is computed.
 
-        Formats may be :class:`FixedFormat` or strings like ``'ap_fixed<8,3>'``.
+        Formats may be :class:`FixedFormat` or strings like ``'ap_fixed<8,3>'`` (:func:`parse_format`).
         ``output_stream_bits`` defaults to ``stream_bits``.
         """
-        def fmt(f):
-            return FixedFormat.parse(f) if isinstance(f, str) else f
+        fmt = parse_format
         return cls(
             name=name,
             input=PortSpec(tuple(input_shape), fmt(input_format), stream_bits),

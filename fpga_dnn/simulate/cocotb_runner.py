@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -163,6 +164,8 @@ def run_axis_testbench(design: AxisDesign, inputs: np.ndarray, expected: np.ndar
 
     run_dir = Path(run_dir) if run_dir else cache_root().parent / "sim_runs" / design.top / test_module
     run_dir.mkdir(parents=True, exist_ok=True)
+    for data_file in design.data_files:  # $readmemh opens them relative to the working directory
+        shutil.copy(data_file, run_dir)
     np.save(run_dir / "inputs.npy", inputs.astype(np.int64))
     np.save(run_dir / "expected.npy", expected.astype(np.int64))
     result_path = run_dir / "result.json"
@@ -221,7 +224,9 @@ def _read_results(results_xml: Path, log: Path) -> Dict[str, Dict[str, Any]]:
         if problems:
             p = problems[0]
             lines = (p.get("message") or p.text or "").strip().splitlines()
-            message = lines[0] if lines else p.tag  # the assertion's own text, not pytest's detail
+            # an assertion's own text is its first line (pytest's detail follows); an
+            # exception's is the last line of its traceback
+            message = (lines[-1] if lines[0].startswith("Traceback") else lines[0]) if lines else p.tag
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         tests[case.get("name")] = {"passed": not problems and not skipped, "message": message,
                                    "sim_time_ns": float(props.get("sim_time_duration") or 0),

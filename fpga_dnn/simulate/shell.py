@@ -48,6 +48,9 @@ class AxisDesign:
     sources: Sequence[Path]
     directory: Path
     core_parameters: Mapping[str, int] = field(default_factory=dict)
+    #: Files the simulation reads at run time (da4ml's ``$readmemh`` lookup tables); they are
+    #: copied into each run directory, the simulator's working directory.
+    data_files: Sequence[Path] = ()
 
     @property
     def spec_path(self) -> Path:
@@ -122,11 +125,12 @@ endmodule
 
 def write_axis_design(spec: Spec, core_module: str, core_sources: Sequence[Path], directory: Path,
                       core_parameters: Optional[Mapping[str, int]] = None,
-                      core_has_clk: bool = True) -> AxisDesign:
+                      core_has_clk: bool = True, data_files: Sequence[Path] = ()) -> AxisDesign:
     """Write ``<top>.v`` and ``spec.json`` into ``directory``; return the design to simulate.
 
     ``spec.top_module`` is set to the top's name if it was empty. Sources are listed in compile
-    order: the shell, the core's files, then the top.
+    order: the shell, the core's files, then the top. ``data_files``: memory files the core
+    reads with ``$readmemh`` (e.g. da4ml's ``src/memfiles/*``).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -139,7 +143,8 @@ def write_axis_design(spec: Spec, core_module: str, core_sources: Sequence[Path]
     spec.save(directory / SPEC_FILENAME)
     sources = [SHELL_SOURCE, *map(Path, core_sources), top_path]
     return AxisDesign(spec=spec, top=top, sources=sources, directory=directory,
-                      core_parameters=dict(core_parameters or {}))
+                      core_parameters=dict(core_parameters or {}),
+                      data_files=[Path(f) for f in data_files])
 
 
 # ---------------------------------------------------------------------------------------------
