@@ -1,0 +1,38 @@
+"""The deployable bundle: one folder with ``<name>.bit``, ``<name>.hwh`` and ``spec.json``.
+
+pynq.Overlay loads ``<name>.bit`` and reads the hardware handoff ``<name>.hwh`` beside it (same
+base name), so both are copied under the spec's name. The spec is written into the bundle when
+the scripts are generated (with ``extra['overlay']`` describing board and DMA); the checksums of
+the two files are added once Vivado has exported them — by ``finalize_bundle.py`` in the
+overlay folder (standard library only, for the Vivado machine) or by :func:`finalize_bundle`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fpga_dnn.errors import ConfigError
+from fpga_dnn.runtime.spec import SPEC_FILENAME, Spec
+
+BUNDLE_EXTENSIONS = (".bit", ".hwh")
+
+
+def bundle_files(spec: Spec) -> list[str]:
+    """The hardware files of ``spec``'s bundle: ``[<name>.bit, <name>.hwh]``."""
+    return [f"{spec.name}{ext}" for ext in BUNDLE_EXTENSIONS]
+
+
+def finalize_bundle(bundle_dir) -> Spec:
+    """Add the checksums of ``<name>.bit``/``<name>.hwh`` to the bundle's spec; returns the spec.
+
+    Raises :class:`ConfigError` naming the missing file when Vivado has not exported it.
+    """
+    bundle_dir = Path(bundle_dir)
+    spec = Spec.load(bundle_dir / SPEC_FILENAME)
+    for name in bundle_files(spec):
+        if not (bundle_dir / name).is_file():
+            raise ConfigError(f"bundle {bundle_dir}: {name} is missing (has Vivado run the overlay scripts?)")
+    spec = spec.with_checksums(bundle_dir, bundle_files(spec))
+    spec.save(bundle_dir / SPEC_FILENAME)
+    spec.verify_checksums(bundle_dir)
+    return spec
