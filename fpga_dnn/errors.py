@@ -53,3 +53,24 @@ class ToolError(FpgaDnnError):
 
 class MismatchError(FpgaDnnError):
     """A bit-exactness check failed where exactness was required."""
+
+
+class DeviceError(FpgaDnnError):
+    """The board, its overlay or its DMA is missing or failed; the message says what to check."""
+
+
+class DmaError(DeviceError):
+    """The DMA reported an error (status bits) or moved the wrong number of bytes.
+
+    ``channel`` is ``'MM2S'`` or ``'S2MM'`` (or ``None``), ``status`` the status register value
+    read when the error was seen. The runtime has reset the DMA before raising, so the next call
+    can proceed.
+    """
+
+    def __init__(self, message: str, channel=None, status=None):
+        self.channel, self.status = channel, status
+        super().__init__(message)
+
+
+class DmaTimeoutError(DmaError):
+    """A DMA transfer did not finish within its timeout; the DMA has been reset."""

@@ -1,0 +1,68 @@
+"""``python -m fpga_dnn.runtime``: the board-side commands (numpy and pynq only).
+
+    python -m fpga_dnn.runtime check BUNDLE
+    python -m fpga_dnn.runtime run BUNDLE --input x.npy [--labels y.npy] [--backend pynq|sim|emulate]
+                                   [--batch N] [--bench-samples N] [--output y.npy] [--timeout S]
+
+On a PYNQ board this is the whole runtime (the ``fpga-dnn`` command needs the toolchain's
+dependencies). User errors print one line and exit with status 2, like ``fpga-dnn``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fpga_dnn.errors import FpgaDnnError
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m fpga_dnn.runtime", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("check", help="check a bundle folder (spec, checksums, bitstream, handoff, DMA)")
+    c.add_argument("bundle")
+    r = sub.add_parser("run", help="predict inputs from a file; print accuracy, latency, throughput")
+    r.add_argument("bundle")
+    r.add_argument("--input", required=True, help=".npy inputs, or .npz with x[_test] (and y[_test])")
+    r.add_argument("--labels", help=".npy class labels or expected outputs")
+    r.add_argument("--backend", default="pynq", choices=["pynq", "sim", "emulate"],
+                   help="pynq: the board (default); sim: pynq on a fake board; emulate: no pynq")
+    r.add_argument("--sim", action="store_const", const="sim", dest="backend", help="same as --backend sim")
+    r.add_argument("--batch", type=int, default=None, help="samples per predict call (default: all)")
+    r.add_argument("--bench-samples", type=int, default=1000, help="samples to time (0: skip)")
+    r.add_argument("--output", help="save predictions to this .npy")
+    r.add_argument("--timeout", type=float, default=None, help="DMA timeout per transfer, seconds")
+    r.add_argument("--saturate", action="store_true", help="clip out-of-range inputs instead of refusing them")
+    r.add_argument("--round", action="store_true", help="round off-grid inputs (to nearest, ties to even)")
+    r.add_argument("--model-worker", metavar="CMD",
+                   help="sim/emulate: a command serving the accelerator's model_fn (fpga_dnn.runtime.bridge), "
+                        "e.g. the RTL emulation in the toolchain environment; default: the instant reference model")
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "check":
+            from fpga_dnn.runtime.bundle import check_bundle
+            report = check_bundle(args.bundle)
+            print(report.format())
+            return 0 if report.ok else 1
+        from fpga_dnn.runtime.run import run
+        options = {"timeout_s": args.timeout, "overflow": "saturate" if args.saturate else "raise",
+                   "rounding": "nearest_even" if args.round else "exact"}
+        worker = None
+        if args.model_worker:
+            import shlex
+            from fpga_dnn.runtime.bridge import WorkerModelFn
+            worker = options["model"] = WorkerModelFn(shlex.split(args.model_worker))
+        try:
+            run(args.bundle, args.input, backend=args.backend, labels_path=args.labels, batch=args.batch,
+                bench_samples=args.bench_samples, output_path=args.output, **options)
+        finally:
+            if worker is not None:
+                worker.close()
+        return 0
+    except FpgaDnnError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,315 @@
+"""``Accelerator``: run a bundle's network on a board (or a simulated one) from numpy.
+
+::
+
+    from fpga_dnn.runtime.accelerator import Accelerator
+    with Accelerator.open("bundle/", backend="pynq") as acc:    # on the board
+        y = acc.predict(x)                            # x: (batch, *input shape), real values
+        print(acc.benchmark(n=10_000, batch=1000))
+
+What ``predict`` does, on every backend:
+
+1. **Validate** ``x``: shape ``(batch, *input shape)`` or ``(batch, input elements)`` (a single
+   sample needs ``x[None]``); real dtype (float, int, bool); finite values.
+2. **Convert** to the input's fixed-point integers with :func:`~fpga_dnn.runtime.packing.to_fixed`.
+   The documented policy (chosen at open, overridable per call):
+
+   * ``overflow='raise'`` (default): a value outside the format's range raises
+     :class:`~fpga_dnn.errors.DataError` naming the first bad element; ``'saturate'`` clips it.
+     (The hardware would silently wrap.)
+   * ``rounding='exact'`` (default): a value off the format's grid raises; ``'nearest_even'``,
+     ``'nearest_up'`` or ``'floor'`` round it (ap_fixed's RND_CONV, RND, TRN).
+3. **Split** the batch so no DMA transfer exceeds the DMA's limit (``2**c_sg_length_width - 1``
+   bytes, read from the handoff): :attr:`Accelerator.samples_per_transfer` samples at a time.
+4. **Pack** each piece into the input DMA buffer (beat layout ``fpga_dnn-lanes-v1``,
+   :func:`~fpga_dnn.runtime.packing.pack`), **transfer** (the backend: flush, program the DMA,
+   wait with a timeout, invalidate), **unpack** the output buffer. Both buffers are allocated
+   on the first call and reused; they grow only when a larger batch needs it.
+5. **Return** real values, float64, shape ``(batch, *output shape)``
+   (:meth:`Accelerator.predict_fixed` returns the integers instead).
+
+Errors are :mod:`fpga_dnn.errors` classes: ``DataError`` (bad input), ``DmaError`` /
+``DmaTimeoutError`` (the DMA failed or hung — it has been reset, the next call works),
+``DeviceError`` (no board, overlay or DMA), ``SpecError``/``BundleError`` (bad bundle).
+
+Imports numpy only; pynq is imported by the ``pynq`` and ``sim`` backends when opened.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import numpy as np
+
+from fpga_dnn.errors import DataError, DeviceError, UnknownNameError
+from fpga_dnn.runtime.backends import Backend, EmulatedBackend, StageTimes
+from fpga_dnn.runtime.bundle import Bundle, BundleError
+from fpga_dnn.runtime.packing import (OVERFLOW_POLICIES, ROUNDING_POLICIES, from_fixed, int_range, pack, to_fixed,
+                                      unpack)
+from fpga_dnn.runtime.spec import Spec
+
+#: Backend names :meth:`Accelerator.open` knows.
+BACKENDS = ("pynq", "sim", "emulate")
+
+PathLike = Union[str, Path]
+
+
+class Accelerator:
+    """A loaded design: validates, packs, moves batches through a backend, decodes.
+
+    Build with :meth:`open`. ``spec``: the design spec; ``backend``: a
+    :class:`~fpga_dnn.runtime.backends.Backend`; ``overflow`` / ``rounding``: the default
+    input policies (see the module docstring).
+    """
+
+    def __init__(self, spec: Spec, backend: Backend, overflow: str = "raise", rounding: str = "exact",
+                 bundle: Optional[Bundle] = None):
+        self.spec = spec
+        self.backend = backend
+        self.bundle = bundle
+        self.overflow, self.rounding = self._policies(overflow, rounding)
+        self.samples_per_transfer = min(backend.max_transfer_bytes // spec.input.sample_bytes,
+                                        backend.max_transfer_bytes // spec.output.sample_bytes)
+        if self.samples_per_transfer < 1:
+            raise DeviceError(
+                f"one sample ({spec.input.sample_bytes} bytes in, {spec.output.sample_bytes} out) exceeds the "
+                f"DMA's {backend.max_transfer_bytes}-byte transfer limit; rebuild the overlay with a larger "
+                "c_sg_length_width")
+        self._in_shape = tuple(spec.input.shape)
+        self._in_flat = (spec.input.elements,)
+        self._in_sb, self._out_sb = spec.input.sample_bytes, spec.output.sample_bytes
+        self.times = StageTimes()          # accumulated over every call
+        self.last_times = StageTimes()     # the last call's
+        self.calls = 0
+        self.samples = 0
+
+    # -- construction ---------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, bundle_dir: PathLike, backend: Union[str, Backend] = "pynq", *, model=None,
+             overflow: str = "raise", rounding: str = "exact", verify: bool = True,
+             timeout_s: Optional[float] = None, device=None, dma: Optional[str] = None,
+             board: Optional[str] = None, design=None, access: str = "mmap", poll_delay: int = 0,
+             trace: bool = False, max_transfer_bytes: Optional[int] = None) -> "Accelerator":
+        """Open a bundle folder (``spec.json`` [+ ``.bit`` + ``.hwh``]) on a backend.
+
+        bundle_dir: the bundle folder (see :mod:`fpga_dnn.runtime.bundle`).
+        backend: ``'pynq'`` (a PYNQ board), ``'sim'`` (pynq on a fake board, needs pynq),
+            ``'emulate'`` (no pynq), or a ready :class:`~fpga_dnn.runtime.backends.Backend`.
+        model: for ``sim``/``emulate``, the accelerator model: ``'instant'``/``None`` (the
+            reference function, driver-only benchmarks), a ``model_fn(q_in) -> q_out`` on
+            fixed-point integers (plug the RTL emulation in here), or a frame model
+            (:mod:`fpga_dnn.runtime.fake.models`). Ignored by ``pynq``.
+        overflow / rounding: default input policies (module docstring).
+        verify: check the files' checksums listed in ``spec.json`` before loading.
+        timeout_s: per-transfer timeout (``pynq``/``sim``); default 1 s + 10 ns/byte.
+        device: ``pynq``: the ``pynq.Device`` (default: the board's active device).
+        dma: ``pynq``/``sim``: the DMA's path in the overlay when it has several.
+        board / design / access / poll_delay / trace: ``sim`` only, see
+            :class:`~fpga_dnn.runtime.sim_backend.SimBackend`.
+        max_transfer_bytes: ``emulate`` only: the DMA limit to split at (default: the bundle's
+            handoff's, else the spec's ``extra.overlay.dma_max_transfer_bytes``, else 2**26 - 1).
+        """
+        bundle = Bundle.load(bundle_dir, verify=verify)
+        spec = bundle.spec
+        if isinstance(backend, Backend):
+            be = backend
+        elif backend == "pynq":
+            if bundle.bitfile is None:
+                raise BundleError(f"bundle {bundle.directory} has no bitstream: the 'pynq' backend needs the "
+                                  ".bit/.hwh from the overlay step (or use backend 'sim'/'emulate')")
+            from fpga_dnn.runtime.pynq_backend import PynqDmaBackend
+            be = PynqDmaBackend(bundle.bitfile, device=device, dma=dma, timeout_s=timeout_s)
+        elif backend == "sim":
+            from fpga_dnn.runtime.sim_backend import SimBackend
+            be = SimBackend(bundle, model=model, board=board, design=design, access=access,
+                            poll_delay=poll_delay, trace=trace, timeout_s=timeout_s, dma=dma)
+        elif backend == "emulate":
+            from fpga_dnn.runtime.fake.models import make_model
+            limit = max_transfer_bytes
+            if limit is None and bundle.hwh is not None:
+                from fpga_dnn.runtime.fake.hwh import read_dma_parameters
+                dmas = read_dma_parameters(bundle.hwh)
+                if len(dmas) == 1:
+                    limit = (1 << int(dmas[0].get("c_sg_length_width", 26))) - 1
+            overlay = spec.extra.get("overlay")
+            if limit is None and isinstance(overlay, dict) and isinstance(overlay.get("dma_max_transfer_bytes"), int):
+                limit = overlay["dma_max_transfer_bytes"]
+            be = EmulatedBackend(make_model(spec, model), **({"max_transfer_bytes": limit} if limit else {}))
+        else:
+            raise UnknownNameError("backend", str(backend), BACKENDS)
+        try:
+            return cls(spec, be, overflow=overflow, rounding=rounding, bundle=bundle)
+        except Exception:
+            be.close()
+            raise
+
+    @staticmethod
+    def _policies(overflow: str, rounding: str):
+        if overflow not in OVERFLOW_POLICIES:
+            raise DataError(f"unknown overflow policy {overflow!r}; known: {', '.join(OVERFLOW_POLICIES)}")
+        if rounding not in ROUNDING_POLICIES:
+            raise DataError(f"unknown rounding policy {rounding!r}; known: {', '.join(ROUNDING_POLICIES)}")
+        return overflow, rounding
+
+    # -- inference ------------------------------------------------------------------------------------
+    def _check_batch(self, x: np.ndarray, what: str) -> None:
+        if x.ndim < 1 or (x.shape[1:] != self._in_shape and x.shape[1:] != self._in_flat):
+            raise DataError(
+                f"{what}: expected a batch of shape (batch, {', '.join(map(str, self._in_shape))}) or "
+                f"(batch, {self._in_flat[0]}), got {tuple(x.shape)}"
+                + ("; for one sample use x[None]" if x.shape == self._in_shape else ""))
+
+    def predict(self, x, overflow: Optional[str] = None, rounding: Optional[str] = None) -> np.ndarray:
+        """Outputs (float64, ``(batch, *output shape)``) for a batch of real-valued inputs.
+
+        x: array-like, ``(batch, *input shape)`` or ``(batch, input elements)``.
+        overflow / rounding: override the policies chosen at :meth:`open` for this call.
+        """
+        t0 = time.perf_counter()
+        x = np.asarray(x)
+        self._check_batch(x, "predict")
+        ov, rd = (self._policies(overflow or self.overflow, rounding or self.rounding)
+                  if overflow or rounding else (self.overflow, self.rounding))
+        q = to_fixed(x, self.spec.input.format, overflow=ov, rounding=rd)
+        return self._run(q, time.perf_counter() - t0, decode=True)
+
+    def predict_fixed(self, q) -> np.ndarray:
+        """Output integers (int64) for a batch of input integers (the formats' ``q``, no scaling).
+
+        q: integer array-like of the input format's range, shape as for :meth:`predict`.
+        """
+        t0 = time.perf_counter()
+        q = np.asarray(q)
+        self._check_batch(q, "predict_fixed")
+        if q.dtype.kind not in "iu":
+            raise DataError(f"predict_fixed takes integers (the fixed-point q), got dtype {q.dtype}")
+        return self._run(q, time.perf_counter() - t0, decode=False)
+
+    def _run(self, q: np.ndarray, prep_seconds: float, decode: bool) -> np.ndarray:
+        """Split, pack, transfer, unpack (and with ``decode``, convert to real values)."""
+        batch = q.shape[0]
+        times = StageTimes(pack=prep_seconds)
+        out_shape = (batch,) + tuple(self.spec.output.shape)
+        out_dtype = np.float64 if decode else np.int64
+        if batch == 0:
+            self._account(times, 0)
+            return np.zeros(out_shape, dtype=out_dtype)
+        step = self.samples_per_transfer
+        backend, in_port, out_port = self.backend, self.spec.input, self.spec.output
+        out_fmt = out_port.format
+        result = None if batch <= step else np.empty(out_shape, dtype=out_dtype)
+        for start in range(0, batch, step):
+            n = min(step, batch - start)
+            t0 = time.perf_counter()
+            in_buf, out_buf = backend.buffers(n * self._in_sb, n * self._out_sb)
+            pack(q[start: start + n] if n != batch else q, in_port, out=in_buf)
+            t1 = time.perf_counter()
+            times.pack += t1 - t0
+            backend.transfer(n * self._in_sb, n * self._out_sb, times)
+            t2 = time.perf_counter()
+            part = unpack(out_buf, out_port, batch=n)
+            if decode:
+                part = from_fixed(part, out_fmt)
+            if result is None:
+                result = part
+            else:
+                result[start: start + n] = part
+            times.unpack += time.perf_counter() - t2
+        self._account(times, batch)
+        return result
+
+    def _account(self, times: StageTimes, batch: int) -> None:
+        self.last_times = times
+        self.times.add(times)
+        self.calls += 1
+        self.samples += batch
+
+    # -- measurement --------------------------------------------------------------------------------
+    def random_inputs(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` random inputs on the input format's grid and within its range (real values)."""
+        fmt = self.spec.input.format
+        rng = np.random.default_rng(seed)
+        lo, hi = int_range(fmt)
+        q = rng.integers(lo, hi + 1, size=(n,) + self._in_shape, dtype=np.int64)
+        return from_fixed(q, fmt)
+
+    def benchmark(self, n: int = 1000, batch: int = 1, x=None, warmup: int = 3) -> Dict[str, Any]:
+        """Latency and throughput of :meth:`predict` with a per-stage breakdown.
+
+        n: samples to run (at least one call); batch: samples per :meth:`predict` call;
+        x: inputs to cycle through (default: :meth:`random_inputs`); warmup: untimed calls
+        first (buffers allocated, caches warm).
+
+        Returns a dict: ``calls``, ``samples``, ``seconds``, ``samples_per_s``, ``latency_us``
+        (per call: mean, median, p99, min, max), ``breakdown_us_per_call`` (pack, transfer,
+        wait, unpack, other = call time not in a stage), ``accelerator_us_per_call`` (time
+        inside a simulated accelerator, ``None`` on hardware) and ``host_us_per_call`` (call
+        time minus that: the driver's own overhead; ``None`` on hardware, where the wait also
+        holds the accelerator's time).
+        """
+        if batch < 1 or n < 1:
+            raise DataError(f"benchmark needs n >= 1 and batch >= 1, got n={n}, batch={batch}")
+        calls = max(1, math.ceil(n / batch))
+        pool = np.asarray(x) if x is not None else self.random_inputs(batch + min(batch, 1024))
+        if len(pool) == 0:
+            raise DataError("benchmark: x is empty")
+        if len(pool) < batch:
+            pool = np.concatenate([pool] * math.ceil(batch / len(pool)))[:batch]
+        span = len(pool) - batch + 1
+        starts = [(i * batch) % span for i in range(calls)]
+        for i in range(warmup):
+            self.predict(pool[starts[i % calls]: starts[i % calls] + batch])
+        acc0 = self.backend.accelerator_seconds()
+        stage = StageTimes()
+        lat = np.empty(calls)
+        t_start = time.perf_counter()
+        for i, s in enumerate(starts):
+            t0 = time.perf_counter()
+            self.predict(pool[s: s + batch])
+            lat[i] = time.perf_counter() - t0
+            stage.add(self.last_times)
+        seconds = time.perf_counter() - t_start
+        acc1 = self.backend.accelerator_seconds()
+        us = 1e6 / calls
+        breakdown = {k: v * us for k, v in stage.as_dict().items()}
+        breakdown["other"] = max(0.0, lat.sum() * us - sum(breakdown.values()))
+        accel = None if acc0 is None or acc1 is None else (acc1 - acc0) * us
+        return {
+            "backend": self.backend.name,
+            "batch": batch,
+            "calls": calls,
+            "samples": calls * batch,
+            "seconds": seconds,
+            "samples_per_s": calls * batch / seconds,
+            "latency_us": {"mean": float(lat.mean() * 1e6), "median": float(np.median(lat) * 1e6),
+                           "p99": float(np.percentile(lat, 99) * 1e6), "min": float(lat.min() * 1e6),
+                           "max": float(lat.max() * 1e6)},
+            "breakdown_us_per_call": breakdown,
+            "accelerator_us_per_call": accel,
+            "host_us_per_call": None if accel is None else float(lat.mean() * 1e6 - accel),
+            "transfers_per_call": math.ceil(batch / self.samples_per_transfer),
+        }
+
+    # -- lifetime --------------------------------------------------------------------------------------
+    def info(self) -> Dict[str, Any]:
+        """The design and backend, for reports."""
+        return {"design": self.spec.name, "input": list(self.spec.input.shape),
+                "input_format": str(self.spec.input.format), "output": list(self.spec.output.shape),
+                "output_format": str(self.spec.output.format), "samples_per_transfer": self.samples_per_transfer,
+                "overflow": self.overflow, "rounding": self.rounding, **self.backend.info()}
+
+    def close(self) -> None:
+        """Free the DMA buffers and the backend. Idempotent."""
+        self.backend.close()
+
+    def __enter__(self) -> "Accelerator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Accelerator {self.spec.name} on {self.backend.name}>"

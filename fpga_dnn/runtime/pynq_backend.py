@@ -1,0 +1,264 @@
+"""The ``pynq`` backend: a real (or fake) PYNQ device, its overlay and its AXI DMA in simple mode.
+
+What pynq does here: ``pynq.Overlay`` loads the bitstream (clocks included) and parses the
+handoff; it binds ``pynq.lib.dma.DMA`` to the ``axi_dma``, whose constructor reads the DMA's
+parameters (``buffer_max_size = 2**c_sg_length_width - 1``) and starts both channels;
+``pynq.allocate`` gives the contiguous buffers, whose ``flush``/``invalidate`` keep the CPU
+cache and DRAM consistent.
+
+What this module does itself: the transfer, on the driver's MMIO (PG021, direct register
+mode). pynq's ``_SDMAChannel.wait()`` spins without a timeout and its ``start``/``stop`` loops
+likewise; a runtime that must never hang drives the registers directly::
+
+    flush(input)                                  # CPU cache -> DRAM
+    S2MM_DA (0x48) [, S2MM_DA_MSB (0x4C)] = out address;  S2MM_LENGTH (0x58) = out bytes
+    MM2S_SA (0x18) [, MM2S_SA_MSB (0x1C)] = in address;   MM2S_LENGTH (0x28) = in bytes
+    poll MM2S_DMASR (0x04), then S2MM_DMASR (0x34): Idle (0x2) -> done; 0x70 error bits or
+        Halted (0x1) -> error; past the deadline -> timeout
+    S2MM_LENGTH read back = bytes received (must equal out bytes)
+    invalidate(output)                            # DRAM -> CPU
+
+S2MM is armed before MM2S starts so no output beat waits for a buffer. ``*_MSB`` registers
+are written only when the DMA's ``c_addr_width`` is above 32. At open, and after an error or a
+timeout, the DMA is reset (DMACR.Reset, bit 2 of MM2S_DMACR, resets both channels) and both
+channels are started (DMACR.RS = 1 at 0x00 and 0x30), each step bounded in time; after an error
+this happens before the error is raised, so the next call works.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from fpga_dnn.errors import DeviceError, DmaError, DmaTimeoutError
+from fpga_dnn.runtime.backends import Backend, StageTimes
+
+MM2S, S2MM = 0x00, 0x30
+_CR, _SR, _ADDR, _ADDR_MSB, _LENGTH = 0x00, 0x04, 0x18, 0x1C, 0x28
+_RS, _RESET = 0x1, 0x4
+_HALTED, _IDLE, _ERRORS = 0x1, 0x2, 0x70
+_NAMES = {MM2S: "MM2S", S2MM: "S2MM"}
+_ERROR_TEXT = {
+    0x10: "DMA internal error (length 0, or the accelerator sent more bytes than the buffer takes)",
+    0x20: "DMA slave error (the memory port refused an access)",
+    0x40: "DMA decode error (the buffer address decodes to no memory)",
+}
+DMA_VLNV_PREFIX = "xilinx.com:ip:axi_dma:"
+
+#: Status polls spent spinning before the wait loop also sleeps (keeps a long transfer from
+#: burning a core while short ones return within microseconds).
+SPIN_POLLS = 200
+POLL_SLEEP_S = 50e-6
+#: Bound on reset and channel start (the hardware needs a few clock cycles).
+CONTROL_TIMEOUT_S = 0.5
+
+
+def decode_status(status: int) -> str:
+    """A DMASR value in words: ``'halted, idle, DMA decode error (...)'``."""
+    words = [w for bit, w in ((_HALTED, "halted"), (_IDLE, "idle")) if status & bit]
+    words += [text for bit, text in _ERROR_TEXT.items() if status & bit]
+    return ", ".join(words) or "running, busy"
+
+
+class PynqDmaBackend(Backend):
+    """A pynq overlay with one AXI DMA (simple mode) in front of the accelerator.
+
+    bitfile: the ``.bit`` (its ``.hwh`` beside it).
+    device: the ``pynq.Device`` (``None``: pynq's active device — the board).
+    dma: full path of the DMA in the overlay's ``ip_dict`` (e.g. ``'hier_0/axi_dma_0'``);
+        ``None`` picks the only one.
+    timeout_s: seconds a transfer may take before :class:`~fpga_dnn.errors.DmaTimeoutError`;
+        ``None``: 1 s plus 10 ns per byte moved.
+    download: program the bitstream (``False`` if it is already loaded).
+    cacheable: allocate cached buffers (the default; the CPU packs and unpacks them at cache
+        speed, and the transfer flushes/invalidates them). ``False`` gives pynq's default
+        uncached memory, much slower for the CPU to read on the boards' ARM cores.
+    """
+
+    name = "pynq"
+
+    def __init__(self, bitfile, device=None, dma: Optional[str] = None, timeout_s: Optional[float] = None,
+                 download: bool = True, cacheable: bool = True):
+        super().__init__()
+        try:
+            import pynq
+            from pynq.lib.dma import DMA
+        except ImportError as err:
+            raise DeviceError(f"the 'pynq' backend needs the pynq package (PYNQ board image): {err}; "
+                              "off the board use backend 'sim' (pynq installed) or 'emulate'") from None
+        self._pynq = pynq
+        self.timeout_s = timeout_s
+        self.cacheable = bool(cacheable)
+        try:
+            self.overlay = pynq.Overlay(str(bitfile), download=download, device=device)
+        except RuntimeError as err:
+            raise DeviceError(f"cannot load overlay {bitfile}: {err}"
+                              + (" (not on a PYNQ board? use backend 'sim')" if "No Devices" in str(err) else "")) from None
+        self.device = self.overlay.device
+        dmas = sorted(k for k, v in self.overlay.ip_dict.items() if str(v.get("type", "")).startswith(DMA_VLNV_PREFIX))
+        if dma is None:
+            if len(dmas) != 1:
+                raise DeviceError(f"overlay {bitfile} has {len(dmas)} AXI DMAs ({', '.join(dmas) or 'none'}); "
+                                  "name the one in front of the accelerator (dma=...)")
+            dma = dmas[0]
+        elif dma not in dmas:
+            raise DeviceError(f"overlay {bitfile} has no AXI DMA {dma!r}; it has: {', '.join(dmas) or 'none'}")
+        self.dma_path = dma
+        params = self.overlay.ip_dict[dma]["parameters"]
+        if int(params.get("c_include_sg", 0)):
+            raise DeviceError(f"DMA {dma} is in scatter-gather mode; the runtime drives simple mode (c_include_sg=0)")
+        desc = self.overlay.ip_dict[dma]
+        self._regs = pynq.MMIO(desc["phys_addr"], desc["addr_range"], device=self.device).array
+        self.resets = 0
+        # reset and start both channels with a deadline first: the driver's constructor then finds
+        # them running (its own start loop has no timeout and would spin on a dead DMA)
+        self._reset_and_start()
+        driver = self.overlay
+        for part in dma.split("/"):
+            driver = getattr(driver, part)  # binds pynq.lib.dma.DMA
+        if not isinstance(driver, DMA):
+            raise DeviceError(f"{dma} is bound to {type(driver).__name__}, not pynq.lib.dma.DMA")
+        if driver.sendchannel is None or driver.recvchannel is None:
+            raise DeviceError(f"DMA {dma} lacks its MM2S or S2MM channel (both are needed)")
+        self.driver = driver
+        self.max_transfer_bytes = int(driver.buffer_max_size)
+        self.addr64 = int(params.get("c_addr_width", 32)) > 32
+        # without the data realignment engine, buffer addresses must be aligned to the memory-map width
+        self._align = max(int(params.get("c_m_axi_mm2s_data_width", 32)), int(params.get("c_m_axi_s2mm_data_width", 32))) // 8
+        self._regs = driver.mmio.array
+        self._in_view = self._out_view = None   # (nbytes, address, cache maintenance) per buffer
+
+    # -- buffers ------------------------------------------------------------------------------------
+    def _allocate(self, nbytes: int):
+        buf = self._pynq.allocate((nbytes,), np.uint8, target=self.device, cacheable=int(self.cacheable))
+        self._in_view = self._out_view = None
+        if buf.physical_address % self._align:
+            raise DeviceError(f"pynq.allocate returned address {buf.physical_address:#x}, not {self._align}-byte "
+                              "aligned as the DMA needs")
+        return buf, buf.view(np.ndarray)
+
+    def _release(self, handle) -> None:
+        self._in_view = self._out_view = None
+        handle.freebuffer()
+
+    def _slice(self, which: str, nbytes: int):
+        """``(physical address, cache maintenance)`` for the first ``nbytes`` of a buffer.
+
+        The maintenance callable is what ``PynqBuffer.flush``/``invalidate`` of the slice
+        ``buf[:nbytes]`` calls — ``device.flush(bo, offset, virtual address, nbytes)`` — with the
+        arguments computed once per size instead of on every call (``virtual_address`` is
+        costly in pynq); a no-op for a coherent buffer.
+        """
+        cached = getattr(self, which)
+        if cached is not None and cached[0] == nbytes:
+            return cached[1], cached[2]
+        buf = (self._in if which == "_in_view" else self._out)[0]
+        view = buf[:nbytes]
+        op = self.device.flush if which == "_in_view" else self.device.invalidate
+        if view.coherent:
+            def maintain():
+                return None
+        else:
+            args = (view.bo, view.offset, view.virtual_address, view.nbytes)
+
+            def maintain():
+                op(*args)
+        setattr(self, which, (nbytes, view.physical_address, maintain))
+        return view.physical_address, maintain
+
+    # -- registers ----------------------------------------------------------------------------------
+    def _read(self, offset: int) -> int:
+        return int(self._regs[offset >> 2])
+
+    def _write(self, offset: int, value: int) -> None:
+        self._regs[offset >> 2] = value
+
+    def _running(self, ch: int) -> bool:
+        return not self._read(ch + _SR) & _HALTED
+
+    def recover(self) -> None:
+        """Reset the DMA and restart both channels (after an error or a timeout; counted in
+        :attr:`resets`); :class:`DeviceError` if it does not respond in time."""
+        self.resets += 1
+        self._reset_and_start()
+
+    def _reset_and_start(self) -> None:
+        self._write(MM2S + _CR, _RESET)
+        deadline = time.perf_counter() + CONTROL_TIMEOUT_S
+        while self._read(MM2S + _CR) & _RESET or self._read(S2MM + _CR) & _RESET:
+            if time.perf_counter() > deadline:
+                raise DeviceError(f"DMA {self.dma_path} did not come out of reset within {CONTROL_TIMEOUT_S} s; "
+                                  "reload the overlay (or reboot the board)")
+        for ch in (MM2S, S2MM):
+            self._write(ch + _CR, _RS)
+        while not (self._running(MM2S) and self._running(S2MM)):
+            if time.perf_counter() > deadline:
+                raise DeviceError(f"DMA {self.dma_path} channels did not start after a reset "
+                                  f"(MM2S {decode_status(self._read(MM2S + _SR))}, "
+                                  f"S2MM {decode_status(self._read(S2MM + _SR))}); reload the overlay")
+
+    # -- the transfer --------------------------------------------------------------------------------
+    def transfer(self, in_bytes: int, out_bytes: int, times: StageTimes) -> None:
+        t0 = time.perf_counter()
+        if not (0 < in_bytes <= self.max_transfer_bytes and 0 < out_bytes <= self.max_transfer_bytes):
+            raise DmaError(f"transfer of {in_bytes} in / {out_bytes} out bytes outside the DMA's "
+                           f"1..{self.max_transfer_bytes}")
+        src_addr, flush = self._slice("_in_view", in_bytes)
+        dst_addr, invalidate = self._slice("_out_view", out_bytes)
+        flush()
+        w = self._regs
+        w[(S2MM + _ADDR) >> 2] = dst_addr & 0xFFFFFFFF
+        if self.addr64:
+            w[(S2MM + _ADDR_MSB) >> 2] = dst_addr >> 32
+        w[(S2MM + _LENGTH) >> 2] = out_bytes
+        w[(MM2S + _ADDR) >> 2] = src_addr & 0xFFFFFFFF
+        if self.addr64:
+            w[(MM2S + _ADDR_MSB) >> 2] = src_addr >> 32
+        w[(MM2S + _LENGTH) >> 2] = in_bytes
+        t1 = time.perf_counter()
+        times.transfer += t1 - t0
+        timeout = self.timeout_s if self.timeout_s is not None else 1.0 + (in_bytes + out_bytes) * 1e-8
+        deadline = t1 + timeout
+        self._wait(MM2S, in_bytes, deadline, timeout)
+        self._wait(S2MM, out_bytes, deadline, timeout)
+        received = int(w[(S2MM + _LENGTH) >> 2])
+        if received != out_bytes:
+            self.recover()
+            raise DmaError(f"S2MM received {received} bytes, {out_bytes} expected: the accelerator ended its "
+                           "output frame early (tlast) — does the bitstream match spec.json? The DMA was reset.",
+                           "S2MM", received)
+        invalidate()
+        times.wait += time.perf_counter() - t1
+
+    def _wait(self, ch: int, nbytes: int, deadline: float, timeout: float) -> None:
+        reg = self._regs
+        idx = (ch + _SR) >> 2
+        polls = 0
+        while True:
+            status = int(reg[idx])
+            if status & (_ERRORS | _HALTED):
+                self.recover()
+                raise DmaError(f"{_NAMES[ch]} transfer of {nbytes} bytes failed: {decode_status(status)} "
+                               f"(DMASR {status:#06x}); the DMA was reset", _NAMES[ch], status)
+            if status & _IDLE:
+                return
+            polls += 1
+            if polls >= SPIN_POLLS:
+                if time.perf_counter() > deadline:
+                    self.recover()
+                    what = ("the accelerator did not accept its input" if ch == MM2S
+                            else "the accelerator did not return its output")
+                    raise DmaTimeoutError(
+                        f"{_NAMES[ch]} transfer of {nbytes} bytes did not finish within {timeout:.3g} s: {what} "
+                        f"(DMASR {status:#06x}: {decode_status(status)}); the DMA was reset", _NAMES[ch], status)
+                time.sleep(POLL_SLEEP_S)
+
+    def info(self) -> Dict[str, Any]:
+        return {**super().info(), "dma": self.dma_path, "device": type(self.device).__name__,
+                "addr_width": 64 if self.addr64 else 32, "bitfile": self.overlay.bitfile_name}
+
+    def close(self) -> None:
+        self._in_view = self._out_view = None
+        super().close()
