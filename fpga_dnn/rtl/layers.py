@@ -25,6 +25,8 @@ import numpy as np
 from fpga_dnn.errors import UnsupportedLayerError
 
 from .precision import (
+    OVERFLOW_MODES,
+    ROUNDING_MODES,
     HlsType,
     UnsupportedPrecisionError,
     cast,
@@ -111,7 +113,7 @@ def _affine(xs: list, w: np.ndarray, bias: np.ndarray, acc: HlsType, like, where
     ``xs`` are traced scalars (constants allowed: padding, dead units), ``w`` is (len(xs), m).
     Returns m traced scalars of type accum_t (not yet cast to result_t).
     """
-    n, m = w.shape
+    m = w.shape[1]
     b_acc = quantize_np(bias, acc)
     if acc.overflow != "WRAP":
         if strategy != "latency":
@@ -194,10 +196,12 @@ def _bias(layer, n_out: int, where: str) -> np.ndarray:
 
 def conv(layer, inputs):
     """``nnet::conv_1d_cl`` / ``conv_2d_cl`` (io_parallel): zero-padded im2col, then as Dense."""
+    from hls4ml.model.layers import Conv2D
+
     x = inputs[0]
     name = layer.class_name
     where = f"layer {layer.name!r} ({name})"
-    two_d = "2D" in name
+    two_d = isinstance(layer, Conv2D)  # hls4ml's 1x1 PointwiseConv2D derives from it
     if layer.get_attr("data_format", "channels_last") != "channels_last":
         raise UnsupportedLayerError(layer.name, f"{name} (channels_first)", supported_layers(), step=STEP)
     w, _ = weight_values(layer.weights["weight"], f"{where} weight")
@@ -280,10 +284,12 @@ def pooling(layer, inputs):
     divides by the count of unpadded cells (``count_pad`` false) with C's truncation towards
     zero, and the max/average is cast to accum_t before the cast to result_t.
     """
+    from hls4ml.model.layers import Pooling2D
+
     x = inputs[0]
     name = layer.class_name
     where = f"layer {layer.name!r} ({name})"
-    two_d = name.endswith("2D")
+    two_d = isinstance(layer, Pooling2D)
     g = layer.get_attr
     op = str(g("pool_op", "")).lower()
     if op not in ("max", "average"):
@@ -296,7 +302,7 @@ def pooling(layer, inputs):
     ph, pw = (g("pool_height"), g("pool_width")) if two_d else (1, g("pool_width"))
     sh, sw = (g("stride_height"), g("stride_width")) if two_d else (1, g("stride_width"))
     pt, pl = (g("pad_top"), g("pad_left")) if two_d else (0, g("pad_left"))
-    out_h, out_w = (g("out_height"), g("out_width")) if two_d else (1, g("out_width"))
+    out_h, out_w = (g("out_height"), g("out_width")) if two_d else (1, g("n_out"))  # Pooling1D: n_in/n_out
     data_t = HlsType.from_hls4ml(layer.get_input_variable().type.precision, f"{where} input")
     acc = _attr_type(layer, "accum_t")
     res = _out_type(layer)
@@ -425,8 +431,6 @@ def fixed_point_quantizer(layer, inputs):
 
 
 def _validate_modes(t: HlsType, where: str) -> None:
-    from .precision import OVERFLOW_MODES, ROUNDING_MODES
-
     if t.rounding not in ROUNDING_MODES or t.overflow not in OVERFLOW_MODES:
         raise UnsupportedPrecisionError(f"{where}: modes {t.rounding}/{t.overflow} are not supported")
 
@@ -434,9 +438,7 @@ def _validate_modes(t: HlsType, where: str) -> None:
 HANDLERS = {
     "Dense": dense,
     "Conv1D": conv,
-    "Conv2D": conv,
-    "PointwiseConv1D": conv,
-    "PointwiseConv2D": conv,
+    "Conv2D": conv,  # also hls4ml's PointwiseConv1D/2D (1x1 kernels), subclasses of these
     "Activation": activation,
     "BatchNormalization": batchnorm,
     "Pooling1D": pooling,
@@ -451,7 +453,7 @@ HANDLERS = {
 def supported_layers() -> list[str]:
     """What RTL generation accepts, as named in hls4ml's graph (for error messages)."""
     return [
-        "Input", "Dense", "Conv1D", "Conv2D", "PointwiseConv1D", "PointwiseConv2D",
+        "Input", "Dense", "Conv1D", "Conv2D",
         "Activation(linear)", "Activation(relu)", "BatchNormalization",
         "Pooling1D(Max|Average)", "Pooling2D(Max|Average)", "Reshape",
         "Merge(add|subtract|maximum|minimum)", "Concatenate", "FixedPointQuantizer",

@@ -145,11 +145,6 @@ def quantize_np(x, t: HlsType) -> np.ndarray:
     and casts), for the input conversion of C-sim's ``predict`` and for constants such as
     ``(accum_t) bias``.
     """
-    if t.width > FLOAT64_EXACT_BITS:
-        raise UnsupportedPrecisionError(
-            f"type {t} is wider than {FLOAT64_EXACT_BITS} bits; constants and inputs of that width "
-            "cannot be handled exactly in float64"
-        )
     x = np.asarray(x, dtype=np.float64)
     scaled = np.ldexp(x, t.f)
     fl = np.floor(scaled)
@@ -169,7 +164,14 @@ def quantize_np(x, t: HlsType) -> np.ndarray:
     }[t.rounding]
     v = fl + inc
     lo, hi = (-(2.0 ** (t.width - 1)), 2.0 ** (t.width - 1) - 1) if t.signed else (0.0, 2.0**t.width - 1)
-    if t.overflow == "WRAP":
+    if np.all((v >= lo) & (v <= hi)):
+        pass  # in range: every overflow mode leaves it alone (and wide types stay exact)
+    elif t.width > FLOAT64_EXACT_BITS:
+        raise UnsupportedPrecisionError(
+            f"value out of the range of {t}, a type wider than {FLOAT64_EXACT_BITS} bits: its "
+            "overflow cannot be computed exactly in float64"
+        )
+    elif t.overflow == "WRAP":
         v = np.mod(v - lo, 2.0**t.width) + lo
     elif t.overflow == "SAT":
         v = np.clip(v, lo, hi)

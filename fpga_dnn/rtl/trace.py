@@ -117,6 +117,7 @@ def trace_model_graph(hls_model, *, softmax: str = "logits", hwconf=None, solver
     if softmax not in SOFTMAX_MODES:
         raise ValueError(f"softmax must be one of {SOFTMAX_MODES}, got {softmax!r}")
     t0 = time.perf_counter()
+    _check_flavour(hls_model)
     hwconf = HWConfig(*(hwconf or (1, -1, -1)))
     in_names, out_names = list(hls_model.inputs), list(hls_model.outputs)
     if len(in_names) != 1 or len(out_names) != 1:
@@ -187,6 +188,21 @@ def trace_model_graph(hls_model, *, softmax: str = "logits", hwconf=None, solver
         notes=notes,
         trace_seconds=time.perf_counter() - t0,
     )
+
+
+def _check_flavour(hls_model) -> None:
+    """The layer semantics here are those of the Vivado/Vitis io_parallel templates (ap_fixed)."""
+    get = hls_model.config.get_config_value
+    io_type, backend = str(get("IOType")), str(get("Backend") or "")
+    if io_type != "io_parallel":
+        raise UnsupportedGraphError(
+            f"RTL generation reproduces hls4ml's io_parallel code; this model was converted with "
+            f"{io_type}: convert it again with io_type='io_parallel' for the RTL step"
+        )
+    if backend and backend.lower() not in ("vivado", "vitis"):
+        raise UnsupportedGraphError(
+            f"RTL generation reproduces the Vivado/Vitis backends' ap_fixed code, not {backend}'s"
+        )
 
 
 def _hls_class(layer) -> str:
