@@ -38,10 +38,15 @@ class ConvertOptions:
     clock_period: float = 10.0  # ns; 100 MHz, the PYNQ boards' default PL clock
     part: str | None = None  # default: the board's part
     board: str = "pynq-z2"  # overlays/boards/<board>.toml: gives the part and the clock budget
-    input_precision: str | None = None  # default: inferred from the data
+    # Default: inferred exactly from the data. "auto" leaves hls4ml's own choice (no data check:
+    # inputs outside that type then wrap or round, as they would in hardware).
+    input_precision: str | None = None
     project_name: str = "fpga_dnn_model"
     # Per-layer hls4ml precision overrides, e.g. {"relu1": {"result": "ufixed<6,1,RND_CONV,SAT>"}}.
     precision_overrides: dict = field(default_factory=dict)
+    # Keep every layer's output for hls4ml's trace (mismatch reports). Off by default: tracing
+    # keeps no-op layers (linear activations) in the graph that hls4ml would otherwise remove.
+    trace: bool = False
 
     def check(self) -> "ConvertOptions":
         canon = {b.lower(): b for b in BACKENDS}
@@ -76,10 +81,24 @@ class ConvertResult:
     framework: str
     output_dir: Path
     hls_config: dict
-    input_format: FixedFormat
+    input_format: FixedFormat | None  # None: hls4ml chose (input_precision="auto")
     options: ConvertOptions
     seconds: float
     info: dict = field(default_factory=dict)
+    keras_model: object = None
+
+    def traced_twin(self):
+        """The same conversion with per-layer tracing on (a separate project, compiled)."""
+        from dataclasses import replace
+
+        from .csim import compile_model
+
+        twin = convert(self.keras_model, None, replace(self.options, trace=True,
+                       input_precision=str(self.input_format) if self.input_format else "auto"),
+                       output_dir=self.output_dir.with_name(self.output_dir.name + "_trace"),
+                       framework=self.framework)
+        compile_model(twin.hls_model)
+        return twin.hls_model
 
 
 def supported_layers(framework: str) -> set[str]:
@@ -124,7 +143,13 @@ def check_input(model, x: np.ndarray, what: str = "input data") -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float64)
 
 
-def input_format_for(x: np.ndarray, override: str | None) -> FixedFormat:
+def input_format_for(x: np.ndarray | None, override: str | None) -> FixedFormat | None:
+    if override == "auto":
+        return None
+    if x is None:
+        if not override:
+            raise DataError("no data to infer the input precision from: give data or an input precision")
+        return FixedFormat.parse(override)
     if override:
         fmt = FixedFormat.parse(override)
         if not fmt.on_grid(x).all():
@@ -144,19 +169,28 @@ def build_hls_config(model, framework: str, opts: ConvertOptions, input_format: 
     cfg["Model"]["Strategy"] = opts.strategy
     cfg["Model"]["ReuseFactor"] = opts.reuse_factor
     for name, layer_cfg in cfg["LayerName"].items():
-        layer_cfg["Trace"] = True  # per-layer outputs for mismatch reports (emulation only)
+        layer_cfg["Trace"] = bool(opts.trace)
         prec = layer_cfg.get("Precision")
         if isinstance(prec, dict):
             # An unset type silently becomes the model default fixed<16,6>; 'auto' is exact.
             prec.setdefault("result", "auto")
-    input_name = model.layers[0].name if framework == "qkeras" else model.inputs[0].name.split(":")[0]
     for name, prec in opts.precision_overrides.items():
         if name not in cfg["LayerName"]:
             raise ConfigError(f"precision_overrides: no layer {name!r}; layers: {', '.join(cfg['LayerName'])}")
         cfg["LayerName"][name].setdefault("Precision", {}).update(prec)
-    in_layers = [n for n in cfg["LayerName"] if n == input_name] or [next(iter(cfg["LayerName"]))]
-    cfg["LayerName"][in_layers[0]].setdefault("Precision", {})["result"] = input_format.hls4ml()
+    in_layers = [n for n in cfg["LayerName"] if n == _input_layer_name(model)] or [next(iter(cfg["LayerName"]))]
+    if input_format is not None:
+        cfg["LayerName"][in_layers[0]].setdefault("Precision", {})["result"] = input_format.hls4ml()
     return cfg
+
+
+def _input_layer_name(model) -> str:
+    """The input layer's name (a Sequential model has no InputLayer in ``model.layers``)."""
+    names = getattr(model, "input_names", None)  # Keras 2
+    if names:
+        return names[0]
+    history = getattr(model.inputs[0], "_keras_history", None)  # Keras 3: the tensor's InputLayer
+    return history[0].name if history else model.inputs[0].name
 
 
 @contextlib.contextmanager
@@ -167,9 +201,13 @@ def _quiet():
         yield
 
 
-def convert(model, x: np.ndarray, opts: ConvertOptions | None = None, output_dir="build/hls",
+def convert(model, x: np.ndarray | None, opts: ConvertOptions | None = None, output_dir="build/hls",
             framework: str | None = None, write: bool = True) -> ConvertResult:
-    """Convert ``model`` with calibration/test inputs ``x`` and write the HLS project."""
+    """Convert ``model`` with calibration/test inputs ``x`` and write the HLS project.
+
+    ``x`` sets the input precision (unless ``opts.input_precision`` does) and is checked against
+    the model's input shape; it may be None when ``opts.input_precision`` is given.
+    """
     import hls4ml
 
     from .modelio import framework_of
@@ -177,12 +215,12 @@ def convert(model, x: np.ndarray, opts: ConvertOptions | None = None, output_dir
     opts = (opts or ConvertOptions()).check()
     framework = framework or framework_of(model)
     check_layers(model, framework)
-    x = check_input(model, x)
+    x = check_input(model, x) if x is not None else None
     fmt = input_format_for(x, opts.input_precision)
     output_dir = Path(output_dir)
     t0 = time.perf_counter()
     progress(f"convert: {framework} model '{model.name}' -> hls4ml {opts.backend} {opts.io_type}, "
-             f"input {fmt}, strategy {opts.strategy}, reuse {opts.reuse_factor}")
+             f"input {fmt or 'hls4ml default'}, strategy {opts.strategy}, reuse {opts.reuse_factor}")
     cfg = build_hls_config(model, framework, opts, fmt)
     ctx = kerasenv.hls4ml_keras2() if framework == "qkeras" else contextlib.nullcontext()
     try:
@@ -200,7 +238,7 @@ def convert(model, x: np.ndarray, opts: ConvertOptions | None = None, output_dir
     seconds = time.perf_counter() - t0
     progress(f"convert: wrote HLS project {output_dir} ({seconds:.1f} s)")
     info = {"layers": [{"name": l.name, "class": l.class_name} for l in hls_model.get_layers()]}
-    return ConvertResult(hls_model, framework, output_dir, cfg, fmt, opts, seconds, info)
+    return ConvertResult(hls_model, framework, output_dir, cfg, fmt, opts, seconds, info, keras_model=model)
 
 
 def options_from_dict(d: dict) -> ConvertOptions:

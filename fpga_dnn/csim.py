@@ -72,11 +72,18 @@ def keras_layer_outputs(model, x: np.ndarray) -> dict:
     return {l.name: np.asarray(o) for l, o in zip(layers, outs)}
 
 
-def locate_mismatch(hls_model, model, x: np.ndarray, index: int) -> dict:
-    """Trace one sample through both and return the first layer whose outputs differ."""
+def locate_mismatch(hls_model, model, x: np.ndarray, index: int, traced_twin=None) -> dict:
+    """Trace one sample through both and return the first layer whose outputs differ.
+
+    ``traced_twin``: a callable giving the same model converted with tracing on, used when
+    ``hls_model`` was built without it.
+    """
     sample = x[index:index + 1]
     info: dict = {"sample": int(index)}
     try:
+        if traced_twin is not None and not any(
+                l.get_attr("trace", False) for l in hls_model.get_layers()):
+            hls_model = traced_twin()
         with contextlib.redirect_stdout(io.StringIO()):
             _, trace = hls_model.trace(np.ascontiguousarray(sample, dtype=np.float64))
         ref = keras_layer_outputs(model, sample)
@@ -97,8 +104,11 @@ def locate_mismatch(hls_model, model, x: np.ndarray, index: int) -> dict:
 
 
 def run_csim(hls_model, model, x: np.ndarray, y: np.ndarray | None = None, keras_out=None,
-             compiled: bool = False) -> CsimReport:
-    """Compile (unless already), run ``x`` through the emulation and compare with Keras."""
+             compiled: bool = False, traced_twin=None) -> CsimReport:
+    """Compile (unless already), run ``x`` through the emulation and compare with Keras.
+
+    ``traced_twin``: see :func:`locate_mismatch` (e.g. ``ConvertResult.traced_twin``).
+    """
     from .train import predict_logits
 
     compile_s = 0.0 if compiled else compile_model(hls_model)
@@ -115,7 +125,7 @@ def run_csim(hls_model, model, x: np.ndarray, y: np.ndarray | None = None, keras
     kacc = float((keras_out.argmax(1) == y).mean()) if y is not None else None
     mismatch = None
     if not exact.all():
-        mismatch = locate_mismatch(hls_model, model, x, int(np.flatnonzero(~exact)[0]))
+        mismatch = locate_mismatch(hls_model, model, x, int(np.flatnonzero(~exact)[0]), traced_twin)
     rep = CsimReport(len(x), float(exact.mean()), acc, kacc, round(compile_s, 2), round(predict_s, 3),
                      round(len(x) / max(predict_s, 1e-9), 1), mismatch, out)
     msg = f"csim: {int(exact.sum())}/{len(x)} samples bit-exact with Keras ({rep.exact_fraction:.4f})"

@@ -190,7 +190,7 @@ def step_csim(st: FlowState) -> None:
     from .errors import MismatchError
 
     x = check_input(st.model, st.x)
-    rep = run_csim(st.convert.hls_model, st.model, x, st.y)
+    rep = run_csim(st.convert.hls_model, st.model, x, st.y, traced_twin=st.convert.traced_twin)
     st.csim = rep
     st.report.set(csim_accuracy=rep.accuracy, bit_exact=rep.exact_fraction,
                   bit_exact_samples=f"{round(rep.exact_fraction * rep.n_samples)}/{rep.n_samples}",

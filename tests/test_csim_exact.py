@@ -8,7 +8,7 @@ from fpga_dnn import convert, csim
 
 def _convert_and_run(model, ds, tmp_path, **opts):
     res = convert.convert(model, ds.x_test, convert.ConvertOptions(**opts), output_dir=tmp_path / "hls")
-    return res, csim.run_csim(res.hls_model, model, ds.x_test, ds.y_test)
+    return res, csim.run_csim(res.hls_model, model, ds.x_test, ds.y_test, traced_twin=res.traced_twin)
 
 
 def test_qat_digits_mlp_accuracy_beside_float(digits_mlp_qkeras):

@@ -22,39 +22,17 @@ from fpga_dnn.errors import FpgaDnnError, UnsupportedLayerError
 N_GRID = 2000  # random ufixed<5,1> grid samples per model, on top of the 1,797 digits
 
 
-# ---------------------------------------------------------------------------------------------
-# Conversion helper. TEMPORARY: fpga_dnn.convert.convert(model, x, ConvertOptions(
-# input_precision=..., precision_overrides=...)) does the same; switch once its API is settled.
-# ---------------------------------------------------------------------------------------------
-
 def _convert(model, out_dir, *, keras2: bool, input_precision: str | None = "ufixed<5,1>",
-             precision: dict | None = None, trace: bool = False, strategy: str = "Latency", reuse: int = 1):
-    """hls4ml io_parallel / Vivado conversion + ``compile()``; QKeras through hls4ml's Keras 2 path."""
-    import contextlib
+             precision: dict | None = None, strategy: str = "Latency", reuse: int = 1, trace: bool = False):
+    """fpga_dnn's io_parallel / Vivado conversion + C-sim compile (``input_precision=None``: hls4ml's)."""
+    from fpga_dnn.convert import ConvertOptions, convert
+    from fpga_dnn.csim import compile_model
 
-    import hls4ml
-
-    from fpga_dnn.kerasenv import hls4ml_keras2
-
-    ctx = hls4ml_keras2() if keras2 else contextlib.nullcontext()
-    with ctx:
-        cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend="Vivado",
-                                                   default_reuse_factor=reuse)
-        cfg["Model"]["Strategy"] = strategy
-        layers = cfg["LayerName"]
-        for conf in layers.values():
-            prec = conf.setdefault("Precision", {})
-            if isinstance(prec, dict) and "accum" in prec:  # unset, they become fixed<16,6>
-                prec["accum"] = prec["result"] = "auto"
-            conf["Trace"] = trace
-        if input_precision:
-            layers[next(iter(layers))]["Precision"]["result"] = input_precision
-        for name, prec in (precision or {}).items():
-            layers[name]["Precision"].update(prec)
-        hls_model = hls4ml.converters.convert_from_keras_model(
-            model, hls_config=cfg, io_type="io_parallel", backend="Vivado", output_dir=str(out_dir))
-    hls_model.compile()
-    return hls_model
+    opts = ConvertOptions(input_precision=input_precision or "auto", precision_overrides=precision or {},
+                          strategy=strategy, reuse_factor=reuse, trace=trace)
+    res = convert(model, None, opts, output_dir=out_dir, framework="qkeras" if keras2 else "hgq2")
+    compile_model(res.hls_model)
+    return res.hls_model
 
 
 # ---------------------------------------------------------------------------------------------

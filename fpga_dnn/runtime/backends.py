@@ -82,6 +82,9 @@ class Backend(abc.ABC):
         self._out: Optional[Tuple[Any, np.ndarray]] = None
         self.allocations = 0
         self.closed = False
+        #: Changes whenever the buffers do (allocated, grown, freed): views into them and
+        #: :meth:`prepare`'d transfers are valid only for the generation they were made in.
+        self.generation = 0
 
     # -- buffers ------------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -114,6 +117,7 @@ class Backend(abc.ABC):
             current = None
             self._release(handle)
         self.allocations += 1
+        self.generation += 1
         return self._allocate(size)
 
     @property
@@ -129,6 +133,23 @@ class Backend(abc.ABC):
         ``times.transfer`` and ``times.wait``. On a DMA error or timeout: reset the DMA, then
         raise :class:`~fpga_dnn.errors.DmaError` / :class:`~fpga_dnn.errors.DmaTimeoutError`.
         """
+
+    def prepare(self, in_bytes: int, out_bytes: int) -> Callable[[], float]:
+        """A ready transfer of ``in_bytes`` / ``out_bytes`` from/to the current buffers:
+        ``run() -> t_started`` does what :meth:`transfer` does (same checks, errors and
+        recovery) and returns the ``perf_counter`` time at which the DMA was programmed (the
+        end of the "transfer" stage, the start of "wait"). Valid while :attr:`generation` is
+        unchanged. Backends precompute what they can here; this default just calls
+        :meth:`transfer`."""
+        times = StageTimes()
+        transfer, clock = self.transfer, time.perf_counter
+
+        def run() -> float:
+            times.transfer = times.wait = 0.0
+            transfer(in_bytes, out_bytes, times)
+            return clock() - times.wait
+
+        return run
 
     def accelerator_seconds(self) -> Optional[float]:
         """Seconds spent inside a simulated accelerator so far (``None`` on hardware)."""
@@ -146,6 +167,7 @@ class Backend(abc.ABC):
             if cur is not None:
                 self._release(cur[0])
         self.closed = True
+        self.generation += 1
 
 
 class EmulatedBackend(Backend):

@@ -39,7 +39,7 @@ speed check.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
@@ -260,6 +260,154 @@ def encode(x, port: "PortSpec", overflow: str = "raise", rounding: str = "exact"
 def decode(buf, port: "PortSpec", batch: Optional[int] = None) -> np.ndarray:
     """Packed bytes → real values (float64): :func:`unpack` then :func:`from_fixed`."""
     return from_fixed(unpack(buf, port, batch), port.format)
+
+
+# ---------------------------------------------------------------------------------------------
+# precompiled per-port codec: the runtime's hot path
+# ---------------------------------------------------------------------------------------------
+
+#: Batches of at most this many elements keep their float64 scratch arrays between calls
+#: (larger ones allocate them per call) and are compared as byte strings.
+SMALL_BATCH_ELEMENTS = 1 << 14
+
+_ROUNDING_UFUNC = {"exact": None, "nearest_even": np.rint, "floor": np.floor, "nearest_up": np.floor}
+
+
+class PortCodec:
+    """One port's format and beat layout, precomputed, with encoders/decoders bound to a buffer.
+
+    The same semantics as :func:`to_fixed` + :func:`pack` and :func:`unpack` + :func:`from_fixed`,
+    for the runtime's per-call path: everything that depends only on the port (scale, integer
+    bounds, lane type, sign extension) is computed here once, and :meth:`encoder` /
+    :meth:`decoder` return closures bound to views of one DMA buffer for one batch shape, so a
+    call does a handful of numpy operations on preallocated arrays and nothing else.
+
+    How the encoder validates without the per-element checks of :func:`to_fixed`
+    (``overflow='raise'``): with ``s = x * 2**frac`` (rounded by the rounding policy, if any),
+    ``c = fmin(fmax(s, lo), hi)`` is finite and inside the format's integer range whatever
+    ``s`` holds (``fmax``/``fmin`` drop NaN), so casting it into the lanes is safe; the lanes
+    read back as floats equal ``s`` exactly — bit for bit — if and only if every ``s`` is an
+    integer of the format's range: on the grid, in range, finite. Any mismatch (and the rare
+    false alarm, ``-0.0``) re-runs the conversion through :func:`to_fixed`, which raises the
+    documented error naming the first bad element (or, for ``-0.0``, returns the integers).
+    """
+
+    def __init__(self, port: "PortSpec"):
+        fmt = port.format
+        self.port = port
+        self.format = fmt
+        self.shape = tuple(port.shape)
+        self.elements = port.elements
+        self.lane_dtype = np.dtype(port.lane_dtype)
+        self.lane_bytes = self.lane_dtype.itemsize
+        self.sample_bytes = port.sample_bytes
+        self.data_bytes = port.data_bytes
+        self.lo, self.hi = int_range(fmt)
+        self.scale = 2.0 ** fmt.frac   # powers of two: exact in float64
+        self.step = 2.0 ** -fmt.frac
+        self.spare = 8 * self.lane_bytes - fmt.width
+        #: lanes can be viewed in place in a (batch, sample_bytes) buffer
+        self.direct = self.sample_bytes % self.lane_bytes == 0
+
+    def lanes_view(self, rows: np.ndarray, shape: Optional[tuple] = None) -> Optional[np.ndarray]:
+        """The lanes of ``rows`` (uint8, ``(batch, sample_bytes)``, C-contiguous) as a view of
+        the lane type shaped ``shape`` (default ``(batch, elements)``); ``None`` when the layout
+        does not allow a view (a sample size that is not whole lanes)."""
+        if not self.direct:
+            return None
+        lanes = rows.view(self.lane_dtype)[:, : self.elements]
+        return lanes if shape is None else lanes.reshape(shape)
+
+    # -- real values -> DMA buffer ----------------------------------------------------------------------
+    def encoder(self, rows: np.ndarray, shape: tuple, overflow: str = "raise",
+                rounding: str = "exact") -> Callable[[np.ndarray], None]:
+        """``encode(x)``: validate ``x`` (shape ``shape``, real values) by the policies and pack
+        it into ``rows`` (uint8 ``(batch, sample_bytes)``, C-contiguous, e.g. the start of a DMA
+        buffer) — :func:`to_fixed` then :func:`pack`, with the same errors.
+
+        ``overflow='raise'`` takes the fast path of the class docstring; ``'saturate'`` (and a
+        layout without a lane view) runs :func:`to_fixed` + :func:`pack`."""
+        if overflow not in OVERFLOW_POLICIES:
+            raise DataError(f"unknown overflow policy {overflow!r}; known: {', '.join(OVERFLOW_POLICIES)}")
+        if rounding not in ROUNDING_POLICIES:
+            raise DataError(f"unknown rounding policy {rounding!r}; known: {', '.join(ROUNDING_POLICIES)}")
+        port, fmt = self.port, self.format
+
+        def slow(x) -> None:
+            pack(to_fixed(x, fmt, overflow=overflow, rounding=rounding), port, out=rows)
+
+        lanes = self.lanes_view(rows, shape)
+        if overflow != "raise" or lanes is None:
+            return slow
+        pad = rows[:, self.data_bytes:] if self.data_bytes < self.sample_bytes else None
+        size = int(np.prod(shape))
+        small = size <= SMALL_BATCH_ELEMENTS
+        scratch = (np.empty(shape), np.empty(shape)) if small else None
+        # 0-d arrays: ufuncs take them faster than Python floats
+        scale, lo, hi, half = (np.array(v, dtype=np.float64) for v in (self.scale, self.lo, self.hi, 0.5))
+        mul, add, fmax, fmin = np.multiply, np.add, np.fmax, np.fmin
+        rnd = _ROUNDING_UFUNC[rounding]
+        up = rounding == "nearest_up"
+        # frac = 0: the values are the integers themselves, float64 input needs no multiply
+        f64 = np.dtype(np.float64) if self.scale == 1.0 else None
+        empty = np.empty
+
+        def encode(x) -> None:
+            s, c = scratch or (empty(shape), empty(shape))
+            if x.dtype is f64:
+                v = x
+            elif x.dtype.kind in "fiub":
+                v = mul(x, scale, out=s)
+            else:
+                slow(x)  # raises: not real numbers
+            if rnd is not None:
+                if up:
+                    v = add(v, half, out=s)
+                v = rnd(v, out=s)
+            fmax(v, lo, out=c)
+            fmin(c, hi, out=c)
+            lanes[...] = c      # in range and finite: an exact cast
+            c[...] = lanes      # read back
+            if (c.tobytes() != v.tobytes()) if small else not (c == v).all():
+                slow(x)  # raises the documented error (or handles -0.0)
+            elif pad is not None:
+                pad[...] = 0
+
+        return encode
+
+    # -- DMA buffer -> integers / real values ---------------------------------------------------------
+    def decoder(self, rows: np.ndarray, batch: int, real: bool = True) -> Callable[[], np.ndarray]:
+        """``decode()``: the samples in ``rows`` (uint8 ``(batch, sample_bytes)``) as a new array
+        of shape ``(batch, *shape)``: real values (float64, :func:`unpack` + :func:`from_fixed`)
+        or with ``real=False`` the integers (int64, :func:`unpack`). Only each lane's low
+        ``width`` bits count (re-extended by the format's sign), as in the RTL shell."""
+        port, fmt, shape = self.port, self.format, (batch,) + self.shape
+        lanes = self.lanes_view(rows, shape)
+        if lanes is None:
+            if real:
+                return lambda: from_fixed(unpack(rows, port, batch), fmt)
+            return lambda: unpack(rows, port, batch)
+        spare, dt, step = self.spare, self.lane_dtype, self.step
+        mul, astype_int = np.multiply, np.int64
+        if not spare:
+            if real:
+                return lambda: mul(lanes, step)
+            return lambda: lanes.astype(astype_int)
+        if fmt.signed:  # arithmetic shifts re-extend the sign from bit width-1
+            sh = dt.type(spare)
+            lsh, rsh = np.left_shift, np.right_shift
+
+            def lanes_of():
+                t = lsh(lanes, sh)
+                return rsh(t, sh, out=t)
+        else:
+            mask, band = dt.type((1 << fmt.width) - 1), np.bitwise_and
+
+            def lanes_of():
+                return band(lanes, mask)
+        if real:
+            return lambda: mul(lanes_of(), step)
+        return lambda: lanes_of().astype(astype_int)
 
 
 def wide_stream_bits(elements: int, width: int) -> int:

@@ -48,7 +48,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 from fpga_dnn.errors import ConfigError
 from fpga_dnn.fixedpoint import FixedFormat  # the project's one format class (numpy only)
-from fpga_dnn.runtime.packing import BEAT_LAYOUT, beats_per_sample, lane_bits_for
+from fpga_dnn.runtime.packing import BEAT_LAYOUT, beats_per_sample, lane_bits_for, lane_dtype
 
 SPEC_VERSION = 1
 SPEC_FILENAME = "spec.json"
@@ -127,7 +127,17 @@ def parse_format(text: Union[str, FixedFormat]) -> FixedFormat:
 class PortSpec:
     """One stream direction: tensor shape, element format and stream width.
 
-    The lane size and beats per sample follow from these by the beat layout.
+    The lane size and beats per sample follow from these by the beat layout. The derived
+    values are computed once, at construction (the runtime reads them on every call), and are
+    plain attributes:
+
+    * ``elements``: elements per sample (the shape's product);
+    * ``lane_bits``: bits per lane (8, 16 or 32), ``lane_dtype`` the lane's little-endian
+      numpy integer type (signed iff the format is);
+    * ``beats_per_sample``: stream beats per sample;
+    * ``sample_bytes``: bytes per sample on the stream (and in a DMA buffer), padding included;
+    * ``data_bits`` / ``data_bytes``: lanes per sample before padding (``elements * lane_bits``);
+    * ``board_compatible``: the stream width is one the boards' AXI DMA offers (32 or 64 bits).
     """
 
     shape: Tuple[int, ...]
@@ -142,33 +152,21 @@ class PortSpec:
         _check_format(self.format, "format")
         _need(_is_int(self.stream_bits) and self.stream_bits >= 8 and self.stream_bits % 8 == 0,
               "stream_bits", f"expected a positive multiple of 8, got {self.stream_bits!r}")
-
-    @property
-    def elements(self) -> int:
-        return int(math.prod(self.shape))
-
-    @property
-    def lane_bits(self) -> int:
-        return lane_bits_for(self.format.width)
-
-    @property
-    def beats_per_sample(self) -> int:
-        return beats_per_sample(self.elements, self.lane_bits, self.stream_bits)
-
-    @property
-    def sample_bytes(self) -> int:
-        """Bytes per sample on the stream (and in a DMA buffer), padding included."""
-        return self.beats_per_sample * self.stream_bits // 8
-
-    @property
-    def data_bits(self) -> int:
-        """Bits of lanes per sample, before padding: ``elements * lane_bits``."""
-        return self.elements * self.lane_bits
-
-    @property
-    def board_compatible(self) -> bool:
-        """True if the stream width is one the boards' AXI DMA offers (32 or 64 bits)."""
-        return self.stream_bits in BOARD_STREAM_BITS
+        elements = int(math.prod(shape))
+        lane = lane_bits_for(self.format.width)
+        beats = beats_per_sample(elements, lane, self.stream_bits)
+        derived = {
+            "elements": elements,
+            "lane_bits": lane,
+            "lane_dtype": lane_dtype(self.format),
+            "beats_per_sample": beats,
+            "sample_bytes": beats * self.stream_bits // 8,
+            "data_bits": elements * lane,
+            "data_bytes": elements * lane // 8,
+            "board_compatible": self.stream_bits in BOARD_STREAM_BITS,
+        }
+        for key, value in derived.items():
+            object.__setattr__(self, key, value)
 
     def to_dict(self) -> Dict[str, Any]:
         return {
