@@ -23,7 +23,7 @@ from fpga_dnn.runtime.fake.hwh import (PS_FAMILIES, OverlayDesign, clock_divisor
                                        write_sim_bundle)
 from fpga_dnn.runtime.fake.memory import FakeMemory
 from fpga_dnn.runtime.fake.models import FaultyModel, Float32Model, InstantModel, reference_fn
-from fpga_dnn.runtime.packing import from_fixed, to_fixed
+from fpga_dnn.runtime.packing import from_fixed, int_range, to_fixed
 from fpga_dnn.runtime.spec import Spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -380,3 +380,141 @@ def test_driver_bench_runs_in_the_board_environment():
     assert r["numpy"].startswith("1.") and r["ours"]["batch_1"]["host_us_per_call"] > 0
     assert r["summary"]["pack_unpack_elements_per_s"] > 0
     assert "RuntimeError" in r["hls4ml_bugs"]["decode_second_predict_strict"]["second_predict_error"]
+
+
+# ------------------------------------------------------------------ the prepared predict path
+
+class _Recorder:
+    """A frame model that records the frames (packed input bytes) it is sent."""
+
+    frame_model = True
+
+    def __init__(self, inner):
+        self.inner, self.frames = inner, []
+
+    def __call__(self, frame):
+        self.frames.append(bytes(np.asarray(frame, dtype=np.uint8)))
+        return self.inner(frame)
+
+
+def _specials(fmt):
+    """(name, value) pairs that each policy must treat exactly as to_fixed does."""
+    lo, hi = int_range(fmt)
+    step = 2.0 ** -fmt.frac
+    return [("nan", np.nan), ("inf", np.inf), ("-inf", -np.inf), ("-0.0", -0.0), ("half step", 2.5 * step),
+            ("quarter step", 3.25 * step), ("three quarters", -1.75 * step if fmt.signed else 1.75 * step),
+            ("below", (lo - 1) * step), ("above", (hi + 1) * step), ("huge", 1e300), ("-huge", -1e300),
+            ("lowest", lo * step), ("highest", hi * step), ("tiny", 1e-45)]
+
+
+def _same_outcome(fast, general):
+    """Run both; they must return equal arrays (same dtype and shape) or raise the same error."""
+    try:
+        want = general()
+    except Exception as err:  # noqa: BLE001 - compared below
+        with pytest.raises(type(err)) as got:
+            fast()
+        assert str(got.value) == str(err)
+        return None
+    y = fast()
+    assert y.dtype == want.dtype and y.shape == want.shape
+    np.testing.assert_array_equal(y, want)
+    return y
+
+
+PREPARED_CASES = [
+    # input format, input shape, output format, output shape, stream bits
+    ("ufixed<5,5>", (64,), "fixed<16,6>", (10,), 64),     # the digits design: frac 0, no padding
+    ("fixed<7,3>", (4, 4, 2), "ufixed<12,4>", (3, 2), 32),  # multi-dim, spare bits both ways
+    ("fixed<20,4>", (3,), "fixed<9,9>", (5,), 24),          # 32-bit lanes on a 24-bit stream, padding out
+    ("fixed<8,8>", (3,), "ufixed<16,0>", (2,), 32),          # full-lane formats, padded input
+    ("ufixed<6,-2>", (5,), "fixed<32,-3>", (1,), 64),        # negative integer bits (frac > width)
+    ("fixed<32,16>", (1,), "fixed<32,1>", (1,), 24),         # sample not whole lanes: no in-place view
+    ("ufixed<3,1>", (3, 2, 1), "fixed<10,3>", (2, 2), 64),   # multi-dim views of padded samples
+]
+
+
+@pytest.mark.parametrize("case", PREPARED_CASES, ids=[c[0] + "_" + str(c[4]) for c in PREPARED_CASES])
+@pytest.mark.parametrize("overflow", ["raise", "saturate"])
+@pytest.mark.parametrize("rounding", ["exact", "nearest_even", "nearest_up", "floor"])
+def test_prepared_predict_matches_the_general_path(case, overflow, rounding):
+    """predict() with the open-time policies takes the prepared path (conversion straight into the
+    DMA buffer); passing the policies explicitly takes the general one (to_fixed, pack). Same bytes
+    sent, same outputs, same errors — for every special value, dtype and batch shape."""
+    from fpga_dnn.runtime.backends import EmulatedBackend
+    fin, sin, fout, sout, bits = case
+    spec = Spec.create("p", sin, fin, sout, fout, 1, stream_bits=bits)
+    rec = _Recorder(InstantModel(spec))
+    acc = Accelerator(spec, EmulatedBackend(rec), overflow=overflow, rounding=rounding)
+    fmt = spec.input.format
+    general = dict(overflow=overflow, rounding=rounding)
+    rng = np.random.default_rng(len(sin) + bits)
+    lo, hi = int_range(fmt)
+    for batch in (1, 3):
+        x = from_fixed(rng.integers(lo, hi + 1, size=(batch,) + sin), fmt)
+        inputs = [x, x.reshape(batch, -1), np.asfortranarray(x), x.astype(np.float32), x.astype(np.float16),
+                  np.repeat(x, 2, axis=0)[::2]]
+        if fmt.frac <= 0:
+            inputs.append((x * 1).astype(np.int64))
+        for name, value in _specials(fmt):
+            bad = x.copy()
+            bad.reshape(-1)[-1] = value
+            with np.errstate(over="ignore"):  # 1e300 -> inf in float32
+                inputs += [bad, bad.astype(np.float32)]
+        for xi in inputs:
+            n_frames = len(rec.frames)
+            y = _same_outcome(lambda: acc.predict(xi), lambda: acc.predict(xi, **general))
+            if y is not None:
+                assert rec.frames[n_frames] == rec.frames[n_frames + 1]  # byte for byte, padding included
+    assert acc.predict(np.zeros((2,) + sin, dtype=bool)).shape == (2,) + sout
+    with pytest.raises(DataError, match="real numbers"):
+        acc.predict(np.zeros((1,) + sin, dtype=complex))
+    with pytest.raises(DataError, match="real numbers"):
+        acc.predict(np.full((1,) + sin, "a"))
+
+
+def test_prepared_path_large_batches_buffers_and_accounting(spec):
+    from fpga_dnn.runtime.backends import EmulatedBackend, StageTimes
+    from fpga_dnn.runtime.packing import SMALL_BATCH_ELEMENTS
+    acc = Accelerator(spec, EmulatedBackend(InstantModel(spec), max_transfer_bytes=2 ** 20))
+    big = SMALL_BATCH_ELEMENTS // 64 + 7      # past the size whose scratch arrays are kept
+    for b in (1, 4, 1, big, 1):
+        x = acc.random_inputs(b, seed=b)
+        np.testing.assert_array_equal(acc.predict(x), expected(spec, x))
+    x = acc.random_inputs(big, seed=1)
+    x[-1, -1] = 0.5
+    with pytest.raises(DataError, match=r"not on the .*index \(%d, 63\)" % (big - 1)):
+        acc.predict(x)
+    assert acc.backend.allocations == 6 and acc.calls == 5 and acc.samples == 7 + big
+    assert acc.last_times.pack > 0 and acc.last_times.transfer > 0
+    total = acc.times
+    assert all(v > 0 for v in total.as_dict().values())
+    acc.times = StageTimes()
+    acc.predict(acc.random_inputs(1))
+    assert 0 < acc.times.pack == acc.last_times.pack
+    for _ in range(600):  # the raw log is folded in bounded chunks
+        acc.predict(acc.random_inputs(1))
+    assert acc.calls == 606 and len(acc._log) < 300
+    acc.overflow = "saturate"   # a policy change applies to the next call
+    np.testing.assert_array_equal(acc.predict(np.full((1, 64), 99.0)), expected(spec, np.full((1, 64), 31.0)))
+    with pytest.raises(DataError, match="unknown overflow"):
+        acc.overflow = "wrap"
+    acc.close()
+    with pytest.raises(DmaError, match="closed"):
+        acc.predict(acc.random_inputs(1))
+
+
+def test_valid_inputs_never_fall_back_to_to_fixed(spec, monkeypatch):
+    """The prepared path's check accepts every valid input by itself (to_fixed is only for errors)."""
+    import fpga_dnn.runtime.packing as packing
+    from fpga_dnn.runtime.backends import EmulatedBackend
+    calls = []
+    real_to_fixed = packing.to_fixed
+    monkeypatch.setattr(packing, "to_fixed", lambda *a, **k: calls.append(1) or real_to_fixed(*a, **k))
+    for rounding in ("exact", "nearest_even", "floor", "nearest_up"):
+        acc = Accelerator(spec, EmulatedBackend(InstantModel(spec)), rounding=rounding)
+        for b in (1, 5):
+            x = acc.random_inputs(b, seed=b)
+            for xi in (x, x.astype(np.float32), x.astype(np.uint8), x + (0.25 if rounding != "exact" else 0)):
+                acc.predict(xi)
+        assert calls == [] and list(acc._plans) == [(5, 64)]  # batch 5 grew the buffers: batch 1 re-prepares

@@ -33,6 +33,7 @@ import numpy as np
 from fpga_dnn.errors import ConfigError, DataError
 from fpga_dnn.fixedpoint import FixedFormat
 
+from ..simulate.verilator import DEFAULT_OPT, OUTPUT_SPLIT
 from .precision import HlsType, UnsupportedPrecisionError, quantize_np
 from .trace import TracedModel
 
@@ -148,7 +149,9 @@ def write_verilog(traced: TracedModel, out_dir, *, name: str = "fpga_dnn_core", 
                                        "output_type": str(traced.output_type)}})
     traced.comb.save(out_dir / "model" / "comb.json")
     meta = json.loads((out_dir / "metadata.json").read_text())
-    latency = int(meta["latency"])
+    # da4ml's metadata counts pipeline stages; its top also registers the input (stage0_inp), so
+    # a sample takes one clock more to come out. The cocotb latency test measures exactly this.
+    latency = int(meta["latency"]) + 1
     top = f"{name}_wrapper"
     (out_dir / "src" / f"{top}.v").write_text(uniform_wrapper(pipe, name, traced.input_type, traced.output_type))
     (out_dir / "sim" / f"{top}_binder.cc").write_text(
@@ -289,13 +292,6 @@ void inference(int32_t *c_inp, int32_t *c_out, size_t n_samples, size_t n_thread
 # Verilator emulation
 # --------------------------------------------------------------------------------------------
 
-#: C++ optimisation for the Verilated model; see :func:`compile_emulator` for the measurements.
-DEFAULT_OPT = "-O1"
-
-#: Verilator splits its output into files/functions of about this many statements. Without it
-#: GCC spends minutes on a few giant functions (superlinear): 112 s of CPU for the digits MLP
-#: at -O1, against 26 s with the split.
-OUTPUT_SPLIT = ("--output-split", "20000", "--output-split-cfuncs", "2000")
 
 
 class RtlEmulator:

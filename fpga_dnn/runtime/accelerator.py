@@ -25,8 +25,16 @@ What ``predict`` does, on every backend:
    :func:`~fpga_dnn.runtime.packing.pack`), **transfer** (the backend: flush, program the DMA,
    wait with a timeout, invalidate), **unpack** the output buffer. Both buffers are allocated
    on the first call and reused; they grow only when a larger batch needs it.
-5. **Return** real values, float64, shape ``(batch, *output shape)``
-   (:meth:`Accelerator.predict_fixed` returns the integers instead).
+5. **Return** real values, float64, shape ``(batch, *output shape)`` — a new array, never a
+   view of a DMA buffer (:meth:`Accelerator.predict_fixed` returns the integers instead).
+
+A batch that fits one transfer, with the policies chosen at open, takes a prepared path: per
+input shape the buffers, their views, the codec constants and the backend's DMA register
+sequence are bound once (:func:`~fpga_dnn.runtime.packing.prepared_call`,
+:meth:`~fpga_dnn.runtime.backends.Backend.prepare`), so a call validates and converts straight
+into the input buffer with a few numpy operations, runs the transfer and decodes — the same
+checks, errors, layout and register sequence as the general path (policies passed per call,
+batches split over several transfers), which converts the whole batch with ``to_fixed`` first.
 
 Errors are :mod:`fpga_dnn.errors` classes: ``DataError`` (bad input), ``DmaError`` /
 ``DmaTimeoutError`` (the DMA failed or hung — it has been reset, the next call works),
@@ -48,7 +56,7 @@ from fpga_dnn.errors import DataError, DeviceError, UnknownNameError
 from fpga_dnn.runtime.backends import Backend, EmulatedBackend, StageTimes
 from fpga_dnn.runtime.bundle import Bundle, BundleError
 from fpga_dnn.runtime.packing import (OVERFLOW_POLICIES, ROUNDING_POLICIES, PortCodec, from_fixed, int_range, pack,
-                                      to_fixed, unpack)
+                                      prepared_call, to_fixed, unpack)
 from fpga_dnn.runtime.spec import Spec
 
 perf_counter, asarray = time.perf_counter, np.asarray
@@ -72,7 +80,7 @@ class Accelerator:
         self.spec = spec
         self.backend = backend
         self.bundle = bundle
-        self.overflow, self.rounding = self._policies(overflow, rounding)
+        self._overflow, self._rounding = self._policies(overflow, rounding)
         self.samples_per_transfer = min(backend.max_transfer_bytes // spec.input.sample_bytes,
                                         backend.max_transfer_bytes // spec.output.sample_bytes)
         if self.samples_per_transfer < 1:
@@ -84,12 +92,16 @@ class Accelerator:
         self._in_flat = (spec.input.elements,)
         self._in_sb, self._out_sb = spec.input.sample_bytes, spec.output.sample_bytes
         self._in_codec, self._out_codec = PortCodec(spec.input), PortCodec(spec.output)
-        #: per input shape (one transfer's worth of samples or fewer): the prepared call, see _plan
-        self._plans: Dict[tuple, tuple] = {}
-        self.times = StageTimes()          # accumulated over every call
-        self.last_times = StageTimes()     # the last call's
-        self.calls = 0
-        self.samples = 0
+        #: input shape (a batch of one transfer or less) -> its prepared call (see _plan); emptied
+        #: by the backend whenever its buffers change
+        self._plans: Dict[tuple, Any] = backend.bound_cache()
+        self._plan_for = self._plans.get
+        # accounting: prepared calls append their raw times to _log, folded into these on demand
+        self._log: list = []
+        self._times = StageTimes()
+        self._last_times = StageTimes()
+        self._calls = 0
+        self._samples = 0
 
     # -- construction ---------------------------------------------------------------------------------
     @classmethod
@@ -160,7 +172,7 @@ class Accelerator:
     @overflow.setter
     def overflow(self, value: str) -> None:
         self._overflow = self._policies(value, "exact")[0]
-        self._plans = {}
+        self._plans.clear()
 
     @property
     def rounding(self) -> str:
@@ -170,7 +182,7 @@ class Accelerator:
     @rounding.setter
     def rounding(self, value: str) -> None:
         self._rounding = self._policies("raise", value)[1]
-        self._plans = {}
+        self._plans.clear()
 
     @staticmethod
     def _policies(overflow: str, rounding: str):
@@ -197,32 +209,16 @@ class Accelerator:
         t0 = perf_counter()
         x = asarray(x)
         if overflow is None and rounding is None:
-            plan = self._plans.get(x.shape)
-            if plan is not None and plan[0] == self.backend.generation:
-                # the prepared call (see _plan): encode into the DMA buffer, transfer, decode
-                _, n, encode, run, decode, _ = plan
-                encode(x)
-                t1 = perf_counter()
-                started = run()
-                t2 = perf_counter()
-                y = decode()
-                times = StageTimes(t1 - t0, started - t1, t2 - started, perf_counter() - t2)
-                self.last_times = times   # _account, inlined
-                total = self.times
-                total.pack += times.pack
-                total.transfer += times.transfer
-                total.wait += times.wait
-                total.unpack += times.unpack
-                self.calls += 1
-                self.samples += n
-                return y
+            call = self._plan_for(x.shape)
+            if call is not None:
+                return call(x, t0)   # see _plan
         self._check_batch(x, "predict")
+        if overflow is None and rounding is None and 0 < len(x) <= self.samples_per_transfer:
+            return self._plan(x.shape)(x, t0)   # first call with this shape (or new buffers)
         ov, rd = (self._policies(overflow or self._overflow, rounding or self._rounding)
                   if overflow or rounding else (self._overflow, self._rounding))
-        if overflow is None and rounding is None and 0 < len(x) <= self.samples_per_transfer:
-            plan = self._plan(x.shape)
-            return self.predict(x) if plan is not None else self._run_real(x, ov, rd, t0)
-        return self._run_real(x, ov, rd, t0)
+        q = to_fixed(x, self.spec.input.format, overflow=ov, rounding=rd)  # all of it before anything is sent
+        return self._run(q, perf_counter() - t0, decode=True)
 
     def predict_fixed(self, q) -> np.ndarray:
         """Output integers (int64) for a batch of input integers (the formats' ``q``, no scaling).
@@ -236,32 +232,25 @@ class Accelerator:
             raise DataError(f"predict_fixed takes integers (the fixed-point q), got dtype {q.dtype}")
         return self._run(q, perf_counter() - t0, decode=False)
 
-    def _run_real(self, x: np.ndarray, overflow: str, rounding: str, t0: float) -> np.ndarray:
-        """The general path of :meth:`predict`: convert the whole batch first (so a bad value
-        anywhere raises before anything is sent), then :meth:`_run`."""
-        q = to_fixed(x, self.spec.input.format, overflow=overflow, rounding=rounding)
-        return self._run(q, perf_counter() - t0, decode=True)
-
-    def _plan(self, shape: tuple) -> Optional[tuple]:
+    def _plan(self, shape: tuple):
         """Prepare :meth:`predict` for inputs of ``shape`` (a batch that fits one transfer) with
-        the default policies: buffers sized (allocated or grown only if needed, as in
-        :meth:`_run`), and bound to them an encoder (validation + conversion + packing straight
-        into the input buffer), the backend's prepared transfer and a decoder (see
-        :class:`~fpga_dnn.runtime.packing.PortCodec`). Kept per shape while the backend's
-        buffers stay the same (:attr:`Backend.generation`); ``None`` if the batch cannot take
-        this path."""
+        the default policies: the buffers sized (allocated or grown only if needed, as in
+        :meth:`_run`) and, bound to them, a call that validates and converts straight into the
+        input buffer, runs the backend's prepared transfer and decodes the output buffer
+        (:func:`~fpga_dnn.runtime.packing.prepared_call`). Kept per shape while the backend's
+        buffers stay the same (the backend empties the cache when they change)."""
         n = shape[0]
         in_bytes, out_bytes = n * self._in_sb, n * self._out_sb
         backend = self.backend
         in_buf, out_buf = backend.buffers(in_bytes, out_bytes)
-        encode = self._in_codec.encoder(in_buf[:in_bytes].reshape(n, self._in_sb), shape,
-                                        self._overflow, self._rounding)
-        decode = self._out_codec.decoder(out_buf[:out_bytes].reshape(n, self._out_sb), n)
-        plan = (backend.generation, n, encode, backend.prepare(in_bytes, out_bytes), decode, shape)
+        call = prepared_call(self._in_codec, self._out_codec, in_buf[:in_bytes].reshape(n, self._in_sb),
+                             out_buf[:out_bytes].reshape(n, self._out_sb), shape,
+                             backend.prepare(in_bytes, out_bytes), self._log, self._fold,
+                             overflow=self._overflow, rounding=self._rounding)
         if len(self._plans) >= 16:   # many batch sizes: keep the latest ones only
-            self._plans = {}
-        self._plans[shape] = plan
-        return plan
+            self._plans.clear()
+        self._plans[shape] = call
+        return call
 
     def _run(self, q: np.ndarray, prep_seconds: float, decode: bool) -> np.ndarray:
         """Split, pack, transfer, unpack (and with ``decode``, convert to real values)."""
@@ -297,14 +286,54 @@ class Accelerator:
         return result
 
     def _account(self, times: StageTimes, batch: int) -> None:
-        self.last_times = times
-        total = self.times
-        total.pack += times.pack
-        total.transfer += times.transfer
-        total.wait += times.wait
-        total.unpack += times.unpack
-        self.calls += 1
-        self.samples += batch
+        self._fold()
+        self._last_times = times
+        self._times.add(times)
+        self._calls += 1
+        self._samples += batch
+
+    def _fold(self) -> None:
+        """Fold the prepared calls' raw times (``_log``) into the totals."""
+        log = self._log
+        if not log:
+            return
+        t0, t1, started, t2, t3, n = (sum(column) for column in zip(*log))   # C loops: cheap per entry
+        self._times.add(StageTimes(t1 - t0, started - t1, t2 - started, t3 - t2))
+        t0, t1, started, t2, t3, _ = log[-1]
+        self._last_times = StageTimes(t1 - t0, started - t1, t2 - started, t3 - t2)
+        self._calls += len(log)
+        self._samples += n
+        log.clear()
+
+    @property
+    def times(self) -> StageTimes:
+        """Seconds per stage, accumulated over every call (assign a fresh
+        :class:`~fpga_dnn.runtime.backends.StageTimes` to restart)."""
+        self._fold()
+        return self._times
+
+    @times.setter
+    def times(self, value: StageTimes) -> None:
+        self._log.clear()
+        self._times = value
+
+    @property
+    def last_times(self) -> StageTimes:
+        """Seconds per stage of the last call."""
+        self._fold()
+        return self._last_times
+
+    @property
+    def calls(self) -> int:
+        """``predict``/``predict_fixed`` calls so far."""
+        self._fold()
+        return self._calls
+
+    @property
+    def samples(self) -> int:
+        """Samples run so far."""
+        self._fold()
+        return self._samples
 
     # -- measurement --------------------------------------------------------------------------------
     def random_inputs(self, n: int, seed: int = 0) -> np.ndarray:

@@ -85,6 +85,7 @@ class Backend(abc.ABC):
         #: Changes whenever the buffers do (allocated, grown, freed): views into them and
         #: :meth:`prepare`'d transfers are valid only for the generation they were made in.
         self.generation = 0
+        self._bound_caches: list = []
 
     # -- buffers ------------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -117,8 +118,21 @@ class Backend(abc.ABC):
             current = None
             self._release(handle)
         self.allocations += 1
-        self.generation += 1
+        self._new_generation()
         return self._allocate(size)
+
+    def _new_generation(self) -> None:
+        self.generation += 1
+        for cache in self._bound_caches:
+            cache.clear()
+
+    def bound_cache(self) -> dict:
+        """A dict for things bound to the current buffers (views, :meth:`prepare`'d transfers):
+        emptied, in place, whenever the buffers change (reallocation, :meth:`close`), so what
+        it holds is always valid."""
+        cache: dict = {}
+        self._bound_caches.append(cache)
+        return cache
 
     @property
     def buffer_bytes(self) -> Tuple[int, int]:
@@ -139,8 +153,8 @@ class Backend(abc.ABC):
         ``run() -> t_started`` does what :meth:`transfer` does (same checks, errors and
         recovery) and returns the ``perf_counter`` time at which the DMA was programmed (the
         end of the "transfer" stage, the start of "wait"). Valid while :attr:`generation` is
-        unchanged. Backends precompute what they can here; this default just calls
-        :meth:`transfer`."""
+        unchanged (keep it in a :meth:`bound_cache`). Backends precompute what they can here;
+        this default just calls :meth:`transfer`."""
         times = StageTimes()
         transfer, clock = self.transfer, time.perf_counter
 
@@ -167,7 +181,7 @@ class Backend(abc.ABC):
             if cur is not None:
                 self._release(cur[0])
         self.closed = True
-        self.generation += 1
+        self._new_generation()
 
 
 class EmulatedBackend(Backend):

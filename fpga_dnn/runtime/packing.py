@@ -39,6 +39,7 @@ speed check.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
@@ -274,22 +275,13 @@ _ROUNDING_UFUNC = {"exact": None, "nearest_even": np.rint, "floor": np.floor, "n
 
 
 class PortCodec:
-    """One port's format and beat layout, precomputed, with encoders/decoders bound to a buffer.
+    """One port's format and beat layout, precomputed for the runtime's per-call path.
 
-    The same semantics as :func:`to_fixed` + :func:`pack` and :func:`unpack` + :func:`from_fixed`,
-    for the runtime's per-call path: everything that depends only on the port (scale, integer
-    bounds, lane type, sign extension) is computed here once, and :meth:`encoder` /
-    :meth:`decoder` return closures bound to views of one DMA buffer for one batch shape, so a
-    call does a handful of numpy operations on preallocated arrays and nothing else.
-
-    How the encoder validates without the per-element checks of :func:`to_fixed`
-    (``overflow='raise'``): with ``s = x * 2**frac`` (rounded by the rounding policy, if any),
-    ``c = fmin(fmax(s, lo), hi)`` is finite and inside the format's integer range whatever
-    ``s`` holds (``fmax``/``fmin`` drop NaN), so casting it into the lanes is safe; the lanes
-    read back as floats equal ``s`` exactly — bit for bit — if and only if every ``s`` is an
-    integer of the format's range: on the grid, in range, finite. Any mismatch (and the rare
-    false alarm, ``-0.0``) re-runs the conversion through :func:`to_fixed`, which raises the
-    documented error naming the first bad element (or, for ``-0.0``, returns the integers).
+    Everything that depends only on the port — scale, integer bounds, lane type, sign
+    extension, whether lanes can be viewed in place in a DMA buffer — is computed here once.
+    :meth:`decoder` and :func:`prepared_call` bind it to views of one DMA buffer for one batch
+    shape, so that a call is a handful of numpy operations on preallocated arrays. Semantics are
+    those of :func:`to_fixed` + :func:`pack` and :func:`unpack` + :func:`from_fixed`.
     """
 
     def __init__(self, port: "PortSpec"):
@@ -316,64 +308,9 @@ class PortCodec:
         if not self.direct:
             return None
         lanes = rows.view(self.lane_dtype)[:, : self.elements]
-        return lanes if shape is None else lanes.reshape(shape)
-
-    # -- real values -> DMA buffer ----------------------------------------------------------------------
-    def encoder(self, rows: np.ndarray, shape: tuple, overflow: str = "raise",
-                rounding: str = "exact") -> Callable[[np.ndarray], None]:
-        """``encode(x)``: validate ``x`` (shape ``shape``, real values) by the policies and pack
-        it into ``rows`` (uint8 ``(batch, sample_bytes)``, C-contiguous, e.g. the start of a DMA
-        buffer) — :func:`to_fixed` then :func:`pack`, with the same errors.
-
-        ``overflow='raise'`` takes the fast path of the class docstring; ``'saturate'`` (and a
-        layout without a lane view) runs :func:`to_fixed` + :func:`pack`."""
-        if overflow not in OVERFLOW_POLICIES:
-            raise DataError(f"unknown overflow policy {overflow!r}; known: {', '.join(OVERFLOW_POLICIES)}")
-        if rounding not in ROUNDING_POLICIES:
-            raise DataError(f"unknown rounding policy {rounding!r}; known: {', '.join(ROUNDING_POLICIES)}")
-        port, fmt = self.port, self.format
-
-        def slow(x) -> None:
-            pack(to_fixed(x, fmt, overflow=overflow, rounding=rounding), port, out=rows)
-
-        lanes = self.lanes_view(rows, shape)
-        if overflow != "raise" or lanes is None:
-            return slow
-        pad = rows[:, self.data_bytes:] if self.data_bytes < self.sample_bytes else None
-        size = int(np.prod(shape))
-        small = size <= SMALL_BATCH_ELEMENTS
-        scratch = (np.empty(shape), np.empty(shape)) if small else None
-        # 0-d arrays: ufuncs take them faster than Python floats
-        scale, lo, hi, half = (np.array(v, dtype=np.float64) for v in (self.scale, self.lo, self.hi, 0.5))
-        mul, add, fmax, fmin = np.multiply, np.add, np.fmax, np.fmin
-        rnd = _ROUNDING_UFUNC[rounding]
-        up = rounding == "nearest_up"
-        # frac = 0: the values are the integers themselves, float64 input needs no multiply
-        f64 = np.dtype(np.float64) if self.scale == 1.0 else None
-        empty = np.empty
-
-        def encode(x) -> None:
-            s, c = scratch or (empty(shape), empty(shape))
-            if x.dtype is f64:
-                v = x
-            elif x.dtype.kind in "fiub":
-                v = mul(x, scale, out=s)
-            else:
-                slow(x)  # raises: not real numbers
-            if rnd is not None:
-                if up:
-                    v = add(v, half, out=s)
-                v = rnd(v, out=s)
-            fmax(v, lo, out=c)
-            fmin(c, hi, out=c)
-            lanes[...] = c      # in range and finite: an exact cast
-            c[...] = lanes      # read back
-            if (c.tobytes() != v.tobytes()) if small else not (c == v).all():
-                slow(x)  # raises the documented error (or handles -0.0)
-            elif pad is not None:
-                pad[...] = 0
-
-        return encode
+        if shape is not None:
+            lanes = lanes.reshape(shape)   # splits the last axis: a view (checked, to be sure)
+        return lanes if np.shares_memory(lanes, rows) else None
 
     # -- DMA buffer -> integers / real values ---------------------------------------------------------
     def decoder(self, rows: np.ndarray, batch: int, real: bool = True) -> Callable[[], np.ndarray]:
@@ -408,6 +345,111 @@ class PortCodec:
         if real:
             return lambda: mul(lanes_of(), step)
         return lambda: lanes_of().astype(astype_int)
+
+
+def prepared_call(inp: PortCodec, out: PortCodec, in_rows: np.ndarray, out_rows: np.ndarray, shape: tuple,
+                  transfer: Callable[[], float], log: list, fold: Callable[[], None], overflow: str = "raise",
+                  rounding: str = "exact", log_limit: int = 256) -> Callable[[np.ndarray, float], np.ndarray]:
+    """One ``predict`` for inputs of exactly ``shape`` on prepared buffers: ``call(x, t0) -> y``.
+
+    inp / out: the input and output ports' codecs. in_rows / out_rows: the DMA buffers' first
+    ``batch`` samples, uint8 ``(batch, sample_bytes)`` C-contiguous views. transfer: ``run()``
+    from :meth:`~fpga_dnn.runtime.backends.Backend.prepare` (sends ``in_rows``, fills
+    ``out_rows``, returns the time it had programmed the DMA). overflow / rounding: the input
+    policies (:func:`to_fixed`).
+
+    ``call(x, t0)`` validates and converts ``x`` (real values, shape ``shape``) straight into
+    ``in_rows``, transfers, and returns the outputs as a new float64 array
+    ``(batch, *out.shape)``; it appends ``(t0, packed, started, done, end, batch)``
+    (``perf_counter`` times: the call's start as given, after packing, after programming the
+    DMA, after the wait, at the end) to ``log`` and calls ``fold()`` once ``log`` holds
+    ``log_limit`` entries.
+
+    Validation without per-element checks (``overflow='raise'``): with ``v = x * 2**frac``
+    (rounded by the rounding policy, if any), ``c = fmin(fmax(v, lo), hi)`` is finite and inside
+    the format's integer range whatever ``v`` holds (``fmax``/``fmin`` drop NaN), so casting it
+    into the lanes is exact and warning-free; the lanes read back as floats equal ``v`` — bit
+    for bit — if and only if every ``v`` is an integer of the format's range: on the grid, in
+    range, finite. On a mismatch (or its one false alarm, ``-0.0``) the conversion is redone by
+    :func:`to_fixed`, which raises the documented error naming the first bad element (for
+    ``-0.0``, returns the integers). ``overflow='saturate'`` and layouts whose lanes cannot be
+    viewed in place run :func:`to_fixed` + :func:`pack` into the buffer.
+    """
+    if overflow not in OVERFLOW_POLICIES:
+        raise DataError(f"unknown overflow policy {overflow!r}; known: {', '.join(OVERFLOW_POLICIES)}")
+    if rounding not in ROUNDING_POLICIES:
+        raise DataError(f"unknown rounding policy {rounding!r}; known: {', '.join(ROUNDING_POLICIES)}")
+    n = shape[0]
+    port, fmt = inp.port, inp.format
+    clock, append = time.perf_counter, log.append
+    mul = np.multiply
+    decode = out.decoder(out_rows, n)
+    # the common output case (lanes viewable, no bits above the width): decoded inline
+    out_lanes = out.lanes_view(out_rows, (n,) + out.shape) if not out.spare else None
+    step = np.array(out.step, dtype=np.float64)
+
+    def slow_encode(x) -> None:
+        pack(to_fixed(x, fmt, overflow=overflow, rounding=rounding), port, out=in_rows)
+
+    lanes = inp.lanes_view(in_rows, shape)
+    if overflow != "raise" or lanes is None:
+        def call(x, t0: float) -> np.ndarray:
+            slow_encode(x)
+            t1 = clock()
+            started = transfer()
+            t2 = clock()
+            y = decode()
+            append((t0, t1, started, t2, clock(), n))
+            if len(log) >= log_limit:
+                fold()
+            return y
+
+        return call
+
+    pad = in_rows[:, inp.data_bytes:] if inp.data_bytes < inp.sample_bytes else None
+    small = int(np.prod(shape)) <= SMALL_BATCH_ELEMENTS
+    scratch = (np.empty(shape), np.empty(shape)) if small else None
+    # 0-d arrays: ufuncs take them faster than Python floats
+    scale, lo, hi, half = (np.array(v, dtype=np.float64) for v in (inp.scale, inp.lo, inp.hi, 0.5))
+    add, fmax, fmin, empty = np.add, np.fmax, np.fmin, np.empty
+    rnd = _ROUNDING_UFUNC[rounding]
+    up = rounding == "nearest_up"
+    f64 = np.dtype(np.float64)
+    # frac = 0 and no rounding: float64 values are the integers themselves, no multiply
+    unit = f64 if inp.scale == 1.0 and rnd is None else None
+
+    def call(x, t0: float) -> np.ndarray:
+        s, c = scratch or (empty(shape), empty(shape))
+        dt = x.dtype
+        if dt is unit:
+            v = x
+        elif dt.kind in "fiub":
+            # in float64 whatever x is (numpy 1.x would multiply float32 by a 0-d array in float32)
+            v = mul(x, scale, out=s) if dt is f64 else mul(x, scale, out=s, dtype=f64)
+            if rnd is not None:
+                if up:
+                    add(s, half, out=s)
+                rnd(s, out=s)
+        else:
+            v = to_fixed(x, fmt)  # raises: not real numbers
+        fmax(v, lo, out=c)
+        fmin(c, hi, out=c)
+        lanes[...] = c      # in range and finite: an exact cast
+        c[...] = lanes      # read back
+        if (c.tobytes() != v.tobytes()) if small else not (c == v).all():
+            slow_encode(x)  # raises the documented error (or handles -0.0)
+        elif pad is not None:
+            pad[...] = 0
+        t1 = clock()
+        started = transfer()
+        t2 = clock()
+        y = mul(out_lanes, step) if out_lanes is not None else decode()
+        append((t0, t1, started, t2, clock(), n))
+        if len(log) >= log_limit:
+            fold()
+        return y
+
+    return call
 
 
 def wide_stream_bits(elements: int, width: int) -> int:

@@ -128,19 +128,17 @@ class PynqDmaBackend(Backend):
         # without the data realignment engine, buffer addresses must be aligned to the memory-map width
         self._align = max(int(params.get("c_m_axi_mm2s_data_width", 32)), int(params.get("c_m_axi_s2mm_data_width", 32))) // 8
         self._regs = driver.mmio.array
-        self._prepared = None   # (in bytes, out bytes, run) of the last transfer()
+        self._prepared = self.bound_cache()   # (in bytes, out bytes) -> prepared run, for transfer()
 
     # -- buffers ------------------------------------------------------------------------------------
     def _allocate(self, nbytes: int):
         buf = self._pynq.allocate((nbytes,), np.uint8, target=self.device, cacheable=int(self.cacheable))
-        self._prepared = None
         if buf.physical_address % self._align:
             raise DeviceError(f"pynq.allocate returned address {buf.physical_address:#x}, not {self._align}-byte "
                               "aligned as the DMA needs")
         return buf, buf.view(np.ndarray)
 
     def _release(self, handle) -> None:
-        self._prepared = None
         handle.freebuffer()
 
     @staticmethod
@@ -191,11 +189,12 @@ class PynqDmaBackend(Backend):
     # -- the transfer --------------------------------------------------------------------------------
     def transfer(self, in_bytes: int, out_bytes: int, times: StageTimes) -> None:
         t0 = time.perf_counter()
-        prepared = self._prepared
-        if prepared is None or prepared[0] != in_bytes or prepared[1] != out_bytes:
-            prepared = (in_bytes, out_bytes, self.prepare(in_bytes, out_bytes))
-            self._prepared = prepared
-        started = prepared[2]()
+        run = self._prepared.get((in_bytes, out_bytes))
+        if run is None:
+            if len(self._prepared) >= 8:
+                self._prepared.clear()
+            run = self._prepared[in_bytes, out_bytes] = self.prepare(in_bytes, out_bytes)
+        started = run()
         times.transfer += started - t0
         times.wait += time.perf_counter() - started
 
@@ -313,7 +312,3 @@ class PynqDmaBackend(Backend):
     def info(self) -> Dict[str, Any]:
         return {**super().info(), "dma": self.dma_path, "device": type(self.device).__name__,
                 "addr_width": 64 if self.addr64 else 32, "bitfile": self.overlay.bitfile_name}
-
-    def close(self) -> None:
-        self._prepared = None
-        super().close()

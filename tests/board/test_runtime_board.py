@@ -331,6 +331,59 @@ def test_predict_fixed_and_multi_dim_shapes(make_bundle):
         np.testing.assert_array_equal(acc.predict_fixed(q.reshape(9, 32)), out)
 
 
+def test_prepared_predict_matches_the_general_path_on_numpy1(make_bundle):
+    """The prepared batch path (conversion straight into the DMA buffer, a prepared register
+    sequence) against the general one (policies passed explicitly: to_fixed + pack), under numpy
+    1.x's casting rules and real pynq: same bytes sent, same outputs, same errors."""
+    from fpga_dnn.runtime.fake.models import make_model
+    from fpga_dnn.runtime.packing import from_fixed, int_range
+    from fpga_dnn.runtime.spec import Spec
+
+    class Recorder:
+        frame_model = True
+
+        def __init__(self, inner):
+            self.inner, self.frames = inner, []
+
+        def __call__(self, frame):
+            self.frames.append(bytes(np.asarray(frame, dtype=np.uint8)))
+            return self.inner(frame)
+
+    for fin, sin, fout, sout, bits in [("ufixed<5,5>", (64,), "fixed<16,6>", (10,), 64),
+                                       ("fixed<7,3>", (4, 4, 2), "ufixed<12,4>", (3, 2), 32),
+                                       ("fixed<12,2>", (3,), "fixed<9,9>", (5,), 32)]:
+        spec = Spec.create("p", sin, fin, sout, fout, 1, stream_bits=bits)
+        rec = Recorder(make_model(spec, None))
+        bundle = make_bundle(spec, name=f"b{len(sin)}_{bits}_{fin[:2]}")
+        for rounding in ("exact", "nearest_even"):
+            with open_sim(bundle, model=rec, trace=False, rounding=rounding) as acc:
+                fmt = spec.input.format
+                lo, hi = int_range(fmt)
+                step = 2.0 ** -fmt.frac
+                x = from_fixed(np.random.default_rng(bits).integers(lo, hi + 1, size=(3,) + sin), fmt)
+                inputs = [x, x[:1], x.reshape(3, -1), np.asfortranarray(x), x.astype(np.float32),
+                          x.astype(np.float16)]
+                for value in (np.nan, np.inf, -0.0, 2.5 * step, 1.25 * step, (lo - 1) * step, (hi + 1) * step,
+                              1e300, 1e-45):
+                    bad = x.copy()
+                    bad.reshape(-1)[-1] = value
+                    inputs += [bad, bad.astype(np.float32)]
+                for xi in inputs:
+                    try:
+                        want = acc.predict(xi, overflow="raise", rounding=rounding)
+                    except DataError as err:
+                        with pytest.raises(DataError) as got:
+                            acc.predict(xi)
+                        assert str(got.value) == str(err)
+                        continue
+                    n = len(rec.frames)
+                    y = acc.predict(xi)
+                    assert y.dtype == want.dtype == np.float64 and y.shape == want.shape
+                    np.testing.assert_array_equal(y, want)
+                    assert rec.frames[n - 1] == rec.frames[n]
+                assert acc.backend.fake.memory.violations == [] and acc.backend.fake.dma.violations == []
+
+
 # ------------------------------------------------------------------ benchmark, bundle, run
 
 def test_benchmark_breakdown(digits_spec, make_bundle):
