@@ -89,6 +89,65 @@ def cmd_csim(args):
     return _run(*_config_from_args(args, ["train", "convert", "csim"]))
 
 
+def _hw_config(args, steps):
+    cfg, build = _config_from_args(args, steps)
+    if getattr(args, "stream_bits", None):
+        cfg.rtl.stream_bits = args.stream_bits
+    if getattr(args, "latency_cutoff", None):
+        cfg.rtl.latency_cutoff = args.latency_cutoff
+    if getattr(args, "no_cocotb", False):
+        cfg.simulate.cocotb = False
+    if getattr(args, "target_board", None):
+        cfg.estimate.boards = [args.target_board]
+        cfg.overlay.board = args.target_board
+    if getattr(args, "path", None):
+        cfg.overlay.path = args.path
+    if getattr(args, "vivado", None):
+        cfg.overlay.vivado = args.vivado
+    return cfg.check(), build
+
+
+def cmd_rtl(args):
+    return _run(*_hw_config(args, ["train", "convert", "csim", "rtl"]))
+
+
+def cmd_sim(args):
+    return _run(*_hw_config(args, ["train", "convert", "csim", "rtl", "simulate"]))
+
+
+def cmd_estimate(args):
+    return _run(*_hw_config(args, ["train", "convert", "csim", "rtl", "estimate"]))
+
+
+def cmd_overlay(args):
+    steps = ["train", "convert", "csim"] + (["rtl"] if args.path == "rtl" else []) + ["overlay"]
+    return _run(*_hw_config(args, steps))
+
+
+def cmd_run(args):
+    from .runtime.run import run
+
+    backend = "emulate" if args.sim else "pynq"
+    options = {}
+    if args.sim:
+        from .runtime.bundle import Bundle
+        from .rtl.verilog import emulator_model_fn
+
+        design = Bundle.load(args.bundle, verify=False).spec.extra.get("rtl_design")
+        if design and Path(design).is_dir():
+            options["model"] = emulator_model_fn(design)
+    run(args.bundle, args.input, backend=backend, labels_path=args.labels, batch=args.batch, **options)
+    return 0
+
+
+def cmd_bundle(args):
+    from .runtime.bundle import check_bundle
+
+    rep = check_bundle(args.bundle)
+    print(rep.format())
+    return 0 if rep.ok else 1
+
+
 def cmd_flow(args):
     from .flow import FlowConfig
 
@@ -125,7 +184,65 @@ def build_parser() -> argparse.ArgumentParser:
     _add_convert_args(p)
     p.set_defaults(func=cmd_csim)
 
-    p = sub.add_parser("flow", help="run a flow file (TOML): train -> convert -> csim",
+    def hw(p, board_help="target board for the clock and the estimate/overlay"):
+        g = p.add_argument_group("RTL")
+        g.add_argument("--stream-bits", type=int, default=None, help="AXI-Stream width (32 or 64; default 64)")
+        g.add_argument("--latency-cutoff", type=float, default=None,
+                       help="ns of logic per pipeline stage (default 5): smaller = more stages")
+        g.add_argument("--target-board", default=None, help=board_help + " (pynq-z2 | ultra96)")
+
+    p = sub.add_parser("rtl", help="generate Verilog (da4ml, no vendor tool) + the AXI-Stream shell",
+                       description="Trace the hls4ml graph with da4ml, write the pipelined Verilog core, its "
+                                   "AXI-Stream wrapper and spec.json (beat layout, latency, formats).")
+    _add_model_args(p)
+    _add_convert_args(p)
+    hw(p)
+    p.set_defaults(func=cmd_rtl)
+
+    p = sub.add_parser("sim", help="simulate the RTL: Verilator emulation + cocotb AXI-Stream testbench",
+                       description="Bit-exact fraction of the RTL against C-sim and Keras (bulk Verilator "
+                                   "emulation), then the cocotb + Verilator AXI-Stream testbench: every sample, "
+                                   "backpressure, framing, reset, latency in cycles, simulation speed.")
+    _add_model_args(p)
+    _add_convert_args(p)
+    hw(p)
+    p.add_argument("--no-cocotb", action="store_true", help="bulk emulation only")
+    p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser("estimate", help="yosys resource estimate and fit check per board",
+                       description="Synthesise the generated Verilog with yosys (synth_xilinx) and report LUT, "
+                                   "FF, CARRY, DSP, BRAM, logic levels and latency, with a fit verdict per board.")
+    _add_model_args(p)
+    _add_convert_args(p)
+    hw(p, "only this board")
+    p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("overlay", help="write the Vivado scripts for a board overlay (runs Vivado if named)",
+                       description="Write IP packaging, block design (PS + AXI DMA + accelerator), bitstream and "
+                                   "bundle export scripts; without Vivado, print the command to run.")
+    _add_model_args(p)
+    _add_convert_args(p)
+    hw(p, "the overlay's board")
+    p.add_argument("--path", default="rtl", choices=["rtl", "hls"], help="rtl (our Verilog) or hls (hls4ml's IP)")
+    p.add_argument("--vivado", default=None, help="Vivado binary or install folder (runs the build)")
+    p.set_defaults(func=cmd_overlay)
+
+    p = sub.add_parser("run", help="run a bundle: on the board, or --sim on the RTL emulation",
+                       description="Predict the inputs of a .npy/.npz on a bundle and print predictions, accuracy "
+                                   "and latency/throughput. On a PYNQ board: python -m fpga_dnn.runtime run.")
+    p.add_argument("bundle", type=Path, help="bundle folder (spec.json [+ .bit + .hwh])")
+    p.add_argument("--input", required=True, type=Path, help="inputs: .npy, or .npz with x_test[, y_test]")
+    p.add_argument("--labels", type=Path, default=None, help="labels .npy (default: y_test of the .npz)")
+    p.add_argument("--batch", type=int, default=None, help="samples per predict call (default: all)")
+    p.add_argument("--sim", action="store_true", help="no board: the bundle's RTL emulation behind the runtime")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("bundle", help="check a bundle folder",
+                       description="Check a deployable bundle: spec, checksums of .bit/.hwh, DMA and widths.")
+    p.add_argument("bundle", type=Path)
+    p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser("flow", help="run a flow file (TOML): train -> convert -> csim -> rtl -> ...",
                        description="Run the steps named in a flow file; writes report.json and report.md "
                                    "under the build folder. See fpga_dnn/configs/demo.toml.")
     p.add_argument("config", type=Path, help="flow file (TOML)")

@@ -93,8 +93,27 @@ def _script(sources: list[str], top: str, family: str) -> str:
             f"tee -q -o stat.json stat -json; delete t:FD* t:BUFG; tee -q -o ltp.txt ltp")
 
 
-def synthesize(sources, top: str, family: str = "xc7", cache_dir=None, timeout: float = 3600) -> ResourceReport:
-    """Synthesise ``sources`` (Verilog files) with yosys for ``family`` and count resources."""
+_READMEM = re.compile(r'"([^"\s]+\.(?:mem|hex|dat))"')  # memory file names in string literals
+
+
+def _placeholder_memfiles(work: Path, names: list[str]) -> None:
+    """Library modules name a default memory file for ``$readmemh`` (da4ml's
+    ``lookup_table.v``: ``parameter MEM_FILE = "whatever.mem"``). yosys opens it when it reads the module even if no
+    instance uses that default, and stops; an empty file lets it read on. Real tables (the
+    instances' parameters) are the data files copied beside the sources."""
+    for name in names:
+        for mem in _READMEM.findall((work / name).read_text(errors="replace")):
+            target = work / Path(mem).name
+            if not target.exists():
+                target.write_text("")
+
+
+def synthesize(sources, top: str, family: str = "xc7", cache_dir=None, timeout: float = 3600,
+               data_files=()) -> ResourceReport:
+    """Synthesise ``sources`` (Verilog files) with yosys for ``family`` and count resources.
+
+    ``data_files``: memory files the Verilog reads with ``$readmemh`` (copied beside it).
+    """
     from .simulate.verilator import content_hash
 
     if family not in FAMILIES:
@@ -113,6 +132,9 @@ def synthesize(sources, top: str, family: str = "xc7", cache_dir=None, timeout: 
         for s in sources:
             shutil.copy2(s, work / s.name)
             names.append(s.name)
+        for f in data_files:
+            shutil.copy2(f, work / Path(f).name)
+        _placeholder_memfiles(work, names)
         progress(f"estimate: yosys synth_xilinx -family {family} on {top} ({len(names)} files)...")
         with open(log, "w") as fh:
             try:

@@ -21,8 +21,35 @@ from .log import progress
 from .report import FlowReport
 from .train import TrainConfig
 
-STEP_ORDER = ("train", "convert", "csim")
-SECTIONS = {"flow", "model", "quant", "train", "convert", "csim"}
+STEP_ORDER = ("train", "convert", "csim", "rtl", "simulate", "estimate", "overlay", "deploy")
+SECTIONS = {"flow", "model", "quant", "train", "convert", "csim", "rtl", "simulate", "estimate", "overlay",
+            "deploy"}
+
+
+@dataclass
+class EstimateOptions:
+    """The ``[estimate]`` table: yosys resource estimates and the fit check per board."""
+
+    boards: list = field(default_factory=lambda: ["pynq-z2", "ultra96"])
+    margin: float = 1.0  # fraction of each budget a design may use (0.8 keeps 20% headroom)
+
+
+@dataclass
+class OverlayOptions:
+    """The ``[overlay]`` table: Vivado scripts for a board (run only when Vivado is named)."""
+
+    board: str = "pynq-z2"
+    path: str = "rtl"            # rtl (our Verilog + AXI-Stream shell) or hls (hls4ml's HLS IP)
+    vivado: str | None = None    # Vivado binary/folder; default: $FPGA_DNN_VIVADO / $XILINX_VIVADO
+    jobs: int = 2
+
+
+@dataclass
+class DeployOptions:
+    """The ``[deploy]`` table: the test set through the runtime on a simulated board."""
+
+    backend: str = "emulate"     # emulate (no pynq) here; sim = pynq on the fake board (board env)
+    bench_calls: int = 1000
 
 
 @dataclass
@@ -43,6 +70,11 @@ class FlowConfig:
     quant: models.Quant = field(default_factory=models.Quant)
     train: TrainConfig = field(default_factory=TrainConfig)
     convert: ConvertOptions = field(default_factory=ConvertOptions)
+    rtl: object = None           # fpga_dnn.rtl.build.RtlOptions
+    simulate: object = None      # fpga_dnn.simulate.check.SimOptions
+    estimate: EstimateOptions = field(default_factory=EstimateOptions)
+    overlay: OverlayOptions = field(default_factory=OverlayOptions)
+    deploy: DeployOptions = field(default_factory=DeployOptions)
     csim_require_exact: bool = True
     base_dir: Path = field(default_factory=Path.cwd)  # relative paths in the file resolve here
 
@@ -78,7 +110,15 @@ class FlowConfig:
         bad = set(flow) - {"name", "steps", "csim_require_exact"}
         if bad:
             raise ConfigError(f"{source}: unknown key(s) {sorted(bad)} in [flow]; known: name, steps, csim_require_exact")
+        from .rtl.build import RtlOptions
+        from .simulate.check import SimOptions
+
         cfg = cls(
+            rtl=section("rtl", RtlOptions),
+            simulate=section("simulate", SimOptions),
+            estimate=section("estimate", EstimateOptions),
+            overlay=section("overlay", OverlayOptions),
+            deploy=section("deploy", DeployOptions),
             name=str(flow.get("name", "flow")),
             steps=list(flow.get("steps", STEP_ORDER)),
             model=section("model", ModelSpec),
@@ -111,6 +151,31 @@ class FlowConfig:
                 raise ConfigError("a zoo model must be trained first: add 'train' to the steps or give [model] file=")
         self.quant.check()
         self.convert.check()
+        if self.rtl is None:
+            from .rtl.build import RtlOptions
+            from .simulate.check import SimOptions
+
+            self.rtl, self.simulate = RtlOptions(), SimOptions()
+        self.rtl.check()
+        from .boards import load_board
+
+        for b in self.estimate.boards:
+            load_board(b)
+        load_board(self.overlay.board)
+        if self.overlay.path not in ("rtl", "hls"):
+            raise UnknownNameError("overlay path", self.overlay.path, ("rtl", "hls"))
+        if self.deploy.backend not in ("emulate", "sim"):
+            raise UnknownNameError("deploy backend", self.deploy.backend, ("emulate", "sim"))
+        hw = [s for s in self.steps if STEP_ORDER.index(s) >= STEP_ORDER.index("rtl")]
+        if hw and "convert" not in self.steps:
+            raise ConfigError(f"steps {hw} need the hls4ml graph: add 'convert' (and 'csim') to the steps")
+        needs_rtl = [s for s in ("simulate", "estimate", "deploy") if s in self.steps]
+        if needs_rtl and "rtl" not in self.steps:
+            raise ConfigError(f"steps {needs_rtl} need the generated RTL: add 'rtl' to the steps")
+        if "overlay" in self.steps and self.overlay.path == "rtl" and "rtl" not in self.steps:
+            raise ConfigError("the RTL overlay path needs the 'rtl' step (or set [overlay] path = 'hls')")
+        if ("simulate" in self.steps or "deploy" in self.steps) and "csim" not in self.steps:
+            raise ConfigError("'simulate'/'deploy' compare with C-sim: add 'csim' to the steps")
         return self
 
     def resolve(self, p) -> Path:
@@ -131,6 +196,11 @@ class FlowState:
     train: object = None       # train.TrainResult
     convert: object = None     # convert.ConvertResult
     csim: object = None        # csim.CsimReport
+    rtl: object = None         # rtl.build.RtlBuild
+    sim: object = None         # simulate.check.SimReport
+    resources: dict = field(default_factory=dict)  # board -> (ResourceReport, FitVerdict)
+    overlay: object = None     # overlay.OverlayScripts
+    keras_out: np.ndarray | None = None
     report: FlowReport = None
 
 
@@ -189,8 +259,12 @@ def step_csim(st: FlowState) -> None:
     from .csim import describe_mismatch, run_csim
     from .errors import MismatchError
 
+    from .train import predict_logits
+
     x = check_input(st.model, st.x)
-    rep = run_csim(st.convert.hls_model, st.model, x, st.y, traced_twin=st.convert.traced_twin)
+    st.keras_out = predict_logits(st.model, x)
+    rep = run_csim(st.convert.hls_model, st.model, x, st.y, keras_out=st.keras_out,
+                   traced_twin=st.convert.traced_twin)
     st.csim = rep
     st.report.set(csim_accuracy=rep.accuracy, bit_exact=rep.exact_fraction,
                   bit_exact_samples=f"{round(rep.exact_fraction * rep.n_samples)}/{rep.n_samples}",
@@ -203,7 +277,102 @@ def step_csim(st: FlowState) -> None:
                                 f"{describe_mismatch(rep.first_mismatch)}")
 
 
-STEPS = {"train": step_train, "convert": step_convert, "csim": step_csim}
+def step_rtl(st: FlowState) -> None:
+    from .rtl.build import build_rtl, module_name
+
+    name = module_name(st.config.model.zoo or Path(st.config.model.file).stem)
+    board = _board(st.config.overlay.board)
+    st.rtl = build_rtl(st.convert.hls_model, st.build_dir / "rtl", opts=st.config.rtl, name=name,
+                       clock_mhz=board.pl_clock_mhz)
+    s = st.rtl.summary()
+    st.report.set(rtl_latency_cycles=s["latency_total"], rtl_core_latency=s["latency_core"],
+                  rtl_est_luts=s["estimated_luts"], rtl_s=round(s["trace_s"] + s["write_s"], 2))
+
+
+def step_simulate(st: FlowState) -> None:
+    from .convert import check_input
+    from .errors import MismatchError
+    from .simulate.check import simulate_rtl
+
+    x = check_input(st.model, st.x)
+    rep = simulate_rtl(st.rtl, x, st.csim.outputs, st.keras_out, st.config.simulate)
+    st.sim = rep
+    st.report.set(rtl_exact_csim=rep.emu_exact_csim, rtl_exact_keras=rep.emu_exact_keras,
+                  emu_samples_per_s=rep.emu_samples_per_s, verilator_build_s=rep.emu_build_s,
+                  tb_passed=None if rep.tb is None else ("all" if rep.tb_passed else "FAILED"),
+                  tb_exact=f"{rep.tb_exact_samples}/{rep.n_samples}" if rep.tb_exact_samples is not None else None,
+                  latency_measured=rep.latency_measured[0] if rep.latency_measured else None,
+                  tb_cycles_per_s=rep.tb_cycles_per_s)
+    problems = rep.failures()
+    if problems:
+        st.report.set(simulate_failures="; ".join(problems)[:500])
+        st.report.write(st.build_dir)
+        raise MismatchError("RTL simulation failed: " + "; ".join(problems)[:500])
+
+
+def _board(name: str):
+    from .boards import load_board
+
+    return load_board(name)
+
+
+def step_estimate(st: FlowState) -> None:
+    from .estimate import fit_check, latency_ns, synthesize
+
+    axis = st.rtl.axis
+    opts = st.config.estimate
+    for name in opts.boards:
+        board = _board(name)
+        res = synthesize(axis.sources, axis.top, board.yosys_family, data_files=getattr(axis, "data_files", ()))
+        verdict = fit_check(res, board, margin=opts.margin)
+        st.resources[name] = (res, verdict)
+        progress(f"estimate: {name}: {res.lut:,} LUT, {res.ff:,} FF, {res.carry:,} CARRY, {res.dsp} DSP, "
+                 f"{res.bram36:g} BRAM36, {res.logic_levels} logic levels; {verdict.message}")
+    first = opts.boards[0]
+    res, verdict = st.resources[first]
+    board = _board(first)
+    st.report.set(lut=res.lut, ff=res.ff, dsp=res.dsp, bram36=res.bram36, logic_levels=res.logic_levels,
+                  latency_ns=latency_ns(st.rtl.spec.total_latency, board), yosys_s=res.yosys_seconds,
+                  **{f"fit_{b}": v.message for b, (_, v) in st.resources.items()})
+
+
+def step_overlay(st: FlowState) -> None:
+    from .overlay import generate_overlay
+
+    o = st.config.overlay
+    design = st.rtl.axis if o.path == "rtl" else st.convert.output_dir
+    out = st.build_dir / "overlay" / f"{o.board}-{o.path}"
+    st.overlay = generate_overlay(design, o.board, out, path=o.path, bundle_dir=st.build_dir / "bundle" / o.board,
+                                  vivado=o.vivado, jobs=o.jobs,
+                                  spec=st.rtl.spec if (o.path == "hls" and st.rtl) else None)
+    progress(f"overlay: {st.overlay.next_step()}")
+    st.report.set(overlay=st.overlay.next_step() if not st.overlay.ran else f"bitstream in {st.overlay.bundle_dir}")
+
+
+def step_deploy(st: FlowState) -> None:
+    from .convert import check_input
+    from .rtl.verilog import emulator_model_fn
+    from .runtime.accelerator import Accelerator
+    from .runtime.fake.hwh import write_sim_bundle
+    from .simulate.check import rows_equal
+
+    bundle = write_sim_bundle(st.rtl.spec, st.build_dir / "bundle" / "sim", board=st.config.overlay.board)
+    x = check_input(st.model, st.x)
+    model_fn = emulator_model_fn(st.rtl.design.out_dir)
+    with Accelerator.open(bundle, backend=st.config.deploy.backend, model=model_fn) as acc:
+        out = acc.predict(x.reshape((len(x),) + st.rtl.spec.input.shape))
+        bench = acc.benchmark(n=st.config.deploy.bench_calls, batch=1, x=x[:64].reshape((-1,) + st.rtl.spec.input.shape))
+    exact = rows_equal(out, st.csim.outputs)
+    acc_ = float((out.reshape(len(out), -1).argmax(1) == st.y).mean()) if st.y is not None else None
+    progress(f"deploy: runtime ({st.config.deploy.backend} backend, RTL emulation behind the DMA): "
+             f"{int(exact.sum())}/{len(x)} samples equal C-sim, accuracy {acc_}, host overhead "
+             f"{bench.get('host_us_per_call')} us per batch-1 call; bundle {bundle}")
+    st.report.set(runtime_exact_csim=float(exact.mean()), runtime_accuracy=acc_,
+                  runtime_host_us=bench.get("host_us_per_call"), bundle=str(bundle))
+
+
+STEPS = {"train": step_train, "convert": step_convert, "csim": step_csim, "rtl": step_rtl,
+         "simulate": step_simulate, "estimate": step_estimate, "overlay": step_overlay, "deploy": step_deploy}
 
 
 def run_flow(config: FlowConfig, build_dir) -> FlowReport:

@@ -76,7 +76,7 @@ def build_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name: str =
     design = write_verilog(traced, out_dir / "core", name=core, latency_cutoff=opts.latency_cutoff,
                            clock_period=1000.0 / clock_mhz)
     spec = Spec.create(module_name(name), design.input_shape, design.input_format, design.output_shape,
-                       design.output_format, core_latency=design.latency_cycles, stream_bits=opts.stream_bits,
+                       design.output_format, core_latency=design.register_depth, stream_bits=opts.stream_bits,
                        clock_mhz=clock_mhz, top_module=f"{module_name(name)}_axis",
                        extra={"softmax": traced.softmax, "rtl_design": str((out_dir / "core").resolve())})
     axis = write_axis_design(spec, design.top, design.sources, out_dir, data_files=design.memfiles)

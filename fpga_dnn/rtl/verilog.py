@@ -73,6 +73,14 @@ class RtlDesign:
     write_seconds: float = 0.0
 
     @property
+    def register_depth(self) -> int:
+        """Register stages from ``model_inp`` to ``model_out``: ``latency_cycles`` plus the input
+        register. A value on ``model_inp`` in cycle c is on ``model_out`` after edge
+        c + register_depth; the AXI-Stream shell's ``CORE_LATENCY`` counts this way (measured by
+        the cocotb latency test)."""
+        return self.latency_cycles + 1
+
+    @property
     def n_inputs(self) -> int:
         return int(np.prod(self.input_shape)) if self.input_shape else 1
 
@@ -149,9 +157,9 @@ def write_verilog(traced: TracedModel, out_dir, *, name: str = "fpga_dnn_core", 
                                        "output_type": str(traced.output_type)}})
     traced.comb.save(out_dir / "model" / "comb.json")
     meta = json.loads((out_dir / "metadata.json").read_text())
-    # da4ml's metadata counts pipeline stages; its top also registers the input (stage0_inp), so
-    # a sample takes one clock more to come out. The cocotb latency test measures exactly this.
-    latency = int(meta["latency"]) + 1
+    # da4ml's metadata counts the clock edges from the edge that captures an input (into its
+    # stage0_inp register) to the edge that presents the output. See RtlDesign.register_depth.
+    latency = int(meta["latency"])
     top = f"{name}_wrapper"
     (out_dir / "src" / f"{top}.v").write_text(uniform_wrapper(pipe, name, traced.input_type, traced.output_type))
     (out_dir / "sim" / f"{top}_binder.cc").write_text(
@@ -412,3 +420,15 @@ def compile_emulator(design: RtlDesign, *, opt: str = DEFAULT_OPT, jobs: int = 2
     bdir, built_now = cached_build("rtl_emulator", sources, params, build)
     return RtlEmulator(design, bdir / f"lib{top}.so", bdir, build_seconds(bdir), built_now)
 
+
+
+def emulator_model_fn(design_dir):
+    """``model_fn(q_in) -> q_out`` of the RTL emulation of the design in ``design_dir``.
+
+    The factory the runtime's model bridge calls (``fpga_dnn.runtime.bridge --factory
+    fpga_dnn.rtl.verilog:emulator_model_fn DIR``): the board environment's fake board then runs
+    the real RTL behind its DMA model.
+    """
+    emu = compile_emulator(RtlDesign.load(Path(design_dir)))
+    shape = tuple(emu.design.output_shape)
+    return lambda q_in: emu.predict_raw(np.asarray(q_in)).reshape((-1,) + shape)

@@ -1,0 +1,111 @@
+"""The ``simulate`` step: the generated RTL against C-sim (and so Keras), two ways.
+
+1. **Bulk emulation**: the core compiled by Verilator (:func:`fpga_dnn.rtl.compile_emulator`),
+   called on the whole test set; fraction of samples identical to C-sim and to Keras, samples/s.
+2. **cocotb + Verilator AXI-Stream testbench** (``sim/tb_axis_shell.py``): the core inside the
+   shell, driven beat by beat: every test sample through the stream (outputs must equal C-sim),
+   random bubbles and backpressure, tlast framing, reset mid-stream, and the latency in cycles
+   measured against the latency that generation reported.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..log import progress
+
+ALL_TESTS = ("test_batch", "test_backpressure", "test_framing", "test_reset_mid_stream", "test_latency_throughput")
+
+
+@dataclass
+class SimOptions:
+    """The ``[simulate]`` table of a flow file."""
+
+    cocotb: bool = True          # run the AXI-Stream testbench (else bulk emulation only)
+    tests: list = field(default_factory=lambda: list(ALL_TESTS))
+    emulator_threads: int = 2    # threads for the bulk emulation
+
+
+@dataclass
+class SimReport:
+    n_samples: int
+    emu_exact_csim: float
+    emu_exact_keras: float | None
+    emu_samples_per_s: float
+    emu_build_s: float | None
+    tb: dict | None = None       # per test: passed / message / metrics
+    tb_exact_samples: int | None = None
+    latency_reported: int | None = None
+    latency_measured: list | None = None
+    tb_cycles_per_s: float | None = None
+    tb_build_s: float | None = None
+    outputs: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def tb_passed(self) -> bool | None:
+        return None if self.tb is None else all(t.get("passed") for t in self.tb.values())
+
+    def failures(self) -> list[str]:
+        out = []
+        if self.emu_exact_csim < 1.0:
+            out.append(f"RTL emulation equals C-sim on {self.emu_exact_csim:.4f} of samples")
+        for name, t in (self.tb or {}).items():
+            if not t.get("passed"):
+                out.append(f"{name}: {t.get('message', 'failed')}")
+        if self.latency_measured and any(l != self.latency_reported for l in self.latency_measured):
+            out.append(f"measured latency {self.latency_measured} != reported {self.latency_reported}")
+        return out
+
+
+def rows_equal(a, b) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return (a.reshape(len(a), -1) == b.reshape(len(b), -1)).all(axis=1)
+
+
+def simulate_rtl(build, x: np.ndarray, csim_out: np.ndarray, keras_out=None,
+                 opts: SimOptions | None = None) -> SimReport:
+    """Check ``build`` (an :class:`~fpga_dnn.rtl.build.RtlBuild`) on inputs ``x`` against C-sim."""
+    from ..rtl.verilog import compile_emulator
+    from ..runtime.packing import to_fixed
+    from .cocotb_runner import run_axis_testbench
+
+    opts = opts or SimOptions()
+    progress(f"simulate: Verilator emulation of {build.design.top} (built once, cached by content hash)")
+    emu = compile_emulator(build.design)
+    t0 = time.perf_counter()
+    out = emu.predict(x, n_threads=opts.emulator_threads)
+    emu_s = time.perf_counter() - t0
+    rep = SimReport(
+        n_samples=len(x),
+        emu_exact_csim=float(rows_equal(out, csim_out).mean()),
+        emu_exact_keras=float(rows_equal(out, keras_out).mean()) if keras_out is not None else None,
+        emu_samples_per_s=round(len(x) / max(emu_s, 1e-9), 1),
+        emu_build_s=emu.build_seconds, latency_reported=build.spec.total_latency, outputs=out,
+    )
+    progress(f"simulate: emulation {int(rep.emu_exact_csim * len(x))}/{len(x)} samples equal C-sim "
+             f"({rep.emu_samples_per_s:,.0f} samples/s)")
+    if not opts.cocotb:
+        return rep
+    spec = build.spec
+    q_in = to_fixed(np.asarray(x).reshape(len(x), -1), spec.input.format).reshape((len(x),) + spec.input.shape)
+    q_out = to_fixed(np.asarray(csim_out).reshape(len(x), -1), spec.output.format).reshape(
+        (len(x),) + spec.output.shape)
+    progress(f"simulate: cocotb AXI-Stream testbench ({', '.join(opts.tests)}) on {len(x)} samples")
+    tb = run_axis_testbench(build.axis, q_in, q_out, testcases=list(opts.tests))
+    rep.tb = {k: {"passed": v.get("passed"), "message": v.get("message", ""), "metrics": v.get("metrics", {})}
+              for k, v in tb.tests.items()}
+    rep.tb_build_s = tb.build_seconds
+    batch = rep.tb.get("test_batch", {})
+    if batch.get("passed"):
+        rep.tb_exact_samples = int(batch["metrics"].get("samples", 0))
+        rep.tb_cycles_per_s = round(float(batch["metrics"].get("cycles_per_second", 0.0)), 1)
+    lat = rep.tb.get("test_latency_throughput", {}).get("metrics", {})
+    rep.latency_measured = lat.get("latencies")
+    progress(f"simulate: testbench {'passed' if rep.tb_passed else 'FAILED'}; latency measured "
+             f"{rep.latency_measured} vs reported {rep.latency_reported} cycles"
+             + (f"; {rep.tb_cycles_per_s:,.0f} cycles/s" if rep.tb_cycles_per_s else ""))
+    return rep
