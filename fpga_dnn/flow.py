@@ -319,11 +319,16 @@ def _board(name: str):
 def step_estimate(st: FlowState) -> None:
     from .estimate import fit_check, latency_ns, synthesize
 
+    from concurrent.futures import ThreadPoolExecutor
+
     axis = st.rtl.axis
     opts = st.config.estimate
-    for name in opts.boards:
-        board = _board(name)
-        res = synthesize(axis.sources, axis.top, board.yosys_family, data_files=getattr(axis, "data_files", ()))
+    boards = [_board(name) for name in opts.boards]
+    # One yosys process per board family, side by side (each is single-threaded).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reports = list(pool.map(lambda b: synthesize(axis.sources, axis.top, b.yosys_family,
+                                                     data_files=axis.data_files), boards))
+    for name, board, res in zip(opts.boards, boards, reports):
         verdict = fit_check(res, board, margin=opts.margin)
         st.resources[name] = (res, verdict)
         progress(f"estimate: {name}: {res.lut:,} LUT, {res.ff:,} FF, {res.carry:,} CARRY, {res.dsp} DSP, "

@@ -54,3 +54,32 @@ def digits_images():
     from fpga_dnn import data
 
     return data.digits(images=True)
+
+
+def _hardware(build_root, trained, dataset, tag):
+    """Convert, C-sim, and generate RTL for a trained test model (once per session)."""
+    from fpga_dnn import convert, csim
+    from fpga_dnn.rtl.build import build_rtl
+
+    _, model = trained
+    x = convert.check_input(model, dataset.x_test)
+    conv = convert.convert(model, x, output_dir=build_root / f"{tag}_hls")
+    rep = csim.run_csim(conv.hls_model, model, x, dataset.y_test)
+    rtl = build_rtl(conv.hls_model, build_root / f"{tag}_rtl", name=tag)
+    return {"model": model, "x": x, "y": dataset.y_test, "csim": rep, "rtl": rtl,
+            "keras": model.predict(x, verbose=0)}
+
+
+@pytest.fixture(scope="session")
+def hw_digits_mlp(build_root, digits_mlp_qkeras, digits):
+    return _hardware(build_root, digits_mlp_qkeras, digits, "digits_mlp")
+
+
+@pytest.fixture(scope="session")
+def hw_digits_cnn(build_root, digits_cnn_qkeras, digits_images):
+    return _hardware(build_root, digits_cnn_qkeras, digits_images, "digits_cnn")
+
+
+@pytest.fixture(scope="session")
+def hw_digits_mlp_hgq2(build_root, digits_mlp_hgq2, digits):
+    return _hardware(build_root, digits_mlp_hgq2, digits, "digits_mlp_hgq2")

@@ -75,7 +75,8 @@ def build_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name: str =
     t0 = time.perf_counter()
     design = write_verilog(traced, out_dir / "core", name=core, latency_cutoff=opts.latency_cutoff,
                            clock_period=1000.0 / clock_mhz)
-    spec = Spec.create(module_name(name), design.input_shape, design.input_format, design.output_shape,
+    # An argmax output is a scalar per sample: one element on the stream.
+    spec = Spec.create(module_name(name), design.input_shape, design.input_format, design.output_shape or (1,),
                        design.output_format, core_latency=design.register_depth, stream_bits=opts.stream_bits,
                        clock_mhz=clock_mhz, top_module=f"{module_name(name)}_axis",
                        extra={"softmax": traced.softmax, "rtl_design": str((out_dir / "core").resolve())})

@@ -1,0 +1,65 @@
+"""The RTL contract on the zoo models: RTL = C-sim (= Keras) on every digits test sample, in the
+compiled Verilator emulation and in the cocotb AXI-Stream testbench, with the measured latency
+equal to the reported one."""
+
+import json
+
+import numpy as np
+import pytest
+
+from fpga_dnn.simulate.check import SimOptions, simulate_rtl
+
+CASES = ["hw_digits_mlp", "hw_digits_cnn", "hw_digits_mlp_hgq2"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_rtl_equals_csim_and_keras(case, request):
+    hw = request.getfixturevalue(case)
+    assert hw["csim"].exact_fraction == 1.0
+    rep = simulate_rtl(hw["rtl"], hw["x"], hw["csim"].outputs, hw["keras"], SimOptions(cocotb=True))
+    n = len(hw["x"])
+    assert n == 450
+    assert rep.emu_exact_csim == 1.0 and rep.emu_exact_keras == 1.0
+    assert rep.tb_passed, rep.failures()
+    assert rep.tb_exact_samples == n  # every test sample through the AXI-Stream shell
+    assert rep.latency_measured == [hw["rtl"].spec.total_latency] * len(rep.latency_measured)
+    lat = rep.tb["test_latency_throughput"]["metrics"]
+    assert lat["interval_max"] == max(hw["rtl"].spec.input.beats_per_sample, hw["rtl"].spec.output.beats_per_sample)
+    for t in ("test_backpressure", "test_framing", "test_reset_mid_stream"):
+        assert rep.tb[t]["passed"], rep.tb[t]["message"]
+
+
+def test_spec_is_the_contract(hw_digits_mlp):
+    rtl = hw_digits_mlp["rtl"]
+    spec = json.loads((rtl.out_dir / "spec.json").read_text())
+    assert spec["input"]["shape"] == [64] and spec["output"]["shape"] == [10]
+    assert spec["input"]["format"] == {"signed": False, "width": 5, "integer": 1}
+    assert spec["latency"]["total_cycles"] == spec["latency"]["core_cycles"] + 2
+    assert spec["latency"]["core_cycles"] == rtl.design.latency_cycles + 1  # da4ml's input register
+    assert (rtl.out_dir / f"{spec['top_module']}.v").is_file()
+
+
+def test_argmax_softmax_option_and_unsupported_layer(tmp_path, digits):
+    from fpga_dnn import convert, kerasenv
+    from fpga_dnn.errors import UnsupportedLayerError
+    from fpga_dnn.rtl.build import RtlOptions, build_rtl
+
+    k = kerasenv.tf_keras()
+    qk = kerasenv.qkeras()
+    inp = k.Input((64,), name="x_in")
+    h = qk.QDense(10, kernel_quantizer=qk.quantized_bits(6, 0, alpha=1),
+                  bias_quantizer=qk.quantized_bits(6, 0, alpha=1), name="d")(inp)
+    model = k.Model(inp, k.layers.Activation("softmax", name="sm")(h))
+    conv = convert.convert(model, digits.x_test, output_dir=tmp_path / "hls")
+    conv.hls_model.compile()
+    rtl = build_rtl(conv.hls_model, tmp_path / "rtl", opts=RtlOptions(softmax="argmax"), name="argmax_net")
+    assert rtl.spec.output.shape == (1,) and rtl.traced.softmax == "argmax"
+    logits = rtl.traced.predict(digits.x_test[:50])
+    assert logits.shape[0] == 50
+    inp = k.Input((8,), name="x_in")
+    model = k.Model(inp, k.layers.Activation("tanh", name="ln")(k.layers.Dense(4, name="d")(inp)))
+    conv = convert.convert(model, None, convert.ConvertOptions(input_precision="fixed<8,3>"),
+                           output_dir=tmp_path / "hls2")
+    with pytest.raises(UnsupportedLayerError, match="'ln'.*supported"):
+        build_rtl(conv.hls_model, tmp_path / "rtl2", name="ln_net")
+    assert np.isfinite(logits).all()
