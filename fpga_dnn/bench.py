@@ -60,7 +60,95 @@ def bench_toolchain(out: Path) -> list[dict]:
     return rows
 
 
-BENCHES = {"toolchain": bench_toolchain}
+# Published hls4ml PYNQ-Z2 figures for the jet MLP 16-64-32-32-5, 6-bit, 75% pruned, ReuseFactor 64.
+HLS4ML_JET_PYNQ_Z2 = {"model": "jet_mlp (hls4ml tutorial, published)", "bits": "w6/a6, 75% pruned, RF 64",
+                      "lut": 20668, "dsp": 9, "latency_cycles": "II 95"}
+
+HW_CASES = [("digits_mlp", "qkeras", {"weight_bits": 6, "activation_bits": 6}),
+            ("digits_mlp", "qkeras", {}),
+            ("digits_cnn", "qkeras", {}),
+            ("digits_mlp", "hgq2", {}),
+            ("jet_mlp", "qkeras", {"weight_bits": 6, "activation_bits": 6})]
+
+
+def bench_hardware(out: Path) -> list[dict]:
+    """Per zoo case: RTL generation, Verilator build, bulk emulation samples/s beside hls4ml C-sim
+    samples/s (same inputs, same run), cocotb cycles/s, and yosys resources on both boards."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import convert, csim, models, train
+    from .boards import load_board
+    from .data import load_data_file
+    from .estimate import fit_check, synthesize
+    from .modelio import load_model
+    from .rtl.build import build_rtl
+    from .simulate.check import SimOptions, simulate_rtl
+
+    rows = []
+    for name, fw, q in HW_CASES:
+        quant = models.Quant(**q)
+        tag = f"{name}_{fw}_w{quant.weight_bits}a{quant.activation_bits}"
+        progress(f"bench hardware: {tag}")
+        folder = out / "hardware" / tag
+        res = train.train(name, fw, quant, train.TrainConfig(epochs=60, float_baseline=False), folder)
+        model, _ = load_model(res.model_path)
+        x, y = load_data_file(res.data_path)
+        x = convert.check_input(model, x)
+        conv = convert.convert(model, x, output_dir=folder / "hls", framework=fw)
+        rep = csim.run_csim(conv.hls_model, model, x, y)
+        rtl = build_rtl(conv.hls_model, folder / "rtl", name=tag)
+        big = np.ascontiguousarray(np.concatenate([x] * max(1, 20000 // len(x))))
+        t0 = time.perf_counter()
+        csim.hls_predict(conv.hls_model, big)
+        csim_rate = len(big) / (time.perf_counter() - t0)
+        sim = simulate_rtl(rtl, x, rep.outputs, opts=SimOptions(cocotb=(name == "digits_mlp" and fw == "qkeras"
+                                                                          and quant.weight_bits == 6)))
+        from .rtl.verilog import compile_emulator
+
+        emu = compile_emulator(rtl.design)
+        rates = {}
+        for threads in (1, 2):
+            t0 = time.perf_counter()
+            emu.predict(big, n_threads=threads)
+            rates[threads] = len(big) / (time.perf_counter() - t0)
+        boards = [load_board("pynq-z2"), load_board("ultra96")]
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            synth = list(pool.map(lambda b: synthesize(rtl.axis.sources, rtl.axis.top, b.yosys_family,
+                                                       data_files=rtl.axis.data_files), boards))
+        row = {"model": name, "framework": fw, "bits": f"w{quant.weight_bits}/a{quant.activation_bits}",
+               "qat_accuracy": round(res.meta["qat"]["accuracy"], 4),
+               "rtl_exact_csim": sim.emu_exact_csim, "latency_cycles": rtl.spec.total_latency,
+               "verilator_build_s": sim.emu_build_s, "csim_samples_per_s": round(csim_rate),
+               "emu_samples_per_s_1thread": round(rates[1]), "emu_samples_per_s_2threads": round(rates[2]),
+               "emu_vs_csim_1thread": round(rates[1] / csim_rate, 2), "emu_vs_csim_2threads": round(rates[2] / csim_rate, 2),
+               "cocotb_cycles_per_s": sim.tb_cycles_per_s, "cocotb_build_s": sim.tb_build_s}
+        for b, r in zip(boards, synth):
+            v = fit_check(r, b)
+            row.update({f"{b.name}_lut": r.lut, f"{b.name}_ff": r.ff, f"{b.name}_carry": r.carry,
+                        f"{b.name}_dsp": r.dsp, f"{b.name}_bram36": r.bram36, f"{b.name}_levels": r.logic_levels,
+                        f"{b.name}_fits": v.fits, f"{b.name}_yosys_s": r.yosys_seconds})
+        rows.append(row)
+    rows.append(HLS4ML_JET_PYNQ_Z2)
+    return rows
+
+
+def bench_runtime(out: Path) -> list[dict]:
+    """Host overhead of our runtime vs hls4ml's generated pynq driver, same fake board, same run
+    (in the board environment: real pynq 3.1.2, numpy 1.x)."""
+    from .runtime.driver_bench import run_in_board_env
+
+    board_py = Path(".venv-board/bin/python")
+    if not board_py.exists():
+        return [{"error": "board environment missing: make board-env"}]
+    res = run_in_board_env(board_py)
+    (out / "runtime.json").write_text(json.dumps(res, indent=2, default=str))
+    summary = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.get("summary", {}).items()}
+    packing = {f"packing_{k}": (round(v) if isinstance(v, float) else v) for k, v in res.get("packing", {}).items()}
+    return [{"python": res.get("python"), "numpy": res.get("numpy"), "pynq": res.get("pynq"), **summary, **packing}]
+
+
+BENCHES = {"toolchain": bench_toolchain, "hardware": bench_hardware, "runtime": bench_runtime}
 
 
 def to_markdown(results: dict) -> str:

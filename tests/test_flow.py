@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_demo_config_parses_with_documented_defaults():
     cfg = FlowConfig.load(ROOT / "fpga_dnn" / "configs" / "demo.toml")
-    assert cfg.steps == ["train", "convert", "csim"]
+    assert cfg.steps == ["train", "convert", "csim", "rtl", "simulate", "estimate", "overlay", "deploy"]
+    assert cfg.quant.weight_bits == 6 and cfg.rtl.stream_bits == 64 and cfg.overlay.board == "pynq-z2"
     assert cfg.model.zoo == "digits_mlp" and cfg.model.framework == "qkeras"
     assert cfg.convert.part == "xc7z020clg400-1"
 
@@ -27,6 +28,9 @@ def test_demo_config_parses_with_documented_defaults():
     ({"model": {"zoo": "vgg"}}, UnknownNameError, "unknown model 'vgg'"),
     ({"model": {"file": "m.h5"}, "flow": {"steps": ["convert"]}}, ConfigError, "needs data="),
     ({"convert": {"backend": "Quartus"}}, UnknownNameError, "backend"),
+    ({"flow": {"steps": ["train", "convert", "csim", "simulate"]}}, ConfigError, "add 'rtl'"),
+    ({"overlay": {"board": "zcu104"}}, UnknownNameError, "unknown board 'zcu104'"),
+    ({"rtl": {"stream_bits": 12}}, ConfigError, "stream_bits"),
 ])
 def test_bad_flow_files(raw, err, match):
     with pytest.raises(err, match=match):
@@ -56,7 +60,7 @@ def test_flow_with_users_model_file(digits_mlp_qkeras, tmp_path):
 
 def test_cli_flow_end_to_end_and_train_cache(tmp_path):
     p = tmp_path / "small.toml"
-    p.write_text('[flow]\nname = "small"\n[model]\nzoo = "digits_mlp"\n'
+    p.write_text('[flow]\nname = "small"\nsteps = ["train", "convert", "csim"]\n[model]\nzoo = "digits_mlp"\n'
                  '[quant]\nweight_bits = 6\nactivation_bits = 6\n[train]\nepochs = 8\nfloat_baseline = false\n')
     cmd = [sys.executable, "-m", "fpga_dnn", "flow", str(p), "--build-dir", str(tmp_path / "b")]
     env = {k: v for k, v in os.environ.items() if k != "FPGA_DNN_QUIET"}  # we read the progress lines
