@@ -266,6 +266,8 @@ def step_csim(st: FlowState) -> None:
     rep = run_csim(st.convert.hls_model, st.model, x, st.y, keras_out=st.keras_out,
                    traced_twin=st.convert.traced_twin)
     st.csim = rep
+    (st.build_dir / "csim").mkdir(parents=True, exist_ok=True)
+    np.save(st.build_dir / "csim" / "outputs.npy", rep.outputs)  # the reference later steps match
     st.report.set(csim_accuracy=rep.accuracy, bit_exact=rep.exact_fraction,
                   bit_exact_samples=f"{round(rep.exact_fraction * rep.n_samples)}/{rep.n_samples}",
                   compile_s=rep.compile_seconds, csim_samples_per_s=rep.samples_per_second)
