@@ -169,21 +169,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p, with_file=False)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("convert", help="convert a QAT model to an hls4ml HLS project",
-                       description="Convert a zoo model (trained first if needed) or a saved QKeras/HGQ2 "
-                                   "model file to an hls4ml project, per-layer precision from its quantizers.")
-    _add_model_args(p)
-    _add_convert_args(p)
-    p.set_defaults(func=cmd_convert)
-
-    p = sub.add_parser("csim", help="run hls4ml's bit-accurate C-sim and compare with Keras",
-                       description="Convert, compile hls4ml's bit-accurate emulation, run the test set and "
-                                   "report accuracy and the fraction of samples bit-exact with Keras; on a "
-                                   "mismatch, name the first differing sample and layer.")
-    _add_model_args(p)
-    _add_convert_args(p)
-    p.set_defaults(func=cmd_csim)
-
     def hw(p, board_help="target board for the clock and the estimate/overlay"):
         g = p.add_argument_group("RTL")
         g.add_argument("--stream-bits", type=int, default=None, help="AXI-Stream width (32 or 64; default 64)")
@@ -191,31 +176,34 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ns of logic per pipeline stage (default 5): smaller = more stages")
         g.add_argument("--target-board", default=None, help=board_help + " (pynq-z2 | ultra96)")
 
-    p = sub.add_parser("rtl", help="generate Verilog (da4ml, no vendor tool) + the AXI-Stream shell",
-                       description="Trace the hls4ml graph with da4ml, write the pipelined Verilog core, its "
-                                   "AXI-Stream wrapper and spec.json (beat layout, latency, formats).")
-    _add_model_args(p)
-    _add_convert_args(p)
-    hw(p)
-    p.set_defaults(func=cmd_rtl)
-
-    p = sub.add_parser("sim", help="simulate the RTL: Verilator emulation + cocotb AXI-Stream testbench",
-                       description="Bit-exact fraction of the RTL against C-sim and Keras (bulk Verilator "
-                                   "emulation), then the cocotb + Verilator AXI-Stream testbench: every sample, "
-                                   "backpressure, framing, reset, latency in cycles, simulation speed.")
-    _add_model_args(p)
-    _add_convert_args(p)
-    hw(p)
-    p.add_argument("--no-cocotb", action="store_true", help="bulk emulation only")
-    p.set_defaults(func=cmd_sim)
-
-    p = sub.add_parser("estimate", help="yosys resource estimate and fit check per board",
-                       description="Synthesise the generated Verilog with yosys (synth_xilinx) and report LUT, "
-                                   "FF, CARRY, DSP, BRAM, logic levels and latency, with a fit verdict per board.")
-    _add_model_args(p)
-    _add_convert_args(p)
-    hw(p, "only this board")
-    p.set_defaults(func=cmd_estimate)
+    # Verbs that take a model (zoo name or file) and run the flow up to their own step.
+    model_verbs = [
+        ("convert", cmd_convert, None, "convert a QAT model to an hls4ml HLS project",
+         "Convert a zoo model (trained first if needed) or a saved QKeras/HGQ2 model file to an hls4ml "
+         "project, per-layer precision from its quantizers."),
+        ("csim", cmd_csim, None, "run hls4ml's bit-accurate C-sim and compare with Keras",
+         "Convert, compile hls4ml's bit-accurate emulation, run the test set and report accuracy and the "
+         "fraction of samples bit-exact with Keras; on a mismatch, name the first differing sample and layer."),
+        ("rtl", cmd_rtl, "target board for the clock", "generate Verilog (da4ml, no vendor tool) + the AXI-Stream shell",
+         "Trace the hls4ml graph with da4ml, write the pipelined Verilog core, its AXI-Stream wrapper and "
+         "spec.json (beat layout, latency, formats)."),
+        ("sim", cmd_sim, "target board for the clock", "simulate the RTL: Verilator emulation + cocotb AXI-Stream testbench",
+         "Bit-exact fraction of the RTL against C-sim and Keras (bulk Verilator emulation), then the cocotb + "
+         "Verilator AXI-Stream testbench: every sample, backpressure, framing, reset, latency in cycles, "
+         "simulation speed."),
+        ("estimate", cmd_estimate, "only this board", "yosys resource estimate and fit check per board",
+         "Synthesise the generated Verilog with yosys (synth_xilinx) and report LUT, FF, CARRY, DSP, BRAM, "
+         "logic levels and latency, with a fit verdict per board."),
+    ]
+    for name, func, board_help, short, long in model_verbs:
+        p = sub.add_parser(name, help=short, description=long)
+        _add_model_args(p)
+        _add_convert_args(p)
+        if board_help:
+            hw(p, board_help)
+        if name == "sim":
+            p.add_argument("--no-cocotb", action="store_true", help="bulk emulation only")
+        p.set_defaults(func=func)
 
     p = sub.add_parser("overlay", help="write the Vivado scripts for a board overlay (runs Vivado if named)",
                        description="Write IP packaging, block design (PS + AXI DMA + accelerator), bitstream and "
