@@ -5,9 +5,12 @@
 #   make clean  - remove generated output (build/); make distclean also removes the venvs
 
 SHELL := /bin/bash
-PYTHON311 ?= $(shell command -v python3.11 2>/dev/null || echo $(HOME)/.pyenv/versions/3.11.7/bin/python3.11)
+# The first interpreter of the version that really runs (a pyenv shim exists for every installed
+# version but fails for those that are not active, so shims come last).
+find_python = $(firstword $(foreach p,$(wildcard $(HOME)/.pyenv/versions/$(1).*/bin/python$(1)) $(shell command -v python$(1) 2>/dev/null),$(shell $(p) -c "import sys" >/dev/null 2>&1 && echo $(p))))
+PYTHON311 ?= $(call find_python,3.11)
 # The board-like environment: what a PYNQ 3.1 image ships (Python 3.10, numpy 1.x, pynq 3.1.2).
-PYTHON310 ?= $(shell command -v python3.10 2>/dev/null || echo $(HOME)/.pyenv/versions/3.10.13/bin/python3.10)
+PYTHON310 ?= $(call find_python,3.10)
 BOARD_VENV := .venv-board
 BOARD_PY := $(BOARD_VENV)/bin/python
 BOARD_STAMP := $(BOARD_VENV)/.fpga_dnn-installed
@@ -26,6 +29,7 @@ all: demo
 env: $(STAMP)
 
 $(STAMP): requirements/toolchain.lock pyproject.toml fpga_dnn/install_fixups.py
+	@test -n "$(PYTHON311)" || { echo "Python 3.11 not found: install it, e.g. pyenv install 3.11.7"; exit 1; }
 	@test -x $(PY) || $(PYTHON311) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=24"
 	$(PY) -m pip install -q -r requirements/toolchain.lock
@@ -37,6 +41,7 @@ $(STAMP): requirements/toolchain.lock pyproject.toml fpga_dnn/install_fixups.py
 
 # The runtime's tests run against the real pynq package, which breaks on numpy 2: its own venv.
 $(BOARD_STAMP): requirements/board.lock
+	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found (the PYNQ image's version): install it, e.g. pyenv install 3.10.13"; exit 1; }
 	@test -x $(BOARD_PY) || $(PYTHON310) -m venv $(BOARD_VENV)
 	$(BOARD_PY) -m pip install -q -r requirements/board.lock
 	$(BOARD_PY) -m pip install -q --no-deps -e .
