@@ -62,7 +62,7 @@ def bench_toolchain(out: Path) -> list[dict]:
 
 # Published hls4ml PYNQ-Z2 figures for the jet MLP 16-64-32-32-5, 6-bit, 75% pruned, ReuseFactor 64.
 HLS4ML_JET_PYNQ_Z2 = {"model": "jet_mlp (hls4ml tutorial, published)", "bits": "w6/a6, 75% pruned, RF 64",
-                      "lut": 20668, "dsp": 9, "latency_cycles": "II 95"}
+                      "latency_cycles": "II 95", "pynq-z2_lut": 20668, "pynq-z2_dsp": 9}
 
 HW_CASES = [("digits_mlp", "qkeras", {"weight_bits": 6, "activation_bits": 6}),
             ("digits_mlp", "qkeras", {}),
