@@ -22,7 +22,7 @@ from fpga_dnn.runtime.fake.dma import (CR_RESET_VALUE, SR_DEC_ERR, SR_ERR_IRQ, S
 from fpga_dnn.runtime.fake.hwh import (PS_FAMILIES, OverlayDesign, clock_divisors, read_dma_parameters,
                                        write_sim_bundle)
 from fpga_dnn.runtime.fake.memory import FakeMemory
-from fpga_dnn.runtime.fake.models import FaultyModel, Float32Model, InstantModel, reference_fn
+from fpga_dnn.runtime.fake.models import FaultyModel, Float32Model, InstantModel, RecordingModel, reference_fn
 from fpga_dnn.runtime.packing import from_fixed, int_range, to_fixed
 from fpga_dnn.runtime.spec import Spec
 
@@ -384,17 +384,6 @@ def test_driver_bench_runs_in_the_board_environment():
 
 # ------------------------------------------------------------------ the prepared predict path
 
-class _Recorder:
-    """A frame model that records the frames (packed input bytes) it is sent."""
-
-    frame_model = True
-
-    def __init__(self, inner):
-        self.inner, self.frames = inner, []
-
-    def __call__(self, frame):
-        self.frames.append(bytes(np.asarray(frame, dtype=np.uint8)))
-        return self.inner(frame)
 
 
 def _specials(fmt):
@@ -444,7 +433,7 @@ def test_prepared_predict_matches_the_general_path(case, overflow, rounding):
     from fpga_dnn.runtime.backends import EmulatedBackend
     fin, sin, fout, sout, bits = case
     spec = Spec.create("p", sin, fin, sout, fout, 1, stream_bits=bits)
-    rec = _Recorder(InstantModel(spec))
+    rec = RecordingModel(InstantModel(spec))
     acc = Accelerator(spec, EmulatedBackend(rec), overflow=overflow, rounding=rounding)
     fmt = spec.input.format
     general = dict(overflow=overflow, rounding=rounding)

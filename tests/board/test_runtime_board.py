@@ -335,25 +335,15 @@ def test_prepared_predict_matches_the_general_path_on_numpy1(make_bundle):
     """The prepared batch path (conversion straight into the DMA buffer, a prepared register
     sequence) against the general one (policies passed explicitly: to_fixed + pack), under numpy
     1.x's casting rules and real pynq: same bytes sent, same outputs, same errors."""
-    from fpga_dnn.runtime.fake.models import make_model
+    from fpga_dnn.runtime.fake.models import RecordingModel, make_model
     from fpga_dnn.runtime.packing import from_fixed, int_range
     from fpga_dnn.runtime.spec import Spec
-
-    class Recorder:
-        frame_model = True
-
-        def __init__(self, inner):
-            self.inner, self.frames = inner, []
-
-        def __call__(self, frame):
-            self.frames.append(bytes(np.asarray(frame, dtype=np.uint8)))
-            return self.inner(frame)
 
     for fin, sin, fout, sout, bits in [("ufixed<5,5>", (64,), "fixed<16,6>", (10,), 64),
                                        ("fixed<7,3>", (4, 4, 2), "ufixed<12,4>", (3, 2), 32),
                                        ("fixed<12,2>", (3,), "fixed<9,9>", (5,), 32)]:
         spec = Spec.create("p", sin, fin, sout, fout, 1, stream_bits=bits)
-        rec = Recorder(make_model(spec, None))
+        rec = RecordingModel(make_model(spec, None))
         bundle = make_bundle(spec, name=f"b{len(sin)}_{bits}_{fin[:2]}")
         for rounding in ("exact", "nearest_even"):
             with open_sim(bundle, model=rec, trace=False, rounding=rounding) as acc:

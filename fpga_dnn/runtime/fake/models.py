@@ -181,6 +181,23 @@ class FaultyModel:
         return np.full(out.size, 0xA5, dtype=np.uint8)
 
 
+class RecordingModel:
+    """Wraps a frame model and keeps a copy of every frame (the packed input bytes) it is sent,
+    so tests can compare what two driver paths put on the stream.
+
+    inner: the frame model to wrap. ``frames``: the recorded frames, as ``bytes``, in order.
+    """
+
+    frame_model = True
+
+    def __init__(self, inner: Callable):
+        self.inner, self.frames = inner, []
+
+    def __call__(self, frame: np.ndarray) -> Optional[np.ndarray]:
+        self.frames.append(bytes(np.asarray(frame, dtype=np.uint8)))
+        return self.inner(frame)
+
+
 def make_model(spec: Spec, model=None) -> Callable:
     """The accelerator model for ``model`` as users give it:
 
