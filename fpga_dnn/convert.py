@@ -174,6 +174,8 @@ def build_hls_config(model, framework: str, opts: ConvertOptions, input_format: 
         if isinstance(prec, dict):
             # An unset type silently becomes the model default fixed<16,6>; 'auto' is exact.
             prec.setdefault("result", "auto")
+    if framework == "qkeras":
+        _pin_linear_quantizers(model, cfg)
     for name, prec in opts.precision_overrides.items():
         if name not in cfg["LayerName"]:
             raise ConfigError(f"precision_overrides: no layer {name!r}; layers: {', '.join(cfg['LayerName'])}")
@@ -182,6 +184,36 @@ def build_hls_config(model, framework: str, opts: ConvertOptions, input_format: 
     if input_format is not None:
         cfg["LayerName"][in_layers[0]].setdefault("Precision", {})["result"] = input_format.hls4ml()
     return cfg
+
+
+def _pin_linear_quantizers(model, cfg: dict) -> None:
+    """A QKeras ``QActivation(quantized_bits(...))`` rounds half to even and saturates. hls4ml turns
+    it into a 'linear' activation that its MergeLinearActivation pass folds into the layer before
+    (a Dense/Conv with an unset type) and its cast is lost: C-sim then keeps the full-width sum.
+    We pin the exact type, ``fixed<bits, integer+1, RND_CONV, SAT>``, on both layers; the
+    activation then casts nothing and hls4ml removes it, the layer before doing the cast."""
+    qk = kerasenv.qkeras()
+    for layer in model.layers:
+        if type(layer).__name__ != "QActivation":
+            continue
+        q = qk.get_quantizer(layer.get_config()["activation"]) if isinstance(
+            layer.get_config()["activation"], (str, dict)) else layer.activation
+        if type(q).__name__ != "quantized_bits":
+            continue
+        qc = q.get_config()
+        if qc.get("alpha") not in (None, 1, 1.0) or qc.get("symmetric") or not qc.get("keep_negative", True):
+            raise ConfigError(f"layer {layer.name!r}: quantized_bits activations are supported with alpha=1, "
+                              f"keep_negative=True, symmetric=0 (got {qc})")
+        hls_type = f"fixed<{int(qc['bits'])},{int(qc['integer']) + 1},RND_CONV,SAT>"
+        inbound = layer._inbound_nodes[0].inbound_layers
+        parent = inbound[0] if isinstance(inbound, (list, tuple)) else inbound
+        for name in (parent.name, layer.name):
+            if name in cfg["LayerName"]:
+                cfg["LayerName"][name].setdefault("Precision", {})["result"] = hls_type
+        # A QDense/QConv without activation gets a 'linear' node named '<layer>_linear' from hls4ml's
+        # parser, typed with the model default (fixed<16,6>) once its parent's type is pinned: pin it too.
+        if parent.name in cfg["LayerName"]:
+            cfg["LayerName"].setdefault(f"{parent.name}_linear", {})["Precision"] = {"result": hls_type}
 
 
 def _input_layer_name(model) -> str:

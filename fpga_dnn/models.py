@@ -68,16 +68,24 @@ def arch(name: str) -> Arch:
 
 
 def build_model(name: str, framework: str = "qkeras", quant: Quant | None = None, *, input_shape=None,
-                seed: int = 0, hgq_trainable_bits: bool = True, hgq_homogeneous_activations: bool = False):
-    """Build a zoo model. ``input_shape`` defaults to the zoo dataset's shape."""
+                seed: int = 0, hgq_trainable_bits: bool = True, hgq_homogeneous_activations: bool = False,
+                hidden: tuple | None = None, hgq_beta: float = 1e-6):
+    """Build a zoo model. ``input_shape`` defaults to the zoo dataset's shape; ``hidden`` overrides
+    the hidden layer widths (a narrower student); ``hgq_beta`` weighs HGQ2's resource (EBOPs)
+    penalty: larger = smaller hardware."""
     a = arch(name)
+    if hidden is not None:
+        if not hidden or any(int(n) < 1 for n in hidden):
+            raise ConfigError(f"hidden widths must be positive integers, got {hidden!r}")
+        a = Arch(a.name, a.dataset, a.kind, tuple(int(n) for n in hidden), a.n_classes, a.conv_filters)
     quant = (quant or Quant()).check()
     if framework not in FRAMEWORKS:
         raise UnknownNameError("framework", framework, FRAMEWORKS)
     if input_shape is None:
         input_shape = {"digits": (64,), "digits_images": (8, 8, 1), "jet_synthetic": (16,)}[a.dataset]
     if framework == "hgq2":
-        return _build_hgq2(a, quant, tuple(input_shape), seed, hgq_trainable_bits, hgq_homogeneous_activations)
+        return _build_hgq2(a, quant, tuple(input_shape), seed, hgq_trainable_bits, hgq_homogeneous_activations,
+                           hgq_beta)
     return _build_keras2(a, quant, tuple(input_shape), seed, quantized=framework == "qkeras")
 
 
@@ -107,7 +115,8 @@ def _build_keras2(a: Arch, q: Quant, input_shape, seed: int, quantized: bool):
     return k.Model(inp, out, name=f"{a.name}_{'qkeras' if quantized else 'float'}")
 
 
-def _build_hgq2(a: Arch, q: Quant, input_shape, seed: int, trainable_bits: bool, homogeneous: bool):
+def _build_hgq2(a: Arch, q: Quant, input_shape, seed: int, trainable_bits: bool, homogeneous: bool,
+                beta: float = 1e-6):
     keras = kerasenv.keras3()
     hgq = kerasenv.hgq()
     from hgq.config import LayerConfigScope, QuantizerConfigScope
@@ -127,7 +136,7 @@ def _build_hgq2(a: Arch, q: Quant, input_shape, seed: int, trainable_bits: bool,
         QuantizerConfigScope(place=("weight", "bias"), default_q_type="kbi", overflow_mode="SAT_SYM",
                              b0=wb, i0=q.weight_integer_bits, trainable=trainable_bits),
         QuantizerConfigScope(**datalane),
-        LayerConfigScope(enable_ebops=trainable_bits, beta0=1e-6 if trainable_bits else 0.0),
+        LayerConfigScope(enable_ebops=trainable_bits, beta0=beta if trainable_bits else 0.0),
     ):
         H = hgq.layers
         x = inp = keras.Input(input_shape, name="model_input")

@@ -40,31 +40,42 @@ class TrainResult:
     meta: dict = field(default_factory=dict)
 
 
-def _fit(model, keras, ds: data_mod.Dataset, cfg: TrainConfig, label: str) -> dict:
+def validation_split(n: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices: a fixed, seeded split of the training data (never the test set)."""
+    idx = np.random.default_rng(cfg.seed).permutation(n)
+    n_val = max(1, int(n * cfg.validation_fraction))
+    return idx[n_val:], idx[:n_val]
+
+
+def progress_callback(keras, label: str, epochs: int, metric: str = "val_accuracy"):
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            if epoch == 0 or (epoch + 1) % 10 == 0:
+                progress(f"  {label}: epoch {epoch + 1:3d}/{epochs} loss {logs.get('loss', 0):.4f} "
+                         f"{metric} {logs.get(metric, 0):.4f}")
+
+    return Progress()
+
+
+def _fit(model, keras, ds: data_mod.Dataset, cfg: TrainConfig, label: str, callbacks=(),
+         restore_best: bool = True) -> dict:
+    """Train with early stopping on the validation loss. ``callbacks`` run after each batch/epoch
+    (pruning steps, weight-sharing projections); ``restore_best=False`` keeps the last weights
+    (needed when a callback enforces a constraint the best epoch may predate)."""
     keras.utils.set_random_seed(cfg.seed)
     model.compile(
         optimizer=keras.optimizers.Adam(cfg.learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    # A fixed, seeded validation split carved from the training data (never the test set).
-    rng = np.random.default_rng(cfg.seed)
-    idx = rng.permutation(len(ds.x_train))
-    n_val = max(1, int(len(idx) * cfg.validation_fraction))
-    val, tr = idx[:n_val], idx[n_val:]
-
-    class Progress(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            if epoch == 0 or (epoch + 1) % 10 == 0:
-                progress(f"  {label}: epoch {epoch + 1:3d}/{cfg.epochs} loss {logs.get('loss', 0):.4f} "
-                         f"val_acc {logs.get('val_accuracy', 0):.4f}")
-
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)
+    tr, val = validation_split(len(ds.x_train), cfg)
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
+                                         restore_best_weights=restore_best)
     t0 = time.perf_counter()
     hist = model.fit(ds.x_train[tr], ds.y_train[tr], validation_data=(ds.x_train[val], ds.y_train[val]),
                      epochs=cfg.epochs, batch_size=cfg.batch_size, verbose=0, shuffle=True,
-                     callbacks=[stop, Progress()])
+                     callbacks=[*callbacks, stop, progress_callback(keras, label, cfg.epochs)])
     seconds = time.perf_counter() - t0
     acc = accuracy(model, ds.x_test, ds.y_test)
     progress(f"  {label}: {len(hist.history['loss'])} epochs, test accuracy {acc:.4f} ({seconds:.1f} s)")
@@ -98,6 +109,8 @@ def train(model_name: str, framework: str, quant: models.Quant, cfg: TrainConfig
     if cfg.float_baseline and framework != "float":
         fm = models.build_model(model_name, "float", quant, seed=cfg.seed)
         meta["float"] = _fit(fm, kerasenv.tf_keras(), ds, cfg, "float")
+        fm.save(out_dir / "float.h5")  # the float baseline: distillation's default teacher
+        meta["float"]["model_path"] = "float.h5"
     keras = kerasenv.keras3() if framework == "hgq2" else kerasenv.tf_keras()
     model = models.build_model(model_name, framework, quant, seed=cfg.seed)
     meta["qat"] = _fit(model, keras, ds, cfg, framework)
