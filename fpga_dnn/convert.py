@@ -234,8 +234,11 @@ def _quiet():
 
 
 def convert(model, x: np.ndarray | None, opts: ConvertOptions | None = None, output_dir="build/hls",
-            framework: str | None = None, write: bool = True) -> ConvertResult:
+            framework: str | None = None, write: bool = True, quiet: bool = False) -> ConvertResult:
     """Convert ``model`` with calibration/test inputs ``x`` and write the HLS project.
+
+    ``write=False`` keeps the graph in memory only; ``quiet`` drops the progress lines (a search
+    loop converting many candidates).
 
     ``x`` sets the input precision (unless ``opts.input_precision`` does) and is checked against
     the model's input shape; it may be None when ``opts.input_precision`` is given.
@@ -251,7 +254,8 @@ def convert(model, x: np.ndarray | None, opts: ConvertOptions | None = None, out
     fmt = input_format_for(x, opts.input_precision)
     output_dir = Path(output_dir)
     t0 = time.perf_counter()
-    progress(f"convert: {framework} model '{model.name}' -> hls4ml {opts.backend} {opts.io_type}, "
+    say = (lambda _msg: None) if quiet else progress
+    say(f"convert: {framework} model '{model.name}' -> hls4ml {opts.backend} {opts.io_type}, "
              f"input {fmt or 'hls4ml default'}, strategy {opts.strategy}, reuse {opts.reuse_factor}")
     cfg = build_hls_config(model, framework, opts, fmt)
     ctx = kerasenv.hls4ml_keras2() if framework == "qkeras" else contextlib.nullcontext()
@@ -268,7 +272,8 @@ def convert(model, x: np.ndarray | None, opts: ConvertOptions | None = None, out
         raise FpgaDnnError(f"hls4ml could not convert '{model.name}': {type(err).__name__}: "
                            f"{str(err).strip().splitlines()[0][:300] if str(err).strip() else ''}") from err
     seconds = time.perf_counter() - t0
-    progress(f"convert: wrote HLS project {output_dir} ({seconds:.1f} s)")
+    say(f"convert: wrote HLS project {output_dir} ({seconds:.1f} s)" if write else
+        f"convert: hls4ml graph built ({seconds:.1f} s)")
     info = {"layers": [{"name": l.name, "class": l.class_name} for l in hls_model.get_layers()]}
     return ConvertResult(hls_model, framework, output_dir, cfg, fmt, opts, seconds, info, keras_model=model)
 

@@ -1,12 +1,13 @@
 """The flow: a list of named steps, each handing a typed artifact to the next.
 
-``train -> convert -> csim`` today; later steps (rtl, simulate, estimate, overlay, deploy) plug
-into :data:`STEPS` the same way. A flow file (TOML) names the steps and their options; see
+``train -> compress -> convert -> csim -> rtl -> simulate -> estimate -> overlay -> deploy``;
+each step is a function in :data:`STEPS`. A flow file (TOML) names the steps and their options; see
 ``fpga_dnn/configs/demo.toml`` for the documented default.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -21,8 +22,8 @@ from .log import progress
 from .report import FlowReport
 from .train import TrainConfig
 
-STEP_ORDER = ("train", "convert", "csim", "rtl", "simulate", "estimate", "overlay", "deploy")
-SECTIONS = {"flow", "model", "quant", "train", "convert", "csim", "rtl", "simulate", "estimate", "overlay",
+STEP_ORDER = ("train", "compress", "convert", "csim", "rtl", "simulate", "estimate", "overlay", "deploy")
+SECTIONS = {"flow", "model", "quant", "train", "compress", "convert", "csim", "rtl", "simulate", "estimate", "overlay",
             "deploy"}
 
 
@@ -69,6 +70,7 @@ class FlowConfig:
     model: ModelSpec = field(default_factory=ModelSpec)
     quant: models.Quant = field(default_factory=models.Quant)
     train: TrainConfig = field(default_factory=TrainConfig)
+    compress: object = None      # fpga_dnn.compress.CompressOptions
     convert: ConvertOptions = field(default_factory=ConvertOptions)
     rtl: object = None           # fpga_dnn.rtl.build.RtlOptions
     simulate: object = None      # fpga_dnn.simulate.check.SimOptions
@@ -110,10 +112,16 @@ class FlowConfig:
         bad = set(flow) - {"name", "steps", "csim_require_exact"}
         if bad:
             raise ConfigError(f"{source}: unknown key(s) {sorted(bad)} in [flow]; known: name, steps, csim_require_exact")
+        from .compress import compress_options
         from .rtl.build import RtlOptions
         from .simulate.check import SimOptions
 
+        try:
+            compress = compress_options(dict(raw.get("compress", {})))
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
         cfg = cls(
+            compress=compress,
             rtl=section("rtl", RtlOptions),
             simulate=section("simulate", SimOptions),
             estimate=section("estimate", EstimateOptions),
@@ -151,6 +159,14 @@ class FlowConfig:
                 raise ConfigError("a zoo model must be trained first: add 'train' to the steps or give [model] file=")
         self.quant.check()
         self.convert.check()
+        if self.compress is None:
+            from .compress import CompressOptions
+
+            self.compress = CompressOptions()
+        self.compress.check()
+        if "compress" in self.steps and self.compress.techniques and m.file and not self.compress.train_data:
+            raise ConfigError("[compress] on a model file needs train_data= (a .npz with x_train, y_train) for "
+                              "fine-tuning")
         if self.rtl is None:
             from .rtl.build import RtlOptions
             from .simulate.check import SimOptions
@@ -194,6 +210,7 @@ class FlowState:
     x: np.ndarray | None = None
     y: np.ndarray | None = None
     train: object = None       # train.TrainResult
+    compressed: list = field(default_factory=list)  # one info dict per compression technique
     convert: object = None     # convert.ConvertResult
     csim: object = None        # csim.CsimReport
     rtl: object = None         # rtl.build.RtlBuild
@@ -227,6 +244,86 @@ def step_train(st: FlowState) -> None:
     meta = res.meta
     st.report.set(float_accuracy=meta.get("float", {}).get("accuracy"), qat_accuracy=meta["qat"]["accuracy"],
                   weights=meta["weights"], train_s=meta["qat"]["seconds"] + meta.get("float", {}).get("seconds", 0))
+
+
+def _training_data(st: FlowState):
+    """The dataset compression fine-tunes on: the zoo dataset, or the user's train_data file."""
+    from . import data as data_mod
+
+    c = st.config
+    if c.model.zoo and not c.model.file:
+        return data_mod.load_dataset(models.arch(c.model.zoo).dataset)
+    from .errors import DataError
+
+    path = c.resolve(c.compress.train_data)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            xtr, ytr = z["x_train"], z["y_train"]
+    except (OSError, KeyError, ValueError) as err:
+        raise DataError(f"[compress] train_data {path}: need a .npz with x_train and y_train ({err})") from None
+    from .convert import input_format_for
+
+    if st.y is None:
+        raise DataError("[compress] needs labelled test data: [model] data must hold y_test too")
+    return data_mod.Dataset(name=path.stem, x_train=xtr, y_train=ytr, x_test=st.x, y_test=st.y,
+                            input_format=input_format_for(np.concatenate([xtr, st.x]), c.convert.input_precision),
+                            n_classes=int(max(ytr.max(), st.y.max()) + 1))
+
+
+def step_compress(st: FlowState) -> None:
+    from . import compress
+    from .modelio import load_model
+
+    c = st.config
+    opts = c.compress
+    if st.model is None:
+        _load_user_model(st)
+    if not opts.techniques:
+        progress("compress: no techniques in [compress]; the model goes on unchanged")
+        return
+    out = st.build_dir / "compress"
+    upstream = artifacts.load_manifest(st.build_dir / "train") or {}
+    inputs = {"model": str(st.train.model_path if st.train else c.resolve(c.model.file)),
+              "upstream": upstream.get("inputs_hash") or artifacts.file_hash(c.resolve(c.model.file)),
+              "compress": asdict(opts)}
+    digest = artifacts.inputs_hash(inputs)
+    if artifacts.is_fresh(out, "compress", digest):
+        outputs = artifacts.load_manifest(out)["outputs"]
+        st.model, st.framework = load_model(out / outputs["model_path"])
+        st.compressed = outputs["infos"]
+        progress(f"compress: inputs unchanged, reusing {out / outputs['model_path']}")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        ds = _training_data(st)
+        teacher = None
+        if st.train is not None and (st.train.model_path.parent / "float.h5").is_file():
+            teacher = st.train.model_path.parent / "float.h5"
+        model, infos = compress.apply(st.model, ds, opts, teacher=teacher, zoo=c.model.zoo, x_calib=st.x)
+        from .modelio import framework_of
+
+        path = out / ("model.keras" if framework_of(model) == "hgq2" else "model.h5")
+        model.save(path)
+        (out / "compress.json").write_text(json.dumps(infos, indent=2, default=str))
+        artifacts.write_manifest(out, "compress", digest, inputs, {"model_path": path.name, "infos": infos})
+        st.model, st.framework = load_model(path)
+        st.compressed = infos
+    from .train import accuracy
+
+    acc = accuracy(st.model, st.x, st.y) if st.y is not None else None
+    summary = "; ".join(_compress_summary(i) for i in st.compressed)
+    progress(f"compress: {summary}; test accuracy {acc}")
+    st.report.set(compress=summary, compressed_accuracy=acc)
+
+
+def _compress_summary(info: dict) -> str:
+    t = info["technique"]
+    detail = {"prune": lambda i: f"sparsity {i['sparsity']:.0%}",
+              "structured": lambda i: "units " + ",".join(f"{a}->{b}" for a, b in i["units"].values()),
+              "lowrank": lambda i: "ranks " + ",".join(str(r[0]) for r in i["ranks"].values()),
+              "cluster": lambda i: f"<= {i['clusters']} shared weights/layer",
+              "distill": lambda i: f"T={i['temperature']}",
+              "bitwidth": lambda i: f"{i['method']} {i['luts']:,.0f} LUT <= {i['budget_luts']:,.0f}"}[t](info)
+    return f"{t} ({detail})"
 
 
 def _load_user_model(st: FlowState) -> None:
@@ -378,7 +475,7 @@ def step_deploy(st: FlowState) -> None:
                   runtime_host_us=bench.get("host_us_per_call"), bundle=str(bundle))
 
 
-STEPS = {"train": step_train, "convert": step_convert, "csim": step_csim, "rtl": step_rtl,
+STEPS = {"train": step_train, "compress": step_compress, "convert": step_convert, "csim": step_csim, "rtl": step_rtl,
          "simulate": step_simulate, "estimate": step_estimate, "overlay": step_overlay, "deploy": step_deploy}
 
 

@@ -13,6 +13,8 @@ COLUMNS = [
     ("bits", "bits", "{}"),
     ("float_accuracy", "float acc", "{:.4f}"),
     ("qat_accuracy", "QAT acc", "{:.4f}"),
+    ("compress", "compression", "{}"),
+    ("compressed_accuracy", "compressed acc", "{:.4f}"),
     ("csim_accuracy", "C-sim acc", "{:.4f}"),
     ("bit_exact", "bit-exact (Keras = C-sim)", "{:.4f}"),
     ("bit_exact_samples", "exact samples", "{}"),

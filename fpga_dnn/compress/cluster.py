@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import kerasenv
 from ..errors import ConfigError
 from ..log import progress
 from .chain import KERNEL_LAYERS, clone, quantize_weights, to_chain
-from .finetune import FineTune, distinct_weights, fine_tune
+from .finetune import FineTune, distinct_weights, fine_tune, keep_structure
 
 
 def kmeans_1d(values: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -56,21 +55,9 @@ def cluster_weights(model, ds, clusters: int, ft: FineTune | None = None, layers
         weights = model.get_layer(n).get_weights()
         weights[0] = centres[labels].reshape(w.shape).astype(w.dtype)
         model.get_layer(n).set_weights(weights)
-    keras = kerasenv.tf_keras()
-
-    class TieWeights(keras.callbacks.Callback):
-        """After each optimiser step: every member of a cluster takes the cluster's mean."""
-
-        def on_train_batch_end(self, batch, logs=None):
-            for n, lab in assign.items():
-                layer = self.model.get_layer(n)
-                w = layer.kernel.numpy()
-                flat, labels = w.ravel(), lab.ravel()
-                means = np.bincount(labels, weights=flat) / np.maximum(np.bincount(labels), 1)
-                layer.kernel.assign(means[labels].reshape(w.shape).astype(w.dtype))
-
     progress(f"compress: clustering {len(names)} kernels into {clusters} shared values each")
-    hist = fine_tune(model, ds, ft, "cluster", callbacks=[TieWeights()], restore_best=False)
+    tie = keep_structure(model, labels={model.get_layer(n).kernel.name: lab for n, lab in assign.items()})
+    hist = fine_tune(model, ds, ft, "cluster", callbacks=[tie], restore_best=False, structure_of=_Empty())
     # Snap each shared value to the quantizer grid: the float kernel now holds exactly the
     # constants the hardware uses.
     for n, lab in assign.items():
@@ -85,3 +72,9 @@ def cluster_weights(model, ds, clusters: int, ft: FineTune | None = None, layers
     info = {"technique": "cluster", "clusters": clusters, "distinct": distinct, **hist, "accuracy": acc}
     progress(f"compress: distinct weights per layer {distinct}, test accuracy {acc:.4f}")
     return model, info
+
+
+class _Empty:
+    """No automatic structure detection: the explicit cluster labels already tie the kernels."""
+
+    layers: list = []

@@ -60,7 +60,7 @@ def hardware_cost(model, x: np.ndarray, cost_model: str = "da4ml", *, latency_cu
     try:
         opts = ConvertOptions(input_precision=input_precision)
         conv = convert(model, x, opts, output_dir=work / "hls", framework=framework_of(model),
-                       write=cost_model == "yosys")
+                       write=cost_model == "yosys", quiet=True)
         traced = trace_model_graph(conv.hls_model)
         from da4ml.trace import to_pipeline
 

@@ -85,7 +85,7 @@ def distill(student, ds, teacher, *, temperature: float = 4.0, alpha: float = 0.
     progress(f"compress: distilling from a teacher with test accuracy {t_acc:.4f} (T={temperature}, alpha={alpha})")
     ft = ft or FineTune()
     wrapper = _distiller_class()(student, teacher, temperature, alpha)
-    hist = fine_tune(wrapper, ds, ft, "distill")
+    hist = fine_tune(wrapper, ds, ft, "distill", structure_of=student)
     info = {"technique": "distill", "temperature": temperature, "alpha": alpha, "teacher_accuracy": t_acc, **hist}
     progress(f"compress: distilled student test accuracy {hist['accuracy']:.4f}")
     return student, info

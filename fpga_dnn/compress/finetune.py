@@ -26,12 +26,66 @@ class FineTune:
                            patience=self.patience, seed=self.seed, float_baseline=False)
 
 
-def fine_tune(model, ds, ft: FineTune, label: str, callbacks=(), restore_best: bool = True) -> dict:
-    """Retrain ``model`` in place on ``ds`` (Keras 2); returns epochs, seconds, test accuracy."""
+def fine_tune(model, ds, ft: FineTune, label: str, callbacks=(), restore_best: bool = True,
+              structure_of=None) -> dict:
+    """Retrain ``model`` in place on ``ds`` (Keras 2); returns epochs, seconds, test accuracy.
+
+    What earlier compression made is kept (:func:`keep_structure` of ``structure_of``, default
+    ``model``): pruned weights stay zero and shared weights stay shared, so techniques compose.
+    """
     if ft.epochs <= 0:
         return {"epochs": 0, "seconds": 0.0, "accuracy": accuracy(model, ds.x_test, ds.y_test)}
-    return _fit(model, kerasenv.tf_keras(), ds, ft.train_config(), label, callbacks=callbacks,
-                restore_best=restore_best)
+    keep = keep_structure(model if structure_of is None else structure_of)
+    return _fit(model, kerasenv.tf_keras(), ds, ft.train_config(), label,
+                callbacks=[*callbacks, *([keep] if keep else [])], restore_best=restore_best)
+
+
+def kernel_variables(model) -> list:
+    """The kernels of the model's kernel layers (QDense, QConv2D, ...), as variables."""
+    return [layer.kernel for layer in model.layers if type(layer).__name__ in KERNEL_LAYERS]
+
+
+def _keep_class():
+    keras = kerasenv.tf_keras()
+
+    class KeepStructure(keras.callbacks.Callback):
+        """After every optimiser step: zeros back to zero; each group of shared weights takes its
+        group's mean (the shared value moves by the mean update of its members)."""
+
+        def __init__(self, groups):
+            super().__init__()
+            self.groups = groups  # (variable, labels or None, zero mask)
+
+        def on_train_batch_end(self, batch, logs=None):
+            for var, labels, zero in self.groups:
+                w = var.numpy()
+                if labels is not None:
+                    flat = labels.ravel()
+                    means = np.bincount(flat, weights=w.ravel()) / np.maximum(np.bincount(flat), 1)
+                    w = means[flat].reshape(w.shape)
+                w[zero] = 0.0
+                var.assign(w.astype(var.dtype.as_numpy_dtype))
+
+    return KeepStructure
+
+
+def keep_structure(model, labels: dict | None = None, max_shared: int = 64):
+    """A callback that keeps the model's compression structure, or None when it has none.
+
+    ``labels``: kernel variable name -> cluster labels (weight sharing sets them explicitly);
+    otherwise a kernel with at most ``max_shared`` distinct values counts as shared and one with
+    exact zeros as pruned."""
+    groups = []
+    for var in kernel_variables(model):
+        w = var.numpy()
+        zero = w == 0
+        lab = (labels or {}).get(var.name)
+        if lab is None:
+            uniq, inverse = np.unique(w, return_inverse=True)
+            lab = inverse.reshape(w.shape) if len(uniq) <= max_shared else None
+        if lab is not None or zero.any():
+            groups.append((var, lab, zero))
+    return _keep_class()(groups) if groups else None
 
 
 def quantized_kernels(model) -> dict[str, np.ndarray]:
