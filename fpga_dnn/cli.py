@@ -89,6 +89,36 @@ def cmd_csim(args):
     return _run(*_config_from_args(args, ["train", "convert", "csim"]))
 
 
+def cmd_compress(args):
+    from .compress import compress_options
+
+    cfg, build = _config_from_args(args, ["train", "compress", "convert", "csim"])
+    raw = {"techniques": [t.strip() for t in args.techniques.split(",") if t.strip()]}
+    for key in ("sparsity", "structured_fraction", "energy", "rank", "bottleneck_bits", "clusters", "temperature",
+                "alpha", "teacher", "budget_luts", "search", "cost_model", "train_data", "epochs_finetune"):
+        value = getattr(args, key, None)
+        if value is not None:
+            raw["epochs" if key == "epochs_finetune" else key] = value
+    if raw.get("train_data"):
+        raw["train_data"] = str(Path(raw["train_data"]).resolve())
+    if raw.get("teacher"):
+        raw["teacher"] = str(Path(raw["teacher"]).resolve())
+    cfg.compress = compress_options(raw)
+    return _run(cfg.check(), build)
+
+
+def cmd_pareto(args):
+    from .compress.pareto import run_sweep
+    from .train import TrainConfig
+
+    out = args.out or DEFAULT_BUILD / "pareto" / args.model
+    train = TrainConfig(float_baseline=False, seed=args.seed, **({"epochs": args.epochs} if args.epochs else {}))
+    rep = run_sweep(args.model, out, train=train, yosys=args.yosys, quick=args.quick)
+    print(open(out / "pareto.md").read())
+    h = rep.headline or {}
+    return 0 if h.get("found", True) else 1
+
+
 def _hw_config(args, steps):
     cfg, build = _config_from_args(args, steps)
     if getattr(args, "stream_bits", None):
@@ -204,6 +234,44 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "sim":
             p.add_argument("--no-cocotb", action="store_true", help="bulk emulation only")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("compress", help="compress a QAT model (prune, low-rank, cluster, distill, bit widths)",
+                       description="Apply compression techniques in order, fine-tuning after each, then convert "
+                                   "and check C-sim bit-exact with Keras. Techniques: prune, structured, lowrank, "
+                                   "cluster, distill, bitwidth (see the [compress] table in fpga_dnn/configs/demo.toml).")
+    _add_model_args(p)
+    _add_convert_args(p)
+    g = p.add_argument_group("compression")
+    g.add_argument("--techniques", required=True, help="comma-separated, applied in order, e.g. prune,cluster")
+    g.add_argument("--sparsity", type=float, help="prune: fraction of zero weights per kernel (default 0.5)")
+    g.add_argument("--structured-fraction", type=float, help="structured: fraction of neurons removed (default 0.25)")
+    g.add_argument("--energy", type=float, help="lowrank: singular-value energy kept (default 0.9)")
+    g.add_argument("--rank", type=int, help="lowrank: fixed rank instead of an energy")
+    g.add_argument("--bottleneck-bits", type=int, help="lowrank: width of the bus between the factors (default 8)")
+    g.add_argument("--clusters", type=int, help="cluster: shared values per kernel (default 16)")
+    g.add_argument("--temperature", type=float, help="distill: softmax temperature (default 4)")
+    g.add_argument("--alpha", type=float, help="distill: weight of the hard-label loss (default 0.1)")
+    g.add_argument("--teacher", help="distill: float teacher model file (default: the float baseline)")
+    g.add_argument("--budget-luts", type=float, help="bitwidth: LUT budget")
+    g.add_argument("--search", choices=["greedy", "hgq2"], help="bitwidth: method (default greedy)")
+    g.add_argument("--cost-model", choices=["da4ml", "yosys"], help="hardware cost model (default da4ml)")
+    g.add_argument("--train-data", help="a model file's training data: .npz with x_train, y_train")
+    g.add_argument("--epochs-finetune", type=int, help="fine-tuning epochs after each technique (default 40)")
+    p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser("pareto", help="sweep compression techniques: accuracy vs LUTs report (JSON, MD, PNG)",
+                       description="Train and compress a zoo model many ways (bit widths, pruning, structured "
+                                   "pruning, low-rank, clustering, distillation, bit-width search, HGQ2), check "
+                                   "each bit-exact in C-sim, estimate its hardware, and write pareto.json/.md/.png "
+                                   "with the Pareto front and the board budgets.")
+    p.add_argument("model", help="zoo model: digits_mlp, digits_cnn or jet_mlp")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default build/pareto/<model>)")
+    p.add_argument("--yosys", default="headline", choices=["none", "headline", "front"],
+                   help="yosys synth_xilinx for: no point, the headline pair (default), or the whole front")
+    p.add_argument("--quick", action="store_true", help="a few points only (a smoke run)")
+    p.add_argument("--epochs", type=int, default=None, help="maximum training epochs per model")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_pareto)
 
     p = sub.add_parser("overlay", help="write the Vivado scripts for a board overlay (runs Vivado if named)",
                        description="Write IP packaging, block design (PS + AXI DMA + accelerator), bitstream and "

@@ -1,0 +1,371 @@
+"""The accuracy-vs-hardware Pareto report: sweep the compression techniques on a zoo model.
+
+Each point is a trained (QAT) model that went through the same path as any flow model: hls4ml
+conversion, C-sim checked bit-exact against Keras on the whole test set, and the hardware cost
+of the generated RTL (:mod:`.cost`: da4ml's LUT estimate for every point; yosys
+``synth_xilinx`` for the headline models, or for the whole front with ``yosys="front"``).
+Outputs: ``pareto.json``, ``pareto.md`` and ``pareto.png`` (accuracy vs LUTs, the front marked,
+the board LUT budgets drawn), plus each point's model in ``models/``. Points are cached by a
+hash of what made them, so a rerun only trains what changed.
+
+The headline answers the question a user brings: the smallest model within 1 percentage point
+of the float baseline's accuracy that uses fewer LUTs than the uncompressed 8-bit QAT model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .. import artifacts, kerasenv, models
+from ..data import load_dataset
+from ..errors import ConfigError
+from ..log import progress
+from ..train import TrainConfig, _fit, accuracy
+from .finetune import sparsity
+
+YOSYS_MODES = ("none", "headline", "front")
+
+
+@dataclass
+class Point:
+    name: str
+    technique: str
+    detail: str
+    accuracy: float
+    luts: float
+    dsp: int
+    latency_cycles: int
+    bit_exact: float
+    weights: int
+    sparsity: float
+    yosys_luts: int | None = None
+    yosys_ff: int | None = None
+    yosys_dsp: int | None = None
+    on_front: bool = False
+    model_path: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class ParetoReport:
+    model: str
+    dataset: str
+    float_accuracy: float
+    cost_model: str
+    points: list = field(default_factory=list)
+    headline: dict | None = None
+    boards: dict = field(default_factory=dict)  # board -> LUT budget
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["points"] = [asdict(p) for p in self.points]
+        return d
+
+
+def pareto_front(points: list[Point]) -> list[Point]:
+    """Points no other point beats on both axes (fewer or equal LUTs and higher or equal accuracy,
+    one strictly), by increasing LUTs."""
+    front = []
+    for p in points:
+        dominated = any((q.luts <= p.luts and q.accuracy >= p.accuracy) and (q.luts < p.luts or q.accuracy > p.accuracy)
+                        for q in points)
+        if not dominated:
+            front.append(p)
+    return sorted(front, key=lambda p: p.luts)
+
+
+def headline(points: list[Point], float_accuracy: float, reference: str, tolerance: float = 0.01) -> dict | None:
+    """Fewest-LUT point within ``tolerance`` of the float accuracy and below the reference's LUTs."""
+    ref = next((p for p in points if p.name == reference), None)
+    if ref is None:
+        return None
+    ok = [p for p in points if p.accuracy >= float_accuracy - tolerance and p.luts < ref.luts and p.bit_exact == 1.0]
+    if not ok:
+        return {"found": False, "reference": ref.name, "reference_luts": ref.luts, "float_accuracy": float_accuracy,
+                "tolerance": tolerance}
+    best = min(ok, key=lambda p: p.luts)
+    return {"found": True, "point": best.name, "accuracy": best.accuracy, "luts": best.luts,
+            "yosys_luts": best.yosys_luts, "reference": ref.name, "reference_accuracy": ref.accuracy,
+            "reference_luts": ref.luts, "reference_yosys_luts": ref.yosys_luts, "float_accuracy": float_accuracy,
+            "tolerance": tolerance, "lut_saving": round(1 - best.luts / ref.luts, 4)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The sweep
+
+@dataclass
+class Recipe:
+    """How one point is made: a base QAT model (bits, hidden widths) and compression options."""
+
+    name: str
+    technique: str
+    detail: str
+    weight_bits: int = 6
+    activation_bits: int = 6
+    framework: str = "qkeras"
+    hidden: tuple | None = None
+    compress: dict = field(default_factory=dict)  # CompressOptions fields
+    hgq_beta: float = 0.0
+
+
+def default_recipes(base_cost: float | None = None, quick: bool = False) -> list[Recipe]:
+    """The techniques swept for the report. ``base_cost``: the 6-bit model's LUTs (sets the
+    bit-width search budget at half of it)."""
+    r = [
+        Recipe("qat_w8", "qat", "8-bit QAT, uncompressed (reference)", 8, 8),
+        Recipe("qat_w6", "qat", "6-bit QAT", 6, 6),
+        Recipe("prune50", "prune", "6-bit, 50% magnitude pruned", compress={"techniques": ["prune"], "sparsity": 0.5}),
+        Recipe("prune75", "prune", "6-bit, 75% magnitude pruned", compress={"techniques": ["prune"], "sparsity": 0.75}),
+    ]
+    if quick:
+        return r
+    r += [
+        Recipe("qat_w4", "qat", "4-bit QAT", 4, 4),
+        Recipe("prune90", "prune", "6-bit, 90% magnitude pruned", compress={"techniques": ["prune"], "sparsity": 0.9}),
+        Recipe("structured25", "structured", "6-bit, 25% of neurons removed",
+               compress={"techniques": ["structured"], "structured_fraction": 0.25}),
+        Recipe("structured50", "structured", "6-bit, 50% of neurons removed",
+               compress={"techniques": ["structured"], "structured_fraction": 0.5}),
+        Recipe("lowrank90", "lowrank", "6-bit, low-rank (90% energy, 6-bit bottleneck)",
+               compress={"techniques": ["lowrank"], "energy": 0.9, "bottleneck_bits": 6}),
+        Recipe("cluster8", "cluster", "6-bit, 8 shared weights per layer", compress={"techniques": ["cluster"], "clusters": 8}),
+        Recipe("cluster4", "cluster", "6-bit, 4 shared weights per layer", compress={"techniques": ["cluster"], "clusters": 4}),
+        Recipe("prune75_cluster8", "prune+cluster", "6-bit, 75% pruned then 8 shared weights",
+               compress={"techniques": ["prune", "cluster"], "sparsity": 0.75, "clusters": 8}),
+        Recipe("narrow_w6", "qat", "6-bit, hidden layers halved, trained on labels only", hidden=0.5),
+        Recipe("narrow_w6_distill", "distill", "6-bit, hidden layers halved, distilled from the float teacher",
+               hidden=0.5, compress={"techniques": ["distill"], "epochs": 120, "patience": 15}),
+        Recipe("hgq2_b1e-5", "hgq2", "HGQ2 learned widths, beta 1e-5", 8, 8, framework="hgq2", hgq_beta=1e-5),
+        Recipe("hgq2_b1e-4", "hgq2", "HGQ2 learned widths, beta 1e-4", 8, 8, framework="hgq2", hgq_beta=1e-4),
+    ]
+    if base_cost:
+        r.append(Recipe("bitwidth_half", "bitwidth", f"greedy per-layer widths, budget {base_cost / 2:,.0f} LUT",
+                        compress={"techniques": ["bitwidth"], "budget_luts": round(base_cost / 2)}))
+    return r
+
+
+def _recipe_key(zoo: str, recipe: Recipe, train: TrainConfig) -> str:
+    return artifacts.inputs_hash({"zoo": zoo, "recipe": asdict(recipe), "train": asdict(train)})
+
+
+def _hidden_for(zoo: str, factor) -> tuple | None:
+    if factor is None:
+        return None
+    return tuple(max(1, int(round(n * factor))) for n in models.arch(zoo).hidden)
+
+
+def run_sweep(zoo: str, out_dir, *, recipes: list[Recipe] | None = None, train: TrainConfig | None = None,
+              cost_model: str = "da4ml", yosys: str = "headline", quick: bool = False) -> ParetoReport:
+    """Train, compress, convert, C-sim and cost every recipe; write the report files."""
+    from . import CompressOptions, apply
+    from .cost import hardware_cost
+
+    if yosys not in YOSYS_MODES:
+        raise ConfigError(f"yosys must be one of {YOSYS_MODES}, got {yosys!r}")
+    a = models.arch(zoo)
+    if a.kind != "mlp" and not quick:
+        progress(f"pareto: {zoo} is a {a.kind}: low-rank applies to its Dense layers only")
+    out = Path(out_dir)
+    (out / "models").mkdir(parents=True, exist_ok=True)
+    (out / "points").mkdir(parents=True, exist_ok=True)
+    ds = load_dataset(a.dataset)
+    train = train or TrainConfig(float_baseline=False)
+    k2 = kerasenv.tf_keras()
+    teacher_path = out / "models" / "float.h5"
+    if teacher_path.is_file():
+        from ..modelio import load_model
+
+        teacher, _ = load_model(teacher_path)
+    else:
+        teacher = models.build_model(zoo, "float", seed=train.seed)
+        _fit(teacher, k2, ds, train, "float")
+        teacher.save(teacher_path)
+    float_acc = accuracy(teacher, ds.x_test, ds.y_test)
+    progress(f"pareto: {zoo}: float baseline accuracy {float_acc:.4f}")
+    points: list[Point] = []
+    pending = list(recipes) if recipes is not None else default_recipes(quick=quick)
+    add_bitwidth = recipes is None and not quick
+    while pending:
+        rec = pending.pop(0)
+        points.append(_make_point(zoo, rec, ds, train, out, teacher_path, cost_model, apply, CompressOptions,
+                                  hardware_cost))
+        if add_bitwidth and rec.name == "qat_w6":
+            pending += [r for r in default_recipes(points[-1].luts) if r.technique == "bitwidth"]
+    for p in pareto_front(points):
+        p.on_front = True
+    ref = "qat_w8"
+    head = headline(points, float_acc, ref)
+    if yosys != "none":
+        chosen = [p for p in points if p.on_front] if yosys == "front" else \
+            [p for p in points if head and p.name in (head.get("point"), ref)]
+        _add_yosys(chosen, ds, out)
+        head = headline(points, float_acc, ref)
+    from ..boards import load_board
+
+    boards = {}
+    for b in ("pynq-z2", "ultra96"):
+        boards[b] = load_board(b).budget["LUT"]
+    rep = ParetoReport(zoo, ds.name, float_acc, cost_model, points, head, boards)
+    write_report(rep, out)
+    return rep
+
+
+def _make_point(zoo, rec: Recipe, ds, train, out: Path, teacher_path, cost_model, apply, CompressOptions,
+                hardware_cost) -> Point:
+    from ..convert import ConvertOptions, convert
+    from ..csim import run_csim
+    from ..modelio import load_model
+
+    key = _recipe_key(zoo, rec, train)
+    cached = out / "points" / f"{rec.name}.json"
+    if cached.is_file():
+        d = json.loads(cached.read_text())
+        if d.get("key") == key:
+            progress(f"pareto: {rec.name}: cached ({d['point']['luts']:,.0f} LUT, accuracy {d['point']['accuracy']:.4f})")
+            return Point(**d["point"])
+    t0 = time.perf_counter()
+    progress(f"pareto: {rec.name}: {rec.detail}")
+    if rec.technique == "distill":  # a distilled student learns from the teacher from the start
+        model = _build(zoo, rec, train)
+    else:
+        model = _trained_base(zoo, rec, ds, train, out)
+    if rec.compress:
+        opts = CompressOptions(**rec.compress)
+        model, _ = apply(model, ds, opts, teacher=teacher_path, zoo=zoo, x_calib=ds.x_test)
+    suffix = ".keras" if rec.framework == "hgq2" else ".h5"
+    path = out / "models" / f"{rec.name}{suffix}"
+    model.save(path)
+    model, framework = load_model(path)  # what a user's flow would load
+    conv = convert(model, ds.x_test, ConvertOptions(project_name=f"p_{rec.name}".replace("-", "_")),
+                   output_dir=out / "hls" / rec.name, framework=framework)
+    cs = run_csim(conv.hls_model, model, ds.x_test, ds.y_test)
+    cost = hardware_cost(model, ds.x_test, cost_model)
+    keras_sparsity = sparsity(model) if framework == "qkeras" else 0.0
+    from ..train import weight_count
+
+    p = Point(rec.name, rec.technique, rec.detail, accuracy=float(cs.accuracy), luts=cost.luts, dsp=cost.dsp,
+              latency_cycles=cost.latency_cycles, bit_exact=float(cs.exact_fraction), weights=weight_count(model),
+              sparsity=round(keras_sparsity, 4), model_path=str(path.relative_to(out)),
+              seconds=round(time.perf_counter() - t0, 1))
+    cached.write_text(json.dumps({"key": key, "point": asdict(p)}, indent=2))
+    progress(f"pareto: {rec.name}: accuracy {p.accuracy:.4f}, {p.luts:,.0f} LUT, bit-exact {p.bit_exact:.4f}")
+    return p
+
+
+def _build(zoo: str, rec: Recipe, train: TrainConfig):
+    quant = models.Quant(rec.weight_bits, 0, rec.activation_bits, 1)
+    kw = {"hgq_beta": rec.hgq_beta} if rec.framework == "hgq2" else {}
+    return models.build_model(zoo, rec.framework, quant, seed=train.seed, hidden=_hidden_for(zoo, rec.hidden), **kw)
+
+
+def _trained_base(zoo: str, rec: Recipe, ds, train: TrainConfig, out: Path):
+    """The QAT model a recipe starts from, trained once per (framework, widths, hidden) and shared
+    by every recipe that compresses it."""
+    from ..modelio import load_model
+
+    base = Recipe("base", "qat", "", rec.weight_bits, rec.activation_bits, rec.framework, rec.hidden,
+                  hgq_beta=rec.hgq_beta)
+    key = _recipe_key(zoo, base, train)
+    path = out / "models" / f"base_{key}{'.keras' if rec.framework == 'hgq2' else '.h5'}"
+    if path.is_file():
+        return load_model(path)[0]
+    model = _build(zoo, rec, train)
+    keras = kerasenv.keras3() if rec.framework == "hgq2" else kerasenv.tf_keras()
+    _fit(model, keras, ds, train, f"{rec.framework} w{rec.weight_bits}/a{rec.activation_bits}")
+    model.save(path)
+    return model
+
+
+def _add_yosys(points: list[Point], ds, out: Path) -> None:
+    from ..modelio import load_model
+    from .cost import hardware_cost
+
+    for p in points:
+        if p.yosys_luts is not None:
+            continue
+        model, _ = load_model(out / p.model_path)
+        c = hardware_cost(model, ds.x_test, "yosys", work_dir=out / "yosys" / p.name)
+        p.yosys_luts, p.yosys_ff, p.yosys_dsp = int(c.luts), c.ff, c.dsp
+        progress(f"pareto: {p.name}: yosys {p.yosys_luts:,} LUT, {p.yosys_ff:,} FF, {p.yosys_dsp} DSP")
+        cached = out / "points" / f"{p.name}.json"
+        d = json.loads(cached.read_text())
+        d["point"].update(yosys_luts=p.yosys_luts, yosys_ff=p.yosys_ff, yosys_dsp=p.yosys_dsp)
+        cached.write_text(json.dumps(d, indent=2))
+
+
+# ---------------------------------------------------------------------------------------------
+# Report files
+
+def to_markdown(rep: ParetoReport) -> str:
+    lines = [f"# Pareto report: {rep.model} on {rep.dataset}", "",
+             f"Float baseline accuracy: {rep.float_accuracy:.4f}. LUT = {rep.cost_model} estimate of the generated "
+             "RTL; yosys columns: `synth_xilinx -family xc7` (PYNQ-Z2). Every point is C-sim checked against Keras "
+             "on the whole test set.", ""]
+    h = rep.headline
+    if h and h.get("found"):
+        y = (f" (yosys: {h['yosys_luts']:,} vs {h['reference_yosys_luts']:,})"
+             if h.get("yosys_luts") and h.get("reference_yosys_luts") else "")
+        lines += [f"**Headline:** `{h['point']}` reaches {h['accuracy']:.4f} (float {h['float_accuracy']:.4f}, "
+                  f"within {h['tolerance'] * 100:.0f} point) with {h['luts']:,.0f} LUT, "
+                  f"{h['lut_saving']:.0%} fewer than `{h['reference']}` ({h['reference_luts']:,.0f} LUT, "
+                  f"accuracy {h['reference_accuracy']:.4f}){y}.", ""]
+    elif h:
+        lines += [f"**Headline:** no model within {h['tolerance'] * 100:.0f} point of the float accuracy uses fewer "
+                  f"LUTs than `{h['reference']}`.", ""]
+    lines += ["| point | technique | accuracy | LUT | DSP | latency (cycles) | yosys LUT | yosys FF | bit-exact | "
+              "weights | sparsity | front |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for p in sorted(rep.points, key=lambda p: p.luts):
+        lines.append(f"| {p.name} | {p.detail} | {p.accuracy:.4f} | {p.luts:,.0f} | {p.dsp} | {p.latency_cycles} | "
+                     f"{'' if p.yosys_luts is None else f'{p.yosys_luts:,}'} | "
+                     f"{'' if p.yosys_ff is None else f'{p.yosys_ff:,}'} | {p.bit_exact:.4f} | {p.weights:,} | "
+                     f"{p.sparsity:.0%} | {'*' if p.on_front else ''} |")
+    lines += ["", "Board LUT budgets: " + ", ".join(f"{b} {v:,}" for b, v in rep.boards.items()), ""]
+    return "\n".join(lines)
+
+
+def plot(rep: ParetoReport, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    pts = rep.points
+    ax.scatter([p.luts for p in pts], [p.accuracy for p in pts], c="tab:blue", s=28, label="models", zorder=3)
+    for p in pts:
+        ax.annotate(p.name, (p.luts, p.accuracy), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    front = sorted([p for p in pts if p.on_front], key=lambda p: p.luts)
+    ax.step([p.luts for p in front], [p.accuracy for p in front], where="post", c="tab:red", lw=1.5,
+            label="Pareto front", zorder=2)
+    ax.axhline(rep.float_accuracy, ls="--", c="gray", lw=1, label=f"float baseline {rep.float_accuracy:.3f}")
+    ax.axhline(rep.float_accuracy - 0.01, ls=":", c="gray", lw=1, label="float - 1 point")
+    top = max(p.luts for p in pts)
+    for (b, lut), col in zip(rep.boards.items(), ("tab:green", "tab:purple")):
+        if lut <= top * 1.6:
+            ax.axvline(lut, c=col, lw=1, ls="-.", label=f"{b} LUT budget ({lut:,})")
+    ax.set_xlabel(f"LUTs ({rep.cost_model} estimate of the generated RTL)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"{rep.model}: accuracy vs LUTs")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_report(rep: ParetoReport, out: Path) -> dict:
+    out = Path(out)
+    files = {"json": out / "pareto.json", "md": out / "pareto.md", "png": out / "pareto.png"}
+    files["json"].write_text(json.dumps(rep.as_dict(), indent=2))
+    files["md"].write_text(to_markdown(rep))
+    plot(rep, files["png"])
+    progress(f"pareto: wrote {files['json']}, {files['md']}, {files['png']}")
+    return files
+
+
+__all__ = ["Point", "ParetoReport", "Recipe", "default_recipes", "headline", "pareto_front", "run_sweep",
+           "write_report"]
