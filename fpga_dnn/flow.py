@@ -116,10 +116,7 @@ class FlowConfig:
         from .rtl.build import RtlOptions
         from .simulate.check import SimOptions
 
-        try:
-            compress = compress_options(dict(raw.get("compress", {})))
-        except ConfigError as err:
-            raise ConfigError(f"{source}: {err}") from None
+        compress = compress_options(dict(raw.get("compress", {})))
         cfg = cls(
             compress=compress,
             rtl=section("rtl", RtlOptions),

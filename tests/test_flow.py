@@ -31,6 +31,10 @@ def test_demo_config_parses_with_documented_defaults():
     ({"flow": {"steps": ["train", "convert", "csim", "simulate"]}}, ConfigError, "add 'rtl'"),
     ({"overlay": {"board": "zcu104"}}, UnknownNameError, "unknown board 'zcu104'"),
     ({"rtl": {"stream_bits": 12}}, ConfigError, "stream_bits"),
+    ({"compress": {"techniques": ["prune"], "sparsity": 1.0}}, ConfigError, "sparsity"),
+    ({"compress": {"techniques": ["distil"]}}, UnknownNameError, "unknown compression technique 'distil'"),
+    ({"model": {"file": "m.h5", "data": "d.npz"}, "flow": {"steps": ["compress", "convert"]},
+      "compress": {"techniques": ["prune"]}}, ConfigError, "train_data"),
 ])
 def test_bad_flow_files(raw, err, match):
     with pytest.raises(err, match=match):
@@ -73,3 +77,25 @@ def test_cli_flow_end_to_end_and_train_cache(tmp_path):
     assert second.returncode == 0 and "inputs unchanged, reusing" in second.stderr
     again = json.loads((tmp_path / "b" / "report.json").read_text())
     assert again["qat_accuracy"] == report["qat_accuracy"]
+
+
+def test_flow_compress_step_to_rtl_emulation_and_cache(tmp_path):
+    """Compression is a flow step: the pruned model goes on through convert, C-sim and the RTL
+    emulation, bit-exact at each; a second run reuses the compressed model."""
+    p = tmp_path / "c.toml"
+    p.write_text('[flow]\nname = "c"\nsteps = ["train", "compress", "convert", "csim", "rtl", "simulate"]\n'
+                 '[model]\nzoo = "digits_mlp"\n[quant]\nweight_bits = 6\nactivation_bits = 6\n'
+                 '[train]\nepochs = 20\nfloat_baseline = false\n'
+                 '[compress]\ntechniques = ["prune"]\nsparsity = 0.8\nepochs = 10\n'
+                 '[simulate]\ncocotb = false\n')
+    rep = run_flow(FlowConfig.load(p), tmp_path / "b")
+    v = rep.values
+    assert v["compress"] == "prune (sparsity 80%)" and v["compressed_accuracy"] >= 0.9
+    assert v["bit_exact"] == 1.0 and v["rtl_exact_csim"] == 1.0 and v["rtl_exact_keras"] == 1.0
+    assert v["rtl_est_luts"] < 15000  # the unpruned 6-bit model is ~27k by the same estimate
+    saved = json.loads((tmp_path / "b" / "compress" / "compress.json").read_text())
+    assert saved[0]["sparsity"] >= 0.79
+    cfg = FlowConfig.load(p)
+    cfg.steps = ["train", "compress", "convert", "csim"]
+    again = run_flow(cfg, tmp_path / "b")
+    assert again.values["compressed_accuracy"] == v["compressed_accuracy"]

@@ -54,6 +54,17 @@ class CompressOptions:
             raise ConfigError(f"[compress] techniques lists one twice: {self.techniques}")
         if not isinstance(self.epochs, int) or self.epochs < 0:
             raise ConfigError(f"[compress] epochs must be an integer >= 0, got {self.epochs!r}")
+        ranges = [("sparsity", 0.0 <= self.sparsity < 1.0, "in [0, 1): 1.0 would remove every weight"),
+                  ("structured_fraction", 0.0 <= self.structured_fraction < 1.0, "in [0, 1)"),
+                  ("energy", 0.0 < self.energy <= 1.0, "in (0, 1]"),
+                  ("rank", isinstance(self.rank, int) and self.rank >= 0, "an integer >= 1 (0 = use energy)"),
+                  ("bottleneck_bits", 2 <= self.bottleneck_bits <= 24, "in 2..24"),
+                  ("clusters", isinstance(self.clusters, int) and self.clusters >= 2, "an integer >= 2"),
+                  ("temperature", self.temperature > 0, "> 0"),
+                  ("alpha", 0.0 <= self.alpha <= 1.0, "in [0, 1]")]
+        for key, ok, rule in ranges:
+            if not ok:
+                raise ConfigError(f"[compress] {key} = {getattr(self, key)!r}: must be {rule}")
         if "bitwidth" in self.techniques and not self.budget_luts > 0:
             raise ConfigError("[compress] bitwidth needs budget_luts > 0 (LUTs by the cost model)")
         if self.search not in METHODS:
