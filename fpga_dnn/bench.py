@@ -4,6 +4,7 @@ Every figure in one file is measured in the same run, side by side, because thes
 noisy: compare ratios within a run, not numbers across runs.
 
     python -m fpga_dnn.bench --out build/bench [--only toolchain]
+    python -m fpga_dnn.bench --only hardware --case digits_mlp_qkeras_w6a6 --no-synth
 """
 
 from __future__ import annotations
@@ -71,9 +72,40 @@ HW_CASES = [("digits_mlp", "qkeras", {"weight_bits": 6, "activation_bits": 6}),
             ("jet_mlp", "qkeras", {"weight_bits": 6, "activation_bits": 6})]
 
 
-def bench_hardware(out: Path) -> list[dict]:
+def emulation_rates(hls_model, emu, x: np.ndarray, threads=(1, 2), rounds: int = 3) -> tuple[float, dict]:
+    """hls4ml C-sim samples/s and RTL emulation samples/s (per thread count) on the same float
+    inputs ``x``, both through their ``predict`` (float in, float out).
+
+    The machine is shared and noisy, so the two are measured alternately, ``rounds`` times, and
+    each figure is the median of its rounds; a short warm-up call comes first (library load,
+    first model instance).
+    """
+    import statistics
+
+    from . import csim
+
+    emu.predict(x[:256], n_threads=1)
+    csim_rates, emu_rates = [], {t: [] for t in threads}
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        csim.hls_predict(hls_model, x)
+        csim_rates.append(len(x) / (time.perf_counter() - t0))
+        for t in threads:
+            t0 = time.perf_counter()
+            emu.predict(x, n_threads=t)
+            emu_rates[t].append(len(x) / (time.perf_counter() - t0))
+    return statistics.median(csim_rates), {t: statistics.median(r) for t, r in emu_rates.items()}
+
+
+def bench_hardware(out: Path, cases: list[str] | None = None, synth: bool = True) -> list[dict]:
     """Per zoo case: RTL generation, Verilator build, bulk emulation samples/s beside hls4ml C-sim
-    samples/s (same inputs, same run), cocotb cycles/s, and yosys resources on both boards."""
+    samples/s (same inputs, same run, alternating; see :func:`emulation_rates`), cocotb cycles/s,
+    and yosys resources on both boards.
+
+    ``cases``: run only the cases whose tag (e.g. ``digits_mlp_qkeras_w6a6``) contains one of
+    these strings; ``synth=False`` skips yosys.
+    """
+    import os
     from concurrent.futures import ThreadPoolExecutor
 
     from . import convert, csim, models, train
@@ -88,6 +120,8 @@ def bench_hardware(out: Path) -> list[dict]:
     for name, fw, q in HW_CASES:
         quant = models.Quant(**q)
         tag = f"{name}_{fw}_w{quant.weight_bits}a{quant.activation_bits}"
+        if cases and not any(c in tag for c in cases):
+            continue
         progress(f"bench hardware: {tag}")
         folder = out / "hardware" / tag
         res = train.train(name, fw, quant, train.TrainConfig(epochs=60, float_baseline=False), folder)
@@ -98,32 +132,26 @@ def bench_hardware(out: Path) -> list[dict]:
         rep = csim.run_csim(conv.hls_model, model, x, y)
         rtl = build_rtl(conv.hls_model, folder / "rtl", name=tag)
         big = np.ascontiguousarray(np.concatenate([x] * max(1, 20000 // len(x))))
-        t0 = time.perf_counter()
-        csim.hls_predict(conv.hls_model, big)
-        csim_rate = len(big) / (time.perf_counter() - t0)
         sim = simulate_rtl(rtl, x, rep.outputs, opts=SimOptions(cocotb=(name == "digits_mlp" and fw == "qkeras"
                                                                           and quant.weight_bits == 6)))
         from .rtl.verilog import compile_emulator
 
         emu = compile_emulator(rtl.design)
-        rates = {}
-        for threads in (1, 2):
-            t0 = time.perf_counter()
-            emu.predict(big, n_threads=threads)
-            rates[threads] = len(big) / (time.perf_counter() - t0)
-        boards = [load_board("pynq-z2"), load_board("ultra96")]
-        t0 = time.perf_counter()
+        load_before = os.getloadavg()[0]
+        csim_rate, rates = emulation_rates(conv.hls_model, emu, big)
+        boards = [load_board("pynq-z2"), load_board("ultra96")] if synth else []
         with ThreadPoolExecutor(max_workers=2) as pool:
-            synth = list(pool.map(lambda b: synthesize(rtl.axis.sources, rtl.axis.top, b.yosys_family,
-                                                       data_files=rtl.axis.data_files), boards))
+            synth_results = list(pool.map(lambda b: synthesize(rtl.axis.sources, rtl.axis.top, b.yosys_family,
+                                                               data_files=rtl.axis.data_files), boards))
         row = {"model": name, "framework": fw, "bits": f"w{quant.weight_bits}/a{quant.activation_bits}",
                "qat_accuracy": round(res.meta["qat"]["accuracy"], 4),
                "rtl_exact_csim": sim.emu_exact_csim, "latency_cycles": rtl.spec.total_latency,
                "verilator_build_s": sim.emu_build_s, "csim_samples_per_s": round(csim_rate),
                "emu_samples_per_s_1thread": round(rates[1]), "emu_samples_per_s_2threads": round(rates[2]),
                "emu_vs_csim_1thread": round(rates[1] / csim_rate, 2), "emu_vs_csim_2threads": round(rates[2] / csim_rate, 2),
+               "load_avg_1min": round(load_before, 2),
                "cocotb_cycles_per_s": sim.tb_cycles_per_s, "cocotb_build_s": sim.tb_build_s}
-        for b, r in zip(boards, synth):
+        for b, r in zip(boards, synth_results):
             v = fit_check(r, b)
             row.update({f"{b.name}_lut": r.lut, f"{b.name}_ff": r.ff, f"{b.name}_carry": r.carry,
                         f"{b.name}_dsp": r.dsp, f"{b.name}_bram36": r.bram36, f"{b.name}_levels": r.logic_levels,
@@ -169,13 +197,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fpga_dnn.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("build/bench"))
     ap.add_argument("--only", choices=sorted(BENCHES), action="append", help="run only these benchmarks")
+    ap.add_argument("--case", action="append", metavar="TAG",
+                    help="hardware: only the cases whose tag contains TAG (e.g. digits_mlp_qkeras_w6a6); repeatable")
+    ap.add_argument("--no-synth", action="store_true", help="hardware: skip yosys")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     results = {"machine": f"{platform.node()} {platform.machine()} {platform.python_version()}",
                "started": time.strftime("%Y-%m-%d %H:%M:%S"), "benches": {}}
     for name in args.only or BENCHES:
         t0 = time.perf_counter()
-        results["benches"][name] = BENCHES[name](args.out)
+        kwargs = {"cases": args.case, "synth": not args.no_synth} if name == "hardware" else {}
+        results["benches"][name] = BENCHES[name](args.out, **kwargs)
         progress(f"bench: {name} done in {time.perf_counter() - t0:.1f} s")
     (args.out / "bench.json").write_text(json.dumps(results, indent=2))
     (args.out / "bench.md").write_text(to_markdown(results))
