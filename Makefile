@@ -2,6 +2,7 @@
 #   make demo   - the bundled default flow end-to-end (config: fpga_dnn/configs/demo.toml)
 #   make test   - the test suite
 #   make bench  - benchmarks, JSON under build/bench
+#   make pareto - compression sweeps: accuracy vs LUTs for digits_mlp and jet_mlp (build/pareto)
 #   make clean  - remove generated output (build/); make distclean also removes the venvs
 
 SHELL := /bin/bash
@@ -22,7 +23,7 @@ BUILD ?= build
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: all env board-env demo test bench clean distclean
+.PHONY: all env board-env demo test bench pareto clean distclean
 
 all: demo
 
@@ -61,6 +62,10 @@ test: $(STAMP) $(BOARD_STAMP)
 
 bench: $(STAMP) $(BOARD_STAMP)
 	$(PY) -m fpga_dnn.bench --out $(BUILD)/bench
+
+pareto: $(STAMP)
+	$(PY) -m fpga_dnn pareto digits_mlp --out $(BUILD)/pareto/digits_mlp
+	$(PY) -m fpga_dnn pareto jet_mlp --out $(BUILD)/pareto/jet_mlp
 
 clean:
 	rm -rf $(BUILD)
