@@ -146,6 +146,12 @@ def cmd_sim(args):
 
 
 def cmd_estimate(args):
+    if getattr(args, "exact", False):
+        import os
+
+        from .estimate import METHOD_ENV
+
+        os.environ[METHOD_ENV] = "flat"  # one full synth_xilinx -flatten run per family
     return _run(*_hw_config(args, ["train", "convert", "csim", "rtl", "estimate"]))
 
 
@@ -233,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
             hw(p, board_help)
         if name == "sim":
             p.add_argument("--no-cocotb", action="store_true", help="bulk emulation only")
+        if name == "estimate":
+            p.add_argument("--exact", action="store_true",
+                           help="one flat synth_xilinx run of the whole design per family (slower; the default "
+                                "splits a da4ml pipeline into pieces synthesised in parallel)")
         p.set_defaults(func=func)
 
     p = sub.add_parser("compress", help="compress a QAT model (prune, low-rank, cluster, distill, bit widths)",

@@ -1,5 +1,8 @@
 """yosys resource estimates (real synthesis of a small design) and the fit verdict logic."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from fpga_dnn import boards, estimate
@@ -61,3 +64,81 @@ def test_unknown_board_and_family():
     with pytest.raises(estimate.ToolError, match="unknown yosys family"):
         estimate.synthesize([DUMMY_CORE_SOURCE], DUMMY_CORE_MODULE, "ice40")
     assert ConfigError
+
+
+def _pipeline_design(folder):
+    """A small da4ml-shaped pipeline: a top around a core of three combinational stages chained by
+    registers (the core module pattern the split method recognises)."""
+    stages = [(16, 10), (10, 9), (9, 8)]
+    files = []
+    for k, (wi, wo) in enumerate(stages):
+        body = {0: "assign model_out = {2'b00, model_inp[15:8]} + model_inp[7:0] - model_inp[11:4];",
+                1: "assign model_out = model_inp[9:1] ^ {model_inp[3:0], model_inp[8:4]} + 9'd3;",
+                2: "assign model_out = model_inp[8:1] + model_inp[7:0];"}[k]
+        f = folder / f"p_core_stage{k}.v"
+        f.write_text(f"module p_core_stage{k} (input [{wi - 1}:0] model_inp, output [{wo - 1}:0] model_out);\n"
+                     f"    {body}\nendmodule\n")
+        files.append(f)
+    regs = "\n".join(f"    reg [{wi - 1}:0] stage{k}_inp;\n    wire [{wo - 1}:0] stage{k}_out;" for k, (wi, wo) in enumerate(stages))
+    insts = "\n".join(f"    p_core_stage{k} stage{k} (.model_inp(stage{k}_inp), .model_out(stage{k}_out));"
+                      for k in range(len(stages)))
+    chain = "\n".join(f"        stage{k}_inp <= {'model_inp' if k == 0 else f'stage{k - 1}_out'};" for k in range(len(stages)))
+    core = folder / "p_core.v"
+    core.write_text(f"module p_core (input clk, input [15:0] model_inp, output reg [7:0] model_out);\n{regs}\n{insts}\n"
+                    f"    always @(posedge clk) begin\n{chain}\n        model_out <= stage2_out;\n    end\nendmodule\n")
+    top = folder / "p_top.v"
+    top.write_text("module p_top (input clk, input [15:0] d, output reg [7:0] q);\n    reg [15:0] r;\n"
+                   "    wire [7:0] y;\n    p_core core (.clk(clk), .model_inp(r), .model_out(y));\n"
+                   "    always @(posedge clk) begin r <= d; q <= ~y; end\nendmodule\n")
+    return [top, core, *files]
+
+
+def test_split_pieces_follow_the_pipeline(tmp_path):
+    sources = _pipeline_design(tmp_path)
+    pieces = estimate._split(sources, "p_top")
+    assert pieces is not None and len(pieces) == 3  # two stage groups + the top without the core
+    groups, rest = pieces[:2], pieces[2]
+    assert rest.top == "p_top" and rest.blackboxes == ("p_core",) and "p_core.v" in rest.lib
+    assert not any(f.name.startswith("p_core_stage") for f in rest.files)
+    staged = [f.name for g in groups for f in g.files if f.name.startswith("p_core_stage")]
+    assert sorted(staged) == ["p_core_stage0.v", "p_core_stage1.v", "p_core_stage2.v"]  # each stage once
+    last = groups[-1].extra[0][1]
+    assert "output reg [7:0] piece_out" in last and "piece_out <= s" in last  # the core's output register
+    # no pipeline pattern (the dummy core) -> None: the caller synthesises flat
+    assert estimate._split([Path(DUMMY_CORE_SOURCE)], DUMMY_CORE_MODULE) is None
+
+
+def test_split_equals_flat_on_a_small_pipeline(tmp_path):
+    sources = _pipeline_design(tmp_path)
+    flat = estimate.synthesize(sources, "p_top", "xc7", cache_dir=tmp_path / "c", method="flat")
+    split = estimate.synthesize(sources, "p_top", "xc7", cache_dir=tmp_path / "c", method="split")
+    assert (flat.method, flat.pieces, split.method, split.pieces) == ("flat", 1, "split", 3)
+    # registers: 16 (top in) + 16 + 10 + 9 (stage inputs) + 8 (core out) + 8 (top out), as flat
+    assert split.ff == flat.ff > 0 and split.carry > 0
+    assert abs(split.lut - flat.lut) <= max(3, 0.1 * flat.lut)
+    assert "p_core" not in split.cells and split.logic_levels > 0
+    # the stage groups have no multiplier/memory: the second family reuses them, runs only the top
+    up = estimate.synthesize(sources, "p_top", "xcup", cache_dir=tmp_path / "c", method="split")
+    runs = [json.loads(p.read_text()) for p in (tmp_path / "c").glob("*/piece.json")]
+    assert sorted(r["neutral"] for r in runs) == [True, True, True]  # no family-specific cell anywhere
+    assert len(runs) == 3 and up.ff == split.ff and up.lut == split.lut
+    again = estimate.synthesize(sources, "p_top", "xc7", cache_dir=tmp_path / "c", method="split")
+    assert again.cached and again.lut == split.lut
+
+
+def test_family_specific_piece_runs_per_family(tmp_path):
+    # a multiplier in a stage maps to DSP48E1 on xc7 and DSP48E2 on xcup: not shared
+    sources = _pipeline_design(tmp_path)
+    s1 = tmp_path / "p_core_stage1.v"
+    s1.write_text("module p_core_stage1 (input [9:0] model_inp, output [8:0] model_out);\n"
+                  "    assign model_out = model_inp[9:5] * model_inp[4:0] + model_inp[8:0];\nendmodule\n")
+    z2 = estimate.synthesize(sources, "p_top", "xc7", cache_dir=tmp_path / "c")
+    u96 = estimate.synthesize(sources, "p_top", "xcup", cache_dir=tmp_path / "c")
+    assert z2.method == "split" and z2.cells.get("DSP48E1", 0) == z2.dsp
+    assert u96.cells.get("DSP48E2", 0) == u96.dsp and "DSP48E1" not in u96.cells
+
+
+def test_unknown_method(monkeypatch):
+    monkeypatch.setenv(estimate.METHOD_ENV, "guess")
+    with pytest.raises(estimate.ToolError, match="unknown estimate method 'guess'"):
+        estimate.synthesize([DUMMY_CORE_SOURCE], DUMMY_CORE_MODULE, "xc7")
