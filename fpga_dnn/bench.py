@@ -72,29 +72,35 @@ HW_CASES = [("digits_mlp", "qkeras", {"weight_bits": 6, "activation_bits": 6}),
             ("jet_mlp", "qkeras", {"weight_bits": 6, "activation_bits": 6})]
 
 
-def emulation_rates(hls_model, emu, x: np.ndarray, threads=(1, 2), rounds: int = 3) -> tuple[float, dict]:
+def emulation_rates(hls_model, emu, x: np.ndarray, threads=(1, 2), rounds: int = 3) -> tuple[float, dict, float]:
     """hls4ml C-sim samples/s and RTL emulation samples/s (per thread count) on the same float
     inputs ``x``, both through their ``predict`` (float in, float out).
 
     The machine is shared and noisy, so the two are measured alternately, ``rounds`` times, and
     each figure is the median of its rounds; a short warm-up call comes first (library load,
-    first model instance).
+    first model instance). Also returns the single-thread ratio in CPU time (emulation samples
+    per CPU-second over C-sim's), which other processes on the machine hardly move: under load
+    a second thread only helps if a core is free, and wall-clock rates drift between rounds.
     """
     import statistics
 
     from . import csim
 
     emu.predict(x[:256], n_threads=1)
-    csim_rates, emu_rates = [], {t: [] for t in threads}
+    csim_rates, emu_rates, cpu_ratios = [], {t: [] for t in threads}, []
     for _ in range(rounds):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         csim.hls_predict(hls_model, x)
+        csim_cpu = time.process_time() - c0
         csim_rates.append(len(x) / (time.perf_counter() - t0))
         for t in threads:
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             emu.predict(x, n_threads=t)
             emu_rates[t].append(len(x) / (time.perf_counter() - t0))
-    return statistics.median(csim_rates), {t: statistics.median(r) for t, r in emu_rates.items()}
+            if t == 1:
+                cpu_ratios.append(csim_cpu / (time.process_time() - c0))
+    return (statistics.median(csim_rates), {t: statistics.median(r) for t, r in emu_rates.items()},
+            statistics.median(cpu_ratios) if cpu_ratios else float("nan"))
 
 
 def bench_hardware(out: Path, cases: list[str] | None = None, synth: bool = True) -> list[dict]:
@@ -138,7 +144,7 @@ def bench_hardware(out: Path, cases: list[str] | None = None, synth: bool = True
 
         emu = compile_emulator(rtl.design)
         load_before = os.getloadavg()[0]
-        csim_rate, rates = emulation_rates(conv.hls_model, emu, big)
+        csim_rate, rates, cpu_ratio = emulation_rates(conv.hls_model, emu, big)
         boards = [load_board("pynq-z2"), load_board("ultra96")] if synth else []
         with ThreadPoolExecutor(max_workers=2) as pool:
             synth_results = list(pool.map(lambda b: synthesize(rtl.axis.sources, rtl.axis.top, b.yosys_family,
@@ -149,7 +155,7 @@ def bench_hardware(out: Path, cases: list[str] | None = None, synth: bool = True
                "verilator_build_s": sim.emu_build_s, "csim_samples_per_s": round(csim_rate),
                "emu_samples_per_s_1thread": round(rates[1]), "emu_samples_per_s_2threads": round(rates[2]),
                "emu_vs_csim_1thread": round(rates[1] / csim_rate, 2), "emu_vs_csim_2threads": round(rates[2] / csim_rate, 2),
-               "load_avg_1min": round(load_before, 2),
+               "emu_vs_csim_1thread_cpu_time": round(cpu_ratio, 2), "load_avg_1min": round(load_before, 2),
                "cocotb_cycles_per_s": sim.tb_cycles_per_s, "cocotb_build_s": sim.tb_build_s}
         for b, r in zip(boards, synth_results):
             v = fit_check(r, b)
