@@ -146,13 +146,11 @@ def cmd_sim(args):
 
 
 def cmd_estimate(args):
+    # No C-sim: the estimate needs only the graph and the RTL.
+    cfg, build = _hw_config(args, ["train", "convert", "rtl", "estimate"])
     if getattr(args, "exact", False):
-        import os
-
-        from .estimate import METHOD_ENV
-
-        os.environ[METHOD_ENV] = "flat"  # one full synth_xilinx -flatten run per family
-    return _run(*_hw_config(args, ["train", "convert", "csim", "rtl", "estimate"]))
+        cfg.estimate.method = "flat"  # one full synth_xilinx -flatten run per family
+    return _run(cfg, build)
 
 
 def cmd_overlay(args):

@@ -33,6 +33,7 @@ class EstimateOptions:
 
     boards: list = field(default_factory=lambda: ["pynq-z2", "ultra96"])
     margin: float = 1.0  # fraction of each budget a design may use (0.8 keeps 20% headroom)
+    method: str = "split"  # split (pipeline pieces in parallel, fast) | flat (one full run per family)
 
 
 @dataclass
@@ -174,6 +175,10 @@ class FlowConfig:
 
         for b in self.estimate.boards:
             load_board(b)
+        from .estimate import METHODS
+
+        if self.estimate.method not in METHODS:
+            raise UnknownNameError("estimate method", self.estimate.method, METHODS)
         load_board(self.overlay.board)
         if self.overlay.path not in ("rtl", "hls"):
             raise UnknownNameError("overlay path", self.overlay.path, ("rtl", "hls"))
@@ -423,7 +428,7 @@ def step_estimate(st: FlowState) -> None:
     # One yosys process per board family, side by side (each is single-threaded).
     with ThreadPoolExecutor(max_workers=2) as pool:
         reports = list(pool.map(lambda b: synthesize(axis.sources, axis.top, b.yosys_family,
-                                                     data_files=axis.data_files), boards))
+                                                     data_files=axis.data_files, method=opts.method), boards))
     for name, board, res in zip(opts.boards, boards, reports):
         verdict = fit_check(res, board, margin=opts.margin)
         st.resources[name] = (res, verdict)
