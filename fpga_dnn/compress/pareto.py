@@ -137,7 +137,8 @@ def default_recipes(base_cost: float | None = None, quick: bool = False) -> list
                compress={"techniques": ["prune", "cluster"], "sparsity": 0.75, "clusters": 8}),
         Recipe("narrow_w6", "qat", "6-bit, hidden layers halved, trained on labels only", hidden=0.5),
         Recipe("narrow_w6_distill", "distill", "6-bit, hidden layers halved, distilled from the float teacher",
-               hidden=0.5, compress={"techniques": ["distill"], "epochs": 120, "patience": 15}),
+               hidden=0.5, compress={"techniques": ["distill"], "epochs": 120, "patience": 15,
+                                     "learning_rate": 3e-3, "alpha": 0.5}),
         Recipe("hgq2_b1e-5", "hgq2", "HGQ2 learned widths, beta 1e-5", 8, 8, framework="hgq2", hgq_beta=1e-5),
         Recipe("hgq2_b1e-4", "hgq2", "HGQ2 learned widths, beta 1e-4", 8, 8, framework="hgq2", hgq_beta=1e-4),
     ]
