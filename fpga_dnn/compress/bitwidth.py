@@ -161,11 +161,10 @@ def hgq2_search(zoo: str, ds, budget_luts: float, *, betas=(1e-6, 1e-5, 3e-5, 1e
         raise ConfigError(f"betas must be a non-empty list of numbers >= 0, got {betas!r}")
     cfg = train_cfg or TrainConfig(float_baseline=False)
     x_calib = ds.x_test if x_calib is None else x_calib
-    keras = kerasenv.keras3()
     trained, history = [], []
     for beta in betas:
         m = build_model(zoo, "hgq2", quant or Quant(), seed=cfg.seed, hgq_beta=float(beta))
-        _fit(m, keras, ds, cfg, f"hgq2 beta={beta:g}")
+        fit_hgq2(m, ds, cfg, f"hgq2 beta={beta:g}")
         c = hardware_cost(m, x_calib, cost_model)
         val = _val_accuracy(m, ds, cfg)
         trained.append((m, c, val, {"beta": beta}))
@@ -175,6 +174,15 @@ def hgq2_search(zoo: str, ds, budget_luts: float, *, betas=(1e-6, 1e-5, 3e-5, 1e
     pick = max(within, key=lambda t: t[2]) if within else min(trained, key=lambda t: t[1].luts)
     return SearchResult(pick[0], bool(within), pick[1], pick[2], _test_accuracy(pick[0], ds), pick[3], history,
                         method="hgq2")
+
+
+def fit_hgq2(model, ds, cfg: TrainConfig, label: str) -> dict:
+    """Train an HGQ2 model for the full epoch count and keep the last weights. Early stopping on the
+    validation loss (cross-entropy) would restore an early epoch, before the resource penalty has
+    narrowed the widths: a larger beta then came out *larger* (measured on digits_mlp)."""
+    from dataclasses import replace
+
+    return _fit(model, kerasenv.keras3(), ds, replace(cfg, patience=cfg.epochs), label, restore_best=False)
 
 
 def search_bitwidths(model, ds, budget_luts: float, method: str = "greedy", zoo: str | None = None, **kw):

@@ -149,7 +149,8 @@ def default_recipes(base_cost: float | None = None, quick: bool = False) -> list
 
 
 def _recipe_key(zoo: str, recipe: Recipe, train: TrainConfig) -> str:
-    return artifacts.inputs_hash({"zoo": zoo, "recipe": asdict(recipe), "train": asdict(train)})
+    extra = {"hgq2_fit": "all epochs, last weights"} if recipe.framework == "hgq2" else {}
+    return artifacts.inputs_hash({"zoo": zoo, "recipe": asdict(recipe), "train": asdict(train), **extra})
 
 
 def _hidden_for(zoo: str, factor) -> tuple | None:
@@ -274,8 +275,13 @@ def _trained_base(zoo: str, rec: Recipe, ds, train: TrainConfig, out: Path):
     if path.is_file():
         return load_model(path)[0]
     model = _build(zoo, rec, train)
-    keras = kerasenv.keras3() if rec.framework == "hgq2" else kerasenv.tf_keras()
-    _fit(model, keras, ds, train, f"{rec.framework} w{rec.weight_bits}/a{rec.activation_bits}")
+    label = f"{rec.framework} w{rec.weight_bits}/a{rec.activation_bits}"
+    if rec.framework == "hgq2":
+        from .bitwidth import fit_hgq2
+
+        fit_hgq2(model, ds, train, label)
+    else:
+        _fit(model, kerasenv.tf_keras(), ds, train, label)
     model.save(path)
     return model
 
