@@ -45,7 +45,7 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -386,12 +386,18 @@ def synthesize(sources, top: str, family: str = "xc7", cache_dir=None, timeout: 
     args = (root, data_files, True, version, timeout)
     order = sorted(pieces, key=lambda p: -p.size)  # largest first: the two cores finish together
     futures = {p.name: _piece_future(p, family, _NEUTRAL, *args) for p in order}
-    results = {}
-    for p in order:
-        r = futures[p.name].result()
-        if not r.neutral and r.family != family:  # maps to DSP/RAM: run it for this family too
-            r = _piece_future(p, family, family, *args).result()
-        results[p.name] = r
+    results, family_runs = {}, {}
+    by_future = {futures[p.name]: p for p in order}
+    # In completion order: a piece that maps to DSP/RAM for another family is rerun for this one
+    # as soon as that is known (the AXI-Stream shell's FIFO), not after the largest piece is done.
+    for fut in as_completed(by_future):
+        p, r = by_future[fut], fut.result()
+        if not r.neutral and r.family != family:
+            family_runs[p.name] = _piece_future(p, family, family, *args)
+        else:
+            results[p.name] = r
+    for name, fut in family_runs.items():
+        results[name] = fut.result()
     cells: dict = {}
     for p in pieces:
         for k, v in results[p.name].cells.items():
