@@ -342,8 +342,12 @@ def plot(rep: ParetoReport, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 5.5))
     pts = rep.points
     ax.scatter([p.luts for p in pts], [p.accuracy for p in pts], c="tab:blue", s=28, label="models", zorder=3)
-    for p in pts:
-        ax.annotate(p.name, (p.luts, p.accuracy), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    # Names on the front, the reference and the headline only (the Markdown table lists every
+    # point): labels of a crowded sweep would overlap.
+    named = {p.name for p in pts if p.on_front} | {(rep.headline or {}).get("point"), (rep.headline or {}).get("reference")}
+    for i, p in enumerate(sorted((p for p in pts if p.name in named), key=lambda p: p.luts)):
+        ax.annotate(p.name, (p.luts, p.accuracy), fontsize=7, xytext=(4, 4 if i % 2 == 0 else -10),
+                    textcoords="offset points")
     front = sorted([p for p in pts if p.on_front], key=lambda p: p.luts)
     ax.step([p.luts for p in front], [p.accuracy for p in front], where="post", c="tab:red", lw=1.5,
             label="Pareto front", zorder=2)
