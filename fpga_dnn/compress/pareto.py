@@ -44,6 +44,7 @@ class Point:
     yosys_luts: int | None = None
     yosys_ff: int | None = None
     yosys_dsp: int | None = None
+    rtl_exact: float | None = None  # Verilator emulation of the generated Verilog = Keras (= C-sim)
     on_front: bool = False
     model_path: str = ""
     seconds: float = 0.0
@@ -90,7 +91,7 @@ def headline(points: list[Point], float_accuracy: float, reference: str, toleran
     return {"found": True, "point": best.name, "accuracy": best.accuracy, "luts": best.luts,
             "yosys_luts": best.yosys_luts, "reference": ref.name, "reference_accuracy": ref.accuracy,
             "reference_luts": ref.luts, "reference_yosys_luts": ref.yosys_luts, "float_accuracy": float_accuracy,
-            "tolerance": tolerance, "lut_saving": round(1 - best.luts / ref.luts, 4)}
+            "tolerance": tolerance, "lut_saving": round(1 - best.luts / ref.luts, 4), "rtl_exact": best.rtl_exact}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,7 +204,7 @@ def run_sweep(zoo: str, out_dir, *, recipes: list[Recipe] | None = None, train: 
     if yosys != "none":
         chosen = [p for p in points if p.on_front] if yosys == "front" else \
             [p for p in points if head and p.name in (head.get("point"), ref)]
-        _add_yosys(chosen, ds, out)
+        _add_hardware_checks(chosen, ds, out)
         head = headline(points, float_acc, ref)
     from ..boards import load_board
 
@@ -286,21 +287,40 @@ def _trained_base(zoo: str, rec: Recipe, ds, train: TrainConfig, out: Path):
     return model
 
 
-def _add_yosys(points: list[Point], ds, out: Path) -> None:
+def _add_hardware_checks(points: list[Point], ds, out: Path) -> None:
+    """yosys figures, and the generated Verilog run in the Verilator emulation on the whole test
+    set (equal to Keras, hence to C-sim, which equals Keras on every sample)."""
+    from ..convert import ConvertOptions, check_input, convert
     from ..modelio import load_model
+    from ..rtl.trace import trace_model_graph
+    from ..rtl.verilog import compile_emulator, write_verilog
+    from ..simulate.check import rows_equal
+    from ..train import predict_logits
     from .cost import hardware_cost
 
     for p in points:
-        if p.yosys_luts is not None:
-            continue
         model, _ = load_model(out / p.model_path)
-        c = hardware_cost(model, ds.x_test, "yosys", work_dir=out / "yosys" / p.name)
-        p.yosys_luts, p.yosys_ff, p.yosys_dsp = int(c.luts), c.ff, c.dsp
-        progress(f"pareto: {p.name}: yosys {p.yosys_luts:,} LUT, {p.yosys_ff:,} FF, {p.yosys_dsp} DSP")
-        cached = out / "points" / f"{p.name}.json"
-        d = json.loads(cached.read_text())
-        d["point"].update(yosys_luts=p.yosys_luts, yosys_ff=p.yosys_ff, yosys_dsp=p.yosys_dsp)
-        cached.write_text(json.dumps(d, indent=2))
+        update = {}
+        if p.yosys_luts is None:
+            c = hardware_cost(model, ds.x_test, "yosys", work_dir=out / "yosys" / p.name)
+            p.yosys_luts, p.yosys_ff, p.yosys_dsp = int(c.luts), c.ff, c.dsp
+            update.update(yosys_luts=p.yosys_luts, yosys_ff=p.yosys_ff, yosys_dsp=p.yosys_dsp)
+            progress(f"pareto: {p.name}: yosys {p.yosys_luts:,} LUT, {p.yosys_ff:,} FF, {p.yosys_dsp} DSP")
+        if p.rtl_exact is None:
+            x = check_input(model, ds.x_test)
+            conv = convert(model, x, ConvertOptions(), output_dir=out / "rtl" / p.name / "hls", write=False,
+                           quiet=True)
+            core = "p_" + "".join(ch if ch.isalnum() else "_" for ch in p.name) + "_core"
+            design = write_verilog(trace_model_graph(conv.hls_model), out / "rtl" / p.name / "core", name=core)
+            got = compile_emulator(design).predict(x)
+            p.rtl_exact = float(rows_equal(got, predict_logits(model, x)).mean())
+            update["rtl_exact"] = p.rtl_exact
+            progress(f"pareto: {p.name}: RTL emulation = Keras on {p.rtl_exact:.4f} of {len(x)} samples")
+        if update:
+            cached = out / "points" / f"{p.name}.json"
+            d = json.loads(cached.read_text())
+            d["point"].update(update)
+            cached.write_text(json.dumps(d, indent=2))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,7 +330,7 @@ def to_markdown(rep: ParetoReport) -> str:
     lines = [f"# Pareto report: {rep.model} on {rep.dataset}", "",
              f"Float baseline accuracy: {rep.float_accuracy:.4f}. LUT = {rep.cost_model} estimate of the generated "
              "RTL; yosys columns: `synth_xilinx -family xc7` (PYNQ-Z2). Every point is C-sim checked against Keras "
-             "on the whole test set.", ""]
+             "on the whole test set; the points yosys estimates also run as Verilog in the Verilator emulation.", ""]
     h = rep.headline
     if h and h.get("found"):
         y = (f" (yosys: {h['yosys_luts']:,} vs {h['reference_yosys_luts']:,})"
@@ -318,16 +338,20 @@ def to_markdown(rep: ParetoReport) -> str:
         lines += [f"**Headline:** `{h['point']}` reaches {h['accuracy']:.4f} (float {h['float_accuracy']:.4f}, "
                   f"within {h['tolerance'] * 100:.0f} point) with {h['luts']:,.0f} LUT, "
                   f"{h['lut_saving']:.0%} fewer than `{h['reference']}` ({h['reference_luts']:,.0f} LUT, "
-                  f"accuracy {h['reference_accuracy']:.4f}){y}.", ""]
+                  f"accuracy {h['reference_accuracy']:.4f}){y}." +
+                  (f" Its Verilog in the Verilator emulation equals Keras on {h['rtl_exact']:.4f} of the test set."
+                   if h.get("rtl_exact") is not None else ""), ""]
     elif h:
         lines += [f"**Headline:** no model within {h['tolerance'] * 100:.0f} point of the float accuracy uses fewer "
                   f"LUTs than `{h['reference']}`.", ""]
-    lines += ["| point | technique | accuracy | LUT | DSP | latency (cycles) | yosys LUT | yosys FF | bit-exact | "
-              "weights | sparsity | front |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| point | technique | accuracy | LUT | DSP | latency (cycles) | yosys LUT | yosys FF | bit-exact "
+              "(C-sim = Keras) | RTL emulation = Keras | weights | sparsity | front |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in sorted(rep.points, key=lambda p: p.luts):
         lines.append(f"| {p.name} | {p.detail} | {p.accuracy:.4f} | {p.luts:,.0f} | {p.dsp} | {p.latency_cycles} | "
                      f"{'' if p.yosys_luts is None else f'{p.yosys_luts:,}'} | "
-                     f"{'' if p.yosys_ff is None else f'{p.yosys_ff:,}'} | {p.bit_exact:.4f} | {p.weights:,} | "
+                     f"{'' if p.yosys_ff is None else f'{p.yosys_ff:,}'} | {p.bit_exact:.4f} | "
+                     f"{'' if p.rtl_exact is None else f'{p.rtl_exact:.4f}'} | {p.weights:,} | "
                      f"{p.sparsity:.0%} | {'*' if p.on_front else ''} |")
     lines += ["", "Board LUT budgets: " + ", ".join(f"{b} {v:,}" for b, v in rep.boards.items()), ""]
     return "\n".join(lines)
