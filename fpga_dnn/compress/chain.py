@@ -17,10 +17,10 @@ import numpy as np
 from .. import kerasenv
 from ..errors import ConfigError, UnsupportedLayerError
 
-#: Layers that carry a kernel the compression passes work on.
-KERNEL_LAYERS = ("QDense", "Dense", "QConv2D", "Conv2D", "QConv1D", "Conv1D")
 DENSE = ("QDense", "Dense")
 CONV = ("QConv2D", "Conv2D", "QConv1D", "Conv1D")
+#: Layers that carry a kernel the compression passes work on.
+KERNEL_LAYERS = DENSE + CONV
 #: Layers that keep the channel axis as it is (structured pruning passes through them).
 CHANNEL_PRESERVING = ("QActivation", "Activation", "ReLU", "MaxPooling2D", "AveragePooling2D",
                       "MaxPooling1D", "AveragePooling1D", "Dropout", "QBatchNormalization",
@@ -62,9 +62,6 @@ class Chain:
             if l.name == name:
                 return i
         raise ConfigError(f"no layer {name!r} in the model; layers: {', '.join(l.name for l in self.layers)}")
-
-    def kernel_layers(self) -> list[LayerSpec]:
-        return [l for l in self.layers if l.kind in KERNEL_LAYERS]
 
 
 def require_keras2(model, what: str) -> None:
@@ -183,7 +180,3 @@ def set_activation_bits(spec: LayerSpec, bits: int) -> None:
     if integer > bits:
         raise ConfigError(f"layer {spec.name!r}: {bits} bits cannot hold {integer} integer bits")
     spec.config["activation"] = f"{name}({int(bits)},{integer})"
-
-
-def kernel_of(spec: LayerSpec) -> np.ndarray:
-    return spec.weights[0]

@@ -57,7 +57,7 @@ def cluster_weights(model, ds, clusters: int, ft: FineTune | None = None, layers
         model.get_layer(n).set_weights(weights)
     progress(f"compress: clustering {len(names)} kernels into {clusters} shared values each")
     tie = keep_structure(model, labels={model.get_layer(n).kernel.name: lab for n, lab in assign.items()})
-    hist = fine_tune(model, ds, ft, "cluster", callbacks=[tie], restore_best=False, structure_of=_Empty())
+    hist = fine_tune(model, ds, ft, "cluster", callbacks=[tie], restore_best=False, keep_existing=False)
     # Snap each shared value to the quantizer grid: the float kernel now holds exactly the
     # constants the hardware uses.
     for n, lab in assign.items():
@@ -73,8 +73,3 @@ def cluster_weights(model, ds, clusters: int, ft: FineTune | None = None, layers
     progress(f"compress: distinct weights per layer {distinct}, test accuracy {acc:.4f}")
     return model, info
 
-
-class _Empty:
-    """No automatic structure detection: the explicit cluster labels already tie the kernels."""
-
-    layers: list = []

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..log import progress
 
 COST_MODELS = ("da4ml", "yosys")
 
@@ -86,7 +85,3 @@ def hardware_cost(model, x: np.ndarray, cost_model: str = "da4ml", *, latency_cu
 
 def describe(cost: HardwareCost) -> str:
     return f"{cost.luts:,.0f} LUT ({cost.cost_model}), {cost.dsp} DSP, {cost.latency_cycles} cycles"
-
-
-def log_cost(label: str, cost: HardwareCost) -> None:
-    progress(f"  {label}: {describe(cost)} [{cost.seconds:.1f} s]")

@@ -27,15 +27,16 @@ class FineTune:
 
 
 def fine_tune(model, ds, ft: FineTune, label: str, callbacks=(), restore_best: bool = True,
-              structure_of=None) -> dict:
+              structure_of=None, keep_existing: bool = True) -> dict:
     """Retrain ``model`` in place on ``ds`` (Keras 2); returns epochs, seconds, test accuracy.
 
     What earlier compression made is kept (:func:`keep_structure` of ``structure_of``, default
     ``model``): pruned weights stay zero and shared weights stay shared, so techniques compose.
+    ``keep_existing=False`` when ``callbacks`` already hold the structure (weight sharing).
     """
     if ft.epochs <= 0:
         return {"epochs": 0, "seconds": 0.0, "accuracy": accuracy(model, ds.x_test, ds.y_test)}
-    keep = keep_structure(model if structure_of is None else structure_of)
+    keep = keep_structure(model if structure_of is None else structure_of) if keep_existing else None
     return _fit(model, kerasenv.tf_keras(), ds, ft.train_config(), label,
                 callbacks=[*callbacks, *([keep] if keep else [])], restore_best=restore_best)
 
@@ -107,7 +108,3 @@ def sparsity(model) -> float:
 def distinct_weights(model) -> dict[str, int]:
     """Layer name -> number of distinct non-zero quantized kernel values."""
     return {n: int(len(np.unique(k[k != 0]))) for n, k in quantized_kernels(model).items()}
-
-
-def weight_count(model) -> int:
-    return int(sum(k.size for k in quantized_kernels(model).values()))
