@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from .. import kerasenv
 from ..errors import ConfigError
 from ..log import progress
-from ..train import TrainConfig, _fit, predict_logits, validation_split
+from ..train import TrainConfig, _fit, accuracy, validation_split
 from .chain import KERNEL_LAYERS, activation_bits, from_chain, quantizer_config, set_activation_bits, \
     set_weight_bits, to_chain
 from .cost import HardwareCost, hardware_cost
@@ -69,11 +69,7 @@ def _check_budget(budget) -> float:
 
 def _val_accuracy(model, ds, cfg: TrainConfig) -> float:
     _, val = validation_split(len(ds.x_train), cfg)
-    return float((predict_logits(model, ds.x_train[val]).argmax(1) == ds.y_train[val]).mean())
-
-
-def _test_accuracy(model, ds) -> float:
-    return float((predict_logits(model, ds.x_test).argmax(1) == ds.y_test).mean())
+    return accuracy(model, ds.x_train[val], ds.y_train[val])
 
 
 def knob_bits(chain) -> dict:
@@ -148,7 +144,7 @@ def greedy_search(model, ds, budget_luts: float, *, x_calib=None, min_bits: int 
                  f"val acc {val:.4f}")
     within = [t for t in trained if t[1].luts <= budget]
     pick = max(within, key=lambda t: t[2]) if within else min(trained, key=lambda t: t[1].luts)
-    return SearchResult(pick[0], bool(within), pick[1], pick[2], _test_accuracy(pick[0], ds), pick[3], history)
+    return SearchResult(pick[0], bool(within), pick[1], pick[2], accuracy(pick[0], ds.x_test, ds.y_test), pick[3], history)
 
 
 def hgq2_search(zoo: str, ds, budget_luts: float, *, betas=(1e-6, 1e-5, 3e-5, 1e-4), quant=None,
@@ -172,7 +168,7 @@ def hgq2_search(zoo: str, ds, budget_luts: float, *, betas=(1e-6, 1e-5, 3e-5, 1e
         progress(f"bit-width search (hgq2): beta {beta:g}: {c.luts:,.0f} LUT, val acc {val:.4f}")
     within = [t for t in trained if t[1].luts <= budget]
     pick = max(within, key=lambda t: t[2]) if within else min(trained, key=lambda t: t[1].luts)
-    return SearchResult(pick[0], bool(within), pick[1], pick[2], _test_accuracy(pick[0], ds), pick[3], history,
+    return SearchResult(pick[0], bool(within), pick[1], pick[2], accuracy(pick[0], ds.x_test, ds.y_test), pick[3], history,
                         method="hgq2")
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import kerasenv
 from ..errors import ConfigError, UnsupportedLayerError
+from ..fixedpoint import FixedFormat
 
 DENSE = ("QDense", "Dense")
 CONV = ("QConv2D", "Conv2D", "QConv1D", "Conv1D")
@@ -121,28 +122,25 @@ def quantizer_config(spec: LayerSpec, key: str = "kernel_quantizer") -> dict | N
     return q.get("config") if isinstance(q, dict) else None
 
 
-def weight_grid(spec: LayerSpec) -> tuple[float, float, float] | None:
-    """(step, lowest, highest) of the layer's kernel quantizer (``quantized_bits``), or None."""
+def weight_format(spec: LayerSpec) -> FixedFormat | None:
+    """The fixed-point format of the layer's kernel quantizer (``quantized_bits(bits, integer)``
+    keeps ``integer`` bits left of the point besides the sign), or None without one."""
     q = quantizer_config(spec)
     if q is None:
         return None
-    bits, integer = int(q["bits"]), int(q["integer"])
     signed = bool(q.get("keep_negative", True))
-    step = 2.0 ** (integer - bits + (1 if signed else 0))
-    hi = 2.0 ** integer - step
-    lo = -(2.0 ** integer) if signed else 0.0
-    if q.get("symmetric"):
-        lo = -hi
-    return step, lo, hi
+    return FixedFormat(signed, int(q["bits"]), int(q["integer"]) + (1 if signed else 0))
 
 
 def quantize_weights(values: np.ndarray, spec: LayerSpec) -> np.ndarray:
     """What the layer's kernel quantizer makes of ``values`` (round half to even, saturate)."""
-    grid = weight_grid(spec)
-    if grid is None:
+    fmt = weight_format(spec)
+    if fmt is None:
         return values
-    step, lo, hi = grid
-    return np.clip(np.round(values / step) * step, lo, hi)
+    q = fmt.quantize(values)
+    if quantizer_config(spec).get("symmetric"):  # symmetric quantizers drop the most negative code
+        q = np.maximum(q, -fmt.max_value)
+    return q
 
 
 def set_weight_bits(spec: LayerSpec, bits: int, integer: int | None = None) -> None:
