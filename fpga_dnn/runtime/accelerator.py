@@ -19,11 +19,15 @@ What ``predict`` does, on every backend:
      (The hardware would silently wrap.)
    * ``rounding='exact'`` (default): a value off the format's grid raises; ``'nearest_even'``,
      ``'nearest_up'`` or ``'floor'`` round it (ap_fixed's RND_CONV, RND, TRN).
-3. **Split** the batch so no DMA transfer exceeds the DMA's limit (``2**c_sg_length_width - 1``
-   bytes, read from the handoff): :attr:`Accelerator.samples_per_transfer` samples at a time.
-4. **Pack** each piece into the input DMA buffer (beat layout ``fpga_dnn-lanes-v1``,
+3. **Split** a batch larger than :attr:`Accelerator.chunk_samples` (``chunk_bytes`` per
+   transfer, 256 KiB by default, never more than the DMA's limit ``2**c_sg_length_width - 1``
+   bytes read from the handoff) into pieces and **overlap** them: two pairs of DMA buffers
+   alternate, and while the DMA moves piece *i*, the host converts and packs piece *i+1* and
+   decodes piece *i-1* (:meth:`Accelerator.predict_stream` does the same across a stream of
+   batches).
+4. **Pack** each piece into an input DMA buffer (beat layout ``fpga_dnn-lanes-v1``,
    :func:`~fpga_dnn.runtime.packing.pack`), **transfer** (the backend: flush, program the DMA,
-   wait with a timeout, invalidate), **unpack** the output buffer. Both buffers are allocated
+   wait with a timeout, invalidate), **unpack** the output buffer. The buffers are allocated
    on the first call and reused; they grow only when a larger batch needs it.
 5. **Return** real values, float64, shape ``(batch, *output shape)`` — a new array, never a
    view of a DMA buffer (:meth:`Accelerator.predict_fixed` returns the integers instead).
@@ -45,24 +49,32 @@ Imports numpy only; pynq is imported by the ``pynq`` and ``sim`` backends when o
 
 from __future__ import annotations
 
+import collections
 import math
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
 from fpga_dnn.errors import DataError, DeviceError, UnknownNameError
 from fpga_dnn.runtime.backends import Backend, EmulatedBackend, StageTimes
 from fpga_dnn.runtime.bundle import Bundle, BundleError
-from fpga_dnn.runtime.packing import (OVERFLOW_POLICIES, ROUNDING_POLICIES, PortCodec, from_fixed, int_range, pack,
-                                      prepared_call, to_fixed, unpack)
+from fpga_dnn.runtime.packing import (OVERFLOW_POLICIES, ROUNDING_POLICIES, PortCodec, encoder, from_fixed, int_range,
+                                      pack, prepared_call, to_fixed, unpack)
 from fpga_dnn.runtime.spec import Spec
 
 perf_counter, asarray = time.perf_counter, np.asarray
 
 #: Backend names :meth:`Accelerator.open` knows.
 BACKENDS = ("pynq", "sim", "emulate")
+
+#: Bytes per transfer when a batch is split so that host work overlaps the DMA (see
+#: :meth:`Accelerator.predict`): large enough that the per-transfer cost (cache flush, register
+#: writes, a status poll; a few microseconds) is a few percent of the transfer's own time at a
+#: PYNQ-Z2 HP port's 800 MB/s (256 KiB: 330 us), small enough that the first and last pieces,
+#: which cannot overlap, are short.
+CHUNK_BYTES = 1 << 18
 
 PathLike = Union[str, Path]
 
@@ -76,7 +88,7 @@ class Accelerator:
     """
 
     def __init__(self, spec: Spec, backend: Backend, overflow: str = "raise", rounding: str = "exact",
-                 bundle: Optional[Bundle] = None):
+                 bundle: Optional[Bundle] = None, chunk_bytes: int = CHUNK_BYTES):
         self.spec = spec
         self.backend = backend
         self.bundle = bundle
@@ -92,6 +104,14 @@ class Accelerator:
         self._in_flat = (spec.input.elements,)
         self._in_sb, self._out_sb = spec.input.sample_bytes, spec.output.sample_bytes
         self._in_codec, self._out_codec = PortCodec(spec.input), PortCodec(spec.output)
+        if not chunk_bytes >= 1:
+            raise DataError(f"chunk_bytes must be >= 1, got {chunk_bytes!r}")
+        #: Samples per transfer when a batch is split to overlap host work and DMA (module docstring).
+        self.chunk_samples = max(1, min(self.samples_per_transfer,
+                                        int(chunk_bytes) // max(self._in_sb, self._out_sb)))
+        #: (slot, samples, overflow, rounding, real) -> the piece's encode/start/finish/decode,
+        #: bound to the backend's current buffers (emptied when they change)
+        self._pieces: Dict[tuple, Any] = backend.bound_cache()
         #: input shape (a batch of one transfer or less) -> its prepared call (see _plan); emptied
         #: by the backend whenever its buffers change
         self._plans: Dict[tuple, Any] = backend.bound_cache()
@@ -109,7 +129,8 @@ class Accelerator:
              overflow: str = "raise", rounding: str = "exact", verify: bool = True,
              timeout_s: Optional[float] = None, device=None, dma: Optional[str] = None,
              board: Optional[str] = None, design=None, access: str = "mmap", poll_delay: int = 0,
-             trace: bool = False, max_transfer_bytes: Optional[int] = None) -> "Accelerator":
+             trace: bool = False, max_transfer_bytes: Optional[int] = None,
+             bandwidth: Union[float, None, str] = "board", chunk_bytes: int = CHUNK_BYTES) -> "Accelerator":
         """Open a bundle folder (``spec.json`` [+ ``.bit`` + ``.hwh``]) on a backend.
 
         bundle_dir: the bundle folder (see :mod:`fpga_dnn.runtime.bundle`).
@@ -128,6 +149,9 @@ class Accelerator:
             :class:`~fpga_dnn.runtime.sim_backend.SimBackend`.
         max_transfer_bytes: ``emulate`` only: the DMA limit to split at (default: the bundle's
             handoff's, else the spec's ``extra.overlay.dma_max_transfer_bytes``, else 2**26 - 1).
+        bandwidth: ``sim`` only: bytes/s per DMA channel of the fake board (``'board'``: a
+            PYNQ-Z2 HP port, 800 MB/s; ``None``: transfers complete at once).
+        chunk_bytes: bytes per transfer when a large batch is split to overlap host and DMA.
         """
         bundle = Bundle.load(bundle_dir, verify=verify)
         spec = bundle.spec
@@ -141,8 +165,9 @@ class Accelerator:
             be = PynqDmaBackend(bundle.bitfile, device=device, dma=dma, timeout_s=timeout_s)
         elif backend == "sim":
             from fpga_dnn.runtime.sim_backend import SimBackend
+            bw = {} if bandwidth == "board" else {"bandwidth": bandwidth}
             be = SimBackend(bundle, model=model, board=board, design=design, access=access,
-                            poll_delay=poll_delay, trace=trace, timeout_s=timeout_s, dma=dma)
+                            poll_delay=poll_delay, trace=trace, timeout_s=timeout_s, dma=dma, **bw)
         elif backend == "emulate":
             from fpga_dnn.runtime.fake.models import make_model
             limit = max_transfer_bytes
@@ -158,7 +183,7 @@ class Accelerator:
         else:
             raise UnknownNameError("backend", str(backend), BACKENDS)
         try:
-            return cls(spec, be, overflow=overflow, rounding=rounding, bundle=bundle)
+            return cls(spec, be, overflow=overflow, rounding=rounding, bundle=bundle, chunk_bytes=chunk_bytes)
         except Exception:
             be.close()
             raise
@@ -213,12 +238,32 @@ class Accelerator:
             if call is not None:
                 return call(x, t0)   # see _plan
         self._check_batch(x, "predict")
-        if overflow is None and rounding is None and 0 < len(x) <= self.samples_per_transfer:
+        if overflow is None and rounding is None and 0 < len(x) <= self.chunk_samples:
             return self._plan(x.shape)(x, t0)   # first call with this shape (or new buffers)
         ov, rd = (self._policies(overflow or self._overflow, rounding or self._rounding)
                   if overflow or rounding else (self._overflow, self._rounding))
+        if len(x) > self.chunk_samples:
+            return self._overlapped_call(x, ov, rd, True)
         q = to_fixed(x, self.spec.input.format, overflow=ov, rounding=rd)  # all of it before anything is sent
         return self._run(q, perf_counter() - t0, decode=True)
+
+    def predict_stream(self, batches: Iterable, overflow: Optional[str] = None,
+                       rounding: Optional[str] = None) -> Iterator[np.ndarray]:
+        """Outputs for a stream of batches, in order, one array per batch as :meth:`predict`
+        returns it, with host work overlapping the DMA across batch boundaries (the next piece
+        is converted and packed while the current one moves, the previous one decoded).
+
+        batches: any iterable of input batches (each as :meth:`predict` takes it; sizes may
+            vary, 0 included); it is consumed lazily, one piece ahead of the DMA.
+        overflow / rounding: as for :meth:`predict`.
+
+        Errors keep :meth:`predict`'s guarantees: a bad batch raises :class:`DataError` when
+        its turn comes, after every earlier batch's output has been yielded; a DMA error or
+        timeout raises (the DMA has been reset) and the batch being moved is not returned.
+        Either way nothing is reordered or returned twice, and a new call works.
+        """
+        ov, rd = self._policies(overflow or self._overflow, rounding or self._rounding)
+        return self._overlapped(batches, ov, rd, True)
 
     def predict_fixed(self, q) -> np.ndarray:
         """Output integers (int64) for a batch of input integers (the formats' ``q``, no scaling).
@@ -230,6 +275,8 @@ class Accelerator:
         self._check_batch(q, "predict_fixed")
         if q.dtype.kind not in "iu":
             raise DataError(f"predict_fixed takes integers (the fixed-point q), got dtype {q.dtype}")
+        if len(q) > self.chunk_samples:
+            return self._overlapped_call(q, None, None, False)
         return self._run(q, perf_counter() - t0, decode=False)
 
     def _plan(self, shape: tuple):
@@ -284,6 +331,183 @@ class Accelerator:
             times.unpack += time.perf_counter() - t2
         self._account(times, batch)
         return result
+
+    # -- zero copy ----------------------------------------------------------------------------------
+    def input_buffer(self, n: int) -> np.ndarray:
+        """The input DMA buffer's lanes for ``n`` samples, to fill with fixed-point integers
+        (the input format's ``q``) in place — no conversion, no copy — then run with
+        :meth:`run_buffer`. Shape ``(n, *input shape)``, the lane dtype (``spec.input.lane_dtype``);
+        values outside the format's range are not checked (the hardware keeps each lane's low
+        ``width`` bits). ``n`` at most :attr:`samples_per_transfer`. The view is valid until
+        the next call with a larger ``n``, :meth:`predict` (which uses the same buffer) or
+        :meth:`close`.
+        """
+        n = self._zero_copy_size(n)
+        in_buf, _ = self.backend.buffers(n * self._in_sb, n * self._out_sb)
+        lanes = self._in_codec.lanes_view(in_buf[: n * self._in_sb].reshape(n, self._in_sb), (n,) + self._in_shape)
+        if lanes is None:
+            raise DataError(f"the input layout ({self._in_sb}-byte samples of {self._in_codec.lane_bytes}-byte "
+                            "lanes) cannot be viewed in place; use predict_fixed")
+        self._plans.clear()   # predict's prepared calls would overwrite what the caller writes
+        return lanes
+
+    def run_buffer(self, n: int, real: bool = True) -> np.ndarray:
+        """Run the ``n`` samples written into :meth:`input_buffer` and return their outputs
+        (real values, or with ``real=False`` the integers) as a new array."""
+        n = self._zero_copy_size(n)
+        t0 = perf_counter()
+        key = ("zero_copy", n, real)
+        piece = self._pieces.get(key)
+        if piece is None:
+            in_buf, out_buf = self.backend.buffers(n * self._in_sb, n * self._out_sb)
+            rows = out_buf[: n * self._out_sb].reshape(n, self._out_sb)
+            piece = self._pieces[key] = (self.backend.prepare(n * self._in_sb, n * self._out_sb),
+                                         self._out_codec.decoder(rows, n, real))
+        run, decode = piece
+        started = run()
+        t2 = perf_counter()
+        y = decode()
+        self._account(StageTimes(0.0, started - t0, t2 - started, perf_counter() - t2), n)
+        return y
+
+    def _zero_copy_size(self, n) -> int:
+        if not isinstance(n, (int, np.integer)) or not 1 <= n <= self.samples_per_transfer:
+            raise DataError(f"zero-copy batches hold 1..{self.samples_per_transfer} samples (one transfer), got {n!r}")
+        return int(n)
+
+    # -- overlapped transfers -----------------------------------------------------------------------
+    def _overlapped_call(self, x: np.ndarray, ov, rd, real: bool) -> np.ndarray:
+        """One large batch through :meth:`_overlapped`."""
+        for y in self._overlapped((x,), ov, rd, real, checked=True):
+            return y
+        raise AssertionError("the overlapped path returned no result")   # internal bug
+
+    def _piece(self, slot: int, n: int, ov, rd, real: bool):
+        """``(encode, start, finish, decode_into)`` for a piece of ``n`` samples in ``slot``'s
+        buffers (``ov is None``: integer input, packed as it is), cached per buffers."""
+        key = (slot, n, ov, rd, real)
+        piece = self._pieces.get(key)
+        if piece is not None:
+            return piece
+        backend, in_b, out_b = self.backend, n * self._in_sb, n * self._out_sb
+        in_buf, out_buf = backend.buffers(in_b, out_b, slot)
+        in_rows = in_buf[:in_b].reshape(n, self._in_sb)
+        out_rows = out_buf[:out_b].reshape(n, self._out_sb)
+        if ov is None:
+            port = self.spec.input
+
+            def encode(q) -> None:
+                pack(q, port, out=in_rows)
+        else:
+            encode = encoder(self._in_codec, in_rows, n, overflow=ov, rounding=rd)
+        start, finish = backend.prepare_async(in_b, out_b, slot)
+        codec = self._out_codec
+        lanes = codec.lanes_view(out_rows, (n,) + codec.shape) if not codec.spare else None
+        if lanes is not None:
+            step = codec.step
+
+            def decode_into(dst) -> None:
+                if real:
+                    np.multiply(lanes, step, out=dst)
+                else:
+                    dst[...] = lanes
+        else:
+            decode = codec.decoder(out_rows, n, real)
+
+            def decode_into(dst) -> None:
+                dst[...] = decode()
+        piece = self._pieces[key] = (encode, start, finish, decode_into)
+        if len(self._pieces) > 32:   # many sizes: keep it bounded (recreated on demand)
+            self._pieces.clear()
+            self._pieces[key] = piece
+        return piece
+
+    def _overlapped(self, batches: Iterable, ov, rd, real: bool, checked: bool = False) -> Iterator[np.ndarray]:
+        """The overlapped pipeline over ``batches`` (see :meth:`predict_stream`): pieces of at
+        most :attr:`chunk_samples` alternate between two buffer slots; one transfer is in
+        flight at a time; outputs are decoded into each batch's result array and the batches
+        yielded in order as they complete."""
+        step = self.chunk_samples
+        out_shape = tuple(self.spec.output.shape)
+        out_dtype = np.float64 if real else np.int64
+        pending: collections.deque = collections.deque()   # [result, pieces left, times], in order
+        flight = None   # the transfer in flight: (finish, started, decode_into, dst, entry)
+        slot = 1
+        clock = perf_counter
+
+        def ready():
+            """The completed batches at the head of the queue, in order."""
+            while pending and pending[0][1] == 0:
+                result, _, times = pending.popleft()
+                self._account(times, len(result))
+                yield result
+
+        def wait(f) -> None:
+            t = clock()
+            f[0](f[1])
+            f[4][2].wait += clock() - t
+
+        def decode(f) -> None:
+            t = clock()
+            f[2](f[3])
+            f[4][1] -= 1
+            f[4][2].unpack += clock() - t
+
+        try:
+            for x in batches:
+                t0 = clock()
+                x = asarray(x)
+                if not checked:
+                    self._check_batch(x, "predict_stream")
+                    if ov is None and x.dtype.kind not in "iu":
+                        raise DataError(f"predict_fixed takes integers (the fixed-point q), got dtype {x.dtype}")
+                total = len(x)
+                entry = [np.empty((total,) + out_shape, dtype=out_dtype), -(-total // step), StageTimes()]
+                pending.append(entry)
+                entry[2].pack += clock() - t0
+                for a in range(0, total, step):
+                    n = min(step, total - a)
+                    slot ^= 1
+                    t0 = clock()
+                    try:   # host work while the previous piece moves
+                        encode, start, finish, decode_into = self._piece(slot, n, ov, rd, real)
+                        try:
+                            encode(x[a: a + n])
+                        except DataError:
+                            if ov is not None:   # the same error, its index counted in the whole batch
+                                to_fixed(x, self.spec.input.format, overflow=ov, rounding=rd)
+                            raise
+                    except BaseException:
+                        pending.pop()   # this batch fails; the earlier ones are still delivered
+                        if flight is not None:
+                            wait(flight)
+                            decode(flight)
+                            flight = None
+                        yield from ready()
+                        raise
+                    entry[2].pack += clock() - t0
+                    previous, flight = flight, None
+                    if previous is not None:
+                        wait(previous)   # a DMA error raises here (reset done): this batch is not returned
+                    t1 = clock()
+                    started = start()
+                    entry[2].transfer += started - t1
+                    flight = (finish, started, decode_into, entry[0][a: a + n], entry)
+                    if previous is not None:
+                        decode(previous)   # while this piece moves
+                        yield from ready()
+                yield from ready()   # a batch of 0 samples completes at once
+            if flight is not None:
+                last, flight = flight, None
+                wait(last)
+                decode(last)
+                yield from ready()
+        finally:
+            if flight is not None:   # the caller stopped early (or an error): never leave a transfer in flight
+                try:
+                    flight[0](flight[1])
+                except Exception:   # noqa: BLE001 - already failing or abandoned; the DMA was reset
+                    pass
 
     def _account(self, times: StageTimes, batch: int) -> None:
         self._fold()

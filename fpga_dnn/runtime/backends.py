@@ -77,9 +77,13 @@ class Backend(abc.ABC):
     #: The most bytes one transfer may move (each direction).
     max_transfer_bytes: int = DEFAULT_MAX_TRANSFER
 
+    #: Buffer pairs: slot 0 serves single transfers; slots 0 and 1 alternate when transfers
+    #: overlap host work (:meth:`prepare_async`).
+    SLOTS = 2
+
     def __init__(self) -> None:
-        self._in: Optional[Tuple[Any, np.ndarray]] = None    # (handle, uint8 numpy view)
-        self._out: Optional[Tuple[Any, np.ndarray]] = None
+        #: per slot: [input, output], each ``(handle, uint8 numpy view)`` or ``None``
+        self._slots: list = [[None, None] for _ in range(self.SLOTS)]
         self.allocations = 0
         self.closed = False
         #: Changes whenever the buffers do (allocated, grown, freed): views into them and
@@ -96,17 +100,26 @@ class Backend(abc.ABC):
     def _release(self, handle: Any) -> None:
         """Free a buffer from :meth:`_allocate`."""
 
-    def buffers(self, in_bytes: int, out_bytes: int) -> Tuple[np.ndarray, np.ndarray]:
-        """The input and output buffers (uint8 views), each at least the size asked.
+    def buffers(self, in_bytes: int, out_bytes: int, slot: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+        """The input and output buffers (uint8 views) of ``slot``, each at least the size asked.
 
         Allocated on first use and reused; replaced by a larger one (the old one freed) only
         when a call needs more, with room to double so a growing batch reallocates rarely.
         """
         if self.closed:
             raise DmaError(f"backend {self.name!r} is closed")
-        self._in = self._fit(self._in, in_bytes)
-        self._out = self._fit(self._out, out_bytes)
-        return self._in[1], self._out[1]
+        pair = self._slots[slot]
+        pair[0] = self._fit(pair[0], in_bytes)
+        pair[1] = self._fit(pair[1], out_bytes)
+        return pair[0][1], pair[1][1]
+
+    @property
+    def _in(self):
+        return self._slots[0][0]
+
+    @property
+    def _out(self):
+        return self._slots[0][1]
 
     def _fit(self, current, nbytes: int):
         if current is not None and current[1].size >= nbytes:
@@ -165,6 +178,19 @@ class Backend(abc.ABC):
 
         return run
 
+    def prepare_async(self, in_bytes: int, out_bytes: int, slot: int) -> Tuple[Callable[[], float], Callable[[float], None]]:
+        """A transfer of ``in_bytes`` / ``out_bytes`` from/to ``slot``'s buffers split in two, so
+        the host can work while the DMA moves data: ``start() -> t_started`` flushes the input
+        and programs the DMA, then returns; ``finish(t_started)`` waits for both channels (same
+        deadline, checks, errors and recovery as :meth:`transfer`) and invalidates the output.
+        One transfer may be in flight at a time (the DMA's simple mode): ``finish`` it before
+        the next ``start``. Valid while :attr:`generation` is unchanged. This default runs the
+        whole transfer in ``start`` (no overlap); backends with a real DMA override it."""
+        if slot:
+            raise NotImplementedError(f"backend {self.name!r} has no overlapped transfers")
+        run = self.prepare(in_bytes, out_bytes)
+        return run, lambda started: None
+
     def accelerator_seconds(self) -> Optional[float]:
         """Seconds spent inside a simulated accelerator so far (``None`` on hardware)."""
         return None
@@ -175,11 +201,11 @@ class Backend(abc.ABC):
 
     def close(self) -> None:
         """Free the buffers (and release the hardware). Idempotent."""
-        for attr in ("_in", "_out"):
-            cur = getattr(self, attr)
-            setattr(self, attr, None)
-            if cur is not None:
-                self._release(cur[0])
+        for pair in self._slots:
+            for i, cur in enumerate(pair):
+                pair[i] = None
+                if cur is not None:
+                    self._release(cur[0])
         self.closed = True
         self._new_generation()
 
@@ -210,9 +236,9 @@ class EmulatedBackend(Backend):
     def _release(self, handle) -> None:
         pass
 
-    def transfer(self, in_bytes: int, out_bytes: int, times: StageTimes) -> None:
+    def transfer(self, in_bytes: int, out_bytes: int, times: StageTimes, slot: int = 0) -> None:
         t0 = time.perf_counter()
-        in_np, out_np = self._in[1], self._out[1]
+        in_np, out_np = self._slots[slot][0][1], self._slots[slot][1][1]
         for n, what in ((in_bytes, "input"), (out_bytes, "output")):
             if not 0 < n <= self.max_transfer_bytes:
                 raise DmaError(f"{what} transfer of {n} bytes outside 1..{self.max_transfer_bytes}")
@@ -231,6 +257,16 @@ class EmulatedBackend(Backend):
         out_np[:out_bytes] = out
         times.transfer += t1 - t0
         times.wait += time.perf_counter() - t1
+
+    def prepare_async(self, in_bytes: int, out_bytes: int, slot: int):
+        """The model runs in ``start`` (in process: nothing runs beside the host)."""
+        times, transfer, clock = StageTimes(), self.transfer, time.perf_counter
+
+        def start() -> float:
+            transfer(in_bytes, out_bytes, times, slot)
+            return clock()
+
+        return start, lambda started: None
 
     def accelerator_seconds(self) -> Optional[float]:
         return self._model_seconds

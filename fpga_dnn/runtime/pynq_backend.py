@@ -205,23 +205,7 @@ class PynqDmaBackend(Backend):
         64-bit addresses), the status reads and the invalidate. The fast path assumes the
         common case (each channel idle without error at its first status read) and hands
         anything else to :meth:`_wait`, which polls with the deadline and recovers."""
-        if not (0 < in_bytes <= self.max_transfer_bytes and 0 < out_bytes <= self.max_transfer_bytes):
-            raise DmaError(f"transfer of {in_bytes} in / {out_bytes} out bytes outside the DMA's "
-                           f"1..{self.max_transfer_bytes}")
-        if self.closed or self._in is None or self._out is None \
-                or self._in[1].size < in_bytes or self._out[1].size < out_bytes:
-            raise DmaError(f"no DMA buffers of {in_bytes} / {out_bytes} bytes (allocate them with buffers())")
-        src, flush = self._maintenance(self._in[0], in_bytes, self.device.flush)
-        dst, invalidate = self._maintenance(self._out[0], out_bytes, self.device.invalidate)
-        program = [((S2MM + _ADDR) >> 2, dst & 0xFFFFFFFF)]
-        if self.addr64:
-            program.append(((S2MM + _ADDR_MSB) >> 2, dst >> 32))
-        program.append(((S2MM + _LENGTH) >> 2, out_bytes))
-        program.append(((MM2S + _ADDR) >> 2, src & 0xFFFFFFFF))
-        if self.addr64:
-            program.append(((MM2S + _ADDR_MSB) >> 2, src >> 32))
-        program.append(((MM2S + _LENGTH) >> 2, in_bytes))
-        program = tuple(program)
+        program, flush, invalidate = self._plan(in_bytes, out_bytes, 0)
         regs, clock, wait, moved = self._regs, time.perf_counter, self._wait, in_bytes + out_bytes
         sr_mm2s, sr_s2mm, len_s2mm = (MM2S + _SR) >> 2, (S2MM + _SR) >> 2, (S2MM + _LENGTH) >> 2
         done_mask, done = _ERRORS | _HALTED | _IDLE, _IDLE
@@ -273,6 +257,62 @@ class PynqDmaBackend(Backend):
                 return t
 
         return run
+
+    def _plan(self, in_bytes: int, out_bytes: int, slot: int):
+        """``(register program, flush, invalidate)`` for a transfer from/to ``slot``'s buffers:
+        the (index, value) register writes in order (S2MM armed first) and the cache-maintenance
+        calls of :meth:`_maintenance`."""
+        if not (0 < in_bytes <= self.max_transfer_bytes and 0 < out_bytes <= self.max_transfer_bytes):
+            raise DmaError(f"transfer of {in_bytes} in / {out_bytes} out bytes outside the DMA's "
+                           f"1..{self.max_transfer_bytes}")
+        inp, out = self._slots[slot]
+        if self.closed or inp is None or out is None or inp[1].size < in_bytes or out[1].size < out_bytes:
+            raise DmaError(f"no DMA buffers of {in_bytes} / {out_bytes} bytes (allocate them with buffers())")
+        src, flush = self._maintenance(inp[0], in_bytes, self.device.flush)
+        dst, invalidate = self._maintenance(out[0], out_bytes, self.device.invalidate)
+        program = [((S2MM + _ADDR) >> 2, dst & 0xFFFFFFFF)]
+        if self.addr64:
+            program.append(((S2MM + _ADDR_MSB) >> 2, dst >> 32))
+        program.append(((S2MM + _LENGTH) >> 2, out_bytes))
+        program.append(((MM2S + _ADDR) >> 2, src & 0xFFFFFFFF))
+        if self.addr64:
+            program.append(((MM2S + _ADDR_MSB) >> 2, src >> 32))
+        program.append(((MM2S + _LENGTH) >> 2, in_bytes))
+        return tuple(program), flush, invalidate
+
+    def prepare_async(self, in_bytes: int, out_bytes: int, slot: int):
+        """The transfer of :meth:`prepare` split at the point where the DMA runs: ``start()``
+        flushes and programs (returns the time), ``finish(t)`` polls both channels with the
+        deadline counted from ``t``, checks the received length and invalidates."""
+        program, flush, invalidate = self._plan(in_bytes, out_bytes, slot)
+        regs, clock, wait, moved = self._regs, time.perf_counter, self._wait, in_bytes + out_bytes
+        sr_mm2s, sr_s2mm, len_s2mm = (MM2S + _SR) >> 2, (S2MM + _SR) >> 2, (S2MM + _LENGTH) >> 2
+        done_mask, done = _ERRORS | _HALTED | _IDLE, _IDLE
+        fl_op, fl_args = flush or (None, None)
+        inv_op, inv_args = invalidate or (None, None)
+        short_frame = self._short_frame
+
+        def start() -> float:
+            if fl_op is not None:
+                fl_op(*fl_args)
+            for r, v in program:
+                regs[r] = v
+            return clock()
+
+        def finish(t: float) -> None:
+            status = int(regs[sr_mm2s])
+            if status & done_mask != done:
+                wait(MM2S, in_bytes, status, t, moved)
+            status = int(regs[sr_s2mm])
+            if status & done_mask != done:
+                wait(S2MM, out_bytes, status, t, moved)
+            received = int(regs[len_s2mm])
+            if received != out_bytes:
+                short_frame(received, out_bytes)
+            if inv_op is not None:
+                inv_op(*inv_args)
+
+        return start, finish
 
     def _short_frame(self, received: int, out_bytes: int) -> None:
         self.recover()

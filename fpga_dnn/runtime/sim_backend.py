@@ -19,6 +19,7 @@ from typing import Any, Dict, Optional
 
 from fpga_dnn.errors import DeviceError
 from fpga_dnn.runtime.bundle import BOARD_PARTS, Bundle, read_bit_header
+from fpga_dnn.runtime.fake.dma import HP_PORT_BYTES_PER_S
 from fpga_dnn.runtime.pynq_backend import PynqDmaBackend
 
 
@@ -32,7 +33,8 @@ class SimBackend(PynqDmaBackend):
         else PYNQ-Z2.
     design: an :class:`~fpga_dnn.runtime.fake.hwh.OverlayDesign` to generate instead of the
         bundle's handoff (e.g. a small ``sg_length_width`` to force batch splitting).
-    access / poll_delay / trace: passed to :class:`FakeBoardDevice`.
+    access / poll_delay / trace / bandwidth: passed to :class:`FakeBoardDevice` (``bandwidth``:
+        bytes/s per DMA channel, default a PYNQ-Z2 HP port's 800 MB/s; ``None``: instant).
     timeout_s / dma: as :class:`PynqDmaBackend`.
     """
 
@@ -40,7 +42,8 @@ class SimBackend(PynqDmaBackend):
 
     def __init__(self, bundle: Bundle, model=None, board: Optional[str] = None, design=None,
                  access: str = "mmap", poll_delay: int = 0, trace: bool = False,
-                 timeout_s: Optional[float] = None, dma: Optional[str] = None):
+                 timeout_s: Optional[float] = None, dma: Optional[str] = None,
+                 bandwidth: Optional[float] = HP_PORT_BYTES_PER_S):
         try:
             from fpga_dnn.runtime.fake.device import FakeBoardDevice
         except ImportError as err:
@@ -61,7 +64,7 @@ class SimBackend(PynqDmaBackend):
             self._tmp = tempfile.TemporaryDirectory(prefix="fpga_dnn_sim_")
             bitfile, _ = design.write(self._tmp.name, spec.name)
         self.fake = FakeBoardDevice(make_model(spec, model), board=board, access=access,
-                                    poll_delay=poll_delay, trace=trace)
+                                    poll_delay=poll_delay, trace=trace, bandwidth=bandwidth)
         super().__init__(Path(bitfile), device=self.fake, dma=dma, timeout_s=timeout_s)
 
     def accelerator_seconds(self) -> float:

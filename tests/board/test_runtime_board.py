@@ -22,6 +22,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def open_sim(bundle, **kw):
     kw.setdefault("trace", True)
+    # these tests check the register protocol, so the DMA completes at once; the timed DMA
+    # (bandwidth) and overlapped transfers are tested in test_runtime_overlap.py
+    kw.setdefault("bandwidth", None)
     return Accelerator.open(bundle, backend="sim", **kw)
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from pynq.buffer import PynqBuffer
 from pynq.pl_server.device import Device
 
-from fpga_dnn.runtime.fake.dma import AxiDmaModel
+from fpga_dnn.runtime.fake.dma import HP_PORT_BYTES_PER_S, AxiDmaModel
 from fpga_dnn.runtime.fake.hwh import PS_FAMILIES
 from fpga_dnn.runtime.fake.memory import FakeMemory
 
@@ -83,6 +83,9 @@ class FakeBoardDevice(Device):
     poll_delay: status reads before a DMA completion shows (see :class:`AxiDmaModel`).
     trace: record every DMA register write/read (tests); turn off for long benchmarks.
     tag: pynq's device tag (default ``fake-<board>``).
+    bandwidth: bytes per second each DMA channel moves, on :meth:`board_time` (default: a
+        64-bit HP port at 100 MHz, 800 MB/s); ``None``: transfers complete at once (see
+        :class:`AxiDmaModel`).
 
     After an overlay is loaded: :attr:`dmas` maps each DMA's full path to its model,
     :attr:`downloads` lists the bitstreams downloaded, :attr:`memory` has the cache statistics.
@@ -90,7 +93,7 @@ class FakeBoardDevice(Device):
 
     def __init__(self, accelerator: Optional[Callable] = None, board: str = "pynq-z2", access: str = "mmap",
                  memory: Optional[FakeMemory] = None, poll_delay: int = 0, trace: bool = True,
-                 tag: Optional[str] = None):
+                 tag: Optional[str] = None, bandwidth: Optional[float] = HP_PORT_BYTES_PER_S):
         if board not in PS_FAMILIES:
             raise ValueError(f"unknown board {board!r}; known: {', '.join(sorted(PS_FAMILIES))}")
         if access not in ("mmap", "register"):
@@ -104,6 +107,7 @@ class FakeBoardDevice(Device):
         self.memory = memory or FakeMemory(limit=self.family.ddr_high + 1)
         self._accelerator = accelerator
         self.poll_delay, self.trace = int(poll_delay), bool(trace)
+        self.bandwidth = bandwidth
         self.dmas: Dict[str, AxiDmaModel] = {}
         self._windows: List[Tuple[int, int, AxiDmaModel]] = []
         self._regions: Dict[int, np.ndarray] = {}
@@ -114,6 +118,12 @@ class FakeBoardDevice(Device):
         self.timestamp = ""
         self.bitfile_name = None
         self._init_ps_registers()
+
+    def board_time(self) -> float:
+        """Seconds as the board would see them: wall-clock time minus the time spent inside this
+        fake (its register, cache and accelerator models are the hardware's business), so a DMA
+        with a bandwidth takes as long, seen from the driver, as it would on a board."""
+        return _clock() - self.emulation_seconds
 
     # -- the accelerator -------------------------------------------------------------------------
     @property
@@ -166,7 +176,8 @@ class FakeBoardDevice(Device):
                 s2mm_bytes=int(p.get("c_m_axi_s2mm_data_width", 32)) // 8,
                 addr_width=int(p.get("c_addr_width", 32)),
                 dre=bool(int(p.get("c_include_mm2s_dre", 0))),
-                poll_delay=self.poll_delay, trace=self.trace)
+                poll_delay=self.poll_delay, trace=self.trace, bandwidth=self.bandwidth,
+                clock=self.board_time)
             self.dmas[path] = model
             self._windows.append((int(desc["phys_addr"]), int(desc["addr_range"]), model))
 

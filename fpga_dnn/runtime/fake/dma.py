@@ -28,6 +28,15 @@ Behaviour modelled (the parts a driver depends on):
   Err_Irq (0x4000). IOC_Irq/Dly_Irq/Err_Irq are write-1-to-clear.
 * ``poll_delay``: completion becomes visible only after that many reads of the channel's
   status register (a transfer that takes time); 0 = at once.
+* ``bandwidth``: bytes per second each channel moves (``None``: transfers complete within the
+  register write that starts them). With a bandwidth a transfer takes time in proportion to its
+  bytes and runs **concurrently with the host**: MM2S completes ``length / bandwidth`` after it
+  started, and reads its buffer from DRAM only then (so a host that rewrites an input buffer
+  still in flight corrupts that frame, as on a board); the output frame is ready when both
+  streams have moved, ``max(in, out) / bandwidth`` after MM2S started; S2MM completes when the
+  frame is ready and written. Time is the ``clock`` given (the fake device passes board time:
+  wall-clock time minus the time spent inside the fake itself, so the fake's own Python cost
+  does not count as the DMA's).
 
 :meth:`AxiDmaModel.inject_error` makes the next transfer(s) on a channel fail with given error
 bits (e.g. 0x20, DMASlvErr). Everything the driver did is recorded: :attr:`writes` (offset,
@@ -61,6 +70,10 @@ SR_IOC_IRQ, SR_DLY_IRQ, SR_ERR_IRQ = 0x1000, 0x2000, 0x4000
 SR_W1C = SR_IOC_IRQ | SR_DLY_IRQ | SR_ERR_IRQ
 
 CHANNEL_NAMES = {MM2S: "MM2S", S2MM: "S2MM"}
+
+#: The fake board's default DMA bandwidth per channel: a 64-bit AXI HP port at the overlay's
+#: 100 MHz fabric clock (the AXI DMA and the accelerator stream run on that clock), 800 MB/s.
+HP_PORT_BYTES_PER_S = 8 * 100e6
 
 
 @dataclass
@@ -105,11 +118,14 @@ class AxiDmaModel:
     dre: data realignment engine present (unaligned addresses allowed).
     poll_delay: status reads before a completion becomes visible (see the module docstring).
     trace: record every register write in :attr:`writes` (and reads in :attr:`reads`).
+    bandwidth: bytes per second per channel, ``None`` = instant (see the module docstring).
+    clock: the time source for ``bandwidth`` (seconds, monotonic).
     """
 
     def __init__(self, memory: FakeMemory, accelerator: Callable, length_width: int = 26,
                  mm2s_bytes: int = 8, s2mm_bytes: int = 8, addr_width: int = 32, dre: bool = False,
-                 poll_delay: int = 0, trace: bool = True):
+                 poll_delay: int = 0, trace: bool = True, bandwidth: Optional[float] = None,
+                 clock: Callable[[], float] = time.perf_counter):
         self.memory = memory
         self.accelerator = accelerator
         self.length_width = int(length_width)
@@ -124,8 +140,15 @@ class AxiDmaModel:
         self.violations: List[str] = []
         self.resets = 0
         self.model_seconds = 0.0
+        if bandwidth is not None and not bandwidth > 0:
+            raise ValueError(f"bandwidth must be > 0 bytes/s or None, got {bandwidth!r}")
+        self.bandwidth = None if bandwidth is None else float(bandwidth)
+        self.clock = clock
         self._ch: Dict[int, _Channel] = {MM2S: _Channel(MM2S), S2MM: _Channel(S2MM)}
-        self._stream: Deque[np.ndarray] = collections.deque()
+        #: output frames on the S2MM stream: (bytes, time they have fully arrived)
+        self._stream: Deque[tuple] = collections.deque()
+        #: MM2S in flight with a bandwidth: (transfer, started, due)
+        self._mm2s_flight: Optional[tuple] = None
 
     @property
     def max_transfer_bytes(self) -> int:
@@ -141,6 +164,7 @@ class AxiDmaModel:
             ch.__init__(ch.base)
             ch.inject = inject
         self._stream.clear()
+        self._mm2s_flight = None
         self.resets += 1
 
     def inject_error(self, channel: str, bits: int = SR_SLV_ERR, count: int = 1) -> None:
@@ -156,6 +180,8 @@ class AxiDmaModel:
 
     # -- register access ----------------------------------------------------------------------------
     def read(self, offset: int) -> int:
+        if self.bandwidth is not None:
+            self._advance()
         ch = self._ch[S2MM if offset >= S2MM else MM2S]
         reg = offset - ch.base
         if offset >= 0x60 or offset < 0:
@@ -183,6 +209,8 @@ class AxiDmaModel:
         value = int(value) & 0xFFFFFFFF
         if self.trace:
             self.writes.append((offset, value))
+        if self.bandwidth is not None:
+            self._advance()
         if offset >= 0x60 or offset < 0:
             return
         ch = self._ch[S2MM if offset >= S2MM else MM2S]
@@ -214,6 +242,8 @@ class AxiDmaModel:
             if ch.busy is not None:
                 ch.busy.status = "aborted"
                 ch.busy = None
+                if ch.base == MM2S:
+                    self._mm2s_flight = None
             ch.sr = (ch.sr | SR_HALTED) & ~SR_IDLE
 
     def _write_length(self, ch: _Channel, value: int) -> None:
@@ -242,23 +272,47 @@ class AxiDmaModel:
         if not self.dre and address % width:
             return self._fail(ch, SR_INT_ERR, f"address {address:#x} not {width}-byte aligned without DRE")
         if ch.base == MM2S:
-            data = self.memory.dma_read(address, length)
-            if data is None:
-                return self._fail(ch, SR_DEC_ERR, f"no live buffer at {address:#x}: {t.target}")
-            t0 = time.perf_counter()
-            out = self.accelerator(data.copy())
-            self.model_seconds += time.perf_counter() - t0
-            if out is not None:
-                self._stream.append(np.ascontiguousarray(out, dtype=np.uint8).reshape(-1))
-            self._done(ch, length)
+            if self.bandwidth is not None:   # moves its bytes over time: read at completion
+                now = self.clock()
+                self._mm2s_flight = (t, now, now + length / self.bandwidth)
+                return
+            self._run_frame(ch, t, None)
         self._pump()
+
+    def _run_frame(self, ch: _Channel, t: DmaTransfer, started: Optional[float]) -> None:
+        """MM2S reads its frame from DRAM and pushes it through the accelerator model."""
+        data = self.memory.dma_read(t.address, t.length)
+        if data is None:
+            return self._fail(ch, SR_DEC_ERR, f"no live buffer at {t.address:#x}: {t.target}")
+        t0 = time.perf_counter()
+        out = self.accelerator(data.copy())
+        self.model_seconds += time.perf_counter() - t0
+        if out is not None:
+            frame = np.ascontiguousarray(out, dtype=np.uint8).reshape(-1)
+            ready = 0.0 if started is None else started + max(t.length, frame.size) / self.bandwidth
+            self._stream.append((frame, ready))
+        self._done(ch, t.length)
+
+    def _advance(self) -> None:
+        """With a bandwidth: complete what has had time to move by now."""
+        flight = self._mm2s_flight
+        now = self.clock()
+        if flight is not None and now >= flight[2]:
+            self._mm2s_flight = None
+            ch = self._ch[MM2S]
+            if ch.busy is flight[0]:
+                self._run_frame(ch, flight[0], flight[1])
+        if self._stream and now >= self._stream[0][1]:
+            self._pump()
 
     def _pump(self) -> None:
         """Deliver a queued output frame into an armed S2MM transfer."""
         ch = self._ch[S2MM]
         if ch.busy is None or not self._stream or ch.halted:
             return
-        frame = self._stream.popleft()
+        if self._stream[0][1] and self.clock() < self._stream[0][1]:
+            return   # still arriving (bandwidth)
+        frame = self._stream.popleft()[0]
         n = min(frame.size, ch.busy.length)
         if not self.memory.dma_write(ch.busy.address, frame[:n]):
             return self._fail(ch, SR_DEC_ERR, f"no live buffer at {ch.busy.address:#x}: {ch.busy.target}")
