@@ -111,17 +111,19 @@ class _Timer:
                 "samples_per_s": self.samples / wall, "repeats": len(self.walls), "calls_per_repeat": self.calls}
 
 
-def _ours(workdir: Path):
-    """This runtime (``sim`` backend, instant model, no register trace) on a digits-sized design."""
+def _ours(workdir: Path, **open_kw):
+    """This runtime (``sim`` backend, instant model, no register trace) on a digits-sized design
+    (``open_kw``: e.g. the fake DMA's ``bandwidth``, ``chunk_bytes``)."""
     from fpga_dnn.runtime.accelerator import Accelerator
     from fpga_dnn.runtime.fake.hwh import OverlayDesign
     from fpga_dnn.runtime.spec import Spec
 
     spec = Spec.create("bench_mlp", (N_IN,), "ufixed<5,5>", (N_OUT,), "fixed<16,6>", 3, stream_bits=64)
     bundle = workdir / "ours"
-    OverlayDesign.for_spec(spec).write(bundle, spec.name)
-    spec.with_checksums(bundle, [f"{spec.name}.bit", f"{spec.name}.hwh"]).save(bundle)
-    return Accelerator.open(bundle, backend="sim", model="instant")
+    if not (bundle / "spec.json").is_file():
+        OverlayDesign.for_spec(spec).write(bundle, spec.name)
+        spec.with_checksums(bundle, [f"{spec.name}.bit", f"{spec.name}.hwh"]).save(bundle)
+    return Accelerator.open(bundle, backend="sim", model="instant", **open_kw)
 
 
 def _hls4ml_design(workdir: Path, name: str, sg_length_width: int = 26):
@@ -141,14 +143,17 @@ def compare(driver_module, workdir: Path, batches: Sequence[int], calls: Dict[in
     from fpga_dnn.runtime.fake.device import FakeBoardDevice
     from fpga_dnn.runtime.fake.models import Float32Model
 
-    acc = _ours(workdir)
-    ours: Dict[str, Any] = {"design": f"{N_IN} x ufixed<5,5> -> {N_OUT} x fixed<16,6>, 64-bit streams"}
-    theirs: Dict[str, Any] = {"design": f"{N_IN} x float32 -> {N_OUT} x float32, 32-bit streams (hier_0/axi_dma_0)"}
-    dev = FakeBoardDevice(Float32Model(N_IN, N_OUT), trace=False)
+    # host overhead alone: the fake DMA completes at once on both sides (bandwidth=None)
+    acc = _ours(workdir, bandwidth=None)
+    ours: Dict[str, Any] = {"design": f"{N_IN} x ufixed<5,5> -> {N_OUT} x fixed<16,6>, 64-bit streams",
+                            "dma": "instant (host overhead alone)", "input_dtype": "float32"}
+    theirs: Dict[str, Any] = {"design": f"{N_IN} x float32 -> {N_OUT} x float32, 32-bit streams (hier_0/axi_dma_0)",
+                              "dma": "instant (host overhead alone)", "input_dtype": "float32"}
+    dev = FakeBoardDevice(Float32Model(N_IN, N_OUT), trace=False, bandwidth=None)
     bit = _hls4ml_design(workdir, "hls4ml") if driver_module else None
     try:
         for b in batches:
-            x_ours = acc.random_inputs(b, seed=b)
+            x_ours = acc.random_inputs(b, seed=b).astype(np.float32)   # the same dtype as hls4ml's
             timers = {"ours": _Timer(lambda: acc.predict(x_ours), calls[b], acc.backend.fake, b)}
             nn = None
             if driver_module:
@@ -289,6 +294,96 @@ def reproduce_hls4ml_bugs(driver_module, workdir: Path) -> Dict[str, Any]:
     return report
 
 
+def _board_rate(fn: Callable[[], Any], device, samples: int, repeats: int) -> Dict[str, float]:
+    """``fn`` timed ``repeats`` times: samples per second of wall-clock time and of board time
+    (wall minus the time spent inside the fake: what a board would show, its DMA's time
+    included). Medians."""
+    fn()
+    walls, boards = [], []
+    for _ in range(repeats):
+        e0, t0 = device.emulation_seconds, time.perf_counter()
+        fn()
+        wall = time.perf_counter() - t0
+        walls.append(wall)
+        boards.append(wall - (device.emulation_seconds - e0))
+    wall, board = statistics.median(walls), statistics.median(boards)
+    return {"samples": samples, "wall_s": wall, "board_s": board, "samples_per_s_wall": samples / wall,
+            "samples_per_s": samples / board, "best_samples_per_s": samples / min(boards)}
+
+
+def bench_overlap(driver_module, workdir: Path, large_batch: int = 10_000, stream_samples: int = 100_000,
+                  stream_batch: int = 10_000, repeats: int = 5) -> Dict[str, Any]:
+    """Throughput on the timed fake DMA (800 MB/s per channel, a PYNQ-Z2 HP port), board time.
+
+    * ``large_batch``: ``predict`` of one large float32 batch (overlapped pieces), the zero-copy
+      path (fixed-point lanes written straight into the DMA buffer, then ``run_buffer``), and
+      hls4ml's driver with float32 data — same fake board model, same run.
+    * ``stream``: ``stream_samples`` in batches of ``stream_batch`` through ``predict_stream``
+      (overlapped) and through a loop of ``predict`` calls with one transfer per batch and no
+      overlap (``chunk_bytes`` above the batch), beside the DMA bound: a transfer completes
+      ``max(in, out bytes) / bandwidth`` after it starts, so at best
+      ``bandwidth / max(in, out bytes per sample)`` samples/s.
+    """
+    from fpga_dnn.runtime.fake.device import FakeBoardDevice
+    from fpga_dnn.runtime.fake.dma import HP_PORT_BYTES_PER_S
+    from fpga_dnn.runtime.fake.models import Float32Model
+    from fpga_dnn.runtime.packing import to_fixed
+
+    bw = HP_PORT_BYTES_PER_S
+    res: Dict[str, Any] = {"bandwidth_bytes_per_s": bw, "time": "board time (wall minus time inside the fake)"}
+    acc = _ours(workdir, bandwidth=bw)
+    seq = _ours(workdir, bandwidth=bw, chunk_bytes=1 << 30)
+    try:
+        fake = acc.backend.fake
+        x = acc.random_inputs(large_batch, seed=1).astype(np.float32)
+        q8 = to_fixed(x, acc.spec.input.format).astype(np.uint8)
+        lanes = None
+
+        def zero_copy():
+            nonlocal lanes
+            if lanes is None:
+                lanes = acc.input_buffer(large_batch)
+            lanes[...] = q8   # what a producer writing fixed-point data in place does
+            return acc.run_buffer(large_batch)
+
+        large = {"ours_predict_float32": _board_rate(lambda: acc.predict(x), fake, large_batch, repeats),
+                 "ours_predict_float32_no_overlap": _board_rate(lambda: seq.predict(x), seq.backend.fake,
+                                                                large_batch, repeats),
+                 "ours_zero_copy": _board_rate(zero_copy, fake, large_batch, repeats)}
+        lanes = None
+        acc.predict(x[:1])   # predict reclaims the buffer the zero-copy view lived in
+        if driver_module is not None:
+            dev = FakeBoardDevice(Float32Model(N_IN, N_OUT), trace=False, bandwidth=bw)
+            bit = _hls4ml_design(workdir, "hls4ml_timed")
+            with _active_device(dev):
+                nn = driver_module.NeuralNetworkOverlay(str(bit), x_shape=(large_batch, N_IN),
+                                                        y_shape=(large_batch, N_OUT))
+                large["hls4ml_float32"] = _board_rate(lambda: nn.predict(x), dev, large_batch, repeats)
+                del nn
+            h = large["hls4ml_float32"]["samples_per_s"]
+            large["ratio_predict_vs_hls4ml"] = large["ours_predict_float32"]["samples_per_s"] / h
+            large["ratio_zero_copy_vs_hls4ml"] = large["ours_zero_copy"]["samples_per_s"] / h
+        res["large_batch"] = large
+
+        xs = acc.random_inputs(stream_samples, seed=2)
+        batches = [xs[i: i + stream_batch] for i in range(0, stream_samples, stream_batch)]
+        sample_bytes = max(acc.spec.input.sample_bytes, acc.spec.output.sample_bytes)
+        bound = bw / sample_bytes
+        overlapped = _board_rate(lambda: sum(len(y) for y in acc.predict_stream(batches)), fake,
+                                 stream_samples, max(3, repeats // 2))
+        plain = _board_rate(lambda: [seq.predict(b) for b in batches], seq.backend.fake, stream_samples,
+                            max(3, repeats // 2))
+        res["stream"] = {"samples": stream_samples, "batch": stream_batch, "chunk_samples": acc.chunk_samples,
+                         "dma_bound_samples_per_s": bound, "overlapped": overlapped, "no_overlap": plain,
+                         "overlapped_fraction_of_bound": overlapped["samples_per_s"] / bound,
+                         "no_overlap_fraction_of_bound": plain["samples_per_s"] / bound,
+                         "target_fraction_of_bound": 0.8}
+    finally:
+        acc.close()
+        seq.close()
+    return res
+
+
 def bench_packing(samples: int = 100_000) -> Dict[str, Any]:
     """Elements per second of the runtime's conversion path alone (to_fixed + pack, unpack +
     from_fixed) on ``samples`` digits-sized samples."""
@@ -333,6 +428,7 @@ def bench_drivers(hls4ml_driver: Optional[Path] = None, large_batch: int = 10_00
         warnings.simplefilter("ignore")
         work = Path(tmp)
         result.update(compare(module, work, batches, calls, repeats))
+        result["timed_dma"] = bench_overlap(module, work, large_batch=large_batch, repeats=repeats)
         result["packing"] = bench_packing()
         if module is None:
             result["hls4ml"] = {"skipped": f"hls4ml driver template not found ({path})"}
@@ -354,6 +450,18 @@ def bench_drivers(hls4ml_driver: Optional[Path] = None, large_batch: int = 10_00
         "pack_unpack_elements_per_s": result["ours"][f"batch_{large_batch}"]["pack_unpack_elements_per_s"],
         "target_elements_per_s": 10e6,
     }
+    timed = result["timed_dma"]
+    result["summary"].update({
+        "timed_dma_ours_predict_samples_per_s": timed["large_batch"]["ours_predict_float32"]["samples_per_s"],
+        "timed_dma_ours_zero_copy_samples_per_s": timed["large_batch"]["ours_zero_copy"]["samples_per_s"],
+        "timed_dma_hls4ml_samples_per_s": timed["large_batch"]["hls4ml_float32"]["samples_per_s"],
+        "timed_dma_ratio_predict_vs_hls4ml": timed["large_batch"]["ratio_predict_vs_hls4ml"],
+        "timed_dma_ratio_zero_copy_vs_hls4ml": timed["large_batch"]["ratio_zero_copy_vs_hls4ml"],
+        "stream_overlapped_fraction_of_dma_bound": timed["stream"]["overlapped_fraction_of_bound"],
+        "stream_no_overlap_fraction_of_dma_bound": timed["stream"]["no_overlap_fraction_of_bound"],
+        "instant_dma_ratio_large_batch_vs_hls4ml": result["ours"][f"batch_{large_batch}"]["samples_per_s"]
+        / result["hls4ml"][f"batch_{large_batch}"]["samples_per_s"],
+    })
     return result
 
 
