@@ -369,15 +369,22 @@ def bench_overlap(driver_module, workdir: Path, large_batch: int = 10_000, strea
         batches = [xs[i: i + stream_batch] for i in range(0, stream_samples, stream_batch)]
         sample_bytes = max(acc.spec.input.sample_bytes, acc.spec.output.sample_bytes)
         bound = bw / sample_bytes
-        overlapped = _board_rate(lambda: sum(len(y) for y in acc.predict_stream(batches)), fake,
-                                 stream_samples, max(3, repeats // 2))
-        plain = _board_rate(lambda: [seq.predict(b) for b in batches], seq.backend.fake, stream_samples,
-                            max(3, repeats // 2))
-        res["stream"] = {"samples": stream_samples, "batch": stream_batch, "chunk_samples": acc.chunk_samples,
-                         "dma_bound_samples_per_s": bound, "overlapped": overlapped, "no_overlap": plain,
-                         "overlapped_fraction_of_bound": overlapped["samples_per_s"] / bound,
-                         "no_overlap_fraction_of_bound": plain["samples_per_s"] / bound,
-                         "target_fraction_of_bound": 0.8}
+        qbatches = [to_fixed(b, acc.spec.input.format).astype(acc.spec.input.lane_dtype) for b in batches]
+        rounds = max(3, repeats // 2)
+        stream = {"samples": stream_samples, "batch": stream_batch, "chunk_samples": acc.chunk_samples,
+                  "dma_bound_samples_per_s": bound, "target_fraction_of_bound": 0.8,
+                  "float64_overlapped": _board_rate(lambda: sum(len(y) for y in acc.predict_stream(batches)), fake,
+                                                    stream_samples, rounds),
+                  "float64_no_overlap": _board_rate(lambda: [seq.predict(b) for b in batches], seq.backend.fake,
+                                                    stream_samples, rounds),
+                  "fixed_overlapped": _board_rate(
+                      lambda: sum(len(y) for y in acc.predict_stream(qbatches, fixed=True)), fake, stream_samples,
+                      rounds),
+                  "fixed_no_overlap": _board_rate(lambda: [seq.predict_fixed(b) for b in qbatches],
+                                                  seq.backend.fake, stream_samples, rounds)}
+        for k in ("float64_overlapped", "float64_no_overlap", "fixed_overlapped", "fixed_no_overlap"):
+            stream[f"{k}_fraction_of_bound"] = stream[k]["samples_per_s"] / bound
+        res["stream"] = stream
     finally:
         acc.close()
         seq.close()
@@ -457,8 +464,8 @@ def bench_drivers(hls4ml_driver: Optional[Path] = None, large_batch: int = 10_00
         "timed_dma_hls4ml_samples_per_s": timed["large_batch"]["hls4ml_float32"]["samples_per_s"],
         "timed_dma_ratio_predict_vs_hls4ml": timed["large_batch"]["ratio_predict_vs_hls4ml"],
         "timed_dma_ratio_zero_copy_vs_hls4ml": timed["large_batch"]["ratio_zero_copy_vs_hls4ml"],
-        "stream_overlapped_fraction_of_dma_bound": timed["stream"]["overlapped_fraction_of_bound"],
-        "stream_no_overlap_fraction_of_dma_bound": timed["stream"]["no_overlap_fraction_of_bound"],
+        **{f"stream_{k}_fraction_of_dma_bound": timed["stream"][f"{k}_fraction_of_bound"]
+           for k in ("float64_overlapped", "float64_no_overlap", "fixed_overlapped", "fixed_no_overlap")},
         "instant_dma_ratio_large_batch_vs_hls4ml": result["ours"][f"batch_{large_batch}"]["samples_per_s"]
         / result["hls4ml"][f"batch_{large_batch}"]["samples_per_s"],
     })

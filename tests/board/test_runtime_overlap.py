@@ -192,3 +192,16 @@ def test_stage_times_are_accounted(digits_spec, make_bundle):
         t = acc.times
         assert acc.calls == 1 and acc.samples == 500
         assert t.pack > 0 and t.transfer > 0 and t.unpack > 0
+
+
+def test_fixed_point_stream(digits_spec, make_bundle, reference):
+    with open_sim(make_bundle(digits_spec, sg_length_width=SMALL_DMA)) as acc:
+        x = acc.random_inputs(400, seed=13)
+        q = to_fixed(x, digits_spec.input.format).astype(np.uint8)
+        out = list(acc.predict_stream([q[:150], q[150:]], fixed=True))
+        assert [o.dtype for o in out] == [np.int64, np.int64]
+        np.testing.assert_array_equal(np.concatenate(out), to_fixed(reference(digits_spec, x), digits_spec.output.format))
+        with pytest.raises(DataError, match="outside ufixed<5,5>'s range"):
+            list(acc.predict_stream([q[:10] + 40], fixed=True))
+        with pytest.raises(DataError, match="takes integers"):
+            list(acc.predict_stream([x[:10]], fixed=True))
