@@ -176,10 +176,26 @@ def bench_runtime(out: Path) -> list[dict]:
     if not board_py.exists():
         return [{"error": "board environment missing: make board-env"}]
     res = run_in_board_env(board_py)
+    soak = _soak_in_board_env(board_py)
+    res["soak"] = soak
     (out / "runtime.json").write_text(json.dumps(res, indent=2, default=str))
     summary = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.get("summary", {}).items()}
     packing = {f"packing_{k}": (round(v) if isinstance(v, float) else v) for k, v in res.get("packing", {}).items()}
-    return [{"python": res.get("python"), "numpy": res.get("numpy"), "pynq": res.get("pynq"), **summary, **packing}]
+    soak_cols = {f"soak_{k}": soak.get(k) for k in ("samples", "samples_sent", "samples_received", "mismatched_samples",
+                                                   "errors_injected", "errors_raised", "recovered", "calls")}
+    soak_cols.update({f"soak_latency_{k}_us": round(v, 1) for k, v in soak.get("latency_us", {}).items() if k != "calls"})
+    return [{"python": res.get("python"), "numpy": res.get("numpy"), "pynq": res.get("pynq"), **summary, **packing,
+             **soak_cols}]
+
+
+def _soak_in_board_env(board_py: Path) -> dict:
+    """The runtime soak (1,000,000 samples, faults injected; :mod:`fpga_dnn.runtime.soak`)."""
+    import subprocess
+    proc = subprocess.run([str(board_py), "-m", "fpga_dnn.runtime.soak", "--json", "-"], capture_output=True,
+                          text=True, timeout=1800)
+    if proc.returncode not in (0, 1) or not proc.stdout.strip():
+        return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
+    return json.loads(proc.stdout)
 
 
 BENCHES = {"toolchain": bench_toolchain, "hardware": bench_hardware, "runtime": bench_runtime}

@@ -205,3 +205,13 @@ def test_fixed_point_stream(digits_spec, make_bundle, reference):
             list(acc.predict_stream([q[:10] + 40], fixed=True))
         with pytest.raises(DataError, match="takes integers"):
             list(acc.predict_stream([x[:10]], fixed=True))
+
+
+def test_soak_short_run_loses_nothing_and_recovers_every_error():
+    from fpga_dnn.runtime.soak import run_soak
+    res = run_soak(samples=20_000, seed=3, error_rate=0.15, stall_rate=0.05, timeout_s=0.02)
+    assert res["samples_received"] == 20_000 and res["mismatched_samples"] == 0
+    assert res["errors_raised"] >= 5 and res["recovered"] == res["errors_raised"]
+    assert res["dma_resets"] >= res["errors_raised"]
+    assert res["samples_sent"] > 20_000   # retries resent what failed
+    assert res["stream_calls"] > 0 and res["calls"] > res["stream_calls"]
