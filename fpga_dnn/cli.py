@@ -113,7 +113,12 @@ def cmd_pareto(args):
 
     out = args.out or DEFAULT_BUILD / "pareto" / args.model
     train = TrainConfig(float_baseline=False, seed=args.seed, **({"epochs": args.epochs} if args.epochs else {}))
-    rep = run_sweep(args.model, out, train=train, yosys=args.yosys, quick=args.quick)
+    store = None
+    if args.store:
+        from .sweep import ResultStore
+        store = ResultStore(args.store)
+    rep = run_sweep(args.model, out, train=train, yosys=args.yosys, quick=args.quick, workers=args.workers,
+                    ray_address=args.ray_address, store=store)
     print(open(out / "pareto.md").read())
     h = rep.headline or {}
     return 0 if h.get("found", True) else 1
@@ -279,6 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a few points only (a smoke run)")
     p.add_argument("--epochs", type=int, default=None, help="maximum training epochs per model")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1,
+                   help="points computed at once: 1 = in this process (default); N > 1 = a local Ray with N "
+                        "worker processes, started and stopped by the command")
+    p.add_argument("--ray-address", default=None,
+                   help="run the points on an existing Ray cluster (host:port, or 'auto'); every node needs the "
+                        "project's environment and the store's folder at the same path")
+    p.add_argument("--store", type=Path, default=None,
+                   help="the results store (default <out>/store): finished points are never recomputed")
     p.set_defaults(func=cmd_pareto)
 
     p = sub.add_parser("overlay", help="write the Vivado scripts for a board overlay (runs Vivado if named)",
