@@ -147,3 +147,22 @@ def test_sweep_on_a_cluster_survives_a_killed_worker(tmp_path, ray_cluster):
     assert [[getattr(p, f) for f in fields] for p in remote.points] == \
            [[getattr(p, f) for f in fields] for p in local.points]
     assert all(p.worker and p.worker != local.points[0].worker for p in remote.points)
+
+
+@pytest.mark.slow
+def test_search_finds_points_and_resumes(tmp_path):
+    """A tiny NSGA-II search: every trial bit-exact and costed, constraints applied; the same
+    search again computes nothing (every trial's recipe is in the store)."""
+    from fpga_dnn.compress.explore import run_search
+    from fpga_dnn.train import TrainConfig
+
+    train = TrainConfig(epochs=2, float_baseline=False)
+    rep = run_search("digits_mlp", tmp_path, trials=3, batch=3, train=train, grid=False, board="pynq-z2")
+    assert len(rep.trials) == 3 and all(t["bit_exact"] == 1.0 for t in rep.trials)
+    assert all(t["feasible"] == (t["luts"] <= 53_200 and t["dsp"] <= 220) for t in rep.trials)
+    assert rep.search_front and set(rep.search_front) <= {t["recipe"] for t in rep.trials}
+    assert (tmp_path / "explore.png").read_bytes()[:4] == b"\x89PNG"
+    stats_before = len(list(ResultStore(tmp_path / "store").keys()))
+    again = run_search("digits_mlp", tmp_path, trials=3, batch=3, train=train, grid=False, board="pynq-z2")
+    assert [t["recipe"] for t in again.trials] == [t["recipe"] for t in rep.trials]
+    assert len(list(ResultStore(tmp_path / "store").keys())) == stats_before

@@ -197,35 +197,22 @@ def _hidden_for(zoo: str, factor) -> tuple | None:
     return tuple(max(1, int(round(n * factor))) for n in models.arch(zoo).hidden)
 
 
-def run_sweep(zoo: str, out_dir, *, recipes: list[Recipe] | None = None, train: TrainConfig | None = None,
-              cost_model: str = "da4ml", yosys: str = "headline", quick: bool = False, workers: int = 1,
-              ray_address: str | None = None, store=None) -> ParetoReport:
-    """Train, compress, convert, C-sim and cost every recipe; write the report files.
+def evaluate_recipes(zoo: str, out: Path, recipes: list[Recipe], train: TrainConfig, *, store, workers: int = 1,
+                     ray_address: str | None = None, cost_model: str = "da4ml", bitwidth_round: bool = False,
+                     what: str = "pareto"):
+    """Compute (or find in ``store``) every recipe's point: ``(teacher, records, recipes)``.
 
-    The points run through :func:`fpga_dnn.sweep.run_tasks` in three rounds (the float teacher
-    and the base QAT models the recipes share; the recipes; the bit-width search, whose budget
-    is half the 6-bit model's LUTs): in this process (``workers=1``), on a local Ray with
-    ``workers`` processes, or on the cluster at ``ray_address``. Results live in ``store``
-    (default ``<out>/store``): a re-run computes only what is missing.
+    Round 1: the float teacher and the base QAT models the recipes share (so no two points
+    train the same model); round 2: the recipes; with ``bitwidth_round``, round 3: the greedy
+    bit-width search with a budget of half the 6-bit model's LUTs. ``records`` are the sweep
+    records in the order of the returned ``recipes`` (a failed point keeps its ``error``).
     """
-    from ..sweep import ResultStore, run_tasks
+    from ..sweep import run_tasks
     from ..sweep.runner import results
 
-    if yosys not in YOSYS_MODES:
-        raise ConfigError(f"yosys must be one of {YOSYS_MODES}, got {yosys!r}")
-    a = models.arch(zoo)
-    if a.kind != "mlp" and not quick:
-        progress(f"pareto: {zoo} is a {a.kind}: low-rank applies to its Dense layers only")
-    out = Path(out_dir).resolve()
-    (out / "models").mkdir(parents=True, exist_ok=True)
-    store = store or ResultStore(out / "store")
-    ds = load_dataset(a.dataset)
-    train = train or TrainConfig(float_baseline=False)
     tr = asdict(train)
-    pending = list(recipes) if recipes is not None else default_recipes(quick=quick)
-    run = dict(store=store, workers=workers, ray_address=ray_address, what="pareto")
-
-    # round 1: the teacher and the shared bases, so that no two points train the same model
+    pending = list(recipes)
+    run = dict(store=store, workers=workers, ray_address=ray_address, what=what)
     base_tasks = {}
     for rec in pending:
         if rec.technique != "distill":
@@ -238,32 +225,65 @@ def run_sweep(zoo: str, out_dir, *, recipes: list[Recipe] | None = None, train: 
     tkey = artifacts.inputs_hash({"teacher": zoo, "train": tr, "data": data_hash(zoo), "versions": versions()})
     teacher_task = Task(tkey, "fpga_dnn.compress.pareto:teacher_task", {"zoo": zoo, "train": tr, "out": str(out)},
                         "float teacher")
-    first = results(run_tasks([teacher_task, *base_tasks.values()], **run))
-    teacher = first[0]
-    float_acc = teacher["accuracy"]
-    progress(f"pareto: {zoo}: float baseline accuracy {float_acc:.4f}")
+    teacher = results(run_tasks([teacher_task, *base_tasks.values()], **run))[0]
 
     def point_tasks(recs):
         return [Task(_recipe_key(zoo, r, train), "fpga_dnn.compress.pareto:point_task",
                      {"zoo": zoo, "recipe": asdict(r), "train": tr, "out": str(out), "cost_model": cost_model,
                       "teacher_path": teacher["path"]}, r.name) for r in recs]
 
-    # round 2: the recipes; round 3: the bit-width search, its budget from the 6-bit point
     records = run_tasks(point_tasks(pending), **run)
-    if recipes is None and not quick:
+    if bitwidth_round:
         w6 = next((r for r, rec in zip(records, pending) if rec.name == "qat_w6" and "result" in r), None)
         if w6 is not None:
             extra = [r for r in default_recipes(w6["result"]["luts"]) if r.technique == "bitwidth"]
             records += run_tasks(point_tasks(extra), **run)
             pending += extra
+    return teacher, records, pending
+
+
+def points_of(recipes: list[Recipe], records: list) -> list[Point]:
+    """The Points of the records that succeeded (failures reported and left out)."""
     points = []
-    for rec, r in zip(pending, records):
+    for rec, r in zip(recipes, records):
         if "error" in r:
             progress(f"pareto: {rec.name}: left out (failed: {r['error']}; log {r.get('log')})")
             continue
         p = Point(**{**r["result"], "seconds": round(r.get("seconds", 0.0), 1)})
         p.worker = r.get("worker", "")
         points.append(p)
+    return points
+
+
+def run_sweep(zoo: str, out_dir, *, recipes: list[Recipe] | None = None, train: TrainConfig | None = None,
+              cost_model: str = "da4ml", yosys: str = "headline", quick: bool = False, workers: int = 1,
+              ray_address: str | None = None, store=None) -> ParetoReport:
+    """Train, compress, convert, C-sim and cost every recipe; write the report files.
+
+    The points run through :func:`fpga_dnn.sweep.run_tasks` in three rounds (the float teacher
+    and the base QAT models the recipes share; the recipes; the bit-width search, whose budget
+    is half the 6-bit model's LUTs): in this process (``workers=1``), on a local Ray with
+    ``workers`` processes, or on the cluster at ``ray_address``. Results live in ``store``
+    (default ``<out>/store``): a re-run computes only what is missing.
+    """
+    from ..sweep import ResultStore
+
+    if yosys not in YOSYS_MODES:
+        raise ConfigError(f"yosys must be one of {YOSYS_MODES}, got {yosys!r}")
+    a = models.arch(zoo)
+    if a.kind != "mlp" and not quick:
+        progress(f"pareto: {zoo} is a {a.kind}: low-rank applies to its Dense layers only")
+    out = Path(out_dir).resolve()
+    (out / "models").mkdir(parents=True, exist_ok=True)
+    store = store or ResultStore(out / "store")
+    ds = load_dataset(a.dataset)
+    train = train or TrainConfig(float_baseline=False)
+    pending = list(recipes) if recipes is not None else default_recipes(quick=quick)
+    teacher, records, pending = evaluate_recipes(zoo, out, pending, train, store=store, workers=workers,
+                                                 ray_address=ray_address, cost_model=cost_model,
+                                                 bitwidth_round=recipes is None and not quick)
+    float_acc = teacher["accuracy"]
+    points = points_of(pending, records)
     for p in pareto_front(points):
         p.on_front = True
     ref = "qat_w8"
