@@ -198,7 +198,52 @@ def _soak_in_board_env(board_py: Path) -> dict:
     return json.loads(proc.stdout)
 
 
-BENCHES = {"toolchain": bench_toolchain, "hardware": bench_hardware, "runtime": bench_runtime}
+def bench_sweep(out: Path) -> list[dict]:
+    """Sweep throughput on this machine, side by side in one run: the same small Pareto sweep
+    (real points: train, compress, convert, C-sim bit-exact, da4ml cost) with 1 worker (in
+    process) and with 2 (a local Ray), each in a fresh store; then the scheduler's own overhead
+    per point, from calibrated probe points (a known amount of CPU work) on Ray."""
+    import shutil
+
+    from .compress.pareto import Recipe, run_sweep
+    from .sweep import ResultStore, Task, run_tasks
+    from .train import TrainConfig
+
+    recipes = [Recipe("qat_w8", "qat", "8-bit QAT", 8, 8), Recipe("qat_w6", "qat", "6-bit QAT", 6, 6),
+               Recipe("prune50", "prune", "6-bit, 50% pruned", compress={"techniques": ["prune"], "sparsity": 0.5}),
+               Recipe("prune75", "prune", "6-bit, 75% pruned", compress={"techniques": ["prune"], "sparsity": 0.75})]
+    train = TrainConfig(epochs=20, float_baseline=False)
+    rows = []
+    for workers in (1, 2):
+        folder = out / "sweep" / f"workers{workers}"
+        shutil.rmtree(folder, ignore_errors=True)
+        t0 = time.perf_counter()
+        rep = run_sweep("digits_mlp", folder, recipes=recipes, yosys="none", train=train, workers=workers)
+        wall = time.perf_counter() - t0
+        tasks = len(list(ResultStore(folder / "store").keys()))   # teacher, 2 bases, 4 points
+        rows.append({"what": f"pareto sweep, digits_mlp, {workers} worker(s)", "workers": workers, "tasks": tasks,
+                     "wall_s": round(wall, 1), "points_per_hour": round(tasks / wall * 3600),
+                     "mean_point_s": round(sum(p.seconds for p in rep.points) / len(rep.points), 1),
+                     "accuracies": [round(p.accuracy, 4) for p in rep.points]})
+    rows[1]["speedup_vs_1_worker"] = round(rows[0]["wall_s"] / rows[1]["wall_s"], 2)
+    rows[1]["same_points_as_1_worker"] = rows[1]["accuracies"] == rows[0]["accuracies"]
+    seconds, n = 2.0, 8
+    for workers in (1, 2):
+        folder = out / "sweep" / f"probe{workers}"
+        shutil.rmtree(folder, ignore_errors=True)
+        stats: dict = {}
+        run_tasks([Task(f"probe{i}", "fpga_dnn.sweep.probe:busy_point", {"value": i, "seconds": seconds}, f"p{i}")
+                   for i in range(n)], ResultStore(folder), workers=workers, stats=stats)
+        per_point = (stats["tasks_wall_s"] * workers - stats["point_seconds"]) / n
+        rows.append({"what": f"scheduler overhead, {n} probe points of {seconds} s, {workers} worker(s)",
+                     "workers": workers, "tasks": n, "wall_s": round(stats["tasks_wall_s"], 2),
+                     "startup_s": round(stats["startup_s"], 2), "overhead_per_point_s": round(per_point, 3),
+                     "overhead_fraction_of_point": round(per_point / seconds, 4), "target_fraction": 0.02})
+    (out / "sweep.json").write_text(json.dumps(rows, indent=2))
+    return rows
+
+
+BENCHES = {"toolchain": bench_toolchain, "hardware": bench_hardware, "runtime": bench_runtime, "sweep": bench_sweep}
 
 
 def to_markdown(results: dict) -> str:

@@ -113,10 +113,27 @@ def cmd_pareto(args):
 
     out = args.out or DEFAULT_BUILD / "pareto" / args.model
     train = TrainConfig(float_baseline=False, seed=args.seed, **({"epochs": args.epochs} if args.epochs else {}))
-    rep = run_sweep(args.model, out, train=train, yosys=args.yosys, quick=args.quick)
+    store = None
+    if args.store:
+        from .sweep import ResultStore
+        store = ResultStore(args.store)
+    rep = run_sweep(args.model, out, train=train, yosys=args.yosys, quick=args.quick, workers=args.workers,
+                    ray_address=args.ray_address, store=store)
     print(open(out / "pareto.md").read())
     h = rep.headline or {}
     return 0 if h.get("found", True) else 1
+
+
+def cmd_explore(args):
+    from .compress.explore import run_search
+    from .train import TrainConfig
+
+    out = args.out or DEFAULT_BUILD / "explore" / args.model
+    train = TrainConfig(float_baseline=False, seed=args.seed, **({"epochs": args.epochs} if args.epochs else {}))
+    run_search(args.model, out, trials=args.trials, batch=args.batch, workers=args.workers,
+               ray_address=args.ray_address, board=args.target_board, train=train, seed=args.seed)
+    print(open(out / "explore.md").read())
+    return 0
 
 
 def _hw_config(args, steps):
@@ -279,7 +296,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a few points only (a smoke run)")
     p.add_argument("--epochs", type=int, default=None, help="maximum training epochs per model")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1,
+                   help="points computed at once: 1 = in this process (default); N > 1 = a local Ray with N "
+                        "worker processes, started and stopped by the command")
+    p.add_argument("--ray-address", default=None,
+                   help="run the points on an existing Ray cluster (host:port, or 'auto'); every node needs the "
+                        "project's environment and the store's folder at the same path")
+    p.add_argument("--store", type=Path, default=None,
+                   help="the results store (default <out>/store): finished points are never recomputed")
     p.set_defaults(func=cmd_pareto)
+
+    p = sub.add_parser("explore", help="multi-objective design-space search (Optuna NSGA-II) beside the grid",
+                       description="Search weight/activation bits, pruning and hidden width for accuracy vs LUT, "
+                                   "DSP and latency under a board's budgets (NSGA-II), each point bit-exact in "
+                                   "C-sim; write explore.json/.md/.png with the search's and the grid's fronts.")
+    p.add_argument("model", help="zoo model: digits_mlp or jet_mlp")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default build/explore/<model>)")
+    p.add_argument("--trials", type=int, default=16, help="trials (points) in all (default 16)")
+    p.add_argument("--batch", type=int, default=None, help="trials asked at once (default max(workers, 4))")
+    p.add_argument("--target-board", default="pynq-z2", help="board whose LUT/DSP budgets constrain the search")
+    p.add_argument("--epochs", type=int, default=None, help="maximum training epochs per model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="as for pareto: 1 = in process, N = a local Ray")
+    p.add_argument("--ray-address", default=None, help="as for pareto: an existing Ray cluster")
+    p.set_defaults(func=cmd_explore)
 
     p = sub.add_parser("overlay", help="write the Vivado scripts for a board overlay (runs Vivado if named)",
                        description="Write IP packaging, block design (PS + AXI DMA + accelerator), bitstream and "

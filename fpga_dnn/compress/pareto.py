@@ -5,8 +5,10 @@ conversion, C-sim checked bit-exact against Keras on the whole test set, and the
 of the generated RTL (:mod:`.cost`: da4ml's LUT estimate for every point; yosys
 ``synth_xilinx`` for the headline models, or for the whole front with ``yosys="front"``).
 Outputs: ``pareto.json``, ``pareto.md`` and ``pareto.png`` (accuracy vs LUTs, the front marked,
-the board LUT budgets drawn), plus each point's model in ``models/``. Points are cached by a
-hash of what made them, so a rerun only trains what changed.
+the board LUT budgets drawn), plus each point's model in ``models/``. Points run through
+:mod:`fpga_dnn.sweep` (in this process, on a local Ray, or on a cluster) and live in its store
+under a content hash of what made them (model, data, recipe, training, package versions), so a
+rerun only computes what changed or is missing.
 
 The headline answers the question a user brings: the smallest model within 1 percentage point
 of the float baseline's accuracy that uses fewer LUTs than the uncompressed 8-bit QAT model.
@@ -15,6 +17,7 @@ of the float baseline's accuracy that uses fewer LUTs than the uncompressed 8-bi
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +26,7 @@ from .. import artifacts, kerasenv, models
 from ..data import load_dataset
 from ..errors import ConfigError
 from ..log import progress
+from ..sweep.runner import Task
 from ..train import TrainConfig, _fit, accuracy
 from .finetune import sparsity
 
@@ -47,7 +51,8 @@ class Point:
     rtl_exact: float | None = None  # Verilator emulation of the generated Verilog = Keras (= C-sim)
     on_front: bool = False
     model_path: str = ""
-    seconds: float = 0.0
+    seconds: float = 0.0   # the point's own wall time
+    worker: str = ""       # host:pid that computed it
 
 
 @dataclass
@@ -149,9 +154,41 @@ def default_recipes(base_cost: float | None = None, quick: bool = False) -> list
     return r
 
 
+def versions() -> dict:
+    """The versions of the packages a point's numbers depend on (part of its key)."""
+    from importlib import metadata
+
+    out = {}
+    for pkg in ("tensorflow", "tf-keras", "keras", "qkeras", "hgq2", "hls4ml", "da4ml", "numpy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+_DATA_HASHES: dict = {}
+
+
+def data_hash(zoo: str) -> str:
+    """A content hash of the zoo model's dataset (generated or packaged: no download)."""
+    import hashlib
+
+    name = models.arch(zoo).dataset
+    if name not in _DATA_HASHES:
+        ds = load_dataset(name)
+        h = hashlib.sha256()
+        for arr in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
+            h.update(memoryview(arr.tobytes()))
+        _DATA_HASHES[name] = h.hexdigest()[:16]
+    return _DATA_HASHES[name]
+
+
 def _recipe_key(zoo: str, recipe: Recipe, train: TrainConfig) -> str:
+    """What produced a point: model, data, recipe, training, package versions (a content hash)."""
     extra = {"hgq2_fit": "all epochs, last weights"} if recipe.framework == "hgq2" else {}
-    return artifacts.inputs_hash({"zoo": zoo, "recipe": asdict(recipe), "train": asdict(train), **extra})
+    return artifacts.inputs_hash({"zoo": zoo, "recipe": asdict(recipe), "train": asdict(train),
+                                  "data": data_hash(zoo), "versions": versions(), **extra})
 
 
 def _hidden_for(zoo: str, factor) -> tuple | None:
@@ -160,43 +197,93 @@ def _hidden_for(zoo: str, factor) -> tuple | None:
     return tuple(max(1, int(round(n * factor))) for n in models.arch(zoo).hidden)
 
 
+def evaluate_recipes(zoo: str, out: Path, recipes: list[Recipe], train: TrainConfig, *, store, workers: int = 1,
+                     ray_address: str | None = None, cost_model: str = "da4ml", bitwidth_round: bool = False,
+                     what: str = "pareto"):
+    """Compute (or find in ``store``) every recipe's point: ``(teacher, records, recipes)``.
+
+    Round 1: the float teacher and the base QAT models the recipes share (so no two points
+    train the same model); round 2: the recipes; with ``bitwidth_round``, round 3: the greedy
+    bit-width search with a budget of half the 6-bit model's LUTs. ``records`` are the sweep
+    records in the order of the returned ``recipes`` (a failed point keeps its ``error``).
+    """
+    from ..sweep import run_tasks
+    from ..sweep.runner import results
+
+    tr = asdict(train)
+    pending = list(recipes)
+    run = dict(store=store, workers=workers, ray_address=ray_address, what=what)
+    base_tasks = {}
+    for rec in pending:
+        if rec.technique != "distill":
+            b = _base_recipe(rec)
+            k = _recipe_key(zoo, b, train)
+            base_tasks[k] = Task(k, "fpga_dnn.compress.pareto:base_task",
+                                 {"zoo": zoo, "recipe": asdict(b), "train": tr, "out": str(out)},
+                                 f"base {rec.framework} w{rec.weight_bits}/a{rec.activation_bits}"
+                                 + (f" hidden x{rec.hidden}" if rec.hidden else ""))
+    tkey = artifacts.inputs_hash({"teacher": zoo, "train": tr, "data": data_hash(zoo), "versions": versions()})
+    teacher_task = Task(tkey, "fpga_dnn.compress.pareto:teacher_task", {"zoo": zoo, "train": tr, "out": str(out)},
+                        "float teacher")
+    teacher = results(run_tasks([teacher_task, *base_tasks.values()], **run))[0]
+
+    def point_tasks(recs):
+        return [Task(_recipe_key(zoo, r, train), "fpga_dnn.compress.pareto:point_task",
+                     {"zoo": zoo, "recipe": asdict(r), "train": tr, "out": str(out), "cost_model": cost_model,
+                      "teacher_path": teacher["path"]}, r.name) for r in recs]
+
+    records = run_tasks(point_tasks(pending), **run)
+    if bitwidth_round:
+        w6 = next((r for r, rec in zip(records, pending) if rec.name == "qat_w6" and "result" in r), None)
+        if w6 is not None:
+            extra = [r for r in default_recipes(w6["result"]["luts"]) if r.technique == "bitwidth"]
+            records += run_tasks(point_tasks(extra), **run)
+            pending += extra
+    return teacher, records, pending
+
+
+def points_of(recipes: list[Recipe], records: list) -> list[Point]:
+    """The Points of the records that succeeded (failures reported and left out)."""
+    points = []
+    for rec, r in zip(recipes, records):
+        if "error" in r:
+            progress(f"pareto: {rec.name}: left out (failed: {r['error']}; log {r.get('log')})")
+            continue
+        p = Point(**{**r["result"], "seconds": round(r.get("seconds", 0.0), 1)})
+        p.worker = r.get("worker", "")
+        points.append(p)
+    return points
+
+
 def run_sweep(zoo: str, out_dir, *, recipes: list[Recipe] | None = None, train: TrainConfig | None = None,
-              cost_model: str = "da4ml", yosys: str = "headline", quick: bool = False) -> ParetoReport:
-    """Train, compress, convert, C-sim and cost every recipe; write the report files."""
-    from . import CompressOptions, apply
-    from .cost import hardware_cost
+              cost_model: str = "da4ml", yosys: str = "headline", quick: bool = False, workers: int = 1,
+              ray_address: str | None = None, store=None) -> ParetoReport:
+    """Train, compress, convert, C-sim and cost every recipe; write the report files.
+
+    The points run through :func:`fpga_dnn.sweep.run_tasks` in three rounds (the float teacher
+    and the base QAT models the recipes share; the recipes; the bit-width search, whose budget
+    is half the 6-bit model's LUTs): in this process (``workers=1``), on a local Ray with
+    ``workers`` processes, or on the cluster at ``ray_address``. Results live in ``store``
+    (default ``<out>/store``): a re-run computes only what is missing.
+    """
+    from ..sweep import ResultStore
 
     if yosys not in YOSYS_MODES:
         raise ConfigError(f"yosys must be one of {YOSYS_MODES}, got {yosys!r}")
     a = models.arch(zoo)
     if a.kind != "mlp" and not quick:
         progress(f"pareto: {zoo} is a {a.kind}: low-rank applies to its Dense layers only")
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()
     (out / "models").mkdir(parents=True, exist_ok=True)
-    (out / "points").mkdir(parents=True, exist_ok=True)
+    store = store or ResultStore(out / "store")
     ds = load_dataset(a.dataset)
     train = train or TrainConfig(float_baseline=False)
-    k2 = kerasenv.tf_keras()
-    teacher_path = out / "models" / "float.h5"
-    if teacher_path.is_file():
-        from ..modelio import load_model
-
-        teacher, _ = load_model(teacher_path)
-    else:
-        teacher = models.build_model(zoo, "float", seed=train.seed)
-        _fit(teacher, k2, ds, train, "float")
-        teacher.save(teacher_path)
-    float_acc = accuracy(teacher, ds.x_test, ds.y_test)
-    progress(f"pareto: {zoo}: float baseline accuracy {float_acc:.4f}")
-    points: list[Point] = []
     pending = list(recipes) if recipes is not None else default_recipes(quick=quick)
-    add_bitwidth = recipes is None and not quick
-    while pending:
-        rec = pending.pop(0)
-        points.append(_make_point(zoo, rec, ds, train, out, teacher_path, cost_model, apply, CompressOptions,
-                                  hardware_cost))
-        if add_bitwidth and rec.name == "qat_w6":
-            pending += [r for r in default_recipes(points[-1].luts) if r.technique == "bitwidth"]
+    teacher, records, pending = evaluate_recipes(zoo, out, pending, train, store=store, workers=workers,
+                                                 ray_address=ray_address, cost_model=cost_model,
+                                                 bitwidth_round=recipes is None and not quick)
+    float_acc = teacher["accuracy"]
+    points = points_of(pending, records)
     for p in pareto_front(points):
         p.on_front = True
     ref = "qat_w8"
@@ -204,7 +291,7 @@ def run_sweep(zoo: str, out_dir, *, recipes: list[Recipe] | None = None, train: 
     if yosys != "none":
         chosen = [p for p in points if p.on_front] if yosys == "front" else \
             [p for p in points if head and p.name in (head.get("point"), ref)]
-        _add_hardware_checks(chosen, ds, out)
+        _add_hardware_checks(chosen, ds, out, store)
         head = headline(points, float_acc, ref)
     from ..boards import load_board
 
@@ -216,19 +303,52 @@ def run_sweep(zoo: str, out_dir, *, recipes: list[Recipe] | None = None, train: 
     return rep
 
 
+# ---------------------------------------------------------------------------------------------
+# The points (run by fpga_dnn.sweep on any worker: plain data in, plain data out)
+
+def teacher_task(zoo: str, train: dict, out: str) -> dict:
+    """The float twin, trained once: the baseline accuracy and the distillation teacher."""
+    from ..modelio import load_model
+
+    cfg = TrainConfig(**train)
+    ds = load_dataset(models.arch(zoo).dataset)
+    path = Path(out) / "models" / f"float_{artifacts.inputs_hash({'zoo': zoo, 'train': train})}.h5"
+    if path.is_file():
+        teacher, _ = load_model(path)
+    else:
+        teacher = models.build_model(zoo, "float", seed=cfg.seed)
+        _fit(teacher, kerasenv.tf_keras(), ds, cfg, "float")
+        teacher.save(path)
+    return {"path": str(path), "accuracy": float(accuracy(teacher, ds.x_test, ds.y_test))}
+
+
+def base_task(zoo: str, recipe: dict, train: dict, out: str) -> dict:
+    """A base QAT model (framework, widths, hidden) that several recipes compress."""
+    rec = Recipe(**{**recipe, "hidden": recipe.get("hidden")})
+    cfg = TrainConfig(**train)
+    ds = load_dataset(models.arch(zoo).dataset)
+    path = _trained_base(zoo, rec, ds, cfg, Path(out), return_path=True)
+    return {"path": str(path)}
+
+
+def point_task(zoo: str, recipe: dict, train: dict, out: str, cost_model: str, teacher_path: str) -> dict:
+    """One point: compress, save, convert, C-sim against Keras, cost the RTL; the Point's fields."""
+    from . import CompressOptions, apply
+    from .cost import hardware_cost
+
+    rec = Recipe(**recipe)
+    cfg = TrainConfig(**train)
+    ds = load_dataset(models.arch(zoo).dataset)
+    return asdict(_make_point(zoo, rec, ds, cfg, Path(out), Path(teacher_path), cost_model, apply, CompressOptions,
+                              hardware_cost))
+
+
 def _make_point(zoo, rec: Recipe, ds, train, out: Path, teacher_path, cost_model, apply, CompressOptions,
                 hardware_cost) -> Point:
     from ..convert import ConvertOptions, convert
     from ..csim import run_csim
     from ..modelio import load_model
 
-    key = _recipe_key(zoo, rec, train)
-    cached = out / "points" / f"{rec.name}.json"
-    if cached.is_file():
-        d = json.loads(cached.read_text())
-        if d.get("key") == key:
-            progress(f"pareto: {rec.name}: cached ({d['point']['luts']:,.0f} LUT, accuracy {d['point']['accuracy']:.4f})")
-            return Point(**d["point"])
     t0 = time.perf_counter()
     progress(f"pareto: {rec.name}: {rec.detail}")
     if rec.technique == "distill":  # a distilled student learns from the teacher from the start
@@ -253,7 +373,6 @@ def _make_point(zoo, rec: Recipe, ds, train, out: Path, teacher_path, cost_model
               latency_cycles=cost.latency_cycles, bit_exact=float(cs.exact_fraction), weights=weight_count(model),
               sparsity=round(keras_sparsity, 4), model_path=str(path.relative_to(out)),
               seconds=round(time.perf_counter() - t0, 1))
-    cached.write_text(json.dumps({"key": key, "point": asdict(p)}, indent=2))
     progress(f"pareto: {rec.name}: accuracy {p.accuracy:.4f}, {p.luts:,.0f} LUT, bit-exact {p.bit_exact:.4f}")
     return p
 
@@ -264,17 +383,21 @@ def _build(zoo: str, rec: Recipe, train: TrainConfig):
     return models.build_model(zoo, rec.framework, quant, seed=train.seed, hidden=_hidden_for(zoo, rec.hidden), **kw)
 
 
-def _trained_base(zoo: str, rec: Recipe, ds, train: TrainConfig, out: Path):
+def _base_recipe(rec: Recipe) -> Recipe:
+    return Recipe("base", "qat", "", rec.weight_bits, rec.activation_bits, rec.framework, rec.hidden,
+                  hgq_beta=rec.hgq_beta)
+
+
+def _trained_base(zoo: str, rec: Recipe, ds, train: TrainConfig, out: Path, return_path: bool = False):
     """The QAT model a recipe starts from, trained once per (framework, widths, hidden) and shared
-    by every recipe that compresses it."""
+    by every recipe that compresses it (its own sweep task, run before the recipes)."""
     from ..modelio import load_model
 
-    base = Recipe("base", "qat", "", rec.weight_bits, rec.activation_bits, rec.framework, rec.hidden,
-                  hgq_beta=rec.hgq_beta)
+    base = _base_recipe(rec)
     key = _recipe_key(zoo, base, train)
     path = out / "models" / f"base_{key}{'.keras' if rec.framework == 'hgq2' else '.h5'}"
     if path.is_file():
-        return load_model(path)[0]
+        return path if return_path else load_model(path)[0]
     model = _build(zoo, rec, train)
     label = f"{rec.framework} w{rec.weight_bits}/a{rec.activation_bits}"
     if rec.framework == "hgq2":
@@ -283,11 +406,13 @@ def _trained_base(zoo: str, rec: Recipe, ds, train: TrainConfig, out: Path):
         fit_hgq2(model, ds, train, label)
     else:
         _fit(model, kerasenv.tf_keras(), ds, train, label)
-    model.save(path)
-    return model
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}{path.suffix}")
+    model.save(tmp)
+    os.replace(tmp, path)   # a reader never sees a half-written model
+    return path if return_path else model
 
 
-def _add_hardware_checks(points: list[Point], ds, out: Path) -> None:
+def _add_hardware_checks(points: list[Point], ds, out: Path, store=None) -> None:
     """yosys figures, and the generated Verilog run in the Verilator emulation on the whole test
     set (equal to Keras, hence to C-sim, which equals Keras on every sample)."""
     from ..convert import ConvertOptions, check_input, convert
@@ -299,6 +424,13 @@ def _add_hardware_checks(points: list[Point], ds, out: Path) -> None:
     from .cost import hardware_cost
 
     for p in points:
+        # cached in the sweep's store, keyed by the model file's content
+        key = artifacts.inputs_hash({"hardware_checks": artifacts.file_hash(out / p.model_path)})
+        done = store.get(key) if store is not None else None
+        if done is not None:
+            for k, v in done["result"].items():
+                setattr(p, k, v)
+            continue
         model, _ = load_model(out / p.model_path)
         update = {}
         if p.yosys_luts is None:
@@ -316,11 +448,8 @@ def _add_hardware_checks(points: list[Point], ds, out: Path) -> None:
             p.rtl_exact = float(rows_equal(got, predict_logits(model, x)).mean())
             update["rtl_exact"] = p.rtl_exact
             progress(f"pareto: {p.name}: RTL emulation = Keras on {p.rtl_exact:.4f} of {len(x)} samples")
-        if update:
-            cached = out / "points" / f"{p.name}.json"
-            d = json.loads(cached.read_text())
-            d["point"].update(update)
-            cached.write_text(json.dumps(d, indent=2))
+        if update and store is not None:
+            store.put(key, {"key": key, "label": f"{p.name} hardware checks", "result": update})
 
 
 # ---------------------------------------------------------------------------------------------
