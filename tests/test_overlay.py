@@ -94,14 +94,19 @@ proc fake_file {path text} {
     file mkdir [file dirname $path]
     set fh [open $path w]; puts -nonewline $fh $text; close $fh
 }
-proc version {args} { record version {*}$args; return [setting VERSION 2024.1] }
+proc version {args} { record version {*}$args; return [setting VERSION $::fd(vivado_version)] }
 proc get_ipdefs {args} {
     record get_ipdefs {*}$args
     set prefix [string range [lindex $args end] 0 end-2]
+    # -all also lists hidden / IP-catalog-only IP (here a newer version): only -filter on
+    # DESIGN_TOOL_CONTEXTS =~ *IPI* leaves the IP integrator IP.
+    set f [lsearch -exact $args -filter]
+    set ipi [expr {$f >= 0 && [string match {*DESIGN_TOOL_CONTEXTS =~ \*IPI\**} [lindex $args [expr {$f + 1}]]]}]
+    set hidden [expr {$ipi ? {} : [list $prefix:99.9]}]
     switch -glob -- $prefix {
-        *:axi_dma { return [list $prefix:7.0 $prefix:[setting DMA_VERSION 7.1]] }
-        *:smartconnect { return [list $prefix:1.9 $prefix:1.10] }
-        default { return [list $prefix:1.0] }
+        *:axi_dma { return [concat [list $prefix:7.0 $prefix:[setting DMA_VERSION 7.1]] $hidden] }
+        *:smartconnect { return [concat [list $prefix:1.9 $prefix:1.10] $hidden] }
+        default { return [concat [list $prefix:1.0] $hidden] }
     }
 }
 proc get_board_parts {args} {
@@ -111,7 +116,12 @@ proc get_board_parts {args} {
 proc create_project {name dir args} {
     record create_project $name $dir {*}$args
     set ::proj_name $name; set ::proj_dir $dir
+    set ::proj_files {}
     return $name
+}
+proc add_files {args} {
+    record add_files {*}$args
+    foreach f [lindex $args end] { lappend ::proj_files $f }
 }
 proc current_project {args} { return $::proj_name }
 proc current_fileset {args} { return sources_1 }
@@ -134,16 +144,42 @@ proc set_property {args} {
 }
 proc get_property {name obj} {
     record get_property $name $obj
+    if {[info exists ::fd(ps_clock_actual)] && $obj eq "ps" && $name eq "CONFIG.$::fd(ps_clock_actual)"} {
+        # what Vivado computes from the PLL and divisors: close to, rarely exactly, the request
+        return [setting ACT_MHZ [format %.6f [expr {$::fd(clock_mhz) * 0.99999}]]]
+    }
     if {[dict exists $::props $obj $name]} { return [dict get $::props $obj $name] }
+    set failed [expr {$obj eq [setting FAIL_RUN none]}]
     switch -- $name {
+        NAME { return $obj }
         CONFIG.TDATA_NUM_BYTES { return [setting "BYTES_[string toupper [file tail $obj]]" 8] }
         CONFIG.HAS_TLAST { return [setting TLAST 1] }
-        PROGRESS { return 100% }
-        STATUS { return "[setting STATUS {write_bitstream Complete!}]" }
+        CONFIG.HAS_TKEEP { return [setting TKEEP 1] }
+        PROGRESS { return [expr {$failed ? "40%" : "100%"}] }
+        STATUS {
+            if {$failed} { return [expr {$obj eq "synth_1" ? "synth_design ERROR" : "route_design ERROR"}] }
+            return "[setting STATUS {write_bitstream Complete!}]"
+        }
         STATS.WNS { return [setting WNS 0.512] }
+        STATS.WHS { return [setting WHS 0.021] }
+        STATS.TPWS { return [setting TPWS 0] }
+        STATS.FAILED_NETS { return [setting FAILED_NETS 0] }
         DIRECTORY { return [file join $::proj_dir $::proj_name.runs $obj] }
     }
     return ""
+}
+# The summary of Vivado's report_route_status (its layout, the counts from the settings).
+proc report_route_status {args} {
+    record report_route_status {*}$args
+    if {[lsearch -exact $args -return_string] < 0} { return "" }
+    set unrouted [setting UNROUTED 0]
+    set errors [expr {$unrouted + [setting CONFLICTS 0]}]
+    return "Design Route Status\n   # of logical nets.......................... :       12345 :\n\
+       # of routable nets..................... :        8889 :\n\
+           # of fully routed nets............. :  [expr {8889 - $errors}] :\n\
+       # of nets with routing errors.......... :  $errors :\n\
+           # of unrouted nets................. :  $unrouted :\n\
+           # of nets with resource conflicts.. :  [setting CONFLICTS 0] :\n"
 }
 proc make_wrapper {args} {
     record make_wrapper {*}$args
@@ -152,7 +188,7 @@ proc make_wrapper {args} {
 proc generate_target {args} {
     record generate_target {*}$args
     # Vivado 2020.2+ puts block-design products under <proj>.gen, older releases under <proj>.srcs.
-    set srcdir [expr {[string compare [setting VERSION 2024.1] 2020.2] >= 0 ? "gen" : "srcs"}]
+    set srcdir [expr {[string compare [setting VERSION $::fd(vivado_version)] 2020.2] >= 0 ? "gen" : "srcs"}]
     fake_file [file join $::proj_dir $::proj_name.$srcdir sources_1 bd $::fd(bd_name) hw_handoff $::fd(bd_name).hwh] \
         "HWH $::fd(design) $::fd(board)"
 }
@@ -165,6 +201,23 @@ proc wait_on_run {run args} {
 }
 namespace eval ipx {}
 proc ipx::current_core {args} { return core }
+# The packager imports the project's files into <ip>/src/; PACKAGER_DROPS_MEM=1 models one that
+# leaves the memory files out of the synthesis file group.
+proc ipx::package_project {args} {
+    record ipx::package_project {*}$args
+    set ::ip_files {}
+    foreach f $::proj_files {
+        if {[setting PACKAGER_DROPS_MEM 0] && [string match *.mem $f]} { continue }
+        lappend ::ip_files src/[file tail $f]
+    }
+}
+proc ipx::get_file_groups {name args} { record ipx::get_file_groups $name {*}$args; return $name }
+proc ipx::get_files {args} { return $::ip_files }
+proc ipx::add_file {path group} {
+    record ipx::add_file $path $group
+    lappend ::ip_files $path
+    return $path
+}
 proc ipx::get_bus_interfaces {name args} {
     record ipx::get_bus_interfaces $name {*}$args
     if {[lsearch -exact [setting BUSIFS {s_axis m_axis clk aresetn}] $name] >= 0} { return $name }
@@ -267,12 +320,13 @@ VIVADO_COMMANDS = {
     "add_files", "apply_bd_automation", "assign_bd_address", "close_project", "connect_bd_intf_net",
     "connect_bd_net", "create_bd_design", "get_param", "launch_runs", "open_run", "report_timing_summary",
     "report_utilization", "save_bd_design", "set_param", "update_compile_order", "update_ip_catalog",
-    "validate_bd_design", "ipx::package_project", "ipx::infer_bus_interfaces", "ipx::get_bus_parameters",
+    "validate_bd_design", "ipx::infer_bus_interfaces", "ipx::get_bus_parameters",
     "ipx::add_bus_parameter", "ipx::associate_bus_interfaces", "ipx::create_xgui_files", "ipx::update_checksums",
     "ipx::check_integrity", "ipx::save_core",
     # stubbed, recorded
     "version", "get_ipdefs", "get_board_parts", "create_project", "create_bd_cell", "set_property",
     "get_property", "make_wrapper", "generate_target", "wait_on_run", "ipx::get_bus_interfaces",
+    "report_route_status", "add_files", "ipx::package_project", "ipx::get_file_groups", "ipx::add_file",
 }
 HLS_COMMANDS = {"open_project", "set_top", "add_files", "open_solution", "config_array_partition", "config_compile",
                 "set_part", "config_schedule", "create_clock", "set_clock_uncertainty", "csynth_design",
@@ -394,14 +448,22 @@ def test_board_files_describe_the_block_design(board):
     assert b.ps.vlnv.endswith(":" + b.ps_ip) and b.ps.vlnv.count(":") == 2
     assert b.board_part.split(":")[1] in ("pynq-z2", "ultra96v2")
     assert b.dma.max_transfer_bytes == 2 ** 26 - 1
-    assert b.vivado_version == "2024.1" and b.pynq_image == "3.1"
     if board == "pynq-z2":
+        # AMD's PYNQ 3.1 image for the PYNQ-Z2, built with Vivado 2024.1
+        assert (b.pynq_image, b.vivado_version) == ("3.1", "2024.1") and "PYNQ-Z2" in b.pynq_image_source
         assert (b.ps.clock_pin, b.ps.reset_pin, b.hp_port) == ("FCLK_CLK0", "FCLK_RESET0_N", "S_AXI_HP0")
         assert b.ps.config["PCW_USE_S_AXI_HP0"] == "1"
+        assert b.ps.clock_actual_property == "PCW_ACT_FPGA0_PERIPHERAL_FREQMHZ"
+        assert b.ps.clock_config == {"PCW_FCLK0_PERIPHERAL_CLKSRC": "IO PLL"}
     else:
+        # no PYNQ 3.1 image for the Ultra96-V2: Avnet's latest is v3.0.1, built with Vivado 2022.1
+        assert (b.pynq_image, b.vivado_version) == ("3.0.1", "2022.1") and "Avnet" in b.pynq_image_source
         assert (b.ps.clock_pin, b.ps.reset_pin, b.hp_port) == ("pl_clk0", "pl_resetn0", "S_AXI_HP0_FPD")
         assert b.ps.config["PSU__USE__S_AXI_GP2"] == "1"   # = S_AXI_HP0_FPD
         assert b.ps.config["PSU__USE__M_AXI_GP1"] == "0"   # only M_AXI_HPM0_FPD
+        assert b.ps.clock_actual_property == "PSU__CRL_APB__PL0_REF_CTRL__ACT_FREQMHZ"
+        # the board preset's clock override off, PL0 from the IOPLL: else FREQMHZ is ignored
+        assert b.ps.clock_config == {"PSU__OVERRIDE__BASIC_CLOCK": "0", "PSU__CRL_APB__PL0_REF_CTRL__SRCSEL": "IOPLL"}
 
 
 def _broken_board(tmp_path, edit) -> Path:
@@ -414,6 +476,10 @@ def _broken_board(tmp_path, edit) -> Path:
 
 @pytest.mark.parametrize("edit,field", [
     (lambda t: t.replace('clock_pin = "FCLK_CLK0"', ""), "ps.clock_pin"),
+    (lambda t: t.replace('clock_actual_property = "PCW_ACT_FPGA0_PERIPHERAL_FREQMHZ"', ""), "ps.clock_actual_property"),
+    (lambda t: t.replace('PCW_FCLK0_PERIPHERAL_CLKSRC = "IO PLL"', 'PCW_FCLK0_PERIPHERAL_CLKSRC = "[IO PLL]"'),
+     "ps.clock_config.PCW_FCLK0_PERIPHERAL_CLKSRC"),
+    (lambda t: t.replace('pynq_image_source = ', 'pynq_source = '), "pynq_image_source"),
     (lambda t: t.replace("sg_length_width = 26", 'sg_length_width = "26"'), "dma.sg_length_width"),
     (lambda t: t.replace("sg_length_width = 26", "sg_length_width = 32"), "dma.sg_length_width"),
     (lambda t: t.replace('vlnv = "xilinx.com:ip:processing_system7"', 'vlnv = "processing_system7"'), "ps.vlnv"),
@@ -458,9 +524,10 @@ def test_generated_tcl_is_complete_tcl(tmp_path, board, flow):
     proc = subprocess.run([TCLSH], input=driver.replace("$argv", "{" + " ".join(map(str, files)) + "}"),
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0 and "INCOMPLETE" not in proc.stdout, proc.stdout + proc.stderr
-    # relocatable: no absolute path of this machine in config.tcl's values
-    values = [ln for ln in (out / "config.tcl").read_text().splitlines() if ln.startswith("set ")]
-    assert not any(str(tmp_path) in ln for ln in values)
+    # relocatable: no absolute path of this machine in any script (test_copied_overlay_folder_... runs a copy)
+    for f in [*files, out / "run_vivado.sh"]:
+        text = f.read_text()
+        assert str(tmp_path) not in text and str(REPO) not in text, f
     assert os.access(out / "run_vivado.sh", os.X_OK)
     assert "@@" not in (out / "run_vivado.sh").read_text()
     subprocess.run(["bash", "-n", str(out / "run_vivado.sh")], check=True)
@@ -474,17 +541,21 @@ def test_bundle_spec_records_board_and_dma(rtl_overlay, board):
     assert (ov["board"], ov["flow"], ov["dma"], ov["dma_max_transfer_bytes"]) == (board, "rtl", "axi_dma_0", 2 ** 26 - 1)
     assert spec.extra["board"] == board   # what fpga-dnn bundle compares with the bitstream's part
     assert (ov["bitstream"], ov["hwh"]) == ("dummy.bit", "dummy.hwh")
-    assert ov["vivado"] == "2024.1" and ov["pynq_image"] == "3.1"
+    assert (ov["vivado"], ov["pynq_image"], ov["pynq_image_source"]) == (b.vivado_version, b.pynq_image,
+                                                                      b.pynq_image_source)
+    # before Vivado the clock is the requested one; finalize_bundle records the real one
+    assert ov["clock_mhz"] == ov["clock_mhz_requested"] == b.pl_clock_mhz
     assert spec.input == design.spec.input and spec.output == design.spec.output
     assert spec.top_module == design.top and spec.clock_mhz == b.pl_clock_mhz and spec.checksums == {}
     assert scripts.bundle_dir == scripts.out_dir / "bundle"
 
 
-def test_no_vivado_gives_one_line_with_the_command(rtl_overlay):
+def test_no_vivado_gives_one_line_with_the_command(rtl_overlay, board):
     _, scripts = rtl_overlay
     assert not scripts.ran
     line = scripts.next_step()
-    assert "\n" not in line and scripts.command in line and "Vivado 2024.1" in line
+    assert "\n" not in line and scripts.command in line and f"Vivado {load_board(board).vivado_version}" in line
+    assert str(scripts.built_dir) in line
     assert scripts.command == f"bash {scripts.out_dir.resolve() / 'run_vivado.sh'}"
 
 
@@ -534,14 +605,27 @@ def _check_block_design(calls, board: str, spec: Spec, accel_vlnv: str, accel_cl
     assert cells["ctrl_interconnect"] == cells["mem_interconnect"] == "xilinx.com:ip:smartconnect:1.10"
     auto = calls_of(calls, "apply_bd_automation")[0]
     assert auto[auto.index("-rule") + 1] == b.ps.automation_rule and auto[-1] == "ps"
-    # PS configuration: the board file's, plus the PL clock
-    props = {}
+    # IP integrator IP only: get_ipdefs -all lists hidden IP too (the double's 99.9 versions)
+    assert all("-filter" in c and "DESIGN_TOOL_CONTEXTS =~ *IPI*" in c for c in calls_of(calls, "get_ipdefs"))
+    # PS configuration: the board file's clock source first (Ultra96: the preset's override off),
+    # then its ports and the PL clock
+    props, ps_dicts = {}, []
     for c in calls_of(calls, "set_property"):
         if c[0] == "-dict":
             props.setdefault(c[2], {}).update(dict_arg(tcl_list(c[1])))
+            if c[2] == "ps":
+                ps_dicts.append(dict_arg(tcl_list(c[1])))
     ps_cfg = {f"CONFIG.{k}": v for k, v in b.ps.config.items()}
     ps_cfg[f"CONFIG.{b.ps.clock_freq_property}"] = f"{b.pl_clock_mhz:g}"
     assert ps_cfg.items() <= props["ps"].items()
+    assert ps_dicts[0] == {f"CONFIG.{k}": v for k, v in b.ps.clock_config.items()}
+    assert f"CONFIG.{b.ps.clock_freq_property}" in ps_dicts[1]
+    if board == "ultra96":
+        assert ps_dicts[0] == {"CONFIG.PSU__OVERRIDE__BASIC_CLOCK": "0", "CONFIG.PSU__CRL_APB__PL0_REF_CTRL__SRCSEL": "IOPLL"}
+    # the PL clock is read back after validation
+    reads = calls_of(calls, "get_property")
+    readback = reads.index([f"CONFIG.{b.ps.clock_actual_property}", "ps"])
+    assert calls.index(["validate_bd_design"]) < calls.index(["get_property", *reads[readback]])
     # DMA: simple mode, the board's length register, the spec's stream widths
     dma = props["axi_dma_0"]
     assert dma["CONFIG.c_include_sg"] == "0" and dma["CONFIG.c_sg_length_width"] == str(b.dma.sg_length_width)
@@ -565,8 +649,14 @@ def _check_block_design(calls, board: str, spec: Spec, accel_vlnv: str, accel_cl
     # the scripts read back the widths and TLAST of the accelerator's ports (and found them equal)
     assert ["CONFIG.TDATA_NUM_BYTES", "accel/s_axis"] in calls_of(calls, "get_property")
     assert ["CONFIG.HAS_TLAST", "accel/m_axis"] in calls_of(calls, "get_property")
+    assert ["CONFIG.HAS_TKEEP", "accel/m_axis"] in calls_of(calls, "get_property")
+    assert ["CONFIG.HAS_TKEEP", "accel/s_axis"] in calls_of(calls, "get_property")
     # then synthesis, implementation and the bitstream
     assert ["impl_1", "-to_step", "write_bitstream", "-jobs", "2"] in calls_of(calls, "launch_runs")
+    # and the full timing gate on the routed design
+    for stat in ("WNS", "WHS", "TPWS"):
+        assert [f"STATS.{stat}", "impl_1"] in calls_of(calls, "get_property")
+    assert ["-return_string"] in calls_of(calls, "report_route_status")
 
 
 def _check_bundle(scripts):
@@ -668,11 +758,12 @@ def test_missing_board_files_stop_with_where_to_get_them(rtl_overlay, board, stu
     assert ["board_part", other, project] in calls_of(runs["build_overlay.tcl"], "set_property")
 
 
-def test_other_vivado_release_warns_and_finds_the_old_hwh(rtl_overlay, stub_tcl):
+def test_other_vivado_release_warns_and_finds_the_old_hwh(rtl_overlay, board, stub_tcl):
     _, scripts = rtl_overlay
     rc, out, _ = run_stub(stub_tcl, scripts.files["build_overlay"], version="2019.2", bytes_m_axis=4)
     assert rc == 0, out
-    assert "WARNING: [fpga_dnn] these scripts target Vivado 2024.1" in out and "this is Vivado 2019.2" in out
+    assert f"WARNING: [fpga_dnn] these scripts target Vivado {load_board(board).vivado_version}" in out
+    assert "this is Vivado 2019.2" in out
     assert ".srcs/sources_1/bd/fpga_dnn_bd/hw_handoff/fpga_dnn_bd.hwh" in out   # the pre-2020.2 location
     _check_bundle(scripts)
 
