@@ -274,12 +274,13 @@ def stub_tcl(tmp_path_factory) -> Path:
     return path
 
 
-def run_stub(stub: Path, script: Path, *tclargs, **settings):
+def run_stub(stub: Path, script: Path, *tclargs, env_extra=None, **settings):
     """Run ``script`` under the double; returns (returncode, output, {script name: calls})."""
     log = script.parent / "stub_calls.json"
     log.unlink(missing_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FD_STUB_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FD_STUB_") and k != "FPGA_DNN_BOARD_REPO"}
     env.update({f"FD_STUB_{k.upper()}": str(v) for k, v in settings.items()})
+    env.update(env_extra or {})
     proc = subprocess.run([TCLSH, str(stub), str(script), *tclargs], capture_output=True, text=True,
                           env=env, timeout=60)
     return proc.returncode, proc.stdout + proc.stderr, read_calls(log)
@@ -792,6 +793,134 @@ def test_bd_only_stops_before_synthesis(rtl_overlay, stub_tcl):
     assert calls_of(calls, "make_wrapper") and not calls_of(calls, "launch_runs")
 
 
+def test_pl_clock_is_read_back_and_a_wrong_one_stops(rtl_overlay, board, stub_tcl):
+    """Vivado's actual PL clock (after validate_bd_design) must be within 1% of the board file's."""
+    _, scripts = rtl_overlay
+    b = load_board(board)
+    rc, out, runs = run_stub(stub_tcl, scripts.files["build_overlay"], act_mhz="49.999500", bytes_m_axis=4)
+    assert rc == 1, out
+    assert (f"ERROR: [fpga_dnn] the PL clock is 49.999500 MHz ({b.ps.clock_actual_property}); the board file asks "
+            f"for 100 MHz") in out
+    assert not calls_of(runs["build_overlay.tcl"], "launch_runs") and not scripts.bit_path.exists()
+    rc, out, _ = run_stub(stub_tcl, scripts.files["build_overlay"], act_mhz="98.9", bytes_m_axis=4)
+    assert rc == 1 and "more than 1% off" in out
+    rc, out, _ = run_stub(stub_tcl, scripts.files["build_overlay"], act_mhz="99.2", bytes_m_axis=4)
+    assert rc == 0 and "PL clock 99.2 MHz (asked for 100 MHz)" in out, out
+    # the clock Vivado set is what the export step hands to finalize_bundle.py
+    assert (scripts.out_dir / "reports" / "pl_clock_mhz.txt").read_text().strip() == "99.2"
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"whs": -0.031}, "hold timing not met: worst hold slack -0.031 ns"),
+    ({"tpws": -0.4}, "pulse width not met: total pulse width negative slack -0.4 ns"),
+    ({"unrouted": 3}, "3 net(s) not routed"),
+    ({"conflicts": 2}, "2 net(s) not routed"),
+    ({"fail_run": "synth_1"}, "synthesis failed (run synth_1: synth_design ERROR, 40%)"),
+    ({"fail_run": "impl_1"}, "implementation and bitstream failed (run impl_1: route_design ERROR, 40%)"),
+])
+def test_timing_gate_and_run_status_stop_the_run(rtl_overlay, stub_tcl, settings, message):
+    """Hold, pulse width, unrouted nets and failed runs stop the build, even with
+    --allow-timing-violation (which only lets a setup violation through), and export nothing."""
+    _, scripts = rtl_overlay
+    rc, out, runs = run_stub(stub_tcl, scripts.files["build_overlay"], "--allow-timing-violation", bytes_m_axis=4,
+                             **settings)
+    assert rc == 1 and f"ERROR: [fpga_dnn] {message}" in out, out
+    assert not scripts.bit_path.exists() and not scripts.hwh_path.exists()
+    assert not (scripts.out_dir / "reports" / "pl_clock_mhz.txt").exists()
+    if settings.get("fail_run") == "synth_1":
+        assert not [c for c in calls_of(runs["build_overlay.tcl"], "launch_runs") if c[0] == "impl_1"]
+
+
+def test_accelerator_stream_without_tkeep_stops(rtl_overlay, stub_tcl):
+    _, scripts = rtl_overlay
+    rc, out, _ = run_stub(stub_tcl, scripts.files["build_overlay"], tkeep=0, bytes_m_axis=4)
+    assert rc == 1 and "accelerator stream accel/s_axis has no TKEEP" in out, out
+
+
+def test_generated_top_drives_tkeep(tmp_path):
+    """m_axis_tkeep all ones, s_axis_tkeep accepted, at the streams' byte widths; a top without
+    them is refused before any script is written."""
+    design = dummy_design(tmp_path, in_bits=64, out_bits=32)
+    top = (design.directory / f"{design.top}.v").read_text()
+    ports = verilog_ports(top, design.top)
+    assert ports["s_axis_tkeep"] == ("input", 8) and ports["m_axis_tkeep"] == ("output", 4)
+    assert ".m_axis_tkeep(m_axis_tkeep)" in top and ".s_axis_tkeep(s_axis_tkeep)" in top
+    shell = Path(design.sources[0]).read_text()
+    assert "output wire [M_AXIS_BITS/8-1:0]           m_axis_tkeep" in shell
+    assert "assign m_axis_tkeep  = {(M_AXIS_BITS/8){1'b1}};" in shell
+    (design.directory / f"{design.top}.v").write_text(
+        top.replace(",\n    output wire [3:0] m_axis_tkeep", "").replace(", .m_axis_tkeep(m_axis_tkeep)", ""))
+    with pytest.raises(ConfigError, match=r"port m_axis_tkeep should be output \[4 bits\].*is missing"):
+        generate_overlay(design, "pynq-z2", tmp_path / "o")
+
+
+def test_board_repo_is_set_before_the_project(rtl_overlay, tmp_path, stub_tcl):
+    _, scripts = rtl_overlay
+    repo = tmp_path / "my boards"
+    repo.mkdir()
+    rc, out, runs = run_stub(stub_tcl, scripts.files["build_overlay"], bytes_m_axis=4,
+                             env_extra={"FPGA_DNN_BOARD_REPO": str(repo)})
+    assert rc == 0, out
+    calls = runs["build_overlay.tcl"]
+    set_param = next(i for i, c in enumerate(calls) if c[:2] == ["set_param", "board.repoPaths"])
+    assert calls[set_param][2].endswith("{" + str(repo) + "}")
+    create = max(i for i, c in enumerate(calls) if c[0] == "create_project")   # the block design's project
+    repo_paths = calls.index(["set_property", "BOARD_PART_REPO_PATHS", "{" + str(repo) + "}", calls[create][1]])
+    board_part = next(i for i, c in enumerate(calls) if c[:2] == ["set_property", "board_part"])
+    assert set_param < create < repo_paths < board_part
+    rc, out, _ = run_stub(stub_tcl, scripts.files["build_overlay"], bytes_m_axis=4,
+                          env_extra={"FPGA_DNN_BOARD_REPO": str(tmp_path / "nope")})
+    assert rc == 1 and "FPGA_DNN_BOARD_REPO=" in out and "is not a folder" in out
+
+
+LUT_CORE = """`timescale 1 ns / 1 ps
+// A core whose outputs come from a $readmemh table (da4ml's lookup_table), for the packaging test.
+module table_core (input wire clk, input wire [47:0] model_inp, output reg [59:0] model_out);
+    wire [7:0] t0;
+    lookup_table #(.BW_IN(8), .BW_OUT(8), .MEM_FILE("table_core_t0.mem")) lut0 (.in(model_inp[7:0]), .out(t0));
+    always @(posedge clk) model_out <= {52'd0, t0};
+endmodule
+"""
+
+
+@pytest.mark.parametrize("packager_drops_mem", [0, 1])
+def test_readmemh_tables_reach_the_packaged_ip(tmp_path, stub_tcl, packager_drops_mem):
+    """A design reading a $readmemh table through da4ml's lookup_table.v, up to the IP's packaged
+    synthesis file list: the table is copied beside the Verilog, added to the packaging project
+    as a memory file used in synthesis, and listed in the IP's synthesis file group (added there by
+    the script when the packager leaves it out)."""
+    da4ml = pytest.importorskip("da4ml")
+    from fpga_dnn.simulate.shell import write_axis_design
+    lut_v = Path(da4ml.__file__).parent / "codegen" / "rtl" / "verilog" / "source" / "lookup_table.v"
+    src = tmp_path / "table_src"
+    src.mkdir()
+    (src / "table_core.v").write_text(LUT_CORE)
+    mem = src / "table_core_t0.mem"
+    mem.write_text("\n".join(f"{(3 * i + 1) & 0xFF:02x}" for i in range(256)) + "\n")
+    spec = dummy_core_spec("tables", (6,), FixedFormat(True, 8, 3), (5,), FixedFormat(True, 12, 4), 1)
+    design = write_axis_design(spec, "table_core", [lut_v, src / "table_core.v"], tmp_path / "design",
+                               data_files=[mem])
+    scripts = generate_overlay(design, "pynq-z2", tmp_path / "o")
+    copied = scripts.out_dir / "rtl" / mem.name
+    assert copied.read_text() == mem.read_text()
+    rc, out, runs = run_stub(stub_tcl, scripts.files["build_overlay"], packager_drops_mem=packager_drops_mem)
+    assert rc == 0, out
+    calls = runs["build_overlay.tcl"]
+    added = calls_of(calls, "add_files")
+    assert [Path(f).name for f in tcl_list(added[1][1])] == [mem.name]   # second add_files: the tables
+    assert ["used_in_synthesis", "true", str(copied.resolve())] in calls_of(calls, "set_property")
+    synth_group = calls_of(calls, "ipx::add_file")
+    if packager_drops_mem:
+        assert synth_group == [["src/table_core_t0.mem", "xilinx_anylanguagesynthesis"]]
+        assert ["type", "mem", "src/table_core_t0.mem"] in calls_of(calls, "set_property")
+        ip_src = scripts.out_dir / "ip_repo" / design.top / "src" / mem.name
+        assert ip_src.read_text() == mem.read_text()
+        assert "added the table table_core_t0.mem to the synthesis files" in out
+    else:
+        assert synth_group == []
+    assert f"IP synthesis files include the 1 $readmemh table(s): {mem.name}" in out
+
+
 # ---------------------------------------------------------------------------------------------
 # run_vivado.sh end to end (fake tools), checksums, failures
 # ---------------------------------------------------------------------------------------------
@@ -827,12 +956,69 @@ def test_run_vivado_sh_builds_a_checked_bundle(tmp_path, stub_tcl, monkeypatch, 
     assert scripts.ran and scripts.bundle_dir == bundle and scripts.log.is_file()
     tools = (tmp_path / "tools.log").read_text()
     assert ("vitis-run (fake) hls_synth.tcl" in tools) == (flow == "hls") and "vivado (fake) build_overlay.tcl" in tools
-    loaded = Spec.load(bundle)
+    loaded = Spec.load(bundle)                                # the copy delivered to bundle_dir
+    assert loaded == Spec.load(scripts.spec_path) and loaded.clock_mhz == 99.999
     assert set(loaded.checksums) == {f"{scripts.design}.bit", f"{scripts.design}.hwh"}
     loaded.verify_checksums(bundle)
     (bundle / f"{scripts.design}.hwh").write_text("tampered")
     with pytest.raises(ConfigError, match="does not match its checksum"):
         loaded.verify_checksums(bundle)
+
+
+def _text_files(folder: Path):
+    for f in sorted(folder.rglob("*")):
+        if f.is_file():
+            try:
+                yield f, f.read_text()
+            except UnicodeDecodeError:
+                continue
+
+
+@pytest.mark.parametrize("flow", ["rtl", "hls"])
+def test_copied_overlay_folder_builds_a_checked_bundle_elsewhere(tmp_path, stub_tcl, monkeypatch, board, flow):
+    """The documented workflow: generate here (bundle_dir outside the folder, as the flow does),
+    copy the overlay folder to another place, remove the original, run run_vivado.sh in the
+    copy with the stand-in tools: the bundle comes out complete and checked, inside the copy."""
+    if flow == "rtl":
+        design, kwargs = dummy_design(tmp_path / "gen"), {}
+        spec = design.spec
+    else:
+        design, kwargs = fake_hls_project(tmp_path / "gen"), {"path": "hls", "stream_bits": 32}
+        spec = dummy_core_spec("x", (6,), FixedFormat(True, 8, 3), (5,), FixedFormat(True, 12, 4), 0, stream_bits=32)
+    here = tmp_path / "gen" / "overlay"
+    scripts = generate_overlay(design, board, here, bundle_dir=tmp_path / "gen" / "bundle" / board, vivado=False,
+                               **kwargs)
+    # no path of the generating machine in any file of the folder
+    for f, text in _text_files(here):
+        assert str(tmp_path) not in text and str(REPO) not in text, f"{f} names a path of this machine"
+    there = tmp_path / "vivado machine" / "overlay"
+    shutil.copytree(here, there)
+    shutil.rmtree(tmp_path / "gen")           # nothing may refer back to the generating machine
+    _fake_tools(tmp_path, stub_tcl, monkeypatch, **_accel_bytes(spec))
+    proc = subprocess.run(["bash", "run_vivado.sh"], cwd=there, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr + (there / "logs" / "vivado.stdout").read_text()
+    bundle = there / "bundle"
+    assert f"bundle ready: {bundle}" in proc.stdout
+    built = Spec.load(bundle)
+    assert set(built.checksums) == {f"{scripts.design}.bit", f"{scripts.design}.hwh"}
+    built.verify_checksums(bundle)
+    assert (bundle / f"{scripts.design}.bit").read_text() == f"BIT {scripts.design} {board}"
+    # the clock Vivado set (the double: 99.999 MHz for 100) is the spec's, the request kept beside it
+    assert built.clock_mhz == 99.999 and built.extra["overlay"]["clock_mhz"] == 99.999
+    assert built.extra["overlay"]["clock_mhz_requested"] == 100.0
+    assert not (tmp_path / "gen").exists()
+
+
+def test_missing_spec_stops_before_vivado(tmp_path, stub_tcl, monkeypatch, rtl_overlay):
+    _, scripts = rtl_overlay
+    _fake_tools(tmp_path, stub_tcl, monkeypatch, bytes_m_axis=4)
+    scripts.spec_path.unlink()
+    proc = subprocess.run(["bash", "run_vivado.sh"], cwd=scripts.out_dir, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "no bundle/spec.json in" in proc.stderr
+    assert not (tmp_path / "tools.log").exists()            # Vivado never started
+    rc, out, runs = run_stub(stub_tcl, scripts.files["build_overlay"], bytes_m_axis=4)  # Vivado by hand: same check
+    assert rc == 1 and "spec.json: the bundle folder must be the one fpga_dnn wrote" in out
+    assert not calls_of(runs["build_overlay.tcl"], "create_project")
 
 
 def test_vivado_failure_names_the_error_and_the_log(tmp_path, stub_tcl, monkeypatch):
@@ -848,12 +1034,21 @@ def test_finalize_scripts_agree(tmp_path, rtl_overlay):
     _, scripts = rtl_overlay
     for f in (scripts.bit_path, scripts.hwh_path):
         f.write_bytes(os.urandom(1000))
-    proc = subprocess.run(["python3", str(scripts.files["finalize_bundle"]), str(scripts.bundle_dir)],
-                          capture_output=True, text=True)
+    clock = tmp_path / "pl_clock_mhz.txt"
+    clock.write_text("99.999001\n")
+    proc = subprocess.run(["python3", str(scripts.files["finalize_bundle"]), str(scripts.bundle_dir),
+                           "--pl-clock", str(clock)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     by_script = Spec.load(scripts.spec_path)
-    assert by_script == finalize_bundle(scripts.bundle_dir)
+    assert by_script == finalize_bundle(scripts.bundle_dir, pl_clock_file=clock)
+    assert by_script.clock_mhz == 99.999001 and by_script.extra["overlay"]["clock_mhz_requested"] == 100.0
     by_script.verify_checksums(scripts.bundle_dir)
+    clock.write_text("fast")
+    proc = subprocess.run(["python3", str(scripts.files["finalize_bundle"]), str(scripts.bundle_dir),
+                           "--pl-clock", str(clock)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "should hold the PL clock in MHz" in proc.stderr
+    with pytest.raises(ConfigError, match="should hold the PL clock in MHz"):
+        finalize_bundle(scripts.bundle_dir, pl_clock_file=clock)
     scripts.hwh_path.unlink()
     with pytest.raises(ConfigError, match=r"dummy\.hwh is missing"):
         finalize_bundle(scripts.bundle_dir)
@@ -864,9 +1059,11 @@ def test_regenerating_keeps_a_build_of_the_same_inputs_only(tmp_path):
     scripts = generate_overlay(design, "pynq-z2", tmp_path / "o")
     for f in (scripts.bit_path, scripts.hwh_path):
         f.write_text("built")
-    finalize_bundle(scripts.bundle_dir)
+    (tmp_path / "clock.txt").write_text("99.999")
+    finalize_bundle(scripts.bundle_dir, pl_clock_file=tmp_path / "clock.txt")
     generate_overlay(design, "pynq-z2", tmp_path / "o")                      # same inputs: kept
     assert scripts.bit_path.exists() and Spec.load(scripts.spec_path).checksums
+    assert Spec.load(scripts.spec_path).clock_mhz == 99.999                  # with the clock Vivado set
     (design.directory / f"{design.top}.v").write_text(
         (design.directory / f"{design.top}.v").read_text() + "\n// changed\n")
     generate_overlay(design, "pynq-z2", tmp_path / "o")                      # changed Verilog: stale build removed

@@ -285,8 +285,10 @@ def generate_overlay(design, board: Union[str, Board], out_dir, path: str = "rtl
     ``path='rtl'``: ``design`` is an :class:`~fpga_dnn.simulate.shell.AxisDesign` (Verilog sources,
     top, spec). ``path='hls'``: ``design`` is an hls4ml project folder or ``ModelGraph``; ``spec``
     optionally supplies name, shapes and stream widths (see :func:`~fpga_dnn.overlay.hls.hls_spec`),
-    else both streams are ``stream_bits`` wide. ``bundle_dir``: where ``<name>.bit``, ``<name>.hwh``
-    and ``spec.json`` go (default ``out_dir/bundle``). ``vivado``: the Vivado binary or install
+    else both streams are ``stream_bits`` wide. ``bundle_dir``: where the finished bundle
+    (``<name>.bit``, ``<name>.hwh``, ``spec.json``) is delivered when Vivado runs here (default
+    ``out_dir/bundle``); the scripts always build it in ``out_dir/bundle``, so the folder can be
+    copied to another machine and run there. ``vivado``: the Vivado binary or install
     folder to run now; None looks at ``FPGA_DNN_VIVADO``/``XILINX_VIVADO``; False never runs.
     ``jobs``: parallel Vivado jobs. ``tclargs``: passed to ``build_overlay.tcl`` (e.g. ``--bd-only``).
     """
