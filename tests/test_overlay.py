@@ -9,11 +9,14 @@ be checked without it:
   Vivado would write — a bitstream, a .hwh at the release-dependent location, HLS Verilog). The
   recorded calls are then asserted: the board's part, board part and PS IP, the PS
   configuration, the DMA's stream widths against the spec and the accelerator's Verilog ports,
-  the stream and memory wiring, bitstream generation, and the .bit/.hwh export under one base
-  name. The double also lets the scripts' own checks fail (missing TLAST, width mismatch,
-  missing board files, timing violation) to show they stop with a clear ERROR;
+  the stream and memory wiring, the PL clock's source and read-back, TLAST/TKEEP, the timing
+  gate, bitstream generation, and the .bit/.hwh export under one base name. The double also
+  lets the scripts' own checks fail (wrong PL clock, hold / pulse-width / setup violations,
+  unrouted nets, failed runs, missing TLAST or TKEEP, width mismatch, missing board files) to
+  show they stop with a clear ERROR;
 * ``run_vivado.sh`` end to end with fake ``vivado``/``vitis-run`` executables that run the same
-  double, through ``generate_overlay(vivado=...)``, so the bundle's checksums are real;
+  double, through ``generate_overlay(vivado=...)`` and in a copy of the overlay folder made
+  elsewhere (both boards, both paths), so the bundle's checksums and recorded clock are real;
 * the HLS path's AXI-Stream top, compiled with g++ and hls4ml's ap_types, packs and unpacks
   exactly like the runtime (``fpga_dnn.runtime.packing``) for io_parallel and io_stream.
 
