@@ -220,12 +220,13 @@ def _as_generated(spec: Spec) -> Spec:
     requested = overlay.get("clock_mhz_requested", spec.clock_mhz)
     if overlay:
         overlay["clock_mhz"] = requested
-    return spec.replace(checksums={}, clock_mhz=requested, extra={**spec.extra, "overlay": overlay} if overlay else spec.extra)
+    extra = {**spec.extra, "overlay": overlay} if overlay else spec.extra
+    return spec.replace(checksums={}, clock_mhz=requested, extra=extra)
 
 
-def _is_build_of(bundle_dir: Path, spec: Spec) -> bool:
-    """Whether ``bundle_dir`` holds a spec generated from exactly these inputs (built or not);
-    if it holds another one, its files are removed so a stale .bit/.hwh cannot pass for this design."""
+def _drop_unless_build_of(bundle_dir: Path, spec: Spec) -> bool:
+    """True if ``bundle_dir`` holds a spec generated from exactly these inputs (built or not: kept).
+    If it holds another one, its files are removed, so a stale .bit/.hwh cannot pass for this design."""
     old_path = bundle_dir / SPEC_FILENAME
     if not old_path.is_file():
         return False
@@ -244,7 +245,7 @@ def _write_bundle_spec(bundle_dir: Path, spec: Spec) -> None:
     """Write the bundle's spec. If the bundle already holds a build of exactly these inputs, keep it
     (and its checksums and clock); otherwise remove stale .bit/.hwh so they cannot pass for the new design."""
     bundle_dir.mkdir(parents=True, exist_ok=True)
-    if not _is_build_of(bundle_dir, spec):
+    if not _drop_unless_build_of(bundle_dir, spec):
         spec.save(bundle_dir / SPEC_FILENAME)
 
 
@@ -334,7 +335,7 @@ def generate_overlay(design, board: Union[str, Board], out_dir, path: str = "rtl
     bundle_spec = _bundle_spec(spec, board, path, values["accel_vlnv"], digest)
     _write_bundle_spec(built_dir, bundle_spec)
     if bundle_dir.resolve() != built_dir.resolve() and bundle_dir.exists():
-        _is_build_of(bundle_dir, bundle_spec)   # drops a copy of another design's build
+        _drop_unless_build_of(bundle_dir, bundle_spec)   # drops a copy of another design's build
 
     command = f"bash {out_dir.resolve() / 'run_vivado.sh'}" + "".join(f" {a}" for a in tclargs)
     scripts = OverlayScripts(spec.name, board.name, path, out_dir, bundle_dir, files, command, board.vivado_version)
