@@ -148,8 +148,13 @@ proc set_property {args} {
 proc get_property {name obj} {
     record get_property $name $obj
     if {[info exists ::fd(ps_clock_actual)] && $obj eq "ps" && $name eq "CONFIG.$::fd(ps_clock_actual)"} {
-        # what Vivado computes from the PLL and divisors: close to, rarely exactly, the request
-        return [setting ACT_MHZ [format %.6f [expr {$::fd(clock_mhz) * 0.99999}]]]
+        # What Vivado computes from the PLL and divisors: close to, rarely exactly, the request.
+        # The Ultra96-V2 preset's PSU__OVERRIDE__BASIC_CLOCK = 1 keeps its PL0 (IOPLL / 15) and
+        # ignores the request unless the override is turned off.
+        set override [expr {[dict exists $::props ps CONFIG.PSU__OVERRIDE__BASIC_CLOCK] ?
+                            [dict get $::props ps CONFIG.PSU__OVERRIDE__BASIC_CLOCK] : 1}]
+        set mhz [expr {[string match *zynq_ultra_ps_e $::fd(ps_vlnv)] && $override ne "0" ? 100 : $::fd(clock_mhz)}]
+        return [setting ACT_MHZ [format %.6f [expr {$mhz * 0.99999}]]]
     }
     if {[dict exists $::props $obj $name]} { return [dict get $::props $obj $name] }
     set failed [expr {$obj eq [setting FAIL_RUN none]}]
@@ -811,6 +816,29 @@ def test_pl_clock_is_read_back_and_a_wrong_one_stops(rtl_overlay, board, stub_tc
     assert rc == 0 and "PL clock 99.2 MHz (asked for 100 MHz)" in out, out
     # the clock Vivado set is what the export step hands to finalize_bundle.py
     assert (scripts.out_dir / "reports" / "pl_clock_mhz.txt").read_text().strip() == "99.2"
+
+
+@pytest.mark.parametrize("clock_config", ["board file", "none"])
+def test_ultra96_clock_needs_the_override_off(tmp_path, stub_tcl, clock_config):
+    """A 150 MHz Ultra96 overlay: with the board file's clock source (override off, IOPLL) the
+    double's read-back gives 149.9985 MHz and the build goes on; without it the preset keeps its
+    100 MHz, which the read-back catches before synthesis."""
+    folder = tmp_path / "boards"
+    folder.mkdir()
+    text = (REPO / "overlays" / "boards" / "ultra96.toml").read_text().replace("pl_clock_mhz = 100.0",
+                                                                              "pl_clock_mhz = 150.0")
+    if clock_config == "none":
+        text = re.sub(r"(\[ps\.clock_config\]\n)(?:[^\[\n][^\n]*\n)+", r"\1", text)
+    (folder / "ultra96.toml").write_text(text)
+    board = load_board("ultra96", folder)
+    assert board.pl_clock_mhz == 150.0 and (board.ps.clock_config == {}) == (clock_config == "none")
+    scripts = generate_overlay(dummy_design(tmp_path), board, tmp_path / "o")
+    rc, out, runs = run_stub(stub_tcl, scripts.files["build_overlay"], bytes_m_axis=4)
+    if clock_config == "none":
+        assert rc == 1 and "the PL clock is 99.999000 MHz" in out and "asks for 150 MHz" in out, out
+        assert not calls_of(runs["build_overlay.tcl"], "launch_runs")
+    else:
+        assert rc == 0 and "PL clock 149.998500 MHz (asked for 150 MHz)" in out, out
 
 
 @pytest.mark.parametrize("settings,message", [
