@@ -27,12 +27,13 @@ _STR = str
 REQUIRED = {
     "name": _STR, "part": _STR, "board_part": _STR, "board_files": _STR, "family": _STR,
     "yosys_family": _STR, "ps_ip": _STR, "hp_port": _STR, "pl_clock_mhz": _NUMBER,
-    "pynq_image": _STR, "vivado_version": _STR, "budget": dict, "ps": dict, "dma": dict,
+    "pynq_image": _STR, "pynq_image_source": _STR, "vivado_version": _STR, "budget": dict, "ps": dict,
+    "dma": dict,
 }
 PS_FIELDS = {
     "vlnv": _STR, "automation_rule": _STR, "automation_config": dict, "master_port": _STR,
     "master_clock_pin": _STR, "hp_clock_pin": _STR, "clock_pin": _STR, "reset_pin": _STR,
-    "clock_freq_property": _STR, "config": dict,
+    "clock_freq_property": _STR, "clock_actual_property": _STR, "clock_config": dict, "config": dict,
 }
 DMA_FIELDS = {"vlnv": _STR, "pynq_vlnv": _STR, "sg_length_width": int, "addr_width": int, "burst_size": int}
 
@@ -57,6 +58,8 @@ class PsConfig:
     clock_pin: str                 # PL clock output
     reset_pin: str                 # PL reset output, active low
     clock_freq_property: str       # CONFIG property holding the PL clock in MHz
+    clock_actual_property: str     # CONFIG property Vivado computes: the PL clock the divisors give
+    clock_config: Mapping[str, str]  # CONFIG.<key> values set before the PL clock (clock source)
     config: Mapping[str, str]      # CONFIG.<key> values set after the preset
 
 
@@ -89,8 +92,9 @@ class Board:
     family: str = ""
     yosys_family: str = ""
     hp_port: str = ""
-    pynq_image: str = ""
-    vivado_version: str = ""
+    pynq_image: str = ""           # the PYNQ SD-card image the bundle is for
+    pynq_image_source: str = ""    # who ships that image, and where
+    vivado_version: str = ""       # the Vivado release that image's overlays are built with
     ps: PsConfig | None = None
     dma: DmaConfig | None = None
     path: Path | None = None
@@ -166,14 +170,17 @@ def _parse(raw: dict[str, Any], path: Path) -> Board:
     c.match("ps.vlnv", ps_raw["vlnv"], _VLNV_PREFIX, "vendor:library:name (no version)")
     if ps_raw["vlnv"].rsplit(":", 1)[-1] != raw["ps_ip"]:
         c.fail("ps.vlnv", f"names {ps_raw['vlnv'].rsplit(':', 1)[-1]!r} but ps_ip is {raw['ps_ip']!r}")
-    for key in ("master_port", "master_clock_pin", "hp_clock_pin", "clock_pin", "reset_pin", "clock_freq_property"):
+    for key in ("master_port", "master_clock_pin", "hp_clock_pin", "clock_pin", "reset_pin", "clock_freq_property",
+                "clock_actual_property"):
         c.match(f"ps.{key}", ps_raw[key], _IDENT, "a pin, port or property name")
     ps = PsConfig(
         vlnv=ps_raw["vlnv"], automation_rule=ps_raw["automation_rule"],
         automation_config=c.str_table("ps.automation_config", ps_raw["automation_config"]),
         master_port=ps_raw["master_port"], master_clock_pin=ps_raw["master_clock_pin"],
         hp_clock_pin=ps_raw["hp_clock_pin"], clock_pin=ps_raw["clock_pin"], reset_pin=ps_raw["reset_pin"],
-        clock_freq_property=ps_raw["clock_freq_property"], config=c.str_table("ps.config", ps_raw["config"]),
+        clock_freq_property=ps_raw["clock_freq_property"], clock_actual_property=ps_raw["clock_actual_property"],
+        clock_config=c.str_table("ps.clock_config", ps_raw["clock_config"]),
+        config=c.str_table("ps.config", ps_raw["config"]),
     )
 
     dma_raw = raw["dma"]
@@ -192,7 +199,8 @@ def _parse(raw: dict[str, Any], path: Path) -> Board:
         name=raw["name"], part=raw["part"], ps_ip=raw["ps_ip"], pl_clock_mhz=float(raw["pl_clock_mhz"]),
         budget=dict(raw["budget"]), raw=raw, board_part=raw["board_part"], board_files=raw["board_files"],
         description=str(raw.get("description", "")), family=raw["family"], yosys_family=raw["yosys_family"],
-        hp_port=raw["hp_port"], pynq_image=raw["pynq_image"], vivado_version=raw["vivado_version"],
+        hp_port=raw["hp_port"], pynq_image=raw["pynq_image"], pynq_image_source=raw["pynq_image_source"],
+        vivado_version=raw["vivado_version"],
         ps=ps, dma=dma, path=path,
     )
 

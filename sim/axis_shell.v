@@ -11,6 +11,10 @@
 //   * carries each sample's tlast through a shift register alongside the core pipeline;
 //   * collects results in a FIFO of OUT_FIFO_DEPTH >= CORE_LATENCY + 2 entries and serialises them
 //     onto m_axis.
+// TKEEP: m_axis_tkeep is all ones (every output beat is whole: samples are padded to whole beats),
+// so the DMA's S2MM channel gets a driven TKEEP instead of one IP integrator ties off.
+// s_axis_tkeep is accepted and ignored: the host only sends whole beats (samples are padded to
+// whole beats), so every byte of an input beat is data.
 // The core is instantiated by a generated top (fpga_dnn.simulate.shell.render_axis_top), not
 // here, so this file stays the same for every design.
 //
@@ -50,11 +54,15 @@ module fpga_dnn_axis_shell #(
     input  wire                               s_axis_tvalid,
     output wire                               s_axis_tready,
     input  wire                               s_axis_tlast,
+    /* verilator lint_off UNUSEDSIGNAL */        // whole beats only (see TKEEP above)
+    input  wire [S_AXIS_BITS/8-1:0]           s_axis_tkeep,
+    /* verilator lint_on UNUSEDSIGNAL */
     // AXI4-Stream master: results out
     output wire [M_AXIS_BITS-1:0]             m_axis_tdata,
     output wire                               m_axis_tvalid,
     input  wire                               m_axis_tready,
     output wire                               m_axis_tlast,
+    output wire [M_AXIS_BITS/8-1:0]           m_axis_tkeep,
     // the core's flat buses: element i at [(i+1)*WIDTH-1 : i*WIDTH]
     output wire [IN_ELEMENTS*IN_WIDTH-1:0]    core_inp,
     input  wire [OUT_ELEMENTS*OUT_WIDTH-1:0]  core_out
@@ -219,5 +227,6 @@ module fpga_dnn_axis_shell #(
     assign m_axis_tvalid = (count_q != 0);
     assign m_axis_tdata  = head[out_idx_q*M_AXIS_BITS +: M_AXIS_BITS];
     assign m_axis_tlast  = head[OUT_BUF] & (out_idx_q == OUT_LAST_BEAT);
+    assign m_axis_tkeep  = {(M_AXIS_BITS/8){1'b1}};
 
 endmodule

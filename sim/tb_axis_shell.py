@@ -42,6 +42,14 @@ def _record(test: str, **metrics) -> None:
     Path(_CONFIG["result_path"]).write_text(json.dumps(_RESULTS, indent=2, default=float))
 
 
+class _BeatBus(AxiStreamBus):
+    """The stream's signals but tkeep: with tkeep connected cocotbext-axi moves one byte per lane
+    (no byte_lanes=1). The shell's s_axis_tkeep is driven all ones by hand (the DMA sends whole
+    beats); m_axis_tkeep is checked on every output beat by HandshakeLog."""
+
+    _optional_signals = [s for s in AxiStreamBus._optional_signals if s != "tkeep"]
+
+
 def _pauses(rng: random.Random, probability: float):
     """Endless per-cycle pause flags for cocotbext-axi's pause generators."""
     return (rng.random() < probability for _ in itertools.count())
@@ -59,12 +67,14 @@ class HandshakeLog:
         self.in_stalls = 0          # s_axis_tvalid & ~s_axis_tready
         self.out_stalls = 0         # m_axis_tvalid & ~m_axis_tready
         self.in_bubbles = 0         # s_axis idle while the shell was ready
+        self.out_partial_keep = 0   # accepted m_axis beats whose tkeep was not all ones
         self.task = cocotb.start_soon(self._run())
 
     async def _run(self) -> None:
         d = self.dut
         sv, sr, sl = d.s_axis_tvalid, d.s_axis_tready, d.s_axis_tlast
         mv, mr, ml = d.m_axis_tvalid, d.m_axis_tready, d.m_axis_tlast
+        mk, all_keep = d.m_axis_tkeep, (1 << len(d.m_axis_tkeep)) - 1
         edge = RisingEdge(d.clk)
         while True:
             await edge
@@ -79,6 +89,7 @@ class HandshakeLog:
                 self.in_bubbles += 1
             if m_valid and m_ready:
                 self.out_beats.append((self.cycle, int(ml.value)))
+                self.out_partial_keep += int(mk.value) != all_keep
             elif m_valid:
                 self.out_stalls += 1
 
@@ -106,10 +117,11 @@ class Bench:
         # byte_lanes=1: the drivers move one whole beat per "byte", i.e. one tdata read or
         # write per beat instead of one per byte, which roughly doubles simulation speed on wide
         # streams. Frames are then lists of beat integers (see beats()/join_beats()).
-        self.source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk, dut.aresetn,
+        self.source = AxiStreamSource(_BeatBus.from_prefix(dut, "s_axis"), dut.clk, dut.aresetn,
                                       reset_active_level=False, byte_lanes=1)
-        self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk, dut.aresetn,
+        self.sink = AxiStreamSink(_BeatBus.from_prefix(dut, "m_axis"), dut.clk, dut.aresetn,
                                   reset_active_level=False, byte_lanes=1)
+        dut.s_axis_tkeep.value = (1 << self.in_beat_bytes) - 1  # whole beats, as the DMA sends them
         for driver in (self.source, self.sink):  # a log line per frame costs ~20% of the speed
             driver.log.setLevel(logging.WARNING)
 
@@ -270,6 +282,7 @@ async def test_framing(dut):
     lasts = [i for i, (_, last) in enumerate(out_beats) if last]
     ends = list(itertools.accumulate((hi - lo) * bench.spec.output.beats_per_sample for lo, hi in bounds))
     assert lasts == [e - 1 for e in ends], "m_axis_tlast is not exactly on each frame's last beat"
+    assert log.out_partial_keep == 0, f"{log.out_partial_keep} output beats without m_axis_tkeep all ones"
     partial = _CONFIG.get("partial")
     partial_checked = False
     if partial:

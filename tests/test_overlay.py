@@ -9,11 +9,14 @@ be checked without it:
   Vivado would write — a bitstream, a .hwh at the release-dependent location, HLS Verilog). The
   recorded calls are then asserted: the board's part, board part and PS IP, the PS
   configuration, the DMA's stream widths against the spec and the accelerator's Verilog ports,
-  the stream and memory wiring, bitstream generation, and the .bit/.hwh export under one base
-  name. The double also lets the scripts' own checks fail (missing TLAST, width mismatch,
-  missing board files, timing violation) to show they stop with a clear ERROR;
+  the stream and memory wiring, the PL clock's source and read-back, TLAST/TKEEP, the timing
+  gate, bitstream generation, and the .bit/.hwh export under one base name. The double also
+  lets the scripts' own checks fail (wrong PL clock, hold / pulse-width / setup violations,
+  unrouted nets, failed runs, missing TLAST or TKEEP, width mismatch, missing board files) to
+  show they stop with a clear ERROR;
 * ``run_vivado.sh`` end to end with fake ``vivado``/``vitis-run`` executables that run the same
-  double, through ``generate_overlay(vivado=...)``, so the bundle's checksums are real;
+  double, through ``generate_overlay(vivado=...)`` and in a copy of the overlay folder made
+  elsewhere (both boards, both paths), so the bundle's checksums and recorded clock are real;
 * the HLS path's AXI-Stream top, compiled with g++ and hls4ml's ap_types, packs and unpacks
   exactly like the runtime (``fpga_dnn.runtime.packing``) for io_parallel and io_stream.
 
@@ -94,14 +97,19 @@ proc fake_file {path text} {
     file mkdir [file dirname $path]
     set fh [open $path w]; puts -nonewline $fh $text; close $fh
 }
-proc version {args} { record version {*}$args; return [setting VERSION 2024.1] }
+proc version {args} { record version {*}$args; return [setting VERSION $::fd(vivado_version)] }
 proc get_ipdefs {args} {
     record get_ipdefs {*}$args
     set prefix [string range [lindex $args end] 0 end-2]
+    # -all also lists hidden / IP-catalog-only IP (here a newer version): only -filter on
+    # DESIGN_TOOL_CONTEXTS =~ *IPI* leaves the IP integrator IP.
+    set f [lsearch -exact $args -filter]
+    set ipi [expr {$f >= 0 && [string match {*DESIGN_TOOL_CONTEXTS =~ \*IPI\**} [lindex $args [expr {$f + 1}]]]}]
+    set hidden [expr {$ipi ? {} : [list $prefix:99.9]}]
     switch -glob -- $prefix {
-        *:axi_dma { return [list $prefix:7.0 $prefix:[setting DMA_VERSION 7.1]] }
-        *:smartconnect { return [list $prefix:1.9 $prefix:1.10] }
-        default { return [list $prefix:1.0] }
+        *:axi_dma { return [concat [list $prefix:7.0 $prefix:[setting DMA_VERSION 7.1]] $hidden] }
+        *:smartconnect { return [concat [list $prefix:1.9 $prefix:1.10] $hidden] }
+        default { return [concat [list $prefix:1.0] $hidden] }
     }
 }
 proc get_board_parts {args} {
@@ -111,7 +119,12 @@ proc get_board_parts {args} {
 proc create_project {name dir args} {
     record create_project $name $dir {*}$args
     set ::proj_name $name; set ::proj_dir $dir
+    set ::proj_files {}
     return $name
+}
+proc add_files {args} {
+    record add_files {*}$args
+    foreach f [lindex $args end] { lappend ::proj_files $f }
 }
 proc current_project {args} { return $::proj_name }
 proc current_fileset {args} { return sources_1 }
@@ -134,16 +147,47 @@ proc set_property {args} {
 }
 proc get_property {name obj} {
     record get_property $name $obj
+    if {[info exists ::fd(ps_clock_actual)] && $obj eq "ps" && $name eq "CONFIG.$::fd(ps_clock_actual)"} {
+        # What Vivado computes from the PLL and divisors: close to, rarely exactly, the request.
+        # The Ultra96-V2 preset's PSU__OVERRIDE__BASIC_CLOCK = 1 keeps its PL0 (IOPLL / 15) and
+        # ignores the request unless the override is turned off.
+        set override [expr {[dict exists $::props ps CONFIG.PSU__OVERRIDE__BASIC_CLOCK] ?
+                            [dict get $::props ps CONFIG.PSU__OVERRIDE__BASIC_CLOCK] : 1}]
+        set mhz [expr {[string match *zynq_ultra_ps_e $::fd(ps_vlnv)] && $override ne "0" ? 100 : $::fd(clock_mhz)}]
+        return [setting ACT_MHZ [format %.6f [expr {$mhz * 0.99999}]]]
+    }
     if {[dict exists $::props $obj $name]} { return [dict get $::props $obj $name] }
+    set failed [expr {$obj eq [setting FAIL_RUN none]}]
     switch -- $name {
+        NAME { return $obj }
         CONFIG.TDATA_NUM_BYTES { return [setting "BYTES_[string toupper [file tail $obj]]" 8] }
         CONFIG.HAS_TLAST { return [setting TLAST 1] }
-        PROGRESS { return 100% }
-        STATUS { return "[setting STATUS {write_bitstream Complete!}]" }
+        CONFIG.HAS_TKEEP { return [setting TKEEP 1] }
+        PROGRESS { return [expr {$failed ? "40%" : "100%"}] }
+        STATUS {
+            if {$failed} { return [expr {$obj eq "synth_1" ? "synth_design ERROR" : "route_design ERROR"}] }
+            return "[setting STATUS {write_bitstream Complete!}]"
+        }
         STATS.WNS { return [setting WNS 0.512] }
+        STATS.WHS { return [setting WHS 0.021] }
+        STATS.TPWS { return [setting TPWS 0] }
+        STATS.FAILED_NETS { return [setting FAILED_NETS 0] }
         DIRECTORY { return [file join $::proj_dir $::proj_name.runs $obj] }
     }
     return ""
+}
+# The summary of Vivado's report_route_status (its layout, the counts from the settings).
+proc report_route_status {args} {
+    record report_route_status {*}$args
+    if {[lsearch -exact $args -return_string] < 0} { return "" }
+    set unrouted [setting UNROUTED 0]
+    set errors [expr {$unrouted + [setting CONFLICTS 0]}]
+    return "Design Route Status\n   # of logical nets.......................... :       12345 :\n\
+       # of routable nets..................... :        8889 :\n\
+           # of fully routed nets............. :  [expr {8889 - $errors}] :\n\
+       # of nets with routing errors.......... :  $errors :\n\
+           # of unrouted nets................. :  $unrouted :\n\
+           # of nets with resource conflicts.. :  [setting CONFLICTS 0] :\n"
 }
 proc make_wrapper {args} {
     record make_wrapper {*}$args
@@ -152,7 +196,7 @@ proc make_wrapper {args} {
 proc generate_target {args} {
     record generate_target {*}$args
     # Vivado 2020.2+ puts block-design products under <proj>.gen, older releases under <proj>.srcs.
-    set srcdir [expr {[string compare [setting VERSION 2024.1] 2020.2] >= 0 ? "gen" : "srcs"}]
+    set srcdir [expr {[string compare [setting VERSION $::fd(vivado_version)] 2020.2] >= 0 ? "gen" : "srcs"}]
     fake_file [file join $::proj_dir $::proj_name.$srcdir sources_1 bd $::fd(bd_name) hw_handoff $::fd(bd_name).hwh] \
         "HWH $::fd(design) $::fd(board)"
 }
@@ -165,6 +209,23 @@ proc wait_on_run {run args} {
 }
 namespace eval ipx {}
 proc ipx::current_core {args} { return core }
+# The packager imports the project's files into <ip>/src/; PACKAGER_DROPS_MEM=1 models one that
+# leaves the memory files out of the synthesis file group.
+proc ipx::package_project {args} {
+    record ipx::package_project {*}$args
+    set ::ip_files {}
+    foreach f $::proj_files {
+        if {[setting PACKAGER_DROPS_MEM 0] && [string match *.mem $f]} { continue }
+        lappend ::ip_files src/[file tail $f]
+    }
+}
+proc ipx::get_file_groups {name args} { record ipx::get_file_groups $name {*}$args; return $name }
+proc ipx::get_files {args} { return $::ip_files }
+proc ipx::add_file {path group} {
+    record ipx::add_file $path $group
+    lappend ::ip_files $path
+    return $path
+}
 proc ipx::get_bus_interfaces {name args} {
     record ipx::get_bus_interfaces $name {*}$args
     if {[lsearch -exact [setting BUSIFS {s_axis m_axis clk aresetn}] $name] >= 0} { return $name }
@@ -221,12 +282,13 @@ def stub_tcl(tmp_path_factory) -> Path:
     return path
 
 
-def run_stub(stub: Path, script: Path, *tclargs, **settings):
+def run_stub(stub: Path, script: Path, *tclargs, env_extra=None, **settings):
     """Run ``script`` under the double; returns (returncode, output, {script name: calls})."""
     log = script.parent / "stub_calls.json"
     log.unlink(missing_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FD_STUB_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FD_STUB_") and k != "FPGA_DNN_BOARD_REPO"}
     env.update({f"FD_STUB_{k.upper()}": str(v) for k, v in settings.items()})
+    env.update(env_extra or {})
     proc = subprocess.run([TCLSH, str(stub), str(script), *tclargs], capture_output=True, text=True,
                           env=env, timeout=60)
     return proc.returncode, proc.stdout + proc.stderr, read_calls(log)
@@ -267,12 +329,13 @@ VIVADO_COMMANDS = {
     "add_files", "apply_bd_automation", "assign_bd_address", "close_project", "connect_bd_intf_net",
     "connect_bd_net", "create_bd_design", "get_param", "launch_runs", "open_run", "report_timing_summary",
     "report_utilization", "save_bd_design", "set_param", "update_compile_order", "update_ip_catalog",
-    "validate_bd_design", "ipx::package_project", "ipx::infer_bus_interfaces", "ipx::get_bus_parameters",
+    "validate_bd_design", "ipx::infer_bus_interfaces", "ipx::get_bus_parameters",
     "ipx::add_bus_parameter", "ipx::associate_bus_interfaces", "ipx::create_xgui_files", "ipx::update_checksums",
     "ipx::check_integrity", "ipx::save_core",
     # stubbed, recorded
     "version", "get_ipdefs", "get_board_parts", "create_project", "create_bd_cell", "set_property",
     "get_property", "make_wrapper", "generate_target", "wait_on_run", "ipx::get_bus_interfaces",
+    "report_route_status", "add_files", "ipx::package_project", "ipx::get_file_groups", "ipx::add_file",
 }
 HLS_COMMANDS = {"open_project", "set_top", "add_files", "open_solution", "config_array_partition", "config_compile",
                 "set_part", "config_schedule", "create_clock", "set_clock_uncertainty", "csynth_design",
@@ -394,14 +457,22 @@ def test_board_files_describe_the_block_design(board):
     assert b.ps.vlnv.endswith(":" + b.ps_ip) and b.ps.vlnv.count(":") == 2
     assert b.board_part.split(":")[1] in ("pynq-z2", "ultra96v2")
     assert b.dma.max_transfer_bytes == 2 ** 26 - 1
-    assert b.vivado_version == "2024.1" and b.pynq_image == "3.1"
     if board == "pynq-z2":
+        # AMD's PYNQ 3.1 image for the PYNQ-Z2, built with Vivado 2024.1
+        assert (b.pynq_image, b.vivado_version) == ("3.1", "2024.1") and "PYNQ-Z2" in b.pynq_image_source
         assert (b.ps.clock_pin, b.ps.reset_pin, b.hp_port) == ("FCLK_CLK0", "FCLK_RESET0_N", "S_AXI_HP0")
         assert b.ps.config["PCW_USE_S_AXI_HP0"] == "1"
+        assert b.ps.clock_actual_property == "PCW_ACT_FPGA0_PERIPHERAL_FREQMHZ"
+        assert b.ps.clock_config == {"PCW_FCLK0_PERIPHERAL_CLKSRC": "IO PLL"}
     else:
+        # no PYNQ 3.1 image for the Ultra96-V2: Avnet's latest is v3.0.1, built with Vivado 2022.1
+        assert (b.pynq_image, b.vivado_version) == ("3.0.1", "2022.1") and "Avnet" in b.pynq_image_source
         assert (b.ps.clock_pin, b.ps.reset_pin, b.hp_port) == ("pl_clk0", "pl_resetn0", "S_AXI_HP0_FPD")
         assert b.ps.config["PSU__USE__S_AXI_GP2"] == "1"   # = S_AXI_HP0_FPD
         assert b.ps.config["PSU__USE__M_AXI_GP1"] == "0"   # only M_AXI_HPM0_FPD
+        assert b.ps.clock_actual_property == "PSU__CRL_APB__PL0_REF_CTRL__ACT_FREQMHZ"
+        # the board preset's clock override off, PL0 from the IOPLL: else FREQMHZ is ignored
+        assert b.ps.clock_config == {"PSU__OVERRIDE__BASIC_CLOCK": "0", "PSU__CRL_APB__PL0_REF_CTRL__SRCSEL": "IOPLL"}
 
 
 def _broken_board(tmp_path, edit) -> Path:
@@ -414,6 +485,10 @@ def _broken_board(tmp_path, edit) -> Path:
 
 @pytest.mark.parametrize("edit,field", [
     (lambda t: t.replace('clock_pin = "FCLK_CLK0"', ""), "ps.clock_pin"),
+    (lambda t: t.replace('clock_actual_property = "PCW_ACT_FPGA0_PERIPHERAL_FREQMHZ"', ""), "ps.clock_actual_property"),
+    (lambda t: t.replace('PCW_FCLK0_PERIPHERAL_CLKSRC = "IO PLL"', 'PCW_FCLK0_PERIPHERAL_CLKSRC = "[IO PLL]"'),
+     "ps.clock_config.PCW_FCLK0_PERIPHERAL_CLKSRC"),
+    (lambda t: t.replace('pynq_image_source = ', 'pynq_source = '), "pynq_image_source"),
     (lambda t: t.replace("sg_length_width = 26", 'sg_length_width = "26"'), "dma.sg_length_width"),
     (lambda t: t.replace("sg_length_width = 26", "sg_length_width = 32"), "dma.sg_length_width"),
     (lambda t: t.replace('vlnv = "xilinx.com:ip:processing_system7"', 'vlnv = "processing_system7"'), "ps.vlnv"),
@@ -458,9 +533,10 @@ def test_generated_tcl_is_complete_tcl(tmp_path, board, flow):
     proc = subprocess.run([TCLSH], input=driver.replace("$argv", "{" + " ".join(map(str, files)) + "}"),
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0 and "INCOMPLETE" not in proc.stdout, proc.stdout + proc.stderr
-    # relocatable: no absolute path of this machine in config.tcl's values
-    values = [ln for ln in (out / "config.tcl").read_text().splitlines() if ln.startswith("set ")]
-    assert not any(str(tmp_path) in ln for ln in values)
+    # relocatable: no absolute path of this machine in any script (test_copied_overlay_folder_... runs a copy)
+    for f in [*files, out / "run_vivado.sh"]:
+        text = f.read_text()
+        assert str(tmp_path) not in text and str(REPO) not in text, f
     assert os.access(out / "run_vivado.sh", os.X_OK)
     assert "@@" not in (out / "run_vivado.sh").read_text()
     subprocess.run(["bash", "-n", str(out / "run_vivado.sh")], check=True)
@@ -474,17 +550,21 @@ def test_bundle_spec_records_board_and_dma(rtl_overlay, board):
     assert (ov["board"], ov["flow"], ov["dma"], ov["dma_max_transfer_bytes"]) == (board, "rtl", "axi_dma_0", 2 ** 26 - 1)
     assert spec.extra["board"] == board   # what fpga-dnn bundle compares with the bitstream's part
     assert (ov["bitstream"], ov["hwh"]) == ("dummy.bit", "dummy.hwh")
-    assert ov["vivado"] == "2024.1" and ov["pynq_image"] == "3.1"
+    assert (ov["vivado"], ov["pynq_image"], ov["pynq_image_source"]) == (b.vivado_version, b.pynq_image,
+                                                                      b.pynq_image_source)
+    # before Vivado the clock is the requested one; finalize_bundle records the real one
+    assert ov["clock_mhz"] == ov["clock_mhz_requested"] == b.pl_clock_mhz
     assert spec.input == design.spec.input and spec.output == design.spec.output
     assert spec.top_module == design.top and spec.clock_mhz == b.pl_clock_mhz and spec.checksums == {}
     assert scripts.bundle_dir == scripts.out_dir / "bundle"
 
 
-def test_no_vivado_gives_one_line_with_the_command(rtl_overlay):
+def test_no_vivado_gives_one_line_with_the_command(rtl_overlay, board):
     _, scripts = rtl_overlay
     assert not scripts.ran
     line = scripts.next_step()
-    assert "\n" not in line and scripts.command in line and "Vivado 2024.1" in line
+    assert "\n" not in line and scripts.command in line and f"Vivado {load_board(board).vivado_version}" in line
+    assert str(scripts.built_dir) in line
     assert scripts.command == f"bash {scripts.out_dir.resolve() / 'run_vivado.sh'}"
 
 
@@ -534,14 +614,27 @@ def _check_block_design(calls, board: str, spec: Spec, accel_vlnv: str, accel_cl
     assert cells["ctrl_interconnect"] == cells["mem_interconnect"] == "xilinx.com:ip:smartconnect:1.10"
     auto = calls_of(calls, "apply_bd_automation")[0]
     assert auto[auto.index("-rule") + 1] == b.ps.automation_rule and auto[-1] == "ps"
-    # PS configuration: the board file's, plus the PL clock
-    props = {}
+    # IP integrator IP only: get_ipdefs -all lists hidden IP too (the double's 99.9 versions)
+    assert all("-filter" in c and "DESIGN_TOOL_CONTEXTS =~ *IPI*" in c for c in calls_of(calls, "get_ipdefs"))
+    # PS configuration: the board file's clock source first (Ultra96: the preset's override off),
+    # then its ports and the PL clock
+    props, ps_dicts = {}, []
     for c in calls_of(calls, "set_property"):
         if c[0] == "-dict":
             props.setdefault(c[2], {}).update(dict_arg(tcl_list(c[1])))
+            if c[2] == "ps":
+                ps_dicts.append(dict_arg(tcl_list(c[1])))
     ps_cfg = {f"CONFIG.{k}": v for k, v in b.ps.config.items()}
     ps_cfg[f"CONFIG.{b.ps.clock_freq_property}"] = f"{b.pl_clock_mhz:g}"
     assert ps_cfg.items() <= props["ps"].items()
+    assert ps_dicts[0] == {f"CONFIG.{k}": v for k, v in b.ps.clock_config.items()}
+    assert f"CONFIG.{b.ps.clock_freq_property}" in ps_dicts[1]
+    if board == "ultra96":
+        assert ps_dicts[0] == {"CONFIG.PSU__OVERRIDE__BASIC_CLOCK": "0", "CONFIG.PSU__CRL_APB__PL0_REF_CTRL__SRCSEL": "IOPLL"}
+    # the PL clock is read back after validation
+    reads = calls_of(calls, "get_property")
+    readback = reads.index([f"CONFIG.{b.ps.clock_actual_property}", "ps"])
+    assert calls.index(["validate_bd_design"]) < calls.index(["get_property", *reads[readback]])
     # DMA: simple mode, the board's length register, the spec's stream widths
     dma = props["axi_dma_0"]
     assert dma["CONFIG.c_include_sg"] == "0" and dma["CONFIG.c_sg_length_width"] == str(b.dma.sg_length_width)
@@ -565,8 +658,14 @@ def _check_block_design(calls, board: str, spec: Spec, accel_vlnv: str, accel_cl
     # the scripts read back the widths and TLAST of the accelerator's ports (and found them equal)
     assert ["CONFIG.TDATA_NUM_BYTES", "accel/s_axis"] in calls_of(calls, "get_property")
     assert ["CONFIG.HAS_TLAST", "accel/m_axis"] in calls_of(calls, "get_property")
+    assert ["CONFIG.HAS_TKEEP", "accel/m_axis"] in calls_of(calls, "get_property")
+    assert ["CONFIG.HAS_TKEEP", "accel/s_axis"] in calls_of(calls, "get_property")
     # then synthesis, implementation and the bitstream
     assert ["impl_1", "-to_step", "write_bitstream", "-jobs", "2"] in calls_of(calls, "launch_runs")
+    # and the full timing gate on the routed design
+    for stat in ("WNS", "WHS", "TPWS"):
+        assert [f"STATS.{stat}", "impl_1"] in calls_of(calls, "get_property")
+    assert ["-return_string"] in calls_of(calls, "report_route_status")
 
 
 def _check_bundle(scripts):
@@ -668,11 +767,12 @@ def test_missing_board_files_stop_with_where_to_get_them(rtl_overlay, board, stu
     assert ["board_part", other, project] in calls_of(runs["build_overlay.tcl"], "set_property")
 
 
-def test_other_vivado_release_warns_and_finds_the_old_hwh(rtl_overlay, stub_tcl):
+def test_other_vivado_release_warns_and_finds_the_old_hwh(rtl_overlay, board, stub_tcl):
     _, scripts = rtl_overlay
     rc, out, _ = run_stub(stub_tcl, scripts.files["build_overlay"], version="2019.2", bytes_m_axis=4)
     assert rc == 0, out
-    assert "WARNING: [fpga_dnn] these scripts target Vivado 2024.1" in out and "this is Vivado 2019.2" in out
+    assert f"WARNING: [fpga_dnn] these scripts target Vivado {load_board(board).vivado_version}" in out
+    assert "this is Vivado 2019.2" in out
     assert ".srcs/sources_1/bd/fpga_dnn_bd/hw_handoff/fpga_dnn_bd.hwh" in out   # the pre-2020.2 location
     _check_bundle(scripts)
 
@@ -699,6 +799,157 @@ def test_bd_only_stops_before_synthesis(rtl_overlay, stub_tcl):
     assert rc == 0 and "stopped after the block design" in out
     calls = runs["build_overlay.tcl"]
     assert calls_of(calls, "make_wrapper") and not calls_of(calls, "launch_runs")
+
+
+def test_pl_clock_is_read_back_and_a_wrong_one_stops(rtl_overlay, board, stub_tcl):
+    """Vivado's actual PL clock (after validate_bd_design) must be within 1% of the board file's."""
+    _, scripts = rtl_overlay
+    b = load_board(board)
+    rc, out, runs = run_stub(stub_tcl, scripts.files["build_overlay"], act_mhz="49.999500", bytes_m_axis=4)
+    assert rc == 1, out
+    assert (f"ERROR: [fpga_dnn] the PL clock is 49.999500 MHz ({b.ps.clock_actual_property}); the board file asks "
+            f"for 100 MHz") in out
+    assert not calls_of(runs["build_overlay.tcl"], "launch_runs") and not scripts.bit_path.exists()
+    rc, out, _ = run_stub(stub_tcl, scripts.files["build_overlay"], act_mhz="98.9", bytes_m_axis=4)
+    assert rc == 1 and "more than 1% off" in out
+    rc, out, _ = run_stub(stub_tcl, scripts.files["build_overlay"], act_mhz="99.2", bytes_m_axis=4)
+    assert rc == 0 and "PL clock 99.2 MHz (asked for 100 MHz)" in out, out
+    # the clock Vivado set is what the export step hands to finalize_bundle.py
+    assert (scripts.out_dir / "reports" / "pl_clock_mhz.txt").read_text().strip() == "99.2"
+
+
+@pytest.mark.parametrize("clock_config", ["board file", "none"])
+def test_ultra96_clock_needs_the_override_off(tmp_path, stub_tcl, clock_config):
+    """A 150 MHz Ultra96 overlay: with the board file's clock source (override off, IOPLL) the
+    double's read-back gives 149.9985 MHz and the build goes on; without it the preset keeps its
+    100 MHz, which the read-back catches before synthesis."""
+    folder = tmp_path / "boards"
+    folder.mkdir()
+    text = (REPO / "overlays" / "boards" / "ultra96.toml").read_text().replace("pl_clock_mhz = 100.0",
+                                                                              "pl_clock_mhz = 150.0")
+    if clock_config == "none":
+        text = re.sub(r"(\[ps\.clock_config\]\n)(?:[^\[\n][^\n]*\n)+", r"\1", text)
+    (folder / "ultra96.toml").write_text(text)
+    board = load_board("ultra96", folder)
+    assert board.pl_clock_mhz == 150.0 and (board.ps.clock_config == {}) == (clock_config == "none")
+    scripts = generate_overlay(dummy_design(tmp_path), board, tmp_path / "o")
+    rc, out, runs = run_stub(stub_tcl, scripts.files["build_overlay"], bytes_m_axis=4)
+    if clock_config == "none":
+        assert rc == 1 and "the PL clock is 99.999000 MHz" in out and "asks for 150 MHz" in out, out
+        assert not calls_of(runs["build_overlay.tcl"], "launch_runs")
+    else:
+        assert rc == 0 and "PL clock 149.998500 MHz (asked for 150 MHz)" in out, out
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"whs": -0.031}, "hold timing not met: worst hold slack -0.031 ns"),
+    ({"tpws": -0.4}, "pulse width not met: total pulse width negative slack -0.4 ns"),
+    ({"unrouted": 3}, "3 net(s) not routed"),
+    ({"conflicts": 2}, "2 net(s) not routed"),
+    ({"fail_run": "synth_1"}, "synthesis failed (run synth_1: synth_design ERROR, 40%)"),
+    ({"fail_run": "impl_1"}, "implementation and bitstream failed (run impl_1: route_design ERROR, 40%)"),
+])
+def test_timing_gate_and_run_status_stop_the_run(rtl_overlay, stub_tcl, settings, message):
+    """Hold, pulse width, unrouted nets and failed runs stop the build, even with
+    --allow-timing-violation (which only lets a setup violation through), and export nothing."""
+    _, scripts = rtl_overlay
+    rc, out, runs = run_stub(stub_tcl, scripts.files["build_overlay"], "--allow-timing-violation", bytes_m_axis=4,
+                             **settings)
+    assert rc == 1 and f"ERROR: [fpga_dnn] {message}" in out, out
+    assert not scripts.bit_path.exists() and not scripts.hwh_path.exists()
+    assert not (scripts.out_dir / "reports" / "pl_clock_mhz.txt").exists()
+    if settings.get("fail_run") == "synth_1":
+        assert not [c for c in calls_of(runs["build_overlay.tcl"], "launch_runs") if c[0] == "impl_1"]
+
+
+def test_accelerator_stream_without_tkeep_stops(rtl_overlay, stub_tcl):
+    _, scripts = rtl_overlay
+    rc, out, _ = run_stub(stub_tcl, scripts.files["build_overlay"], tkeep=0, bytes_m_axis=4)
+    assert rc == 1 and "accelerator stream accel/s_axis has no TKEEP" in out, out
+
+
+def test_generated_top_drives_tkeep(tmp_path):
+    """m_axis_tkeep all ones, s_axis_tkeep accepted, at the streams' byte widths; a top without
+    them is refused before any script is written."""
+    design = dummy_design(tmp_path, in_bits=64, out_bits=32)
+    top = (design.directory / f"{design.top}.v").read_text()
+    ports = verilog_ports(top, design.top)
+    assert ports["s_axis_tkeep"] == ("input", 8) and ports["m_axis_tkeep"] == ("output", 4)
+    assert ".m_axis_tkeep(m_axis_tkeep)" in top and ".s_axis_tkeep(s_axis_tkeep)" in top
+    shell = Path(design.sources[0]).read_text()
+    assert "output wire [M_AXIS_BITS/8-1:0]           m_axis_tkeep" in shell
+    assert "assign m_axis_tkeep  = {(M_AXIS_BITS/8){1'b1}};" in shell
+    (design.directory / f"{design.top}.v").write_text(
+        top.replace(",\n    output wire [3:0] m_axis_tkeep", "").replace(", .m_axis_tkeep(m_axis_tkeep)", ""))
+    with pytest.raises(ConfigError, match=r"port m_axis_tkeep should be output \[4 bits\].*is missing"):
+        generate_overlay(design, "pynq-z2", tmp_path / "o")
+
+
+def test_board_repo_is_set_before_the_project(rtl_overlay, tmp_path, stub_tcl):
+    _, scripts = rtl_overlay
+    repo = tmp_path / "my boards"
+    repo.mkdir()
+    rc, out, runs = run_stub(stub_tcl, scripts.files["build_overlay"], bytes_m_axis=4,
+                             env_extra={"FPGA_DNN_BOARD_REPO": str(repo)})
+    assert rc == 0, out
+    calls = runs["build_overlay.tcl"]
+    set_param = next(i for i, c in enumerate(calls) if c[:2] == ["set_param", "board.repoPaths"])
+    assert calls[set_param][2].endswith("{" + str(repo) + "}")
+    create = max(i for i, c in enumerate(calls) if c[0] == "create_project")   # the block design's project
+    repo_paths = calls.index(["set_property", "BOARD_PART_REPO_PATHS", "{" + str(repo) + "}", calls[create][1]])
+    board_part = next(i for i, c in enumerate(calls) if c[:2] == ["set_property", "board_part"])
+    assert set_param < create < repo_paths < board_part
+    rc, out, _ = run_stub(stub_tcl, scripts.files["build_overlay"], bytes_m_axis=4,
+                          env_extra={"FPGA_DNN_BOARD_REPO": str(tmp_path / "nope")})
+    assert rc == 1 and "FPGA_DNN_BOARD_REPO=" in out and "is not a folder" in out
+
+
+LUT_CORE = """`timescale 1 ns / 1 ps
+// A core whose outputs come from a $readmemh table (da4ml's lookup_table), for the packaging test.
+module table_core (input wire clk, input wire [47:0] model_inp, output reg [59:0] model_out);
+    wire [7:0] t0;
+    lookup_table #(.BW_IN(8), .BW_OUT(8), .MEM_FILE("table_core_t0.mem")) lut0 (.in(model_inp[7:0]), .out(t0));
+    always @(posedge clk) model_out <= {52'd0, t0};
+endmodule
+"""
+
+
+@pytest.mark.parametrize("packager_drops_mem", [0, 1])
+def test_readmemh_tables_reach_the_packaged_ip(tmp_path, stub_tcl, packager_drops_mem):
+    """A design reading a $readmemh table through da4ml's lookup_table.v, up to the IP's packaged
+    synthesis file list: the table is copied beside the Verilog, added to the packaging project
+    as a memory file used in synthesis, and listed in the IP's synthesis file group (added there by
+    the script when the packager leaves it out)."""
+    da4ml = pytest.importorskip("da4ml")
+    from fpga_dnn.simulate.shell import write_axis_design
+    lut_v = Path(da4ml.__file__).parent / "codegen" / "rtl" / "verilog" / "source" / "lookup_table.v"
+    src = tmp_path / "table_src"
+    src.mkdir()
+    (src / "table_core.v").write_text(LUT_CORE)
+    mem = src / "table_core_t0.mem"
+    mem.write_text("\n".join(f"{(3 * i + 1) & 0xFF:02x}" for i in range(256)) + "\n")
+    spec = dummy_core_spec("tables", (6,), FixedFormat(True, 8, 3), (5,), FixedFormat(True, 12, 4), 1)
+    design = write_axis_design(spec, "table_core", [lut_v, src / "table_core.v"], tmp_path / "design",
+                               data_files=[mem])
+    scripts = generate_overlay(design, "pynq-z2", tmp_path / "o")
+    copied = scripts.out_dir / "rtl" / mem.name
+    assert copied.read_text() == mem.read_text()
+    rc, out, runs = run_stub(stub_tcl, scripts.files["build_overlay"], packager_drops_mem=packager_drops_mem)
+    assert rc == 0, out
+    calls = runs["build_overlay.tcl"]
+    added = calls_of(calls, "add_files")
+    assert [Path(f).name for f in tcl_list(added[1][1])] == [mem.name]   # second add_files: the tables
+    assert ["used_in_synthesis", "true", str(copied.resolve())] in calls_of(calls, "set_property")
+    synth_group = calls_of(calls, "ipx::add_file")
+    if packager_drops_mem:
+        assert synth_group == [["src/table_core_t0.mem", "xilinx_anylanguagesynthesis"]]
+        assert ["type", "mem", "src/table_core_t0.mem"] in calls_of(calls, "set_property")
+        ip_src = scripts.out_dir / "ip_repo" / design.top / "src" / mem.name
+        assert ip_src.read_text() == mem.read_text()
+        assert "added the table table_core_t0.mem to the synthesis files" in out
+    else:
+        assert synth_group == []
+    assert f"IP synthesis files include the 1 $readmemh table(s): {mem.name}" in out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -736,12 +987,69 @@ def test_run_vivado_sh_builds_a_checked_bundle(tmp_path, stub_tcl, monkeypatch, 
     assert scripts.ran and scripts.bundle_dir == bundle and scripts.log.is_file()
     tools = (tmp_path / "tools.log").read_text()
     assert ("vitis-run (fake) hls_synth.tcl" in tools) == (flow == "hls") and "vivado (fake) build_overlay.tcl" in tools
-    loaded = Spec.load(bundle)
+    loaded = Spec.load(bundle)                                # the copy delivered to bundle_dir
+    assert loaded == Spec.load(scripts.spec_path) and loaded.clock_mhz == 99.999
     assert set(loaded.checksums) == {f"{scripts.design}.bit", f"{scripts.design}.hwh"}
     loaded.verify_checksums(bundle)
     (bundle / f"{scripts.design}.hwh").write_text("tampered")
     with pytest.raises(ConfigError, match="does not match its checksum"):
         loaded.verify_checksums(bundle)
+
+
+def _text_files(folder: Path):
+    for f in sorted(folder.rglob("*")):
+        if f.is_file():
+            try:
+                yield f, f.read_text()
+            except UnicodeDecodeError:
+                continue
+
+
+@pytest.mark.parametrize("flow", ["rtl", "hls"])
+def test_copied_overlay_folder_builds_a_checked_bundle_elsewhere(tmp_path, stub_tcl, monkeypatch, board, flow):
+    """The documented workflow: generate here (bundle_dir outside the folder, as the flow does),
+    copy the overlay folder to another place, remove the original, run run_vivado.sh in the
+    copy with the stand-in tools: the bundle comes out complete and checked, inside the copy."""
+    if flow == "rtl":
+        design, kwargs = dummy_design(tmp_path / "gen"), {}
+        spec = design.spec
+    else:
+        design, kwargs = fake_hls_project(tmp_path / "gen"), {"path": "hls", "stream_bits": 32}
+        spec = dummy_core_spec("x", (6,), FixedFormat(True, 8, 3), (5,), FixedFormat(True, 12, 4), 0, stream_bits=32)
+    here = tmp_path / "gen" / "overlay"
+    scripts = generate_overlay(design, board, here, bundle_dir=tmp_path / "gen" / "bundle" / board, vivado=False,
+                               **kwargs)
+    # no path of the generating machine in any file of the folder
+    for f, text in _text_files(here):
+        assert str(tmp_path) not in text and str(REPO) not in text, f"{f} names a path of this machine"
+    there = tmp_path / "vivado machine" / "overlay"
+    shutil.copytree(here, there)
+    shutil.rmtree(tmp_path / "gen")           # nothing may refer back to the generating machine
+    _fake_tools(tmp_path, stub_tcl, monkeypatch, **_accel_bytes(spec))
+    proc = subprocess.run(["bash", "run_vivado.sh"], cwd=there, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr + (there / "logs" / "vivado.stdout").read_text()
+    bundle = there / "bundle"
+    assert f"bundle ready: {bundle}" in proc.stdout
+    built = Spec.load(bundle)
+    assert set(built.checksums) == {f"{scripts.design}.bit", f"{scripts.design}.hwh"}
+    built.verify_checksums(bundle)
+    assert (bundle / f"{scripts.design}.bit").read_text() == f"BIT {scripts.design} {board}"
+    # the clock Vivado set (the double: 99.999 MHz for 100) is the spec's, the request kept beside it
+    assert built.clock_mhz == 99.999 and built.extra["overlay"]["clock_mhz"] == 99.999
+    assert built.extra["overlay"]["clock_mhz_requested"] == 100.0
+    assert not (tmp_path / "gen").exists()
+
+
+def test_missing_spec_stops_before_vivado(tmp_path, stub_tcl, monkeypatch, rtl_overlay):
+    _, scripts = rtl_overlay
+    _fake_tools(tmp_path, stub_tcl, monkeypatch, bytes_m_axis=4)
+    scripts.spec_path.unlink()
+    proc = subprocess.run(["bash", "run_vivado.sh"], cwd=scripts.out_dir, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "no bundle/spec.json in" in proc.stderr
+    assert not (tmp_path / "tools.log").exists()            # Vivado never started
+    rc, out, runs = run_stub(stub_tcl, scripts.files["build_overlay"], bytes_m_axis=4)  # Vivado by hand: same check
+    assert rc == 1 and "spec.json: the bundle folder must be the one fpga_dnn wrote" in out
+    assert not calls_of(runs["build_overlay.tcl"], "create_project")
 
 
 def test_vivado_failure_names_the_error_and_the_log(tmp_path, stub_tcl, monkeypatch):
@@ -757,12 +1065,21 @@ def test_finalize_scripts_agree(tmp_path, rtl_overlay):
     _, scripts = rtl_overlay
     for f in (scripts.bit_path, scripts.hwh_path):
         f.write_bytes(os.urandom(1000))
-    proc = subprocess.run(["python3", str(scripts.files["finalize_bundle"]), str(scripts.bundle_dir)],
-                          capture_output=True, text=True)
+    clock = tmp_path / "pl_clock_mhz.txt"
+    clock.write_text("99.999001\n")
+    proc = subprocess.run(["python3", str(scripts.files["finalize_bundle"]), str(scripts.bundle_dir),
+                           "--pl-clock", str(clock)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     by_script = Spec.load(scripts.spec_path)
-    assert by_script == finalize_bundle(scripts.bundle_dir)
+    assert by_script == finalize_bundle(scripts.bundle_dir, pl_clock_file=clock)
+    assert by_script.clock_mhz == 99.999001 and by_script.extra["overlay"]["clock_mhz_requested"] == 100.0
     by_script.verify_checksums(scripts.bundle_dir)
+    clock.write_text("fast")
+    proc = subprocess.run(["python3", str(scripts.files["finalize_bundle"]), str(scripts.bundle_dir),
+                           "--pl-clock", str(clock)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "should hold the PL clock in MHz" in proc.stderr
+    with pytest.raises(ConfigError, match="should hold the PL clock in MHz"):
+        finalize_bundle(scripts.bundle_dir, pl_clock_file=clock)
     scripts.hwh_path.unlink()
     with pytest.raises(ConfigError, match=r"dummy\.hwh is missing"):
         finalize_bundle(scripts.bundle_dir)
@@ -773,9 +1090,11 @@ def test_regenerating_keeps_a_build_of_the_same_inputs_only(tmp_path):
     scripts = generate_overlay(design, "pynq-z2", tmp_path / "o")
     for f in (scripts.bit_path, scripts.hwh_path):
         f.write_text("built")
-    finalize_bundle(scripts.bundle_dir)
+    (tmp_path / "clock.txt").write_text("99.999")
+    finalize_bundle(scripts.bundle_dir, pl_clock_file=tmp_path / "clock.txt")
     generate_overlay(design, "pynq-z2", tmp_path / "o")                      # same inputs: kept
     assert scripts.bit_path.exists() and Spec.load(scripts.spec_path).checksums
+    assert Spec.load(scripts.spec_path).clock_mhz == 99.999                  # with the clock Vivado set
     (design.directory / f"{design.top}.v").write_text(
         (design.directory / f"{design.top}.v").read_text() + "\n// changed\n")
     generate_overlay(design, "pynq-z2", tmp_path / "o")                      # changed Verilog: stale build removed

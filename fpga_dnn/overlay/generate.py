@@ -1,7 +1,8 @@
 """Write the Vivado scripts that turn a verified design into a PYNQ overlay bundle.
 
 One output folder per (design, board, path) holds everything a machine with Vivado needs, with
-relative paths so it can be copied there::
+paths relative to the folder (no path of the generating machine in any script), so it can be
+copied there and run as it is::
 
     <out_dir>/
       run_vivado.sh        the one command: [HLS synthesis ->] Vivado -> checksums
@@ -12,7 +13,8 @@ relative paths so it can be copied there::
       finalize_bundle.py   adds the .bit/.hwh checksums to the bundle's spec.json
       rtl/                 RTL path: the Verilog sources (shell, core, generated top)
       hls/                 HLS path: hls_synth.tcl and a copy of the hls4ml project + fpga_dnn top
-      bundle/              default bundle folder: spec.json now; <name>.bit, <name>.hwh after Vivado
+      bundle/              the bundle the scripts build: spec.json now; <name>.bit, <name>.hwh
+                           and the checksums and real PL clock in spec.json after Vivado
 
 Board facts come from ``overlays/boards/<board>.toml`` (:mod:`fpga_dnn.boards`); the templates
 contain no board names. Vivado runs here only when named (``vivado=`` or an environment
@@ -46,6 +48,8 @@ COMMON_TEMPLATES = ("common.tcl", "build_overlay.tcl", "block_design.tcl", "buil
                     "export_bundle.tcl", "finalize_bundle.py")
 RTL_TEMPLATES = ("package_ip.tcl",)
 PATHS = ("rtl", "hls")
+BUNDLE_SUBDIR = "bundle"       # the scripts' bundle folder, inside the overlay folder
+PL_CLOCK_FILE = "reports/pl_clock_mhz.txt"   # the PL clock Vivado set (export_bundle.tcl)
 
 IP_VENDOR = "fpga-dnn.org"
 IP_VERSION = "1.0"
@@ -64,7 +68,7 @@ class OverlayScripts:
     board: str
     flow: str                   # 'rtl' or 'hls'
     out_dir: Path
-    bundle_dir: Path
+    bundle_dir: Path            # where the finished bundle is delivered (the copy when Vivado ran here)
     files: dict                 # role -> path of every generated script
     command: str                # the exact shell command to run on a machine with Vivado
     vivado_version: str         # the Vivado release the scripts target
@@ -72,23 +76,29 @@ class OverlayScripts:
     log: Optional[Path] = None
 
     @property
+    def built_dir(self) -> Path:
+        """The bundle folder the scripts write (``<out_dir>/bundle``, relative in every script)."""
+        return self.out_dir / BUNDLE_SUBDIR
+
+    @property
     def spec_path(self) -> Path:
-        return self.bundle_dir / SPEC_FILENAME
+        return self.built_dir / SPEC_FILENAME
 
     @property
     def bit_path(self) -> Path:
-        return self.bundle_dir / f"{self.design}.bit"
+        return self.built_dir / f"{self.design}.bit"
 
     @property
     def hwh_path(self) -> Path:
-        return self.bundle_dir / f"{self.design}.hwh"
+        return self.built_dir / f"{self.design}.hwh"
 
     def next_step(self) -> str:
         """One line for the user: where the bundle is, or what to run where."""
         if self.ran:
             return f"overlay bundle for {self.design} on {self.board}: {self.bundle_dir}"
         return (f"overlay scripts for {self.design} on {self.board} ({self.flow} path) written to {self.out_dir}; "
-                f"no Vivado here: run `{self.command}` on a machine with Vivado {self.vivado_version}")
+                f"no Vivado here: run `{self.command}` on a machine with Vivado {self.vivado_version} (or copy "
+                f"the folder there and run ./run_vivado.sh in it); the bundle is then {self.built_dir}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,6 +118,7 @@ _PORT_DECL = re.compile(r"\b(input|output)\s+(?:wire\s+|reg\s+)?(?:\[\s*(\d+)\s*
 
 def verilog_ports(text: str, module: str) -> dict[str, tuple[str, int]]:
     """``{port: (direction, width)}`` of ``module``'s ANSI port list in Verilog ``text``."""
+    text = re.sub(r"/\*.*?\*/|//[^\n]*", " ", text, flags=re.S)   # comments may say "input"/"output"
     m = re.search(rf"\bmodule\s+{re.escape(module)}\b(.*?)\bendmodule\b", text, re.S)
     if not m:
         return {}
@@ -128,7 +139,9 @@ def _check_top_ports(sources: Sequence[Path], top: str, spec: Spec) -> None:
             "s_axis_tdata": ("input", spec.input.stream_bits), "s_axis_tvalid": ("input", 1),
             "s_axis_tready": ("output", 1), "s_axis_tlast": ("input", 1),
             "m_axis_tdata": ("output", spec.output.stream_bits), "m_axis_tvalid": ("output", 1),
-            "m_axis_tready": ("input", 1), "m_axis_tlast": ("output", 1)}
+            "m_axis_tready": ("input", 1), "m_axis_tlast": ("output", 1),
+            "s_axis_tkeep": ("input", spec.input.stream_bits // 8),
+            "m_axis_tkeep": ("output", spec.output.stream_bits // 8)}
     for port, (d, w) in want.items():
         if ports.get(port) != (d, w):
             got = "missing" if port not in ports else f"{ports[port][0]} [{ports[port][1]} bits]"
@@ -154,7 +167,7 @@ def _board_config(board: Board, spec: Spec) -> dict:
     """config.tcl entries that come from the board file and the stream widths."""
     ps, dma = board.ps, board.dma
     ps_config = dict(ps.config)
-    ps_config[ps.clock_freq_property] = _mhz(board.pl_clock_mhz)
+    ps_config[ps.clock_freq_property] = _mhz(board.pl_clock_mhz)  # after the source (ps_clock_config)
     in_bits, out_bits = spec.input.stream_bits, spec.output.stream_bits
     dma_config = {
         "c_include_sg": 0, "c_sg_include_stscntrl_strm": 0, "c_micro_dma": 0,
@@ -169,7 +182,9 @@ def _board_config(board: Board, spec: Spec) -> dict:
         "board_files": board.board_files, "vivado_version": board.vivado_version,
         "pynq_image": board.pynq_image, "clock_mhz": _mhz(board.pl_clock_mhz),
         "ps_vlnv": ps.vlnv, "ps_rule": ps.automation_rule, "ps_rule_config": dict(ps.automation_config),
-        "ps_config": ps_config, "ps_master": ps.master_port, "ps_master_clk": ps.master_clock_pin,
+        "ps_clock_config": dict(ps.clock_config), "ps_config": ps_config,
+        "ps_clock_actual": ps.clock_actual_property,
+        "ps_master": ps.master_port, "ps_master_clk": ps.master_clock_pin,
         "ps_hp": board.hp_port, "ps_hp_clk": ps.hp_clock_pin, "ps_clk": ps.clock_pin,
         "ps_resetn": ps.reset_pin,
         "dma_vlnv": dma.vlnv, "dma_pynq_vlnv": dma.pynq_vlnv, "dma_config": dma_config,
@@ -180,10 +195,12 @@ def _board_config(board: Board, spec: Spec) -> dict:
 
 def _bundle_spec(spec: Spec, board: Board, flow: str, accel_vlnv: str, inputs_sha256: str) -> Spec:
     """The spec copied into the bundle: the board's PL clock and what the runtime needs to find
-    and drive the hardware, under ``extra['overlay']``."""
+    and drive the hardware, under ``extra['overlay']``. ``clock_mhz`` is the requested clock
+    until Vivado has run; finalize_bundle then records the clock Vivado really set."""
     overlay = {
         "board": board.name, "flow": flow, "part": board.part, "pynq_image": board.pynq_image,
-        "vivado": board.vivado_version, "clock_mhz": board.pl_clock_mhz,
+        "pynq_image_source": board.pynq_image_source, "vivado": board.vivado_version,
+        "clock_mhz": board.pl_clock_mhz, "clock_mhz_requested": board.pl_clock_mhz,
         "dma": DMA_CELL, "dma_vlnv": board.dma.pynq_vlnv,
         "dma_max_transfer_bytes": board.dma.max_transfer_bytes,
         "accelerator": ACCEL_CELL, "accelerator_ip": accel_vlnv,
@@ -197,21 +214,47 @@ def _bundle_spec(spec: Spec, board: Board, flow: str, accel_vlnv: str, inputs_sh
     return spec.replace(clock_mhz=board.pl_clock_mhz, checksums={}, extra=extra)
 
 
+def _as_generated(spec: Spec) -> Spec:
+    """``spec`` without what the Vivado run adds (checksums, the real PL clock)."""
+    overlay = dict(spec.extra.get("overlay") or {})
+    requested = overlay.get("clock_mhz_requested", spec.clock_mhz)
+    if overlay:
+        overlay["clock_mhz"] = requested
+    extra = {**spec.extra, "overlay": overlay} if overlay else spec.extra
+    return spec.replace(checksums={}, clock_mhz=requested, extra=extra)
+
+
+def _drop_unless_build_of(bundle_dir: Path, spec: Spec) -> bool:
+    """True if ``bundle_dir`` holds a spec generated from exactly these inputs (built or not: kept).
+    If it holds another one, its files are removed, so a stale .bit/.hwh cannot pass for this design."""
+    old_path = bundle_dir / SPEC_FILENAME
+    if not old_path.is_file():
+        return False
+    try:
+        old = Spec.load(old_path)
+    except ConfigError:
+        old = None
+    if old is not None and _as_generated(old) == spec:
+        return True
+    for name in {SPEC_FILENAME, *bundle_files(spec), *(bundle_files(old) if old else [])}:
+        (bundle_dir / name).unlink(missing_ok=True)
+    return False
+
+
 def _write_bundle_spec(bundle_dir: Path, spec: Spec) -> None:
     """Write the bundle's spec. If the bundle already holds a build of exactly these inputs, keep it
-    (and its checksums); otherwise remove stale .bit/.hwh so they cannot pass for the new design."""
+    (and its checksums and clock); otherwise remove stale .bit/.hwh so they cannot pass for the new design."""
     bundle_dir.mkdir(parents=True, exist_ok=True)
-    old_path = bundle_dir / SPEC_FILENAME
-    if old_path.is_file():
-        try:
-            old = Spec.load(old_path)
-        except ConfigError:
-            old = None
-        if old is not None and old.replace(checksums={}) == spec:
-            return
-        for name in {*bundle_files(spec), *(bundle_files(old) if old else [])}:
-            (bundle_dir / name).unlink(missing_ok=True)
-    spec.save(old_path)
+    if not _drop_unless_build_of(bundle_dir, spec):
+        spec.save(bundle_dir / SPEC_FILENAME)
+
+
+def _deliver(built: Path, dest: Path, spec: Spec) -> None:
+    """Copy the finished bundle (spec.json, .bit, .hwh) from the overlay folder to ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in (SPEC_FILENAME, *bundle_files(spec)):
+        shutil.copy2(built / name, dest / name)
+    Spec.load(dest / SPEC_FILENAME).verify_checksums(dest)
 
 
 def _rel(path: Path, base: Path) -> str:
@@ -243,8 +286,10 @@ def generate_overlay(design, board: Union[str, Board], out_dir, path: str = "rtl
     ``path='rtl'``: ``design`` is an :class:`~fpga_dnn.simulate.shell.AxisDesign` (Verilog sources,
     top, spec). ``path='hls'``: ``design`` is an hls4ml project folder or ``ModelGraph``; ``spec``
     optionally supplies name, shapes and stream widths (see :func:`~fpga_dnn.overlay.hls.hls_spec`),
-    else both streams are ``stream_bits`` wide. ``bundle_dir``: where ``<name>.bit``, ``<name>.hwh``
-    and ``spec.json`` go (default ``out_dir/bundle``). ``vivado``: the Vivado binary or install
+    else both streams are ``stream_bits`` wide. ``bundle_dir``: where the finished bundle
+    (``<name>.bit``, ``<name>.hwh``, ``spec.json``) is delivered when Vivado runs here (default
+    ``out_dir/bundle``); the scripts always build it in ``out_dir/bundle``, so the folder can be
+    copied to another machine and run there. ``vivado``: the Vivado binary or install
     folder to run now; None looks at ``FPGA_DNN_VIVADO``/``XILINX_VIVADO``; False never runs.
     ``jobs``: parallel Vivado jobs. ``tclargs``: passed to ``build_overlay.tcl`` (e.g. ``--bd-only``).
     """
@@ -255,7 +300,10 @@ def generate_overlay(design, board: Union[str, Board], out_dir, path: str = "rtl
         raise ConfigError(f"board {board.name!r} has no [ps]/[dma] data: load it with fpga_dnn.boards.load_board")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    bundle_dir = Path(bundle_dir) if bundle_dir is not None else out_dir / "bundle"
+    built_dir = out_dir / BUNDLE_SUBDIR
+    # The scripts always build the bundle inside the folder (a relative path), so the folder can
+    # be copied to another machine; a bundle_dir elsewhere gets a copy once Vivado has run here.
+    bundle_dir = Path(bundle_dir) if bundle_dir is not None else built_dir
     files: dict[str, Path] = {}
 
     if path == "rtl":
@@ -268,11 +316,12 @@ def generate_overlay(design, board: Union[str, Board], out_dir, path: str = "rtl
     values = {
         "design": spec.name, "flow": path, **_board_config(board, spec), **values,
         "project_name": project_name, "project_dir": "vivado", "bd_name": BD_NAME,
-        "bundle_dir": _rel(bundle_dir, out_dir), "reports_dir": "reports", "jobs": int(jobs),
+        "bundle_dir": BUNDLE_SUBDIR, "reports_dir": "reports", "jobs": int(jobs),
         "ip_vendor": IP_VENDOR, "ip_version": IP_VERSION,
     }
     header = (f"Generated by fpga_dnn.overlay for design {spec.name!r} on board {board.name!r} ({path} path);\n"
-              f"regenerate rather than edit. Board data: {board.path}. Targets Vivado {board.vivado_version}.")
+              f"regenerate rather than edit. Board data: overlays/boards/{board.path.name}. Targets Vivado "
+              f"{board.vivado_version} (PYNQ {board.pynq_image} image).\nEvery path below is relative to this folder.")
     files["config"] = out_dir / "config.tcl"
     files["config"].write_text(config_tcl(values, header))
     for name in COMMON_TEMPLATES + (RTL_TEMPLATES if path == "rtl" else ()):
@@ -283,7 +332,10 @@ def generate_overlay(design, board: Union[str, Board], out_dir, path: str = "rtl
 
     template_files = [TEMPLATES_DIR / n for n in (*COMMON_TEMPLATES, *RTL_TEMPLATES, "run_vivado.sh")]
     digest = _hash_files([*inputs, *template_files, board.path], config_tcl(values, ""))
-    _write_bundle_spec(bundle_dir, _bundle_spec(spec, board, path, values["accel_vlnv"], digest))
+    bundle_spec = _bundle_spec(spec, board, path, values["accel_vlnv"], digest)
+    _write_bundle_spec(built_dir, bundle_spec)
+    if bundle_dir.resolve() != built_dir.resolve() and bundle_dir.exists():
+        _drop_unless_build_of(bundle_dir, bundle_spec)   # drops a copy of another design's build
 
     command = f"bash {out_dir.resolve() / 'run_vivado.sh'}" + "".join(f" {a}" for a in tclargs)
     scripts = OverlayScripts(spec.name, board.name, path, out_dir, bundle_dir, files, command, board.vivado_version)
@@ -295,7 +347,9 @@ def generate_overlay(design, board: Union[str, Board], out_dir, path: str = "rtl
     log = run_overlay(out_dir, exe, tclargs)
     if "--bd-only" in tclargs:
         return dataclasses.replace(scripts, log=log)
-    finalize_bundle(bundle_dir)
+    final = finalize_bundle(built_dir, pl_clock_file=out_dir / PL_CLOCK_FILE)
+    if bundle_dir.resolve() != built_dir.resolve():
+        _deliver(built_dir, bundle_dir, final)
     return dataclasses.replace(scripts, ran=True, log=log)
 
 
@@ -324,16 +378,17 @@ def _prepare_rtl(design, board: Board, out_dir: Path, files: dict):
         rel.append(_rel(dest, out_dir))
     # $readmemh tables (da4ml lookup tables): same folder, same names, so synthesis finds them
     data_files = [Path(f) for f in getattr(design, "data_files", ())]
+    data_rel = []
     for f in data_files:
         if not f.is_file():
             raise ConfigError(f"design data file {f} does not exist")
         if (rtl / f.name).exists():
             raise ConfigError(f"design data file {f.name} clashes with another source of the same name")
         shutil.copy2(f, rtl / f.name)
-        rel.append(_rel(rtl / f.name, out_dir))
+        data_rel.append(_rel(rtl / f.name, out_dir))
     files["package_ip"] = out_dir / "package_ip.tcl"
     values = {
-        "rtl_sources": rel, "top": top, "ip_library": "user", "ip_repo": "ip_repo", "ip_project_dir": "ip_pkg",
+        "rtl_sources": rel, "rtl_data_files": data_rel, "top": top, "ip_library": "user", "ip_repo": "ip_repo", "ip_project_dir": "ip_pkg",
         "accel_vlnv": f"{IP_VENDOR}:user:{top}", "accel_in": "s_axis", "accel_out": "m_axis",
         "accel_clk": "clk", "accel_resetn": "aresetn",
     }

@@ -5,7 +5,7 @@ instantiate the core: it exposes the core's flat buses as ports. Per design, thi
 a small top ``<name>_axis`` that instantiates the shell (parameters from the spec) and the core
 module by name::
 
-    module <name>_axis (clk, aresetn, s_axis_t{data,valid,ready,last}, m_axis_t{data,valid,ready,last});
+    module <name>_axis (clk, aresetn, s_axis_t{data,valid,ready,last,keep}, m_axis_t{data,valid,ready,last,keep});
         fpga_dnn_axis_shell #(...) shell (..., .core_inp(core_inp), .core_out(core_out));
         <core_module> #(<core_parameters>) core (.clk(clk), .model_inp(core_inp), .model_out(core_out));
 
@@ -96,10 +96,12 @@ module {top} (
     input  wire                        s_axis_tvalid,
     output wire                        s_axis_tready,
     input  wire                        s_axis_tlast,
+    input  wire [{inp.stream_bits // 8 - 1}:0] s_axis_tkeep,   // accepted, ignored: whole beats only
     output wire [{out.stream_bits - 1}:0] m_axis_tdata,
     output wire                        m_axis_tvalid,
     input  wire                        m_axis_tready,
-    output wire                        m_axis_tlast
+    output wire                        m_axis_tlast,
+    output wire [{out.stream_bits // 8 - 1}:0] m_axis_tkeep    // all ones: every output beat is whole
 );
     wire [{inp.elements * inp.format.width - 1}:0] core_inp;
     wire [{out.elements * out.format.width - 1}:0] core_out;
@@ -109,9 +111,9 @@ module {top} (
     ) shell (
         .clk(clk), .aresetn(aresetn),
         .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid),
-        .s_axis_tready(s_axis_tready), .s_axis_tlast(s_axis_tlast),
+        .s_axis_tready(s_axis_tready), .s_axis_tlast(s_axis_tlast), .s_axis_tkeep(s_axis_tkeep),
         .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid),
-        .m_axis_tready(m_axis_tready), .m_axis_tlast(m_axis_tlast),
+        .m_axis_tready(m_axis_tready), .m_axis_tlast(m_axis_tlast), .m_axis_tkeep(m_axis_tkeep),
         .core_inp(core_inp), .core_out(core_out)
     );
 

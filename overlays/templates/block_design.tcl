@@ -10,9 +10,10 @@
 # are looked up by vendor:library:name (newest installed version). The DMA's interrupts are left
 # unconnected: pynq's DMA driver polls the status registers.
 
+set fd_board_repos [fd_board_repo_paths]
 fd_info "creating project $fd(project_name) ($fd(part)) in [fd_path $fd(project_dir)]"
 create_project $fd(project_name) [fd_path $fd(project_dir)] -part $fd(part) -force
-set fd(board_part_used) [fd_set_board_part]
+set fd(board_part_used) [fd_set_board_part $fd_board_repos]
 set_property ip_repo_paths [list [fd_path $fd(ip_repo)]] [current_project]
 update_ip_catalog -rebuild
 create_bd_design $fd(bd_name)
@@ -20,6 +21,9 @@ create_bd_design $fd(bd_name)
 # --- cells ------------------------------------------------------------------------------------
 set fd_ps [create_bd_cell -type ip -vlnv [fd_latest_ipdef $fd(ps_vlnv)] ps]
 apply_bd_automation -rule $fd(ps_rule) -config $fd(ps_rule_config) $fd_ps
+# The PL clock's source first (on the Ultra96: the preset's clock override off), then the ports
+# and the PL clock itself, so that Vivado computes divisors for the requested frequency.
+set_property -dict [fd_config_list $fd(ps_clock_config)] $fd_ps
 set_property -dict [fd_config_list $fd(ps_config)] $fd_ps
 
 set fd_dma_vlnv [fd_latest_ipdef $fd(dma_vlnv)]
@@ -73,8 +77,29 @@ connect_bd_net [get_bd_pins rst_pl/interconnect_aresetn] \
 assign_bd_address
 validate_bd_design
 
+# The PL clock the PS really makes (its divisors from the PLL) must be the board file's within 1%:
+# the timing analysis, the runtime's latency figures and pynq's clock setting all rest on it.
+# The actual value goes into the bundle's spec (export_bundle.tcl -> finalize_bundle.py).
+proc fd_check_clock {} {
+    global fd
+    set act [get_property CONFIG.$fd(ps_clock_actual) [get_bd_cells ps]]
+    if {![string is double -strict $act] || $act <= 0} {
+        fd_error "cannot read the PL clock back (CONFIG.$fd(ps_clock_actual) of the PS is '$act')"
+    }
+    if {abs($act - $fd(clock_mhz)) > 0.01 * $fd(clock_mhz)} {
+        fd_error "the PL clock is $act MHz ($fd(ps_clock_actual)); the board file asks for $fd(clock_mhz) MHz\
+                  (more than 1% off: the PS cannot make that clock from its PLL, or the board preset\
+                  overrides it). Pick a pl_clock_mhz the PLL divides to, or check ps.clock_config."
+    }
+    set fd(clock_actual_mhz) $act
+    fd_info "PL clock $act MHz (asked for $fd(clock_mhz) MHz)"
+}
+fd_check_clock
+
 # The DMA's stream widths must be the spec's, and the accelerator's ports must agree with both;
-# the DMA's S2MM channel only ends a transfer on TLAST, so both streams must carry it.
+# the DMA's S2MM channel only ends a transfer on TLAST, so both streams must carry it. Both carry
+# TKEEP too: the accelerator drives m_axis TKEEP all ones and accepts s_axis TKEEP, so IP
+# integrator ties no DMA stream pin to a constant.
 proc fd_check_streams {} {
     global fd
     set dma [get_bd_cells axi_dma_0]
@@ -92,8 +117,12 @@ proc fd_check_streams {} {
         if {[get_property CONFIG.HAS_TLAST $pin] != 1} {
             fd_error "accelerator stream $pin has no TLAST; the DMA's S2MM channel needs it"
         }
+        if {[get_property CONFIG.HAS_TKEEP $pin] != 1} {
+            fd_error "accelerator stream $pin has no TKEEP; the generated top drives m_axis_tkeep\
+                      (all ones) and takes s_axis_tkeep, so the IP was packaged from other sources"
+        }
     }
-    fd_info "streams: DMA MM2S $fd(in_bits) bits -> accel/$fd(accel_in), accel/$fd(accel_out) -> DMA S2MM $fd(out_bits) bits"
+    fd_info "streams: DMA MM2S $fd(in_bits) bits -> accel/$fd(accel_in), accel/$fd(accel_out) -> DMA S2MM $fd(out_bits) bits, TLAST and TKEEP"
 }
 fd_check_streams
 save_bd_design

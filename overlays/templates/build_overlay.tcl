@@ -12,6 +12,7 @@ source [file join $fd(script_dir) config.tcl]
 source [file join $fd(script_dir) common.tcl]
 fd_info "overlay for $fd(design) on $fd(board) ($fd(flow) path)"
 fd_check_tool_version
+fd_check_bundle_spec
 
 if {$fd(flow) eq "rtl"} {
     source [file join $fd(script_dir) package_ip.tcl]

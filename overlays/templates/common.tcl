@@ -55,26 +55,42 @@ proc fd_check_tool_version {} {
     return $v
 }
 
-# The newest installed IP whose VLNV starts with `prefix` (vendor:library:name), so one script
-# serves several Vivado releases whatever the IP's version there.
+# The newest installed IP integrator IP whose VLNV starts with `prefix` (vendor:library:name), so
+# one script serves several Vivado releases whatever the IP's version there. `get_ipdefs -all`
+# also lists hidden IP and IP that only the IP catalog (not IP integrator) can instantiate:
+# filtered out, as Vivado's own write_bd_tcl scripts and ADI's do.
 proc fd_latest_ipdef {prefix} {
-    set defs [get_ipdefs -all "${prefix}:*"]
+    set defs [get_ipdefs -all -filter {DESIGN_TOOL_CONTEXTS =~ *IPI*} "${prefix}:*"]
     if {[llength $defs] == 0} {
-        fd_error "IP $prefix is not in Vivado's IP catalog (check the IP repository paths and the part)"
+        fd_error "IP $prefix is not in Vivado's IP integrator catalog (check the IP repository paths and the part)"
     }
     set best [lindex [lsort -dictionary $defs] end]
     fd_info "IP $prefix -> $best"
     return $best
 }
 
+# Board repositories: FPGA_DNN_BOARD_REPO may name an extra folder of board files. Vivado reads
+# board.repoPaths when a project is created, so this runs before create_project; the project's
+# BOARD_PART_REPO_PATHS is set too (fd_set_board_part), so the project keeps seeing the folder.
+proc fd_board_repo_paths {} {
+    global env
+    if {![info exists env(FPGA_DNN_BOARD_REPO)] || $env(FPGA_DNN_BOARD_REPO) eq ""} { return {} }
+    set repo [file normalize $env(FPGA_DNN_BOARD_REPO)]
+    if {![file isdirectory $repo]} {
+        fd_error "FPGA_DNN_BOARD_REPO=$repo is not a folder (it should hold the board files, e.g. .../ultra96v2/1.2/board.xml)"
+    }
+    set_param board.repoPaths [concat [get_param board.repoPaths] [list $repo]]
+    fd_info "board repository $repo"
+    return [list $repo]
+}
+
 # Set the project's board part (board preset for the PS). Takes the exact file version from the
 # board file, else the newest installed version of the same board; stops with a clear ERROR
-# naming where to get the board files when none is installed. FPGA_DNN_BOARD_REPO may name an
-# extra folder of board files.
-proc fd_set_board_part {} {
-    global fd env
-    if {[info exists env(FPGA_DNN_BOARD_REPO)]} {
-        set_param board.repoPaths [concat [get_param board.repoPaths] [list $env(FPGA_DNN_BOARD_REPO)]]
+# naming where to get the board files when none is installed. `repos`: fd_board_repo_paths.
+proc fd_set_board_part {repos} {
+    global fd
+    if {[llength $repos]} {
+        set_property BOARD_PART_REPO_PATHS $repos [current_project]
     }
     set want $fd(board_part)
     set all [get_board_parts -quiet]
@@ -93,4 +109,15 @@ proc fd_set_board_part {} {
     set_property board_part $found [current_project]
     fd_info "board part $found"
     return $found
+}
+
+# The bundle folder must hold the spec.json fpga_dnn wrote (finalize_bundle.py adds the checksums
+# to it at the very end): checked before anything long runs, not after the bitstream.
+proc fd_check_bundle_spec {} {
+    global fd
+    set spec [file join [fd_path $fd(bundle_dir)] spec.json]
+    if {![file isfile $spec]} {
+        fd_error "no $spec: the bundle folder must be the one fpga_dnn wrote beside these scripts\
+                  (copy the whole overlay folder, bundle/ included, or regenerate the scripts)"
+    }
 }

@@ -1,6 +1,7 @@
 # Export: copy the bitstream and the hardware handoff into the bundle folder under ONE base name
 # (<design>.bit, <design>.hwh), as pynq.Overlay needs. spec.json is already there (written by
-# fpga_dnn); the checksums of the two files are added by finalize_bundle.py afterwards.
+# fpga_dnn); finalize_bundle.py afterwards adds the checksums of the two files and the PL clock
+# Vivado really set (read back in block_design.tcl, written here to reports/pl_clock_mhz.txt).
 #
 # The .hwh moved between Vivado releases: 2020.2 and later generate block-design products under
 # <project>.gen/sources_1/bd/<bd>/hw_handoff/, 2020.1 and older under <project>.srcs/...; both are
@@ -49,3 +50,9 @@ file copy -force $fd_bit [file join $fd_bundle $fd(design).bit]
 file copy -force $fd_hwh [file join $fd_bundle $fd(design).hwh]
 fd_info "bundle: [file join $fd_bundle $fd(design).bit] (from $fd_bit)"
 fd_info "bundle: [file join $fd_bundle $fd(design).hwh] (from $fd_hwh)"
+set fd_clock_file [file join [fd_path $fd(reports_dir)] pl_clock_mhz.txt]
+file mkdir [file dirname $fd_clock_file]
+set fh [open $fd_clock_file w]
+puts $fh $fd(clock_actual_mhz)
+close $fh
+fd_info "PL clock $fd(clock_actual_mhz) MHz -> $fd_clock_file"

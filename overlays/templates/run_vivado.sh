@@ -6,15 +6,21 @@
 #
 # Vivado: $VIVADO, else $FPGA_DNN_VIVADO, else $XILINX_VIVADO/bin/vivado, else `vivado` on PATH.
 # HLS tool (HLS path only): $FPGA_DNN_HLS, else vitis-run, vitis_hls, vivado_hls on PATH.
-# Logs: logs/. Result: the bundle folder @@BUNDLE_DIR@@ (<name>.bit, <name>.hwh, spec.json).
+# Logs: logs/. Result: the bundle folder @@BUNDLE_DIR@@/ (<name>.bit, <name>.hwh, spec.json).
+# Every path is relative to this folder: copy the whole folder to the machine with Vivado.
 set -euo pipefail
 cd "$(dirname "$0")"
 FLOW="@@FLOW@@"
 BUNDLE_DIR="@@BUNDLE_DIR@@"
 mkdir -p logs
 rm -f logs/hls.log logs/vivado.log logs/vivado.stdout  # no stale errors from an earlier run
+rm -f reports/pl_clock_mhz.txt                         # written again by this run's export
 
 fail() { echo "ERROR: [fpga_dnn] $*" >&2; exit 1; }
+
+# The last step writes the checksums into the bundle's spec.json: make sure it is there now,
+# not after an hour of synthesis.
+[ -f "$BUNDLE_DIR/spec.json" ] || fail "no $BUNDLE_DIR/spec.json in $(pwd): copy the whole overlay folder (bundle/ included) or regenerate the scripts"
 
 VIVADO="${VIVADO:-${FPGA_DNN_VIVADO:-}}"
 if [ -z "$VIVADO" ] && [ -n "${XILINX_VIVADO:-}" ]; then VIVADO="$XILINX_VIVADO/bin/vivado"; fi
@@ -45,7 +51,8 @@ if [ $# -gt 0 ]; then TCLARGS=(-tclargs "$@"); fi
 
 if [ -f "$BUNDLE_DIR/@@DESIGN@@.bit" ]; then
     PYTHON="$(command -v python3 || command -v python || true)"
-    [ -n "$PYTHON" ] || fail "python3 not found: add the checksums with 'python3 finalize_bundle.py $BUNDLE_DIR' elsewhere"
-    "$PYTHON" finalize_bundle.py "$BUNDLE_DIR" || fail "could not write the checksums into $BUNDLE_DIR/spec.json"
-    echo "fpga_dnn: bundle ready: $BUNDLE_DIR (copy this folder to the board)"
+    [ -n "$PYTHON" ] || fail "python3 not found: add the checksums with 'python3 finalize_bundle.py $BUNDLE_DIR --pl-clock reports/pl_clock_mhz.txt' elsewhere"
+    "$PYTHON" finalize_bundle.py "$BUNDLE_DIR" --pl-clock reports/pl_clock_mhz.txt \
+        || fail "could not write the checksums into $BUNDLE_DIR/spec.json"
+    echo "fpga_dnn: bundle ready: $(pwd)/$BUNDLE_DIR (copy this folder to the board)"
 fi
