@@ -6,9 +6,108 @@ import os
 
 os.environ.setdefault("FPGA_DNN_QUIET", "1")
 
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
 
 import fpga_dnn  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
+
+# ---------------------------------------------------------------------------------------------
+# Tools the tests need: found, provided from what the project already installs, or the run stops
+# with one line naming the tool. Nothing is skipped for a missing tool.
+# ---------------------------------------------------------------------------------------------
+
+# Python's own Tcl 8.6 (tkinter) run as `tclsh SCRIPT ARGS...` / `tclsh < SCRIPT`. tkinter
+# deletes Tcl's `exit` command, so the stand-in defines one that flushes Tcl's channels first.
+_TCLSH_STANDIN = """\
+import os, sys, tkinter
+tcl = tkinter.Tcl()
+def _exit(code=0):
+    tcl.eval("flush stdout; flush stderr")
+    os._exit(int(code))
+tcl.createcommand("exit", _exit)
+script, rest = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else (None, [])
+tcl.call("set", "argv0", script or "tclsh")
+tcl.call("set", "argv", tuple(rest))
+tcl.call("set", "argc", len(rest))
+try:
+    tcl.call("source", script) if script else tcl.eval(sys.stdin.read())
+except tkinter.TclError:
+    tcl.call("puts", "stderr", tcl.getvar("errorInfo"))
+    _exit(1)
+_exit(0)
+"""
+
+
+def _provide_tclsh() -> str | None:
+    """The overlay tests run the generated Vivado scripts under tclsh. Use the system's if there
+    is one; else put a `tclsh` backed by this Python's tkinter on PATH (before test modules read
+    PATH); else None. ``FPGA_DNN_TEST_TCLSH``: auto (default), tkinter (always the stand-in),
+    system (never the stand-in)."""
+    choice = os.environ.get("FPGA_DNN_TEST_TCLSH", "auto")
+    if choice != "tkinter" and shutil.which("tclsh"):
+        return "system"
+    if choice == "system":
+        return None
+    try:
+        import tkinter
+
+        tkinter.Tcl().eval("info patchlevel")
+    except Exception:  # noqa: BLE001 - no _tkinter in this Python build, or no Tcl library
+        return None
+    bindir = Path(tempfile.mkdtemp(prefix="fpga_dnn_tclsh_"))
+    atexit.register(shutil.rmtree, bindir, True)
+    exe = bindir / "tclsh"
+    exe.write_text(f"#!{sys.executable}\n{_TCLSH_STANDIN}")
+    exe.chmod(0o755)
+    os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
+    return "python-tkinter"
+
+
+if "pynq" not in sys.modules:  # the toolchain environment (the board run needs no tclsh)
+    TCLSH_SOURCE = _provide_tclsh()
+
+#: tool -> (test files that need it, how to get it)
+REQUIRED_TOOLS = {
+    "tclsh": (("test_overlay.py", "test_overlay_gates.py"),
+              "Tcl 8.6: `apt-get install tcl`, or a Python built with tkinter"),
+    "g++": (("test_overlay.py", "test_rtl_trace.py", "test_csim_exact.py", "test_rtl_flow.py"),
+            "`apt-get install g++` (hls4ml's C-sim and the ap_fixed checks compile with it)"),
+}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    files = {Path(str(item.fspath)).name for item in items}
+    for tool, (needed_by, how) in REQUIRED_TOOLS.items():
+        users = sorted(files.intersection(needed_by))
+        if users and shutil.which(tool) is None:
+            pytest.exit(f"the tests need {tool} (for {', '.join(users)}), not found on PATH: {how}", returncode=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# The tests' build cache: never make demo's build/cache (a warm demo would hide the cold cost)
+# ---------------------------------------------------------------------------------------------
+
+#: Set to a folder to keep Verilator/yosys builds between test runs; default: a fresh cache per run.
+TEST_CACHE_ENV = "FPGA_DNN_TEST_CACHE"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_build_cache(tmp_path_factory):
+    from fpga_dnn.simulate.verilator import CACHE_ENV
+
+    cache = Path(os.environ.get(TEST_CACHE_ENV) or tmp_path_factory.mktemp("build_cache")).resolve()
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(cache)
+    yield cache
+    if previous is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = previous
 
 
 @pytest.fixture(scope="session")

@@ -243,7 +243,6 @@ def test_da4ml_core_drops_into_the_shell(tmp_path):
     clocks is (stages x register_layers) + 1, one more than the stage count metadata.json
     calls 'latency'. A wrong CORE_LATENCY makes test_batch fail (checked by hand: 3 fails).
     """
-    pytest.importorskip("da4ml")
     from da4ml.codegen import VerilogModel
     from da4ml.trace import FixedVariableArrayInput, comb_trace
 

@@ -4,6 +4,7 @@ memory models, the handoff generator, bundle checks, the runner and the model br
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -372,9 +373,8 @@ def test_float32_model_for_the_hls4ml_comparison():
 
 def test_driver_bench_runs_in_the_board_environment():
     from fpga_dnn.runtime.driver_bench import run_in_board_env
-    board_python = REPO / ".venv-board" / "bin" / "python"
-    if not board_python.exists():
-        pytest.skip("board environment .venv-board not created")
+    board_python = Path(os.environ.get("FPGA_DNN_BOARD_PYTHON") or REPO / ".venv-board" / "bin" / "python")
+    assert board_python.exists(), f"the board environment's Python {board_python} is missing: `make board-env`"
     r = run_in_board_env(board_python, extra_args=["--calls-small", "20", "--calls-large", "1", "--repeats", "1",
                                                    "--large-batch", "100"])
     assert r["numpy"].startswith("1.") and r["ours"]["batch_1"]["host_us_per_call"] > 0

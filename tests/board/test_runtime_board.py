@@ -463,8 +463,7 @@ def test_model_fn_from_a_worker_process(digits_spec, make_bundle, reference):
 def test_hls4ml_driver_second_predict_bug_reproduced(tmp_path):
     from fpga_dnn.runtime.driver_bench import hls4ml_driver_path, load_hls4ml_driver, reproduce_hls4ml_bugs
     path = hls4ml_driver_path()
-    if path is None:
-        pytest.skip("hls4ml's driver template not found (toolchain environment .venv missing)")
+    assert path is not None, "hls4ml's driver template not found (toolchain environment .venv missing: `make env`)"
     rep = reproduce_hls4ml_bugs(load_hls4ml_driver(path), tmp_path)
     strict = rep["decode_second_predict_strict"]
     assert "FREED" in strict["original_output_buffer"]  # decode() dropped the last reference
