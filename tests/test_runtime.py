@@ -321,7 +321,13 @@ def test_run_on_emulate(tmp_path, spec):
     res = run(bundle, tmp_path / "x.npy", backend="emulate", batch=16, bench_samples=20, print_fn=lines.append)
     np.testing.assert_array_equal(res["outputs"], expected(spec, x))
     assert "score" not in res and set(res["bench"]) == {1, 16}
-    assert score(res["outputs"], res["outputs"].argmax(axis=1)) == {"accuracy": 1.0}
+    # labels that agree with the argmax on 30 of 40 samples: the score must count, not echo
+    labels = res["outputs"].argmax(axis=1).copy()
+    labels[::4] = (labels[::4] + 1) % res["outputs"].shape[1]
+    assert score(res["outputs"], labels) == {"accuracy": 0.75}
+    wrong = res["outputs"].copy()
+    wrong[3, 0] += 1  # one element of one sample differs
+    assert score(res["outputs"], wrong) == {"agreement": 39 / 40, "mismatched_samples": 1}
     with pytest.raises(DataError, match="labels"):
         score(res["outputs"], np.zeros((3, 2)))
     np.savez(tmp_path / "bad.npz", inputs=x)
