@@ -133,7 +133,8 @@ def digits_mlp_qkeras(build_root):
 
 @pytest.fixture(scope="session")
 def digits_cnn_qkeras(build_root):
-    return _trained(build_root, "digits_cnn", "qkeras", epochs=25)
+    """With its float twin: the CNN's accuracy floor is that twin's, minus a tolerance."""
+    return _trained(build_root, "digits_cnn", "qkeras", epochs=25, float_baseline=True)
 
 
 @pytest.fixture(scope="session")
@@ -182,3 +183,30 @@ def hw_digits_cnn(build_root, digits_cnn_qkeras, digits_images):
 @pytest.fixture(scope="session")
 def hw_digits_mlp_hgq2(build_root, digits_mlp_hgq2, digits):
     return _hardware(build_root, digits_mlp_hgq2, digits, "digits_mlp_hgq2")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_files(build_root):
+    """A tiny QKeras model with signed inputs (8 x fixed<6,2> -> 6 -> 3), saved as a user's model
+    file with its data file (x_test/y_test and x_train/y_train): the cheap subject of the
+    end-to-end CLI and flow-gate tests. Returns (model.h5, data.npz)."""
+    import numpy as np
+
+    from fpga_dnn.kerasenv import qkeras, tf_keras
+
+    qk, k = qkeras(), tf_keras()
+    k.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.integers(-32, 32, size=(600, 8)) / 16.0  # on the fixed<6,2> grid, both signs
+    y = (x @ rng.normal(size=(8, 3))).argmax(1)
+    q = dict(kernel_quantizer=qk.quantized_bits(6, 0, alpha=1), bias_quantizer=qk.quantized_bits(6, 0, alpha=1))
+    inp = k.Input((8,), name="x_in")
+    h = qk.QActivation(qk.quantized_relu(6), name="relu1")(qk.QDense(6, name="dense1", **q)(inp))
+    model = k.Model(inp, qk.QDense(3, name="logits", **q)(h))
+    model.compile("adam", k.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[:400], y[:400], epochs=30, verbose=0)
+    folder = build_root / "tiny_user_model"
+    folder.mkdir()
+    model.save(folder / "tiny.h5")
+    np.savez(folder / "tiny.npz", x_test=x[400:], y_test=y[400:], x_train=x[:400], y_train=y[:400])
+    return folder / "tiny.h5", folder / "tiny.npz"

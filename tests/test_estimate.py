@@ -17,6 +17,7 @@ def dummy_report():
     return estimate.synthesize([DUMMY_CORE_SOURCE], DUMMY_CORE_MODULE, "xc7")
 
 
+@pytest.mark.slow
 def test_real_yosys_counts(dummy_report):
     r = dummy_report
     assert r.ff > 0 and r.dsp > 0 and r.yosys_version.startswith("Yosys")
@@ -34,6 +35,7 @@ def test_resource_classes_from_cells():
     assert (r["lut"], r["ff"], r["carry"], r["dsp"], r["bram36"]) == (127, 7, 3, 2, 2.5)
 
 
+@pytest.mark.slow
 def test_ultrascale_family_uses_dsp48e2():
     r = estimate.synthesize([DUMMY_CORE_SOURCE], DUMMY_CORE_MODULE, "xcup")
     assert r.cells.get("DSP48E2", 0) == r.dsp > 0 and "DSP48E1" not in r.cells
@@ -117,6 +119,7 @@ def test_split_pieces_follow_the_pipeline(tmp_path):
     assert estimate._split([Path(DUMMY_CORE_SOURCE)], DUMMY_CORE_MODULE) is None
 
 
+@pytest.mark.slow
 def test_split_equals_flat_on_a_small_pipeline(tmp_path):
     sources = _pipeline_design(tmp_path)
     flat = estimate.synthesize(sources, "p_top", "xc7", cache_dir=tmp_path / "c", method="flat")
@@ -137,6 +140,7 @@ def test_split_equals_flat_on_a_small_pipeline(tmp_path):
     assert again.cached and again.lut == split.lut
 
 
+@pytest.mark.slow
 def test_family_specific_piece_runs_per_family(tmp_path):
     # a multiplier in a stage maps to DSP48E1 on xc7 and DSP48E2 on xcup: not shared
     sources = _pipeline_design(tmp_path)

@@ -44,6 +44,7 @@ def test_report_files(tmp_path):
     assert files["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and files["png"].stat().st_size > 10000
 
 
+@pytest.mark.slow
 def test_small_real_sweep(tmp_path):
     from fpga_dnn.compress.pareto import Recipe, run_sweep
     from fpga_dnn.train import TrainConfig
@@ -61,3 +62,36 @@ def test_small_real_sweep(tmp_path):
     again = run_sweep("digits_mlp", tmp_path, recipes=recipes, yosys="none",
                       train=TrainConfig(epochs=25, float_baseline=False))
     assert [p.luts for p in again.points] == [w8.luts, pr.luts]  # cached points, same numbers
+
+
+@pytest.mark.slow
+def test_hardware_columns_yosys_and_rtl_emulation(tmp_path):
+    """The columns the report adds for the points it checks in hardware terms: yosys counts and
+    the generated Verilog run in the Verilator emulation (= Keras on the whole test set). On two
+    quarter-width recipes (64-8-8-10) to keep yosys and Verilator cheap; `front` checks every point
+    on the front, the headline mode a subset of it."""
+    import json
+
+    from fpga_dnn.compress.pareto import Recipe, run_sweep
+    from fpga_dnn.train import TrainConfig
+
+    recipes = [Recipe("qat_w8", "qat", "8-bit, quarter width", 8, 8, hidden=0.25),
+               Recipe("prune75", "prune", "6-bit 75% pruned, quarter width", hidden=0.25,
+                      compress={"techniques": ["prune"], "sparsity": 0.75, "epochs": 10})]
+    rep = run_sweep("digits_mlp", tmp_path, recipes=recipes, yosys="front",
+                    train=TrainConfig(epochs=15, float_baseline=False))
+    front = [p for p in rep.points if p.on_front]
+    assert front and {p.name for p in front} <= {"qat_w8", "prune75"}
+    for p in rep.points:
+        if p.on_front:
+            assert p.yosys_luts > 0 and p.yosys_dsp == 0 and p.rtl_exact == 1.0, p
+            # the da4ml estimate (the sweep's cost model) and yosys agree to within a factor of two
+            assert 0.5 < p.yosys_luts / p.luts < 2.0, (p.yosys_luts, p.luts)
+        else:
+            assert p.yosys_luts is None and p.rtl_exact is None
+    saved = {d["name"]: d for d in json.loads((tmp_path / "pareto.json").read_text())["points"]}
+    md = (tmp_path / "pareto.md").read_text()
+    for p in front:
+        assert saved[p.name]["yosys_luts"] == p.yosys_luts and saved[p.name]["rtl_exact"] == 1.0
+        row = next(line for line in md.splitlines() if line.startswith(f"| {p.name} |"))
+        assert f"{p.yosys_luts:,}" in row and "1.0000" in row, row
