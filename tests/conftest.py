@@ -68,8 +68,7 @@ def _provide_tclsh() -> str | None:
     return "python-tkinter"
 
 
-if "pynq" not in sys.modules:  # the toolchain environment (the board run needs no tclsh)
-    TCLSH_SOURCE = _provide_tclsh()
+TCLSH_SOURCE = _provide_tclsh()  # "system", "python-tkinter" or None (then the check below stops the run)
 
 #: tool -> (test files that need it, how to get it)
 REQUIRED_TOOLS = {
