@@ -185,6 +185,14 @@ def hw_digits_mlp_hgq2(build_root, digits_mlp_hgq2, digits):
 
 
 @pytest.fixture(scope="session")
+def pareto_quick(build_root):
+    """(folder, epochs) of the quick digits_mlp sweep: `fpga-dnn pareto --quick --epochs 25`
+    (tests/test_cli.py) and tests/test_pareto.py's two-recipe sweep use the same recipes and
+    training settings in one folder, so whichever runs second reuses the other's cached points."""
+    return build_root / "pareto_quick", 25
+
+
+@pytest.fixture(scope="session")
 def tiny_model_files(build_root):
     """A tiny QKeras model with signed inputs (8 x fixed<6,2> -> 6 -> 3), saved as a user's model
     file with its data file (x_test/y_test and x_train/y_train): the cheap subject of the

@@ -127,10 +127,6 @@ def test_csim_mismatch_stops_the_flow(tiny_model_files, tmp_path):
     saved = json.loads((tmp_path / "b" / "report.json").read_text())
     assert saved["bit_exact"] < 1.0 and "relu1" in saved["first_mismatch"]
     assert not (tmp_path / "b" / "rtl").exists() and "rtl" not in saved.get("step_seconds", {})
-    # the same model with the gate opened explicitly goes on (the gate is the only thing stopping it)
-    cfg.csim_require_exact = False
-    cfg.steps = ["convert", "csim"]
-    assert run_flow(cfg, tmp_path / "open").values["bit_exact"] == saved["bit_exact"]
 
 
 @pytest.mark.slow
