@@ -56,8 +56,11 @@ demo: $(STAMP) $(BOARD_STAMP)
 	$(BOARD_PY) -m fpga_dnn.runtime run $(BUILD)/demo/bundle/sim --input $(BUILD)/demo/train/data.npz --sim \
 	  --model-worker "$(abspath $(PY)) -m fpga_dnn.runtime.bridge --factory fpga_dnn.rtl.verilog:emulator_model_fn $(abspath $(BUILD))/demo/rtl/core"
 
+# The tests never share demo's build/cache: each run builds into its own fresh cache (set
+# FPGA_DNN_TEST_CACHE=<folder> to keep one between runs). A tool they need that is missing stops the
+# run with one line naming it (tests/conftest.py); nothing is skipped.
 test: $(STAMP) $(BOARD_STAMP)
-	$(PY) -m pytest -q tests --ignore=tests/board
+	FPGA_DNN_BOARD_PYTHON=$(abspath $(BOARD_PY)) $(PY) -m pytest -q tests --ignore=tests/board
 	$(BOARD_PY) -m pytest -q tests/board
 
 bench: $(STAMP) $(BOARD_STAMP)

@@ -152,6 +152,7 @@ def bench_hardware(out: Path, cases: list[str] | None = None, synth: bool = True
         row = {"model": name, "framework": fw, "bits": f"w{quant.weight_bits}/a{quant.activation_bits}",
                "qat_accuracy": round(res.meta["qat"]["accuracy"], 4),
                "rtl_exact_csim": sim.emu_exact_csim, "latency_cycles": rtl.spec.total_latency,
+               "rtl_trace_s": rtl.summary()["trace_s"],  # was a "< 60 s" assertion in the tests
                "verilator_build_s": sim.emu_build_s, "csim_samples_per_s": round(csim_rate),
                "emu_samples_per_s_1thread": round(rates[1]), "emu_samples_per_s_2threads": round(rates[2]),
                "emu_vs_csim_1thread": round(rates[1] / csim_rate, 2), "emu_vs_csim_2threads": round(rates[2] / csim_rate, 2),

@@ -377,7 +377,11 @@ def synthesize(sources, top: str, family: str = "xc7", cache_dir=None, timeout: 
     if method not in METHODS:
         raise ToolError(f"unknown estimate method {method!r}; known: {', '.join(METHODS)}")
     sources = [Path(s) for s in sources]
-    root = Path(cache_dir) if cache_dir else Path.cwd() / "build" / "cache" / "yosys"
+    if cache_dir is None:  # the same root as the Verilator builds ($FPGA_DNN_CACHE or ./build/cache)
+        from .simulate.verilator import cache_root
+
+        cache_dir = cache_root() / "yosys"
+    root = Path(cache_dir)
     pieces = _split(sources, top) if method == "split" else None
     if pieces is None:
         return _synthesize_flat(sources, top, family, root, timeout, data_files)

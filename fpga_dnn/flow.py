@@ -439,6 +439,7 @@ def step_estimate(st: FlowState) -> None:
     board = _board(first)
     st.report.set(lut=res.lut, ff=res.ff, dsp=res.dsp, bram36=res.bram36, logic_levels=res.logic_levels,
                   latency_ns=latency_ns(st.rtl.spec.total_latency, board), yosys_s=res.yosys_seconds,
+                  estimate_method=f"{res.method}, {res.pieces} pieces",  # split falls back to flat
                   **{f"fit_{b}": v.message for b, (_, v) in st.resources.items()})
 
 

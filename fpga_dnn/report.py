@@ -33,6 +33,7 @@ COLUMNS = [
     ("emu_samples_per_s", "RTL emu samples/s", "{:,.0f}"),
     ("tb_cycles_per_s", "cocotb cycles/s", "{:,.0f}"),
     ("lut", "LUT (yosys)", "{:,}"),
+    ("estimate_method", "yosys method", "{}"),
     ("ff", "FF", "{:,}"),
     ("dsp", "DSP", "{}"),
     ("bram36", "BRAM36", "{:g}"),

@@ -6,9 +6,107 @@ import os
 
 os.environ.setdefault("FPGA_DNN_QUIET", "1")
 
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
 
 import fpga_dnn  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
+
+# ---------------------------------------------------------------------------------------------
+# Tools the tests need: found, provided from what the project already installs, or the run stops
+# with one line naming the tool. Nothing is skipped for a missing tool.
+# ---------------------------------------------------------------------------------------------
+
+# Python's own Tcl 8.6 (tkinter) run as `tclsh SCRIPT ARGS...` / `tclsh < SCRIPT`. tkinter
+# deletes Tcl's `exit` command, so the stand-in defines one that flushes Tcl's channels first.
+_TCLSH_STANDIN = """\
+import os, sys, tkinter
+tcl = tkinter.Tcl()
+def _exit(code=0):
+    tcl.eval("flush stdout; flush stderr")
+    os._exit(int(code))
+tcl.createcommand("exit", _exit)
+script, rest = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else (None, [])
+tcl.call("set", "argv0", script or "tclsh")
+tcl.call("set", "argv", tuple(rest))
+tcl.call("set", "argc", len(rest))
+try:
+    tcl.call("source", script) if script else tcl.eval(sys.stdin.read())
+except tkinter.TclError:
+    tcl.call("puts", "stderr", tcl.getvar("errorInfo"))
+    _exit(1)
+_exit(0)
+"""
+
+
+def _provide_tclsh() -> str | None:
+    """The overlay tests run the generated Vivado scripts under tclsh. Use the system's if there
+    is one; else put a `tclsh` backed by this Python's tkinter on PATH (before test modules read
+    PATH); else None. ``FPGA_DNN_TEST_TCLSH``: auto (default), tkinter (always the stand-in),
+    system (never the stand-in)."""
+    choice = os.environ.get("FPGA_DNN_TEST_TCLSH", "auto")
+    if choice != "tkinter" and shutil.which("tclsh"):
+        return "system"
+    if choice == "system":
+        return None
+    try:
+        import tkinter
+
+        tkinter.Tcl().eval("info patchlevel")
+    except Exception:  # noqa: BLE001 - no _tkinter in this Python build, or no Tcl library
+        return None
+    bindir = Path(tempfile.mkdtemp(prefix="fpga_dnn_tclsh_"))
+    atexit.register(shutil.rmtree, bindir, True)
+    exe = bindir / "tclsh"
+    exe.write_text(f"#!{sys.executable}\n{_TCLSH_STANDIN}")
+    exe.chmod(0o755)
+    os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
+    return "python-tkinter"
+
+
+TCLSH_SOURCE = _provide_tclsh()  # "system", "python-tkinter" or None (then the check below stops the run)
+
+#: tool -> (test files that need it, how to get it)
+REQUIRED_TOOLS = {
+    "tclsh": (("test_overlay.py", "test_overlay_gates.py"),
+              "Tcl 8.6: `apt-get install tcl`, or a Python built with tkinter"),
+    "g++": (("test_overlay.py", "test_rtl_trace.py", "test_csim_exact.py", "test_rtl_flow.py"),
+            "`apt-get install g++` (hls4ml's C-sim and the ap_fixed checks compile with it)"),
+}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    files = {Path(str(item.fspath)).name for item in items}
+    for tool, (needed_by, how) in REQUIRED_TOOLS.items():
+        users = sorted(files.intersection(needed_by))
+        if users and shutil.which(tool) is None:
+            pytest.exit(f"the tests need {tool} (for {', '.join(users)}), not found on PATH: {how}", returncode=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# The tests' build cache: never make demo's build/cache (a warm demo would hide the cold cost)
+# ---------------------------------------------------------------------------------------------
+
+#: Set to a folder to keep Verilator/yosys builds between test runs; default: a fresh cache per run.
+TEST_CACHE_ENV = "FPGA_DNN_TEST_CACHE"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_build_cache(tmp_path_factory):
+    from fpga_dnn.simulate.verilator import CACHE_ENV
+
+    cache = Path(os.environ.get(TEST_CACHE_ENV) or tmp_path_factory.mktemp("build_cache")).resolve()
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(cache)
+    yield cache
+    if previous is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = previous
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +132,8 @@ def digits_mlp_qkeras(build_root):
 
 @pytest.fixture(scope="session")
 def digits_cnn_qkeras(build_root):
-    return _trained(build_root, "digits_cnn", "qkeras", epochs=25)
+    """With its float twin: the CNN's accuracy floor is that twin's, minus a tolerance."""
+    return _trained(build_root, "digits_cnn", "qkeras", epochs=25, float_baseline=True)
 
 
 @pytest.fixture(scope="session")
@@ -83,3 +182,38 @@ def hw_digits_cnn(build_root, digits_cnn_qkeras, digits_images):
 @pytest.fixture(scope="session")
 def hw_digits_mlp_hgq2(build_root, digits_mlp_hgq2, digits):
     return _hardware(build_root, digits_mlp_hgq2, digits, "digits_mlp_hgq2")
+
+
+@pytest.fixture(scope="session")
+def pareto_quick(build_root):
+    """(folder, epochs) of the quick digits_mlp sweep: `fpga-dnn pareto --quick --epochs 25`
+    (tests/test_cli.py) and tests/test_pareto.py's two-recipe sweep use the same recipes and
+    training settings in one folder, so whichever runs second reuses the other's cached points."""
+    return build_root / "pareto_quick", 25
+
+
+@pytest.fixture(scope="session")
+def tiny_model_files(build_root):
+    """A tiny QKeras model with signed inputs (8 x fixed<6,2> -> 6 -> 3), saved as a user's model
+    file with its data file (x_test/y_test and x_train/y_train): the cheap subject of the
+    end-to-end CLI and flow-gate tests. Returns (model.h5, data.npz)."""
+    import numpy as np
+
+    from fpga_dnn.kerasenv import qkeras, tf_keras
+
+    qk, k = qkeras(), tf_keras()
+    k.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.integers(-32, 32, size=(600, 8)) / 16.0  # on the fixed<6,2> grid, both signs
+    y = (x @ rng.normal(size=(8, 3))).argmax(1)
+    q = dict(kernel_quantizer=qk.quantized_bits(6, 0, alpha=1), bias_quantizer=qk.quantized_bits(6, 0, alpha=1))
+    inp = k.Input((8,), name="x_in")
+    h = qk.QActivation(qk.quantized_relu(6), name="relu1")(qk.QDense(6, name="dense1", **q)(inp))
+    model = k.Model(inp, qk.QDense(3, name="logits", **q)(h))
+    model.compile("adam", k.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[:400], y[:400], epochs=30, verbose=0)
+    folder = build_root / "tiny_user_model"
+    folder.mkdir()
+    model.save(folder / "tiny.h5")
+    np.savez(folder / "tiny.npz", x_test=x[400:], y_test=y[400:], x_train=x[:400], y_train=y[:400])
+    return folder / "tiny.h5", folder / "tiny.npz"

@@ -22,7 +22,7 @@ from fpga_dnn.simulate.cocotb_runner import build_axis_testbench, run_axis_testb
 from fpga_dnn.simulate.shell import (AxisDesign, dummy_core_reference, dummy_core_spec,
                                      write_dummy_design)
 
-pytestmark = pytest.mark.slow
+# `slow` marks the tests that build or run a Verilator model; the rest are checks of the helpers.
 
 BATCH_SAMPLES = 4000
 
@@ -96,6 +96,7 @@ def _passed(result, test):
     return result.metrics(test)
 
 
+@pytest.mark.slow
 def test_outputs_equal_reference(run, record_property):
     """(a) a batch of samples in -> every output equals the dummy core's reference."""
     design, result = run
@@ -109,6 +110,7 @@ def test_outputs_equal_reference(run, record_property):
           f"build {result.build_seconds:.1f} s")
 
 
+@pytest.mark.slow
 def test_bubbles_and_backpressure_lose_nothing(run):
     """(b) random input bubbles + output backpressure: no loss, no duplication, order kept."""
     _, result = run
@@ -116,6 +118,7 @@ def test_bubbles_and_backpressure_lose_nothing(run):
     assert m["in_stall_cycles"] > 0 and m["out_stall_cycles"] > 0 and m["in_bubble_cycles"] > 0
 
 
+@pytest.mark.slow
 def test_multi_sample_frames_keep_tlast(run):
     """(c) tlast framing over frames of 1..7 samples (+ early tlast on multi-beat inputs)."""
     design, result = run
@@ -124,6 +127,7 @@ def test_multi_sample_frames_keep_tlast(run):
     assert m["partial_checked"] == (design.spec.input.beats_per_sample > 1)
 
 
+@pytest.mark.slow
 def test_reset_mid_stream_then_clean(run):
     """(d) reset with samples in flight, then exactly the new samples come out."""
     _, result = run
@@ -131,6 +135,7 @@ def test_reset_mid_stream_then_clean(run):
     assert m["samples_after_reset"] > 0
 
 
+@pytest.mark.slow
 def test_latency_and_throughput_match_spec(run):
     """(e) measured latency == the spec's (core + shell overhead); full rate when not stalled."""
     design, result = run
@@ -145,6 +150,7 @@ def test_latency_and_throughput_match_spec(run):
         assert m["samples_per_cycle"] == 1.0
 
 
+@pytest.mark.slow
 def test_build_is_cached(designs):
     """A second build of an unchanged design reuses the cache directory."""
     design = designs["s32"]
@@ -166,6 +172,7 @@ def test_cache_key_follows_content_and_params(tmp_path, monkeypatch):
     assert d1 != vl.cached_build_dir("k", [src], {"top": "a"})
 
 
+@pytest.mark.slow
 def test_broken_verilog_raises_tool_error_with_log(tmp_path, monkeypatch, designs):
     """A failing Verilator build is a one-line ToolError naming the log, and is not cached."""
     monkeypatch.setenv(vl.CACHE_ENV, str(tmp_path / "cache"))
@@ -236,6 +243,7 @@ def test_run_logged_reports_the_first_error(tmp_path):
     assert msg.startswith("lint of bad.v failed (exit") and "%Error" in msg and str(log) in msg
 
 
+@pytest.mark.slow
 def test_da4ml_core_drops_into_the_shell(tmp_path):
     """A real da4ml-generated core (NAME_wrapper: clk, model_inp, model_out) in the shell.
 
@@ -243,7 +251,6 @@ def test_da4ml_core_drops_into_the_shell(tmp_path):
     clocks is (stages x register_layers) + 1, one more than the stage count metadata.json
     calls 'latency'. A wrong CORE_LATENCY makes test_batch fail (checked by hand: 3 fails).
     """
-    pytest.importorskip("da4ml")
     from da4ml.codegen import VerilogModel
     from da4ml.trace import FixedVariableArrayInput, comb_trace
 
@@ -271,6 +278,7 @@ def test_da4ml_core_drops_into_the_shell(tmp_path):
     assert result.metrics("test_latency_throughput")["latencies"] == [spec.total_latency] * 4
 
 
+@pytest.mark.slow
 def test_combinational_core_with_memory_file(tmp_path):
     """A core without clk (core_has_clk=False) that reads a $readmemh table at run time: the
     runner copies the design's data files into the simulator's working directory."""
@@ -297,3 +305,40 @@ def test_combinational_core_with_memory_file(tmp_path):
                                 testcases=["test_batch", "test_latency_throughput"])
     result.raise_for_failures()
     assert result.metrics("test_latency_throughput")["latencies"] == [SHELL_OVERHEAD_CYCLES] * 4
+
+
+# ---------------------------------------------------------------------------------------------
+# The testbench's gates, shown closing (each would pass silently if the check were lost)
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_testbench_fails_on_a_wrong_expected_value(designs, tmp_path):
+    """One output element of one sample off by one LSB: test_batch fails and names that sample
+    (the 's32' build is the session's, from the cache)."""
+    design = designs["s32"]
+    q = _random_inputs(design.spec, 48, seed=11)
+    wrong = dummy_core_reference(q, design.spec).copy()
+    lo, hi = int_range(design.spec.output.format)
+    wrong[29, 1] = wrong[29, 1] + 1 if wrong[29, 1] < hi else lo
+    result = run_axis_testbench(design, q, wrong, testcases=["test_batch"], run_dir=tmp_path / "run")
+    assert not result.passed("test_batch")
+    assert "sample 29 wrong" in result.tests["test_batch"]["message"], result.tests["test_batch"]
+    assert "(1 of 16 samples differ)" in result.tests["test_batch"]["message"]
+
+
+@pytest.mark.slow
+def test_testbench_fails_on_a_core_deeper_than_its_spec(tmp_path):
+    """The core's pipeline is one stage deeper than the spec (and so the shell) says: the shell
+    takes each result a cycle early and the batch check fails."""
+    from fpga_dnn.simulate.shell import DUMMY_CORE_MODULE, DUMMY_CORE_SOURCE, dummy_core_parameters, write_axis_design
+
+    cfg = dict(DESIGNS["s32"])
+    spec = dummy_core_spec("dummy_deep", cfg.pop("input_shape"), cfg.pop("input_format"), cfg.pop("output_shape"),
+                           cfg.pop("output_format"), cfg.pop("latency"), stream_bits=cfg.pop("stream_bits"))
+    params = {**dummy_core_parameters(spec), "LATENCY": spec.core_latency + 1}
+    design = write_axis_design(spec, DUMMY_CORE_MODULE, [DUMMY_CORE_SOURCE], tmp_path / "deep", core_parameters=params)
+    q = _random_inputs(spec, 48, seed=12)
+    result = run_axis_testbench(design, q, dummy_core_reference(q, spec), testcases=["test_batch"],
+                                run_dir=tmp_path / "run")
+    assert not result.passed("test_batch"), result.tests
+    assert "wrong: got" in result.tests["test_batch"]["message"], result.tests["test_batch"]

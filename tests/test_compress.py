@@ -9,8 +9,15 @@ import pytest
 
 from fpga_dnn.errors import ConfigError, UnknownNameError
 
-FLOOR = 0.93  # test accuracy floor for a compressed digits_mlp (float baseline ~0.97)
+# Accuracy floors are tied to this run's uncompressed 8-bit QAT model (``base["accuracy"]``): a
+# compressed model may lose at most TOLERANCE of it. (A fixed floor of 0.93 let a technique lose
+# 4-5 points unnoticed.)
+TOLERANCE = 0.03
 FT = dict(epochs=15, patience=5)
+
+
+def _floor(base) -> float:
+    return base["accuracy"] - TOLERANCE
 
 
 def _ft(**kw):
@@ -26,7 +33,7 @@ def base(digits_mlp_qkeras, digits):
 
     res, model = digits_mlp_qkeras
     return {"model": model, "clone": lambda: clone(model), "cost": hardware_cost(model, digits.x_test),
-            "teacher": res.model_path.parent / "float.h5"}
+            "teacher": res.model_path.parent / "float.h5", "accuracy": res.meta["qat"]["accuracy"]}
 
 
 def _csim_exact(model, ds, tmp_path):
@@ -44,6 +51,7 @@ def _cost(model, ds):
     return hardware_cost(model, ds.x_test)
 
 
+@pytest.mark.slow
 def test_magnitude_pruning_reaches_sparsity_and_drops_hardware(base, digits, tmp_path):
     from fpga_dnn.compress.finetune import quantized_kernels
     from fpga_dnn.compress.prune import magnitude_prune
@@ -53,11 +61,12 @@ def test_magnitude_pruning_reaches_sparsity_and_drops_hardware(base, digits, tmp
     for name, k in quantized_kernels(pruned).items():  # every kernel, not just on average
         assert (k == 0).mean() >= 0.74, name
     exact, acc = _csim_exact(pruned, digits, tmp_path)
-    assert exact == 1.0 and acc >= FLOOR
+    assert exact == 1.0 and acc >= _floor(base), (acc, base["accuracy"])
     cost = _cost(pruned, digits)
     assert cost.luts < 0.6 * base["cost"].luts, (cost.luts, base["cost"].luts)  # zero weights left the RTL
 
 
+@pytest.mark.slow
 def test_structured_pruning_shrinks_layers(base, digits, tmp_path):
     from fpga_dnn.compress.prune import structured_prune
 
@@ -66,20 +75,23 @@ def test_structured_pruning_shrinks_layers(base, digits, tmp_path):
     assert small.get_layer("logits").units == 10  # the output is never shrunk
     assert info["units"] == {"dense1": (32, 16), "dense2": (32, 16)}
     exact, acc = _csim_exact(small, digits, tmp_path)
-    assert exact == 1.0 and acc >= FLOOR
+    assert exact == 1.0 and acc >= _floor(base), (acc, base["accuracy"])
     assert _cost(small, digits).luts < 0.7 * base["cost"].luts
 
 
+@pytest.mark.slow
 def test_structured_pruning_of_a_cnn_keeps_flatten_order(digits_cnn_qkeras, digits_images, tmp_path):
     from fpga_dnn.compress.prune import structured_prune
 
-    _, cnn = digits_cnn_qkeras
+    trained, cnn = digits_cnn_qkeras
     small, info = structured_prune(cnn, digits_images, 0.25, _ft(epochs=10))
     assert small.get_layer("conv0").filters == 6 and info["units"]["conv0"] == (8, 6)
     exact, acc = _csim_exact(small, digits_images, tmp_path)
-    assert exact == 1.0 and acc >= 0.85
+    cnn_acc = trained.meta["qat"]["accuracy"]
+    assert exact == 1.0 and acc >= cnn_acc - TOLERANCE, (acc, cnn_acc)
 
 
+@pytest.mark.slow
 def test_low_rank_by_rank_and_by_energy(base, digits, tmp_path):
     from fpga_dnn.compress.lowrank import low_rank, rank_for_energy
 
@@ -90,11 +102,12 @@ def test_low_rank_by_rank_and_by_energy(base, digits, tmp_path):
     assert lr.get_layer("dense1_lr_a").units == 8 and info["ranks"]["dense1"] == (8, 64, 32)
     assert lr.get_layer("dense1_lr_b").units == 32
     exact, acc = _csim_exact(lr, digits, tmp_path / "rank")
-    assert exact == 1.0 and acc >= FLOOR  # the bottleneck quantizer is exact in C-sim
+    assert exact == 1.0 and acc >= _floor(base), (acc, base["accuracy"])  # the bottleneck quantizer is exact in C-sim
     _, info = low_rank(base["clone"](), digits, energy=0.8, ft=_ft(epochs=0))
     assert all(r * (i + o) < i * o for r, i, o in info["ranks"].values())
 
 
+@pytest.mark.slow
 def test_weight_sharing_gives_requested_clusters(base, digits, tmp_path):
     from fpga_dnn.compress.cluster import cluster_weights
     from fpga_dnn.compress.finetune import quantized_kernels
@@ -105,10 +118,14 @@ def test_weight_sharing_gives_requested_clusters(base, digits, tmp_path):
         assert len(np.unique(k)) >= 4, name  # and really clustered, not collapsed
     assert max(info["distinct"].values()) <= 8
     exact, acc = _csim_exact(shared, digits, tmp_path)
-    assert exact == 1.0 and acc >= FLOOR
-    assert _cost(shared, digits).luts < base["cost"].luts  # fewer distinct constants, fewer adders
+    assert exact == 1.0 and acc >= _floor(base), (acc, base["accuracy"])
+    # fewer distinct constants, fewer adders: by a margin, not just "fewer"
+    luts = _cost(shared, digits).luts
+    print(f"cluster8: {luts:,.0f} LUT vs {base['cost'].luts:,.0f} unclustered")
+    assert luts < 0.8 * base["cost"].luts, (luts, base["cost"].luts)
 
 
+@pytest.mark.slow
 def test_techniques_compose_pruned_zeros_survive_clustering(base, digits):
     from fpga_dnn.compress import CompressOptions, apply
     from fpga_dnn.compress.finetune import distinct_weights, sparsity
@@ -120,6 +137,7 @@ def test_techniques_compose_pruned_zeros_survive_clustering(base, digits):
     assert max(distinct_weights(model).values()) <= 6
 
 
+@pytest.mark.slow
 def test_distillation_trains_a_quantized_student(base, digits, tmp_path):
     from fpga_dnn import models
     from fpga_dnn.compress.distill import distill
@@ -132,8 +150,23 @@ def test_distillation_trains_a_quantized_student(base, digits, tmp_path):
     assert info["teacher_accuracy"] > 0.9 and info["accuracy"] >= 0.9 > before
     exact, acc = _csim_exact(student, digits, tmp_path)
     assert exact == 1.0 and acc == pytest.approx(info["accuracy"])
+    # The teacher really drives the student: the same student distilled from a teacher whose
+    # classes are permuted (still 90% of the loss, alpha=0.1) learns the permutation, not the labels.
+    # Comparing with the untrained student could not show this.
+    from fpga_dnn.compress.distill import load_teacher
+
+    teacher = load_teacher(base["teacher"])
+    last = teacher.layers[-1]
+    kernel, bias = last.get_weights()
+    perm = np.roll(np.arange(kernel.shape[1]), 1)
+    last.set_weights([kernel[:, perm], bias[perm]])
+    twin = models.build_model("digits_mlp", "qkeras", models.Quant(4, 0, 4, 1), hidden=(16, 16))
+    _, misled = distill(twin, digits, teacher, temperature=4.0, alpha=0.1, ft=_ft(epochs=60))
+    print(f"distilled from the teacher: {info['accuracy']:.4f}; from a permuted teacher: {misled['accuracy']:.4f}")
+    assert misled["teacher_accuracy"] < 0.2 and misled["accuracy"] < info["accuracy"] - 0.3, misled
 
 
+@pytest.mark.slow
 def test_bitwidth_search_meets_budget(base, digits, tmp_path):
     from fpga_dnn.compress.bitwidth import greedy_search, knob_bits
     from fpga_dnn.compress.chain import to_chain
@@ -143,11 +176,12 @@ def test_bitwidth_search_meets_budget(base, digits, tmp_path):
     assert res.met and res.cost.luts <= budget
     assert res.cost.luts == pytest.approx(_cost(res.model, digits).luts)  # the cost belongs to the model returned
     assert min(knob_bits(to_chain(res.model)).values()) < 8  # some layer got narrower
-    assert res.test_accuracy >= FLOOR
+    assert res.test_accuracy >= _floor(base), (res.test_accuracy, base["accuracy"])
     exact, _ = _csim_exact(res.model, digits, tmp_path)
     assert exact == 1.0
 
 
+@pytest.mark.slow
 def test_bitwidth_search_impossible_budget_says_best(base, digits):
     from fpga_dnn.compress.bitwidth import BudgetError, greedy_search, require_met
 
@@ -157,17 +191,26 @@ def test_bitwidth_search_impossible_budget_says_best(base, digits):
         require_met(res, 10.0)
 
 
+@pytest.mark.slow
 def test_hgq2_search_picks_within_budget(digits):
     from fpga_dnn.compress.bitwidth import hgq2_search
     from fpga_dnn.train import TrainConfig
 
-    res = hgq2_search("digits_mlp", digits, 1e9, betas=(1e-6, 1e-4),
-                      train_cfg=TrainConfig(epochs=12, float_baseline=False))
+    cfg = TrainConfig(epochs=12, float_baseline=False)
+    res = hgq2_search("digits_mlp", digits, 1e9, betas=(1e-6, 1e-4), train_cfg=cfg)
     assert res.met and res.method == "hgq2" and len(res.history) == 2
     small = min(h["luts"] for h in res.history)
     big = max(h["luts"] for h in res.history)
     assert small < big  # a larger beta learns narrower widths
     assert res.val_accuracy == max(h["val_accuracy"] for h in res.history)  # all within budget: best accuracy
+    # a budget between the two: only the beta=1e-4 model is within it, and it is chosen whatever
+    # the other's accuracy
+    budget = (small + big) / 2
+    tight = hgq2_search("digits_mlp", digits, budget, betas=(1e-6, 1e-4), train_cfg=cfg)
+    within = [h for h in tight.history if h["luts"] <= budget]
+    assert tight.met and [h["beta"] for h in within] == [1e-4], tight.history
+    assert tight.bits == {"beta": 1e-4} and tight.cost.luts <= budget
+    assert tight.val_accuracy == within[0]["val_accuracy"]
 
 
 @pytest.mark.parametrize("call, match", [
@@ -182,11 +225,13 @@ def test_hgq2_search_picks_within_budget(digits):
     (lambda m, d: __import__("fpga_dnn.compress.prune", fromlist=["x"]).structured_prune(m, d, 0.5, layers=["logits"]),
      "not hidden kernel layers"),
 ])
+@pytest.mark.slow
 def test_impossible_targets_are_clear_errors(base, digits, call, match):
     with pytest.raises(ConfigError, match=match):
         call(base["model"], digits)
 
 
+@pytest.mark.slow
 def test_hgq2_model_refused_by_keras2_techniques(digits_mlp_hgq2, digits):
     from fpga_dnn.compress.prune import magnitude_prune
 
@@ -204,3 +249,22 @@ def test_compress_options_checked():
     with pytest.raises(ConfigError, match="unknown key"):
         compress_options({"techniques": [], "sparsty": 0.5})
     assert compress_options({"techniques": ["prune", "cluster"], "sparsity": 0.7}).sparsity == 0.7
+
+
+@pytest.mark.slow
+def test_pruned_zeros_survive_a_later_bitwidth_search(base, digits):
+    """prune then narrow the widths (the README's chain): the search fine-tunes at each step, and
+    the pruned weights must stay exactly zero through it."""
+    from fpga_dnn.compress.bitwidth import greedy_search, knob_bits
+    from fpga_dnn.compress.chain import to_chain
+    from fpga_dnn.compress.finetune import quantized_kernels
+    from fpga_dnn.compress.prune import magnitude_prune
+
+    pruned, _ = magnitude_prune(base["clone"](), digits, 0.6, _ft(epochs=5))
+    zero = {name: k == 0 for name, k in quantized_kernels(pruned).items()}
+    budget = 0.85 * _cost(pruned, digits).luts  # below the pruned model: the search must narrow something
+    res = greedy_search(pruned, digits, budget, ft=_ft(epochs=5))
+    assert res.met and min(knob_bits(to_chain(res.model)).values()) < 8
+    for name, k in quantized_kernels(res.model).items():
+        assert (k[zero[name]] == 0).all(), name  # every pruned weight is still zero
+        assert zero[name].mean() >= 0.59, name

@@ -48,6 +48,7 @@ def test_malformed_toml(tmp_path):
         FlowConfig.load(p)
 
 
+@pytest.mark.slow
 def test_flow_with_users_model_file(digits_mlp_qkeras, tmp_path):
     """A user's own saved model + data file goes through convert and csim, bit-exact."""
     res, _ = digits_mlp_qkeras
@@ -62,6 +63,7 @@ def test_flow_with_users_model_file(digits_mlp_qkeras, tmp_path):
     assert "| C-sim acc |" in (tmp_path / "out" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_cli_flow_end_to_end_and_train_cache(tmp_path):
     p = tmp_path / "small.toml"
     p.write_text('[flow]\nname = "small"\nsteps = ["train", "convert", "csim"]\n[model]\nzoo = "digits_mlp"\n'
@@ -79,6 +81,7 @@ def test_cli_flow_end_to_end_and_train_cache(tmp_path):
     assert again["qat_accuracy"] == report["qat_accuracy"]
 
 
+@pytest.mark.slow
 def test_flow_compress_step_to_rtl_emulation_and_cache(tmp_path):
     """Compression is a flow step: the pruned model goes on through convert, C-sim and the RTL
     emulation, bit-exact at each; a second run reuses the compressed model."""
@@ -99,3 +102,87 @@ def test_flow_compress_step_to_rtl_emulation_and_cache(tmp_path):
     cfg.steps = ["train", "compress", "convert", "csim"]
     again = run_flow(cfg, tmp_path / "b")
     assert again.values["compressed_accuracy"] == v["compressed_accuracy"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The flow's gates, shown closing: a step that finds a mismatch stops the flow, says why, and
+# leaves the report; the steps after it do not run.
+# ---------------------------------------------------------------------------------------------
+
+def _tiny_config(tiny_model_files, steps, **sections):
+    model, data = tiny_model_files
+    return FlowConfig.from_dict({"flow": {"name": "gate", "steps": steps},
+                                 "model": {"file": str(model), "data": str(data)}, **sections})
+
+
+def test_csim_mismatch_stops_the_flow(tiny_model_files, tmp_path):
+    """relu1 narrowed to 2 bits in hls4ml only: C-sim differs from Keras, the flow raises before
+    generating RTL and the report names the sample and the layer."""
+    from fpga_dnn.errors import MismatchError
+
+    cfg = _tiny_config(tiny_model_files, ["convert", "csim", "rtl"],
+                       convert={"precision_overrides": {"relu1": {"result": "ufixed<2,1,RND_CONV,SAT>"}}})
+    with pytest.raises(MismatchError, match=r"C-sim is not bit-exact with Keras \(0\.\d+\); first mismatch: .*relu1"):
+        run_flow(cfg, tmp_path / "b")
+    saved = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert saved["bit_exact"] < 1.0 and "relu1" in saved["first_mismatch"]
+    assert not (tmp_path / "b" / "rtl").exists() and "rtl" not in saved.get("step_seconds", {})
+
+
+@pytest.mark.slow
+def test_rtl_failure_stops_the_flow(tiny_model_files, tmp_path, monkeypatch):
+    """The RTL emulation disagrees with the C-sim reference on one sample (the reference is
+    altered after C-sim has passed): the simulate step raises, writes the failure into the
+    report, and the estimate step after it never runs."""
+    import fpga_dnn.csim
+    from fpga_dnn.errors import MismatchError
+
+    real = fpga_dnn.csim.run_csim
+
+    def csim_with_one_changed_output(*args, **kwargs):
+        rep = real(*args, **kwargs)
+        rep.outputs = rep.outputs.copy()
+        rep.outputs[7, 0] += 2.0 ** -8
+        return rep
+
+    monkeypatch.setattr(fpga_dnn.csim, "run_csim", csim_with_one_changed_output)
+    cfg = _tiny_config(tiny_model_files, ["convert", "csim", "rtl", "simulate", "estimate"],
+                       simulate={"cocotb": False})
+    with pytest.raises(MismatchError, match=r"RTL simulation failed: RTL emulation equals C-sim on 0\.995"):
+        run_flow(cfg, tmp_path / "b")
+    saved = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert saved["bit_exact"] == 1.0 and saved["rtl_exact_csim"] == 0.995 and saved["rtl_exact_keras"] == 1.0
+    assert "0.9950 of samples" in saved["simulate_failures"] and "lut" not in saved
+
+
+def test_sim_report_failures_name_each_gate():
+    """What the simulate gate reacts to: emulation mismatch, a failed testbench test, and a measured
+    latency other than the reported one (a core deeper than its spec)."""
+    from fpga_dnn.simulate.check import SimReport
+
+    ok = SimReport(n_samples=10, emu_exact_csim=1.0, emu_exact_keras=1.0, emu_samples_per_s=1.0, emu_build_s=None,
+                   tb={"test_batch": {"passed": True}}, latency_reported=6, latency_measured=[6, 6, 6, 6])
+    assert ok.failures() == [] and ok.tb_passed
+    late = SimReport(**{**ok.__dict__, "latency_measured": [7, 7, 7, 7]})
+    assert late.failures() == ["measured latency [7, 7, 7, 7] != reported 6"]
+    bad = SimReport(**{**ok.__dict__, "emu_exact_csim": 0.9, "tb": {"test_batch": {"passed": False, "message": "m"}}})
+    assert bad.failures() == ["RTL emulation equals C-sim on 0.9000 of samples", "test_batch: m"]
+    assert bad.tb_passed is False
+
+
+@pytest.mark.slow
+def test_jet_mlp_signed_inputs_convert_csim_rtl_simulate(tmp_path):
+    """The README's second zoo model (16-64-32-32-5, signed standardised inputs) through convert,
+    C-sim, RTL and the Verilator emulation, bit-exact at each step. 3-bit and 3 epochs keep the
+    adder graph and the build small; the cocotb testbench with signed inputs runs in
+    tests/test_cli.py (the tiny model's `sim` verb)."""
+    cfg = FlowConfig.from_dict({
+        "flow": {"name": "jet", "steps": ["train", "convert", "csim", "rtl", "simulate"]},
+        "model": {"zoo": "jet_mlp"}, "quant": {"weight_bits": 3, "activation_bits": 3},
+        "train": {"epochs": 3, "float_baseline": False}, "simulate": {"cocotb": False}})
+    v = run_flow(cfg, tmp_path / "b").values
+    assert v["input_format"].startswith("fixed<")  # signed: the digits models only have ufixed inputs
+    n = int(v["bit_exact_samples"].split("/")[1])
+    assert v["bit_exact_samples"] == f"{n}/{n}" and n >= 1000
+    assert v["bit_exact"] == v["rtl_exact_csim"] == v["rtl_exact_keras"] == 1.0
+    assert v["csim_accuracy"] > 0.5  # five classes: well above chance after 3 epochs

@@ -44,20 +44,54 @@ def test_report_files(tmp_path):
     assert files["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and files["png"].stat().st_size > 10000
 
 
-def test_small_real_sweep(tmp_path):
-    from fpga_dnn.compress.pareto import Recipe, run_sweep
+@pytest.mark.slow
+def test_small_real_sweep(pareto_quick):
+    from fpga_dnn.compress.pareto import default_recipes, run_sweep
     from fpga_dnn.train import TrainConfig
 
-    recipes = [Recipe("qat_w8", "qat", "8-bit", 8, 8),
-               Recipe("prune75", "prune", "6-bit 75% pruned", compress={"techniques": ["prune"], "sparsity": 0.75,
-                                                                        "epochs": 10})]
-    rep = run_sweep("digits_mlp", tmp_path, recipes=recipes, yosys="none",
-                    train=TrainConfig(epochs=25, float_baseline=False))
+    tmp_path, epochs = pareto_quick
+    # two of the quick sweep's recipes, trained as `fpga-dnn pareto --quick --epochs 25` trains them
+    recipes = [r for r in default_recipes(quick=True) if r.name in ("qat_w8", "prune75")]
+    train = TrainConfig(epochs=epochs, float_baseline=False, seed=0)
+    rep = run_sweep("digits_mlp", tmp_path, recipes=recipes, yosys="none", train=train)
     w8, pr = rep.points
     assert w8.bit_exact == 1.0 and pr.bit_exact == 1.0
     assert pr.sparsity >= 0.74 and pr.luts < 0.5 * w8.luts
     assert min(w8.accuracy, pr.accuracy) > 0.9 and rep.float_accuracy > 0.9
     assert (tmp_path / "pareto.json").is_file() and (tmp_path / "pareto.png").is_file()
-    again = run_sweep("digits_mlp", tmp_path, recipes=recipes, yosys="none",
-                      train=TrainConfig(epochs=25, float_baseline=False))
+    again = run_sweep("digits_mlp", tmp_path, recipes=recipes, yosys="none", train=train)
     assert [p.luts for p in again.points] == [w8.luts, pr.luts]  # cached points, same numbers
+
+
+@pytest.mark.slow
+def test_hardware_columns_yosys_and_rtl_emulation(tmp_path):
+    """The columns the report adds for the points it checks in hardware terms: yosys counts and
+    the generated Verilog run in the Verilator emulation (= Keras on the whole test set). On two
+    quarter-width recipes (64-8-8-10) to keep yosys and Verilator cheap."""
+    import json
+
+    from fpga_dnn.compress.pareto import Recipe, run_sweep
+    from fpga_dnn.train import TrainConfig
+
+    recipes = [Recipe("qat_w8", "qat", "8-bit, quarter width", 8, 8, hidden=0.25),
+               Recipe("prune75", "prune", "6-bit 75% pruned, quarter width", hidden=0.25,
+                      compress={"techniques": ["prune"], "sparsity": 0.75, "epochs": 10})]
+    rep = run_sweep("digits_mlp", tmp_path, recipes=recipes, yosys="headline",
+                    train=TrainConfig(epochs=15, float_baseline=False))
+    # the headline mode checks the reference and the headline point (if one was found)
+    checked = {"qat_w8"} | ({rep.headline["point"]} if rep.headline.get("found") else set())
+    for p in rep.points:
+        if p.name in checked:
+            assert p.yosys_luts > 0 and p.yosys_dsp == 0 and p.rtl_exact == 1.0, p
+            # the da4ml estimate (the sweep's cost model) and yosys agree to within a factor of two
+            assert 0.5 < p.yosys_luts / p.luts < 2.0, (p.yosys_luts, p.luts)
+        else:
+            assert p.yosys_luts is None and p.rtl_exact is None
+    if rep.headline.get("found"):
+        assert rep.headline["rtl_exact"] == 1.0 and rep.headline["reference_yosys_luts"] > 0
+    saved = {d["name"]: d for d in json.loads((tmp_path / "pareto.json").read_text())["points"]}
+    md = (tmp_path / "pareto.md").read_text()
+    for p in (p for p in rep.points if p.name in checked):
+        assert saved[p.name]["yosys_luts"] == p.yosys_luts and saved[p.name]["rtl_exact"] == 1.0
+        row = next(line for line in md.splitlines() if line.startswith(f"| {p.name} |"))
+        assert f"{p.yosys_luts:,}" in row and "1.0000" in row, row

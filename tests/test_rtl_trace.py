@@ -135,8 +135,6 @@ def test_numpy_casts_match_ap_fixed(tmp_path):
 
     from fpga_dnn.rtl.precision import HlsType, quantize_np
 
-    if shutil.which("g++") is None:
-        pytest.skip("g++ not installed")
     ap_types = Path(hls4ml.__file__).parent / "templates" / "vivado" / "ap_types"
     casts = "\n".join(
         f"{{ ap_{'' if s else 'u'}fixed<{w},{i},AP_{q},AP_{o}> y = xs[n]; printf(\"%.17g \", y.to_double()); }}"
@@ -194,7 +192,7 @@ def test_traced_casts_match_numpy_exhaustively():
 # ---------------------------------------------------------------------------------------------
 
 def test_mlp_bit_exact_with_csim(mlp, digits64):
-    hls_model, traced, seconds = mlp
+    hls_model, traced, _ = mlp  # the trace's speed is a benchmark (fpga_dnn.bench), not asserted here
     x, _ = digits64
     n = _check_csim(traced, hls_model, x) + _check_csim(traced, hls_model, _grid((64,)))
     assert n == 1797 + N_GRID
@@ -204,7 +202,6 @@ def test_mlp_bit_exact_with_csim(mlp, digits64):
     assert traced.layers[2].result_type == "ufixed<8,0,RND_CONV,SAT>"
     assert str(traced.input_format) == "ufixed<5,1>" and traced.output_type.signed
     assert traced.input_shape == (64,) and traced.output_shape == (10,)
-    assert seconds < 60
 
 
 def test_cnn_bit_exact_with_csim(tmp_path, digits64):

@@ -4,6 +4,7 @@ memory models, the handoff generator, bundle checks, the runner and the model br
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -323,7 +324,13 @@ def test_run_on_emulate(tmp_path, spec):
     res = run(bundle, tmp_path / "x.npy", backend="emulate", batch=16, bench_samples=20, print_fn=lines.append)
     np.testing.assert_array_equal(res["outputs"], expected(spec, x))
     assert "score" not in res and set(res["bench"]) == {1, 16}
-    assert score(res["outputs"], res["outputs"].argmax(axis=1)) == {"accuracy": 1.0}
+    # labels that agree with the argmax on 30 of 40 samples: the score must count, not echo
+    labels = res["outputs"].argmax(axis=1).copy()
+    labels[::4] = (labels[::4] + 1) % res["outputs"].shape[1]
+    assert score(res["outputs"], labels) == {"accuracy": 0.75}
+    wrong = res["outputs"].copy()
+    wrong[3, 0] += 1  # one element of one sample differs
+    assert score(res["outputs"], wrong) == {"agreement": 39 / 40, "mismatched_samples": 1}
     with pytest.raises(DataError, match="labels"):
         score(res["outputs"], np.zeros((3, 2)))
     np.savez(tmp_path / "bad.npz", inputs=x)
@@ -375,9 +382,8 @@ def test_float32_model_for_the_hls4ml_comparison():
 
 def test_driver_bench_runs_in_the_board_environment():
     from fpga_dnn.runtime.driver_bench import run_in_board_env
-    board_python = REPO / ".venv-board" / "bin" / "python"
-    if not board_python.exists():
-        pytest.skip("board environment .venv-board not created")
+    board_python = Path(os.environ.get("FPGA_DNN_BOARD_PYTHON") or REPO / ".venv-board" / "bin" / "python")
+    assert board_python.exists(), f"the board environment's Python {board_python} is missing: `make board-env`"
     r = run_in_board_env(board_python, extra_args=["--calls-small", "20", "--calls-large", "1", "--repeats", "1",
                                                    "--large-batch", "100"])
     assert r["numpy"].startswith("1.") and r["ours"]["batch_1"]["host_us_per_call"] > 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -224,11 +223,14 @@ def test_dma_error_bits_raise_and_the_next_predict_works(digits_spec, make_bundl
     with open_sim(make_bundle(digits_spec)) as acc:
         x = acc.random_inputs(5)
         acc.predict(x)
-        acc.backend.fake.dma.inject_error(channel, bits)
-        t0 = time.perf_counter()
+        dma = acc.backend.fake.dma
+        dma.inject_error(channel, bits)
+        polls_before = len(dma.reads)
         with pytest.raises(DmaError, match=text) as err:
             acc.predict(x)
-        assert time.perf_counter() - t0 < 1.0
+        # seen at the first status reads, not after waiting out a timeout (no wall clock here:
+        # a count of register reads does not depend on how busy the machine is)
+        assert len(dma.reads) - polls_before < 20 and "did not finish within" not in str(err.value)
         assert err.value.channel == channel and err.value.status & bits
         assert acc.backend.resets == 1
         np.testing.assert_array_equal(acc.predict(x), reference(digits_spec, x))
@@ -239,10 +241,9 @@ def test_stuck_accelerator_times_out_and_the_next_predict_works(digits_spec, mak
     with open_sim(make_bundle(digits_spec), model=model, timeout_s=0.05) as acc:
         x = acc.random_inputs(3)
         acc.predict(x)
-        t0 = time.perf_counter()
         with pytest.raises(DmaTimeoutError, match="did not return its output") as err:
             acc.predict(x)
-        assert 0.04 < time.perf_counter() - t0 < 1.0
+        assert "did not finish within 0.05 s" in str(err.value)  # the timeout asked for, not the default
         assert err.value.channel == "S2MM"
         np.testing.assert_array_equal(acc.predict(x), reference(digits_spec, x))
         assert model.faults == 1
@@ -270,20 +271,16 @@ def test_a_dma_that_does_not_restart_is_a_device_error(digits_spec, make_bundle,
         monkeypatch.setattr(type(dma), "_write_cr", lambda self, ch, value: None)  # the engine ignores control
         dma.inject_error("MM2S", SR_SLV_ERR)
         monkeypatch.setattr("fpga_dnn.runtime.pynq_backend.CONTROL_TIMEOUT_S", 0.05)
-        t0 = time.perf_counter()
         with pytest.raises(DeviceError, match="did not start after a reset|reload the overlay"):
             acc.predict(acc.random_inputs(1))
-        assert time.perf_counter() - t0 < 1.0
 
 
 def test_a_dead_dma_at_open_is_a_device_error_not_a_hang(digits_spec, make_bundle, monkeypatch):
     from fpga_dnn.runtime.fake.dma import AxiDmaModel
     monkeypatch.setattr(AxiDmaModel, "_write_cr", lambda self, ch, value: None)  # never leaves reset/halt
     monkeypatch.setattr("fpga_dnn.runtime.pynq_backend.CONTROL_TIMEOUT_S", 0.05)
-    t0 = time.perf_counter()
     with pytest.raises(DeviceError, match="did not start"):
         open_sim(make_bundle(digits_spec))
-    assert time.perf_counter() - t0 < 2.0
 
 
 # ------------------------------------------------------------------ input validation
@@ -466,8 +463,7 @@ def test_model_fn_from_a_worker_process(digits_spec, make_bundle, reference):
 def test_hls4ml_driver_second_predict_bug_reproduced(tmp_path):
     from fpga_dnn.runtime.driver_bench import hls4ml_driver_path, load_hls4ml_driver, reproduce_hls4ml_bugs
     path = hls4ml_driver_path()
-    if path is None:
-        pytest.skip("hls4ml's driver template not found (toolchain environment .venv missing)")
+    assert path is not None, "hls4ml's driver template not found (toolchain environment .venv missing: `make env`)"
     rep = reproduce_hls4ml_bugs(load_hls4ml_driver(path), tmp_path)
     strict = rep["decode_second_predict_strict"]
     assert "FREED" in strict["original_output_buffer"]  # decode() dropped the last reference

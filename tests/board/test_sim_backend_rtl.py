@@ -42,6 +42,7 @@ def built(tmp_path_factory):
     return work / "b"
 
 
+@pytest.mark.slow
 def test_sim_backend_with_rtl_equals_csim(built):
     from fpga_dnn.runtime.accelerator import Accelerator
     from fpga_dnn.runtime.bridge import WorkerModelFn
