@@ -25,6 +25,7 @@ from .log import progress
 BACKENDS = ("Vivado", "Vitis")
 IO_TYPES = ("io_parallel", "io_stream")
 STRATEGIES = ("Latency", "Resource")
+DEFAULT_BOARD = "pynq-z2"
 
 
 @dataclass
@@ -37,7 +38,7 @@ class ConvertOptions:
     strategy: str = "Latency"
     clock_period: float = 10.0  # ns; 100 MHz, the PYNQ boards' default PL clock
     part: str | None = None  # default: the board's part
-    board: str = "pynq-z2"  # overlays/boards/<board>.toml: gives the part and the clock budget
+    board: str | None = None  # overlays/boards/<board>.toml: gives the part (default pynq-z2; a flow sets its target)
     # Default: inferred exactly from the data. "auto" leaves hls4ml's own choice (no data check:
     # inputs outside that type then wrap or round, as they would in hardware).
     input_precision: str | None = None
@@ -47,6 +48,13 @@ class ConvertOptions:
     # Keep every layer's output for hls4ml's trace (mismatch reports). Off by default: tracing
     # keeps no-op layers (linear activations) in the graph that hls4ml would otherwise remove.
     trace: bool = False
+
+    def hls4ml_part(self) -> str:
+        """The FPGA part hls4ml is given: ``part``, else the board's (resolved late, so that a
+        flow's target board decides it)."""
+        from .boards import load_board
+
+        return self.part or load_board(self.board or DEFAULT_BOARD).part
 
     def check(self) -> "ConvertOptions":
         canon = {b.lower(): b for b in BACKENDS}
@@ -63,8 +71,8 @@ class ConvertOptions:
             raise ConfigError(f"reuse_factor must be a positive integer, got {self.reuse_factor!r}")
         from .boards import load_board
 
-        board = load_board(self.board)  # unknown names fail here, with the list of boards
-        self.part = self.part or board.part
+        if self.board:
+            load_board(self.board)  # unknown names fail here, with the list of boards
         if not isinstance(self.precision_overrides, dict) or not all(
                 isinstance(v, dict) for v in self.precision_overrides.values()):
             raise ConfigError("precision_overrides must map layer names to {type: precision} tables")
@@ -263,7 +271,7 @@ def convert(model, x: np.ndarray | None, opts: ConvertOptions | None = None, out
         with ctx, _quiet():
             hls_model = hls4ml.converters.convert_from_keras_model(
                 model, hls_config=cfg, output_dir=str(output_dir), project_name=opts.project_name,
-                backend=opts.backend, io_type=opts.io_type, part=opts.part, clock_period=opts.clock_period)
+                backend=opts.backend, io_type=opts.io_type, part=opts.hls4ml_part(), clock_period=opts.clock_period)
             if write:
                 hls_model.write()
     except FpgaDnnError:

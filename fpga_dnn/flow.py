@@ -22,6 +22,10 @@ from .log import progress
 from .report import FlowReport
 from .train import TrainConfig
 
+DEFAULT_ZOO = "digits_mlp"
+DEFAULT_BOARD = "pynq-z2"
+#: Boards estimated when [estimate] boards is not given (the target's comes first).
+ESTIMATE_BOARDS = ("pynq-z2", "ultra96")
 STEP_ORDER = ("train", "compress", "convert", "csim", "rtl", "simulate", "estimate", "overlay", "deploy")
 SECTIONS = {"flow", "model", "quant", "train", "compress", "convert", "csim", "rtl", "simulate", "estimate", "overlay",
             "deploy"}
@@ -31,7 +35,7 @@ SECTIONS = {"flow", "model", "quant", "train", "compress", "convert", "csim", "r
 class EstimateOptions:
     """The ``[estimate]`` table: yosys resource estimates and the fit check per board."""
 
-    boards: list = field(default_factory=lambda: ["pynq-z2", "ultra96"])
+    boards: list | None = None  # default: the flow's target board first, then the other known boards
     margin: float = 1.0  # fraction of each budget a design may use (0.8 keeps 20% headroom)
     method: str = "split"  # split (pipeline pieces in parallel, fast) | flat (one full run per family)
 
@@ -40,7 +44,7 @@ class EstimateOptions:
 class OverlayOptions:
     """The ``[overlay]`` table: Vivado scripts for a board (run only when Vivado is named)."""
 
-    board: str = "pynq-z2"
+    board: str | None = None     # default: the flow's target board ([flow] board)
     path: str = "rtl"            # rtl (our Verilog + AXI-Stream shell) or hls (hls4ml's HLS IP)
     vivado: str | None = None    # Vivado binary/folder; default: $FPGA_DNN_VIVADO / $XILINX_VIVADO
     jobs: int = 2
@@ -56,9 +60,10 @@ class DeployOptions:
 
 @dataclass
 class ModelSpec:
-    """Which model: a zoo name (trained by the flow) or a user's saved model file plus data."""
+    """Which model: a zoo name (trained by the flow) or a user's saved model file plus data, never
+    both. With neither, the zoo model :data:`DEFAULT_ZOO`."""
 
-    zoo: str | None = "digits_mlp"
+    zoo: str | None = None
     framework: str = "qkeras"
     file: str | None = None
     data: str | None = None
@@ -79,6 +84,7 @@ class FlowConfig:
     overlay: OverlayOptions = field(default_factory=OverlayOptions)
     deploy: DeployOptions = field(default_factory=DeployOptions)
     csim_require_exact: bool = True
+    board: str | None = None     # the one target board; [convert]/[overlay] board may repeat it
     base_dir: Path = field(default_factory=Path.cwd)  # relative paths in the file resolve here
 
     @classmethod
@@ -110,9 +116,10 @@ class FlowConfig:
                 raise ConfigError(f"{source}: [{name}]: {err}") from None
 
         flow = dict(raw.get("flow", {}))
-        bad = set(flow) - {"name", "steps", "csim_require_exact"}
+        bad = set(flow) - {"name", "steps", "csim_require_exact", "board"}
         if bad:
-            raise ConfigError(f"{source}: unknown key(s) {sorted(bad)} in [flow]; known: name, steps, csim_require_exact")
+            raise ConfigError(f"{source}: unknown key(s) {sorted(bad)} in [flow]; known: board, name, steps, "
+                              "csim_require_exact")
         from .compress import compress_options
         from .rtl.build import RtlOptions
         from .simulate.check import SimOptions
@@ -132,6 +139,7 @@ class FlowConfig:
             train=section("train", TrainConfig),
             convert=options_from_dict(dict(raw.get("convert", {}))),
             csim_require_exact=bool(flow.get("csim_require_exact", True)),
+            board=flow.get("board"),
             base_dir=Path(base_dir) if base_dir else Path.cwd(),
         )
         return cfg.check()
@@ -146,6 +154,10 @@ class FlowConfig:
         m = self.model
         if m.framework not in models.FRAMEWORKS[:2]:
             raise UnknownNameError("framework", m.framework, models.FRAMEWORKS[:2])
+        if m.file and m.zoo:
+            raise ConfigError(f"[model] names a zoo model ({m.zoo!r}) and a file ({m.file!r}): give one of them")
+        if not m.file and not m.zoo:
+            m.zoo = DEFAULT_ZOO
         if m.file:
             if "train" in self.steps:
                 raise ConfigError("[model] file= is a trained model: drop 'train' from the steps")
@@ -173,13 +185,16 @@ class FlowConfig:
         self.rtl.check()
         from .boards import load_board
 
-        for b in self.estimate.boards:
+        target = self.target_board()
+        for b in self.estimate_boards():
             load_board(b)
+        if self.estimate.boards is not None and target not in self.estimate.boards:
+            raise ConfigError(f"[estimate] boards {self.estimate.boards} leave out the flow's target board "
+                              f"{target!r}: add it (or drop the key to estimate the target first)")
         from .estimate import METHODS
 
         if self.estimate.method not in METHODS:
             raise UnknownNameError("estimate method", self.estimate.method, METHODS)
-        load_board(self.overlay.board)
         if self.overlay.path not in ("rtl", "hls"):
             raise UnknownNameError("overlay path", self.overlay.path, ("rtl", "hls"))
         if self.deploy.backend not in ("emulate", "sim"):
@@ -199,6 +214,52 @@ class FlowConfig:
     def resolve(self, p) -> Path:
         p = Path(p)
         return p if p.is_absolute() else self.base_dir / p
+
+    def target_board(self) -> str:
+        """The one board the flow targets: the hls4ml part, the RTL clock, the compression cost
+        model, the overlay and the first estimate all follow it. ``[flow] board``, ``[convert]
+        board`` and ``[overlay] board`` may each name it; naming two different boards is an error."""
+        from .boards import load_board
+
+        named = {key: b for key, b in (("[flow] board", self.board), ("[convert] board", self.convert.board),
+                                       ("[overlay] board", self.overlay.board)) if b}
+        if len(set(named.values())) > 1:
+            raise ConfigError("one target board per flow, but " + ", ".join(f"{k} = {v!r}" for k, v in named.items())
+                              + ": set [flow] board once")
+        target = next(iter(named.values()), DEFAULT_BOARD)
+        load_board(target)  # unknown names fail here, with the list
+        return target
+
+    def estimate_boards(self) -> list:
+        """[estimate] boards as given, else the target first and then the other known boards."""
+        if self.estimate.boards is not None:
+            return list(self.estimate.boards)
+        target = self.target_board()
+        return [target] + [b for b in ESTIMATE_BOARDS if b != target]
+
+    def convert_options(self) -> ConvertOptions:
+        """The [convert] options with the flow's target board (its part unless [convert] part is set)."""
+        from dataclasses import replace
+
+        from .boards import load_board
+
+        target = self.target_board()
+        return replace(self.convert, board=target, part=self.convert.part or load_board(target).part).check()
+
+    def clock_mhz(self) -> float:
+        """The RTL clock: the target board's PL clock."""
+        from .boards import load_board
+
+        return load_board(self.target_board()).pl_clock_mhz
+
+    def model_name(self) -> str:
+        """The design's name: the zoo name, or the model file's stem (a Verilog identifier);
+        ``[rtl] name`` overrides."""
+        from .rtl.build import module_name
+
+        if self.rtl is not None and self.rtl.name:
+            return module_name(self.rtl.name)
+        return module_name(self.model.zoo if not self.model.file else Path(self.model.file).stem)
 
 
 @dataclass
@@ -243,6 +304,7 @@ def step_train(st: FlowState) -> None:
     st.train = res
     st.model, st.framework = load_model(res.model_path)
     st.x, st.y = load_data_file(res.data_path)
+    _report_widths(st)
     meta = res.meta
     st.report.set(float_accuracy=meta.get("float", {}).get("accuracy"), qat_accuracy=meta["qat"]["accuracy"],
                   weights=meta["weights"], train_s=meta["qat"]["seconds"] + meta.get("float", {}).get("seconds", 0))
@@ -300,7 +362,8 @@ def step_compress(st: FlowState) -> None:
         teacher = None
         if st.train is not None and (st.train.model_path.parent / "float.h5").is_file():
             teacher = st.train.model_path.parent / "float.h5"
-        model, infos = compress.apply(st.model, ds, opts, teacher=teacher, zoo=c.model.zoo, x_calib=st.x)
+        model, infos = compress.apply(st.model, ds, opts, teacher=teacher, zoo=c.model.zoo, x_calib=st.x,
+                                      cost_options=_cost_options(c))
         from .modelio import framework_of
 
         path = out / ("model.keras" if framework_of(model) == "hgq2" else "model.h5")
@@ -317,6 +380,16 @@ def step_compress(st: FlowState) -> None:
     st.report.set(compress=summary, compressed_accuracy=acc)
 
 
+def _cost_options(c: FlowConfig) -> dict:
+    """What the compression cost model needs to price the design this flow builds: the flow's own
+    conversion (target part, backend, reuse...), RTL options and clock, the target's yosys family."""
+    from .boards import load_board
+
+    return {"convert_options": c.convert_options(), "latency_cutoff": c.rtl.latency_cutoff,
+            "softmax": c.rtl.softmax, "clock_period": 1000.0 / c.clock_mhz(),
+            "family": load_board(c.target_board()).yosys_family}
+
+
 def _compress_summary(info: dict) -> str:
     t = info["technique"]
     detail = {"prune": lambda i: f"sparsity {i['sparsity']:.0%}",
@@ -328,6 +401,13 @@ def _compress_summary(info: dict) -> str:
     return f"{t} ({detail})"
 
 
+def _report_widths(st: FlowState) -> None:
+    """The report's widths come from the model's own quantizers (not from [quant])."""
+    from .report import quantizer_widths
+
+    st.report.set(bits=quantizer_widths(st.model) or "float", framework=st.framework)
+
+
 def _load_user_model(st: FlowState) -> None:
     from .data import load_data_file
     from .modelio import load_model
@@ -336,6 +416,7 @@ def _load_user_model(st: FlowState) -> None:
     c = st.config
     st.model, st.framework = load_model(c.resolve(c.model.file))
     st.x, st.y = load_data_file(c.resolve(c.model.data))
+    _report_widths(st)
     if st.y is not None:
         from .convert import check_input
 
@@ -347,7 +428,7 @@ def step_convert(st: FlowState) -> None:
 
     if st.model is None:
         _load_user_model(st)
-    st.convert = convert(st.model, st.x, st.config.convert, output_dir=st.build_dir / "hls",
+    st.convert = convert(st.model, st.x, st.config.convert_options(), output_dir=st.build_dir / "hls",
                          framework=st.framework)
     st.report.set(convert_s=round(st.convert.seconds, 2), input_format=str(st.convert.input_format),
                   backend=st.config.convert.backend, io_type=st.config.convert.io_type)
@@ -379,12 +460,11 @@ def step_csim(st: FlowState) -> None:
 
 
 def step_rtl(st: FlowState) -> None:
-    from .rtl.build import build_rtl, module_name
+    from .rtl.build import build_rtl
 
-    name = module_name(st.config.model.zoo or Path(st.config.model.file).stem)
-    board = _board(st.config.overlay.board)
-    st.rtl = build_rtl(st.convert.hls_model, st.build_dir / "rtl", opts=st.config.rtl, name=name,
-                       clock_mhz=board.pl_clock_mhz)
+    c = st.config
+    st.rtl = build_rtl(st.convert.hls_model, st.build_dir / "rtl", opts=c.rtl, name=c.model_name(),
+                       clock_mhz=c.clock_mhz())
     s = st.rtl.summary()
     st.report.set(rtl_latency_cycles=s["latency_total"], rtl_core_latency=s["latency_core"],
                   rtl_est_luts=s["estimated_luts"], rtl_s=round(s["trace_s"] + s["write_s"], 2))
@@ -424,17 +504,18 @@ def step_estimate(st: FlowState) -> None:
 
     axis = st.rtl.axis
     opts = st.config.estimate
-    boards = [_board(name) for name in opts.boards]
+    names = st.config.estimate_boards()
+    boards = [_board(name) for name in names]
     # One yosys process per board family, side by side (each is single-threaded).
     with ThreadPoolExecutor(max_workers=2) as pool:
         reports = list(pool.map(lambda b: synthesize(axis.sources, axis.top, b.yosys_family,
                                                      data_files=axis.data_files, method=opts.method), boards))
-    for name, board, res in zip(opts.boards, boards, reports):
+    for name, board, res in zip(names, boards, reports):
         verdict = fit_check(res, board, margin=opts.margin)
         st.resources[name] = (res, verdict)
         progress(f"estimate: {name}: {res.lut:,} LUT, {res.ff:,} FF, {res.carry:,} CARRY, {res.dsp} DSP, "
                  f"{res.bram36:g} BRAM36, {res.logic_levels} logic levels; {verdict.message}")
-    first = opts.boards[0]
+    first = names[0]
     res, verdict = st.resources[first]
     board = _board(first)
     st.report.set(lut=res.lut, ff=res.ff, dsp=res.dsp, bram36=res.bram36, logic_levels=res.logic_levels,
@@ -446,9 +527,10 @@ def step_overlay(st: FlowState) -> None:
     from .overlay import generate_overlay
 
     o = st.config.overlay
+    board = st.config.target_board()
     design = st.rtl.axis if o.path == "rtl" else st.convert.output_dir
-    out = st.build_dir / "overlay" / f"{o.board}-{o.path}"
-    st.overlay = generate_overlay(design, o.board, out, path=o.path, bundle_dir=st.build_dir / "bundle" / o.board,
+    out = st.build_dir / "overlay" / f"{board}-{o.path}"
+    st.overlay = generate_overlay(design, board, out, path=o.path, bundle_dir=st.build_dir / "bundle" / board,
                                   vivado=o.vivado, jobs=o.jobs,
                                   spec=st.rtl.spec if (o.path == "hls" and st.rtl) else None)
     progress(f"overlay: {st.overlay.next_step()}")
@@ -462,7 +544,7 @@ def step_deploy(st: FlowState) -> None:
     from .runtime.fake.hwh import write_sim_bundle
     from .simulate.check import rows_equal
 
-    bundle = write_sim_bundle(st.rtl.spec, st.build_dir / "bundle" / "sim", board=st.config.overlay.board)
+    bundle = write_sim_bundle(st.rtl.spec, st.build_dir / "bundle" / "sim", board=st.config.target_board())
     x = check_input(st.model, st.x)
     model_fn = emulator_model_fn(st.rtl.design.out_dir)
     with Accelerator.open(bundle, backend=st.config.deploy.backend, model=model_fn) as acc:
@@ -487,7 +569,7 @@ def run_flow(config: FlowConfig, build_dir) -> FlowReport:
     c = config
     st = FlowState(config=c, build_dir=build_dir, report=FlowReport(name=c.name))
     st.report.set(model=c.model.zoo if not c.model.file else Path(c.model.file).name,
-                  framework=c.model.framework, bits=f"w{c.quant.weight_bits}/a{c.quant.activation_bits}")
+                  framework=c.model.framework if not c.model.file else None, target=c.target_board())
     t_start = time.perf_counter()
     for name in c.steps:
         progress(f"flow '{c.name}': step {name}")

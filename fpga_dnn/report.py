@@ -11,6 +11,7 @@ COLUMNS = [
     ("model", "model", "{}"),
     ("framework", "framework", "{}"),
     ("bits", "bits", "{}"),
+    ("target", "target board", "{}"),
     ("float_accuracy", "float acc", "{:.4f}"),
     ("qat_accuracy", "QAT acc", "{:.4f}"),
     ("compress", "compression", "{}"),
@@ -97,3 +98,41 @@ class FlowReport:
         j.write_text(json.dumps(self.to_json(), indent=2))
         m.write_text(self.markdown())
         return j, m
+
+
+def quantizer_widths(model) -> str | None:
+    """``w<bits>/a<bits>`` as the model's own quantizers say (a range ``lo-hi`` where layers
+    differ): QKeras kernel quantizers and activation quantizers, HGQ2 weight (``kq``) and input
+    (``iq``) quantizers. None when the model has no quantizer at all (a float model)."""
+    import numpy as np
+
+    weights, acts = set(), set()
+
+    def bits_of(q):
+        b = getattr(q, "bits", None)
+        if b is None and hasattr(q, "quantizer"):
+            b = getattr(q.quantizer, "bits", None)
+        if b is None:
+            return None
+        b = np.asarray(b, dtype=np.float64)
+        return int(b.max()) if b.size else None
+
+    for layer in model.layers:
+        for attr, into in (("kernel_quantizer_internal", weights), ("depthwise_quantizer_internal", weights),
+                           ("pointwise_quantizer_internal", weights), ("kq", weights), ("iq", acts)):
+            q = getattr(layer, attr, None)
+            if q is not None and (b := bits_of(q)) is not None:
+                into.add(b)
+        if type(layer).__name__ == "QActivation" and (b := bits_of(layer.quantizer)) is not None:
+            acts.add(b)
+        act = getattr(layer, "activation", None)  # QKeras QDense(..., activation=quantized_relu(...))
+        if type(layer).__name__ != "QActivation" and act is not None and hasattr(act, "bits"):
+            acts.add(int(act.bits))
+
+    def span(values):
+        return "?" if not values else (f"{min(values)}" if min(values) == max(values)
+                                       else f"{min(values)}-{max(values)}")
+
+    if not weights and not acts:
+        return None
+    return f"w{span(weights)}/a{span(acts)}"
