@@ -19,6 +19,21 @@ from .log import progress
 
 
 @dataclass
+class CsimOptions:
+    """The ``[csim]`` table of a flow file."""
+
+    probe_samples: int = 2000    # random on-grid inputs beside the test split (0: none)
+    probe_seed: int = 20261201
+
+    def check(self) -> "CsimOptions":
+        from .errors import ConfigError
+
+        if not isinstance(self.probe_samples, int) or self.probe_samples < 0:
+            raise ConfigError(f"[csim] probe_samples must be an integer >= 0, got {self.probe_samples!r}")
+        return self
+
+
+@dataclass
 class CsimReport:
     n_samples: int
     exact_fraction: float
@@ -29,10 +44,77 @@ class CsimReport:
     samples_per_second: float
     first_mismatch: dict | None = None
     outputs: np.ndarray | None = field(default=None, repr=False)
+    probe: "ProbeResult | None" = None  # the random on-grid probe set beside the test split
 
     def summary(self) -> dict:
-        d = {k: v for k, v in self.__dict__.items() if k != "outputs"}
+        d = {k: v for k, v in self.__dict__.items() if k not in ("outputs", "probe")}
+        if self.probe is not None:
+            d["probe_samples"], d["probe_exact_fraction"] = self.probe.n_samples, self.probe.exact_fraction
         return d
+
+    @property
+    def exact(self) -> bool:
+        """The contract: every sample exact on the test split and on the probe set."""
+        return self.exact_fraction == 1.0 and (self.probe is None or self.probe.exact_fraction == 1.0)
+
+
+#: Default size of the probe set (``[csim] probe_samples``); its seed is fixed.
+PROBE_SAMPLES = 2000
+PROBE_SEED = 20261201
+
+
+@dataclass
+class ProbeResult:
+    """C-sim against Keras on random inputs on the input grid (the whole range of the input type,
+    extremes included): a test split of a few dozen samples rarely reaches the corners where a
+    rounded type flips a step."""
+
+    x: np.ndarray = field(repr=False)
+    outputs: np.ndarray = field(repr=False)       # C-sim
+    keras_out: np.ndarray = field(repr=False)
+    exact_fraction: float = 1.0
+    first_mismatch: dict | None = None
+    max_abs_diff: float = 0.0
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.x)
+
+
+def probe_inputs(fmt, shape, n: int = PROBE_SAMPLES, seed: int = PROBE_SEED) -> np.ndarray:
+    """``n`` seeded random inputs of ``shape`` on the grid of ``fmt`` (a FixedFormat), uniform
+    over its whole range; the first two samples are all-minimum and all-maximum."""
+    rng = np.random.default_rng(seed)
+    lo = int(round(fmt.min_value / fmt.step))
+    hi = int(round(fmt.max_value / fmt.step))
+    q = rng.integers(lo, hi + 1, size=(n,) + tuple(shape), dtype=np.int64)
+    if n >= 2:
+        q[0], q[1] = lo, hi
+    return q.astype(np.float64) * fmt.step
+
+
+def run_probes(hls_model, model, fmt, n: int = PROBE_SAMPLES, seed: int = PROBE_SEED,
+               traced_twin=None) -> ProbeResult | None:
+    """C-sim (already compiled) against Keras on :func:`probe_inputs`; None when ``n`` is 0 or
+    there is no input format to draw from (``input_precision = "auto"``)."""
+    from .train import predict_logits
+
+    if not n or fmt is None:
+        return None
+    x = probe_inputs(fmt, tuple(model.input_shape[1:]), n, seed)
+    out = hls_predict(hls_model, x)
+    keras_out = np.asarray(predict_logits(model, x), dtype=np.float64).reshape(len(x), -1)
+    exact = exact_rows(out, keras_out)
+    res = ProbeResult(x, out, keras_out, float(exact.mean()),
+                      max_abs_diff=float(np.abs(out - keras_out).max()) if len(x) else 0.0)
+    if not exact.all():
+        res.first_mismatch = locate_mismatch(hls_model, model, x, int(np.flatnonzero(~exact)[0]), traced_twin)
+    msg = (f"csim: probe set: {int(exact.sum())}/{len(x)} random on-grid inputs ({fmt}) bit-exact with Keras "
+           f"({res.exact_fraction:.4f})")
+    if res.first_mismatch:
+        msg += f"; max abs diff {res.max_abs_diff:g}; first mismatch: {describe_mismatch(res.first_mismatch)}"
+    progress(msg)
+    return res
 
 
 def compile_model(hls_model) -> float:

@@ -77,6 +77,7 @@ class FlowConfig:
     quant: models.Quant = field(default_factory=models.Quant)
     train: TrainConfig = field(default_factory=TrainConfig)
     compress: object = None      # fpga_dnn.compress.CompressOptions
+    csim: object = None          # fpga_dnn.csim.CsimOptions
     convert: ConvertOptions = field(default_factory=ConvertOptions)
     rtl: object = None           # fpga_dnn.rtl.build.RtlOptions
     simulate: object = None      # fpga_dnn.simulate.check.SimOptions
@@ -124,8 +125,11 @@ class FlowConfig:
         from .rtl.build import RtlOptions
         from .simulate.check import SimOptions
 
+        from .csim import CsimOptions
+
         compress = compress_options(dict(raw.get("compress", {})))
         cfg = cls(
+            csim=section("csim", CsimOptions),
             compress=compress,
             rtl=section("rtl", RtlOptions),
             simulate=section("simulate", SimOptions),
@@ -169,6 +173,11 @@ class FlowConfig:
                 raise ConfigError("a zoo model must be trained first: add 'train' to the steps or give [model] file=")
         self.quant.check()
         self.convert.check()
+        if self.csim is None:
+            from .csim import CsimOptions
+
+            self.csim = CsimOptions()
+        self.csim.check()
         if self.compress is None:
             from .compress import CompressOptions
 
@@ -436,27 +445,51 @@ def step_convert(st: FlowState) -> None:
 
 def step_csim(st: FlowState) -> None:
     from .convert import check_input
-    from .csim import describe_mismatch, run_csim
+    from .csim import describe_mismatch, run_csim, run_probes
     from .errors import MismatchError
 
     from .train import predict_logits
 
+    c = st.config
     x = check_input(st.model, st.x)
     st.keras_out = predict_logits(st.model, x)
     rep = run_csim(st.convert.hls_model, st.model, x, st.y, keras_out=st.keras_out,
                    traced_twin=st.convert.traced_twin)
+    rep.probe = run_probes(st.convert.hls_model, st.model, st.convert.input_format, c.csim.probe_samples,
+                           c.csim.probe_seed, traced_twin=st.convert.traced_twin)
     st.csim = rep
     (st.build_dir / "csim").mkdir(parents=True, exist_ok=True)
     np.save(st.build_dir / "csim" / "outputs.npy", rep.outputs)  # the reference later steps match
     st.report.set(csim_accuracy=rep.accuracy, bit_exact=rep.exact_fraction,
                   bit_exact_samples=f"{round(rep.exact_fraction * rep.n_samples)}/{rep.n_samples}",
                   compile_s=rep.compile_seconds, csim_samples_per_s=rep.samples_per_second)
-    if rep.first_mismatch:
-        st.report.set(first_mismatch=describe_mismatch(rep.first_mismatch))
-        if st.config.csim_require_exact:
+    probe = rep.probe
+    if probe is not None:
+        st.report.set(probe_exact=probe.exact_fraction,
+                      probe_exact_samples=f"{round(probe.exact_fraction * probe.n_samples)}/{probe.n_samples}")
+    _report_unguaranteed(st)
+    mismatch = rep.first_mismatch or (probe.first_mismatch if probe is not None else None)
+    if mismatch:
+        where = "test split" if rep.first_mismatch else "probe set"
+        st.report.set(first_mismatch=f"{where}: {describe_mismatch(mismatch)}")
+        if c.csim_require_exact:
             st.report.write(st.build_dir)
-            raise MismatchError(f"C-sim is not bit-exact with Keras ({rep.exact_fraction:.4f}); first mismatch: "
-                                f"{describe_mismatch(rep.first_mismatch)}")
+            raise MismatchError(f"C-sim is not bit-exact with Keras (test split {rep.exact_fraction:.4f}, probe set "
+                                f"{probe.exact_fraction if probe is not None else float('nan'):.4f}); first mismatch "
+                                f"({where}): {describe_mismatch(mismatch)}")
+
+
+def _report_unguaranteed(st: FlowState) -> None:
+    """Layers whose hls4ml types convert could not prove exact over every input: named in the
+    step's output and the report, with the probe set's fraction beside them."""
+    notes = getattr(st.convert, "unguaranteed", None) or {}
+    if not notes:
+        return
+    probe = st.csim.probe
+    frac = f"probe set exact {probe.exact_fraction:.4f}" if probe is not None else "no probe set"
+    text = "; ".join(f"{name}: {why}" for name, why in notes.items())
+    progress(f"csim: exactness not guaranteed over the whole input range for {', '.join(notes)} ({frac}): {text}")
+    st.report.set(unguaranteed_layers=f"{text} ({frac})")
 
 
 def step_rtl(st: FlowState) -> None:
@@ -476,12 +509,16 @@ def step_simulate(st: FlowState) -> None:
     from .simulate.check import simulate_rtl
 
     x = check_input(st.model, st.x)
-    rep = simulate_rtl(st.rtl, x, st.csim.outputs, st.keras_out, st.config.simulate)
+    probe = st.csim.probe
+    rep = simulate_rtl(st.rtl, x, st.csim.outputs, st.keras_out, st.config.simulate, model=st.model,
+                       probe_x=probe.x if probe is not None else None,
+                       probe_csim=probe.outputs if probe is not None else None)
     st.sim = rep
-    st.report.set(rtl_exact_csim=rep.emu_exact_csim, rtl_exact_keras=rep.emu_exact_keras,
+    st.report.set(rtl_compared_with=rep.compared_with, rtl_probe_exact=rep.emu_probe_exact,
+                  rtl_exact_csim=rep.emu_exact_csim, rtl_exact_keras=rep.emu_exact_keras,
                   emu_samples_per_s=rep.emu_samples_per_s, verilator_build_s=rep.emu_build_s,
                   tb_passed=None if rep.tb is None else ("all" if rep.tb_passed else "FAILED"),
-                  tb_exact=f"{rep.tb_exact_samples}/{rep.n_samples}" if rep.tb_exact_samples is not None else None,
+                  tb_exact=f"{rep.tb_exact_samples}/{rep.tb_samples}" if rep.tb_exact_samples is not None else None,
                   latency_measured=rep.latency_measured[0] if rep.latency_measured else None,
                   tb_cycles_per_s=rep.tb_cycles_per_s)
     problems = rep.failures()
@@ -550,10 +587,13 @@ def step_deploy(st: FlowState) -> None:
     with Accelerator.open(bundle, backend=st.config.deploy.backend, model=model_fn) as acc:
         out = acc.predict(x.reshape((len(x),) + st.rtl.spec.input.shape))
         bench = acc.benchmark(n=st.config.deploy.bench_calls, batch=1, x=x[:64].reshape((-1,) + st.rtl.spec.input.shape))
-    exact = rows_equal(out, st.csim.outputs)
+    from .simulate.check import rtl_reference
+
+    ref, what = rtl_reference(st.model, x, st.csim.outputs, st.rtl.traced.softmax)
+    exact = rows_equal(out, ref)
     acc_ = float((out.reshape(len(out), -1).argmax(1) == st.y).mean()) if st.y is not None else None
     progress(f"deploy: runtime ({st.config.deploy.backend} backend, RTL emulation behind the DMA): "
-             f"{int(exact.sum())}/{len(x)} samples equal C-sim, accuracy {acc_}, host overhead "
+             f"{int(exact.sum())}/{len(x)} samples equal the {what}, accuracy {acc_}, host overhead "
              f"{bench.get('host_us_per_call')} us per batch-1 call; bundle {bundle}")
     st.report.set(runtime_exact_csim=float(exact.mean()), runtime_accuracy=acc_,
                   runtime_host_us=bench.get("host_us_per_call"), bundle=str(bundle))
