@@ -138,6 +138,5 @@ def quantizer_widths(model) -> str | None:
         return "?" if not values else (f"{min(values)}" if min(values) == max(values)
                                        else f"{min(values)}-{max(values)}")
 
-    if not weights and not acts:
-        return None
-    return f"w{span(weights)}/a{span(acts)}"
+    parts = ([f"w{span(weights)}"] if weights else []) + ([f"a{span(acts)}"] if acts else [])
+    return "/".join(parts) or None

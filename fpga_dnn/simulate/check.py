@@ -152,9 +152,9 @@ def simulate_rtl(build, x: np.ndarray, csim_out: np.ndarray, keras_out=None,
               for k, v in tb.tests.items()}
     rep.tb_build_s = tb.build_seconds
     batch = rep.tb.get("test_batch", {})
+    rep.tb_samples = n
     if batch.get("passed"):
         rep.tb_exact_samples = int(batch["metrics"].get("samples", 0))
-    rep.tb_samples = n
         rep.tb_cycles_per_s = round(float(batch["metrics"].get("cycles_per_second", 0.0)), 1)
     lat = rep.tb.get("test_latency_throughput", {}).get("metrics", {})
     rep.latency_measured = lat.get("latencies")
