@@ -191,3 +191,34 @@ def default_typed(hls_model, skip=()) -> dict:
         if found:
             out[node.name] = f"type(s) {', '.join(sorted(found))} left at hls4ml's default {HLS4ML_DEFAULT}"
     return out
+
+
+def derive_pooling_types(hls_model) -> tuple[dict, dict]:
+    """Average pooling: hls4ml sums exactly (its accumulator has the extra bits) but casts the
+    mean back to the *input* type, truncating what Keras keeps. For a power-of-two window the
+    mean is exact with log2(window) more fraction bits: ``({node: {"result": t}}, unguaranteed)``;
+    other windows (a division by 3 or 9 is not a binary fraction) and padded windows are reported."""
+    from .rtl.precision import HlsType
+
+    types, unguaranteed = {}, {}
+    for node in hls_model.get_layers():
+        if "Pooling" not in node.class_name or str(node.get_attr("pool_op", "")).lower() != "average":
+            continue
+        size = int(node.get_attr("pool_height", 1) or 1) * int(node.get_attr("pool_width", 1) or 1)
+        if "Global" in node.class_name:
+            size = int(np.prod(node.get_input_variable().shape[:-1]))
+        pads = [node.get_attr(k, 0) or 0 for k in ("pad_top", "pad_bottom", "pad_left", "pad_right")]
+        if any(pads):
+            unguaranteed[node.name] = "average over padded windows (hls4ml rescales them in the input type)"
+            continue
+        if size & (size - 1):
+            unguaranteed[node.name] = f"average over {size} values is not a binary fraction"
+            continue
+        try:
+            t_in = HlsType.from_hls4ml(node.get_input_variable().type.precision, f"{node.name} input")
+        except Exception as err:
+            unguaranteed[node.name] = f"input type not fixed point ({err})"
+            continue
+        k = size.bit_length() - 1
+        types[node.name] = {"result": f"{'' if t_in.signed else 'u'}fixed<{t_in.width + k},{t_in.integer}>"}
+    return types, unguaranteed

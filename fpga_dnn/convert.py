@@ -299,8 +299,8 @@ def convert(model, x: np.ndarray | None, opts: ConvertOptions | None = None, out
     except Exception as err:
         raise FpgaDnnError(f"hls4ml could not convert '{model.name}': {_one_line(err)}") from err
     if bn_types:
-        say("convert: BatchNormalization exact on every input: " + "; ".join(
-            f"{n} scale {t['scale']}, bias {t['bias']}" for n, t in bn_types.items()))
+        say("convert: types derived for exactness on every input: " + "; ".join(
+            f"{n} " + ", ".join(f"{k} {v}" for k, v in t.items()) for n, t in bn_types.items()))
     seconds = time.perf_counter() - t0
     say(f"convert: wrote HLS project {output_dir} ({seconds:.1f} s)" if write else
         f"convert: hls4ml graph built ({seconds:.1f} s)")
@@ -328,10 +328,13 @@ def check_single_input(model) -> None:
 def _exact_batchnorm(model, hls_model, cfg: dict, opts: ConvertOptions) -> tuple:
     """Derive exact BN scale/bias types (:mod:`fpga_dnn.bnexact`) into ``cfg`` unless the user
     set them; returns ``(types, data, unguaranteed)`` and adds hls4ml-default types to the last."""
-    from .bnexact import default_typed, derive_batchnorm_types
+    from .bnexact import default_typed, derive_batchnorm_types, derive_pooling_types
 
-    user = {n for n, p in opts.precision_overrides.items() if {"scale", "bias"} & set(p)}
+    user = {n for n, p in opts.precision_overrides.items() if {"scale", "bias", "result"} & set(p)}
     bn_types, bn_data, unguaranteed = derive_batchnorm_types(model, hls_model)
+    pool_types, pool_unguaranteed = derive_pooling_types(hls_model)
+    bn_types.update(pool_types)
+    unguaranteed.update(pool_unguaranteed)
     for name in user:
         bn_types.pop(name, None), bn_data.pop(name, None), unguaranteed.pop(name, None)
     for name, t in bn_types.items():

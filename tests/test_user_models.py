@@ -121,13 +121,14 @@ def bn_dense(rng):
 
 
 def bn_conv2d(rng):
-    """Signed image input; QConv2D stride 2 'same' -> BN -> quantized_relu(4,2) -> AveragePooling."""
+    """Signed image input; QConv2D stride 2 'same' -> BN -> quantized_relu(4,2) -> AveragePooling
+    (2x2: hls4ml's default result type truncated the mean, 0/48 exact before it was derived)."""
     qk, k = _qk()
     inp = k.Input((6, 6, 2), name="img")
     h = qk.QConv2D(3, 3, strides=2, padding="same", **_wq(qk, 6, 0), name="c1")(inp)
     h = k.layers.BatchNormalization(name="bn1")(h)
     h = qk.QActivation(qk.quantized_relu(4, 2), name="r1")(h)
-    h = k.layers.AveragePooling2D(3, name="avg")(h)
+    h = k.layers.AveragePooling2D(2, name="avg")(h)
     h = k.layers.Flatten(name="flat")(h)
     out = qk.QDense(4, **_wq(qk), name="out")(h)
     m = k.Model(inp, out, name="bn_conv2d")
@@ -388,3 +389,40 @@ def test_my_net_names_and_a_bundle_without_build_paths(tmp_path):
 
         for s in strings(spec):
             assert str(tmp_path) not in s and not s.startswith("/"), f"{path}: {s!r} names the build machine"
+
+
+def _cli_error(capsys, argv):
+    from fpga_dnn.cli import main
+
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, err
+    return err[-1]
+
+
+def test_heterogeneous_lut_is_one_line_exit_2(tmp_path, capsys):
+    """hls4ml's config builder asserts on an HGQ2 QUnaryFunctionLUT with a heterogeneous table:
+    one line, exit 2, no traceback."""
+    from fpga_dnn import kerasenv
+
+    keras, hgq = kerasenv.keras3(), kerasenv.hgq()
+    inp = keras.Input((4,), name="model_input")
+    h = hgq.layers.QDense(4, name="d")(inp)
+    h = hgq.layers.QUnaryFunctionLUT(keras.ops.tanh, name="lut")(h)
+    keras.Model(inp, h, name="lutnet").save(tmp_path / "lut.keras")
+    np.savez(tmp_path / "lut.npz", x_test=np.arange(32).reshape(8, 4) / 32)
+    line = _cli_error(capsys, ["csim", str(tmp_path / "lut.keras"), "--data", str(tmp_path / "lut.npz"),
+                               "--build-dir", str(tmp_path / "b")])
+    assert line.startswith("fpga-dnn csim: error: hls4ml cannot configure 'lutnet'") and "Heterogeneous" in line
+
+
+def test_several_inputs_is_one_line_exit_2(tmp_path, capsys):
+    qk, k = _qk()
+    a, b = k.Input((12, 7), name="a"), k.Input((12, 7), name="b")
+    h = k.layers.Concatenate(name="cat")([a, b])
+    out = qk.QDense(2, **_wq(qk), name="out")(k.layers.Flatten(name="f")(h))
+    k.Model([a, b], out, name="two_in").save(tmp_path / "two.h5")
+    np.savez(tmp_path / "two.npz", x_test=np.zeros((4, 12, 7)))
+    line = _cli_error(capsys, ["csim", str(tmp_path / "two.h5"), "--data", str(tmp_path / "two.npz"),
+                               "--build-dir", str(tmp_path / "b")])
+    assert "has 2 inputs; models with several inputs are not supported" in line
