@@ -45,6 +45,7 @@ class CsimReport:
     first_mismatch: dict | None = None
     outputs: np.ndarray | None = field(default=None, repr=False)
     probe: "ProbeResult | None" = None  # the random on-grid probe set beside the test split
+    compared: str = "outputs"            # or "logits (the softmax's input)" for a softmax-terminated model
 
     def summary(self) -> dict:
         d = {k: v for k, v in self.__dict__.items() if k not in ("outputs", "probe")}
@@ -102,14 +103,13 @@ def run_probes(hls_model, model, fmt, n: int = PROBE_SAMPLES, seed: int = PROBE_
     if not n or fmt is None:
         return None
     x = probe_inputs(fmt, tuple(model.input_shape[1:]), n, seed)
-    out = hls_predict(hls_model, x)
-    keras_out = np.asarray(predict_logits(model, x), dtype=np.float64).reshape(len(x), -1)
-    exact = exact_rows(out, keras_out)
-    res = ProbeResult(x, out, keras_out, float(exact.mean()),
-                      max_abs_diff=float(np.abs(out - keras_out).max()) if len(x) else 0.0)
+    out, got, want, what = compared_outputs(hls_model, model, x, predict_logits(model, x))
+    exact = exact_rows(got, want)
+    res = ProbeResult(x, out, want, float(exact.mean()),
+                      max_abs_diff=float(np.abs(got - want).max()) if len(x) else 0.0)
     if not exact.all():
         res.first_mismatch = locate_mismatch(hls_model, model, x, int(np.flatnonzero(~exact)[0]), traced_twin)
-    msg = (f"csim: probe set: {int(exact.sum())}/{len(x)} random on-grid inputs ({fmt}) bit-exact with Keras "
+    msg = (f"csim: probe set: {int(exact.sum())}/{len(x)} random on-grid inputs' ({fmt}) {what} bit-exact with Keras "
            f"({res.exact_fraction:.4f})")
     if res.first_mismatch:
         msg += f"; max abs diff {res.max_abs_diff:g}; first mismatch: {describe_mismatch(res.first_mismatch)}"
@@ -133,6 +133,49 @@ def hls_predict(hls_model, x: np.ndarray) -> np.ndarray:
     out = hls_model.predict(np.ascontiguousarray(x, dtype=np.float64))
     out = np.asarray(out, dtype=np.float64)
     return out.reshape(len(x), -1)
+
+
+def softmax_input(model, x: np.ndarray) -> np.ndarray:
+    """Keras's logits: the input of the model's final softmax layer, for ``x``."""
+    from . import kerasenv
+
+    keras = kerasenv.tf_keras() if kerasenv.is_keras2_model(model) else kerasenv.keras3()
+    sub = keras.Model(model.inputs, model.layers[-1].input)
+    return np.asarray(sub.predict(x, verbose=0, batch_size=1024), dtype=np.float64).reshape(len(x), -1)
+
+
+def softmax_logits_node(hls_model):
+    """The node whose output feeds a Softmax at the end of the graph (None without one)."""
+    layers = list(hls_model.get_layers())
+    if not layers or layers[-1].class_name != "Softmax":
+        return None
+    src = layers[-1].inputs[0]
+    return next((l for l in layers if src in l.outputs), None)
+
+
+def compared_outputs(hls_model, model, x: np.ndarray, keras_out) -> tuple:
+    """``(csim_out, csim_compared, keras_compared, what)``. A model ending in a softmax is compared
+    on its logits (the softmax's input: hls4ml traced there, Keras's layer input), because
+    hls4ml's table softmax is an approximation no hardware-exact flow can match with Keras's
+    float softmax, and the RTL implements no softmax at all (it outputs these logits or their
+    argmax). Otherwise the outputs themselves."""
+    out = hls_predict(hls_model, x)
+    node = softmax_logits_node(hls_model)
+    if node is None or model.layers[-1].__class__.__name__ not in ("Activation", "Softmax", "QSoftmax",
+                                                                   "QActivation"):
+        keras_out = np.asarray(keras_out if keras_out is not None else _keras_predict(model, x))
+        return out, out, keras_out.reshape(len(x), -1), "outputs"
+    node.set_attr("trace", True)
+    with contextlib.redirect_stdout(io.StringIO()):
+        _, trace = hls_model.trace(np.ascontiguousarray(x, dtype=np.float64))
+    logits = np.asarray(trace[node.name], dtype=np.float64).reshape(len(x), -1)
+    return out, logits, softmax_input(model, x), "logits (the softmax's input)"
+
+
+def _keras_predict(model, x):
+    from .train import predict_logits
+
+    return predict_logits(model, x)
 
 
 def exact_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -202,15 +245,16 @@ def run_csim(hls_model, model, x: np.ndarray, y: np.ndarray | None = None, keras
     if keras_out is None:
         keras_out = predict_logits(model, x)
     keras_out = np.asarray(keras_out).reshape(len(x), -1)
-    exact = exact_rows(out, keras_out)
+    _, got, want, what = compared_outputs(hls_model, model, x, keras_out)
+    exact = exact_rows(got, want)
     acc = float((out.argmax(1) == y).mean()) if y is not None else None
     kacc = float((keras_out.argmax(1) == y).mean()) if y is not None else None
     mismatch = None
     if not exact.all():
         mismatch = locate_mismatch(hls_model, model, x, int(np.flatnonzero(~exact)[0]), traced_twin)
     rep = CsimReport(len(x), float(exact.mean()), acc, kacc, round(compile_s, 2), round(predict_s, 3),
-                     round(len(x) / max(predict_s, 1e-9), 1), mismatch, out)
-    msg = f"csim: {int(exact.sum())}/{len(x)} samples bit-exact with Keras ({rep.exact_fraction:.4f})"
+                     round(len(x) / max(predict_s, 1e-9), 1), mismatch, out, compared=what)
+    msg = f"csim: {int(exact.sum())}/{len(x)} samples' {what} bit-exact with Keras ({rep.exact_fraction:.4f})"
     if acc is not None:
         msg += f", accuracy {acc:.4f}"
     progress(msg)

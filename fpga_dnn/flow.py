@@ -463,6 +463,8 @@ def step_csim(st: FlowState) -> None:
     st.report.set(csim_accuracy=rep.accuracy, bit_exact=rep.exact_fraction,
                   bit_exact_samples=f"{round(rep.exact_fraction * rep.n_samples)}/{rep.n_samples}",
                   compile_s=rep.compile_seconds, csim_samples_per_s=rep.samples_per_second)
+    if rep.compared != "outputs":
+        st.report.set(csim_compared=rep.compared)
     probe = rep.probe
     if probe is not None:
         st.report.set(probe_exact=probe.exact_fraction,

@@ -17,6 +17,7 @@ COLUMNS = [
     ("compress", "compression", "{}"),
     ("compressed_accuracy", "compressed acc", "{:.4f}"),
     ("csim_accuracy", "C-sim acc", "{:.4f}"),
+    ("csim_compared", "C-sim compared on", "{}"),
     ("bit_exact", "bit-exact (Keras = C-sim)", "{:.4f}"),
     ("bit_exact_samples", "exact samples", "{}"),
     ("probe_exact", "probe set exact (Keras = C-sim)", "{:.4f}"),

@@ -426,3 +426,23 @@ def test_several_inputs_is_one_line_exit_2(tmp_path, capsys):
     line = _cli_error(capsys, ["csim", str(tmp_path / "two.h5"), "--data", str(tmp_path / "two.npz"),
                                "--build-dir", str(tmp_path / "b")])
     assert "has 2 inputs; models with several inputs are not supported" in line
+
+
+def test_bn_default_types_flip_and_derived_types_do_not(tmp_path):
+    """The corpus' bn_dense is a model on which hls4ml's default BN types (fixed<16,6>) flip
+    quantized-ReLU steps on the probe set; with the derived types it is exact on all 2,000."""
+    from fpga_dnn import convert, csim
+
+    model, fmt = bn_dense(np.random.default_rng(sum(map(ord, "bn_dense"))))
+    default = convert.ConvertOptions(precision_overrides={"bn1": {"scale": "fixed<16,6>", "bias": "fixed<16,6>"}})
+    results = {}
+    for tag, opts in (("default", default), ("derived", convert.ConvertOptions())):
+        conv = convert.convert(model, _grid(np.random.default_rng(0), (13,), fmt), opts, output_dir=tmp_path / tag)
+        csim.compile_model(conv.hls_model)
+        results[tag] = (conv, csim.run_probes(conv.hls_model, model, conv.input_format))
+    conv_d, probe_d = results["default"]
+    assert probe_d.exact_fraction < 1.0, "the default BN types no longer flip anything: pick another model"
+    conv, probe = results["derived"]
+    assert probe.exact_fraction == 1.0 and probe.n_samples == 2000
+    assert conv.info["batchnorm_types"]["bn1"]["scale"] != "fixed<16,6>"
+    assert "bn1" not in conv.unguaranteed

@@ -73,16 +73,6 @@ def rows_equal(a, b) -> np.ndarray:
     return (a.reshape(len(a), -1) == b.reshape(len(b), -1)).all(axis=1)
 
 
-def softmax_input(model, x: np.ndarray) -> np.ndarray:
-    """Keras's logits: the input of the model's final softmax layer, for ``x``."""
-    from .. import kerasenv
-
-    keras = kerasenv.tf_keras() if kerasenv.is_keras2_model(model) else kerasenv.keras3()
-    last = model.layers[-1]
-    sub = keras.Model(model.inputs, last.input)
-    return np.asarray(sub.predict(x, verbose=0, batch_size=1024), dtype=np.float64).reshape(len(x), -1)
-
-
 def rtl_reference(model, x: np.ndarray, csim_out: np.ndarray, softmax: str | None) -> tuple:
     """What the RTL must equal on ``x``, and its name.
 
@@ -91,6 +81,8 @@ def rtl_reference(model, x: np.ndarray, csim_out: np.ndarray, softmax: str | Non
     (which C-sim's probabilities came from); with ``"argmax"`` its index, compared with the argmax
     of those logits (the first maximum, as the RTL's comparator chain takes it).
     """
+    from ..csim import softmax_input
+
     if softmax is None:
         return np.asarray(csim_out), "C-sim outputs"
     logits = softmax_input(model, x)
