@@ -153,13 +153,13 @@ def softmax_logits_node(hls_model):
     return next((l for l in layers if src in l.outputs), None)
 
 
-def compared_outputs(hls_model, model, x: np.ndarray, keras_out) -> tuple:
+def compared_outputs(hls_model, model, x: np.ndarray, keras_out, out=None) -> tuple:
     """``(csim_out, csim_compared, keras_compared, what)``. A model ending in a softmax is compared
     on its logits (the softmax's input: hls4ml traced there, Keras's layer input), because
     hls4ml's table softmax is an approximation no hardware-exact flow can match with Keras's
     float softmax, and the RTL implements no softmax at all (it outputs these logits or their
-    argmax). Otherwise the outputs themselves."""
-    out = hls_predict(hls_model, x)
+    argmax). Otherwise the outputs themselves. ``out``: C-sim's outputs for ``x`` if already run."""
+    out = hls_predict(hls_model, x) if out is None else out
     node = softmax_logits_node(hls_model)
     if node is None or model.layers[-1].__class__.__name__ not in ("Activation", "Softmax", "QSoftmax",
                                                                    "QActivation"):
@@ -245,7 +245,7 @@ def run_csim(hls_model, model, x: np.ndarray, y: np.ndarray | None = None, keras
     if keras_out is None:
         keras_out = predict_logits(model, x)
     keras_out = np.asarray(keras_out).reshape(len(x), -1)
-    _, got, want, what = compared_outputs(hls_model, model, x, keras_out)
+    _, got, want, what = compared_outputs(hls_model, model, x, keras_out, out)
     exact = exact_rows(got, want)
     acc = float((out.argmax(1) == y).mean()) if y is not None else None
     kacc = float((keras_out.argmax(1) == y).mean()) if y is not None else None
