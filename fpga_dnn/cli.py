@@ -37,7 +37,7 @@ def _add_convert_args(p: argparse.ArgumentParser):
     g.add_argument("--reuse-factor", type=int, default=1)
     g.add_argument("--strategy", default="Latency", help="Latency or Resource")
     g.add_argument("--clock-period", type=float, default=10.0, help="ns (default 10 = 100 MHz)")
-    g.add_argument("--board", default="pynq-z2", help="target board, from overlays/boards/ (default pynq-z2)")
+    g.add_argument("--board", default=None, help="target board, from overlays/boards/ (default pynq-z2)")
     g.add_argument("--part", default=None, help="FPGA part (default: the board's)")
     g.add_argument("--input-precision", default=None,
                    help="input fixed-point type, e.g. 'ufixed<5,1>' (default: inferred from the data)")
@@ -145,8 +145,8 @@ def _hw_config(args, steps):
     if getattr(args, "no_cocotb", False):
         cfg.simulate.cocotb = False
     if getattr(args, "target_board", None):
+        cfg.board = args.target_board  # the one target: part, RTL clock, estimate, overlay
         cfg.estimate.boards = [args.target_board]
-        cfg.overlay.board = args.target_board
     if getattr(args, "path", None):
         cfg.overlay.path = args.path
     if getattr(args, "vivado", None):
@@ -181,12 +181,16 @@ def cmd_run(args):
     backend = "emulate" if args.sim else "pynq"
     options = {}
     if args.sim:
-        from .runtime.bundle import Bundle
         from .rtl.verilog import emulator_model_fn
 
-        design = Bundle.load(args.bundle, verify=False).spec.extra.get("rtl_design")
-        if design and Path(design).is_dir():
-            options["model"] = emulator_model_fn(design)
+        # The RTL design is on the build machine, not in the bundle (a bundle names no path outside it).
+        if args.design is not None:
+            if not (args.design / "rtl_design.json").is_file():
+                from .errors import ConfigError
+
+                raise ConfigError(f"--design {args.design}: not an RTL design folder (the rtl step's rtl/core, "
+                                  "with rtl_design.json)")
+            options["model"] = emulator_model_fn(args.design)
     run(args.bundle, args.input, backend=backend, labels_path=args.labels, batch=args.batch, **options)
     return 0
 
@@ -339,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", type=Path, default=None, help="labels .npy (default: y_test of the .npz)")
     p.add_argument("--batch", type=int, default=None, help="samples per predict call (default: all)")
     p.add_argument("--sim", action="store_true", help="no board: the bundle's RTL emulation behind the runtime")
+    p.add_argument("--design", type=Path, default=None,
+                   help="with --sim: the RTL design to emulate (the rtl step's <build>/rtl/core)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("bundle", help="check a bundle folder",

@@ -25,6 +25,7 @@ from .log import progress
 BACKENDS = ("Vivado", "Vitis")
 IO_TYPES = ("io_parallel", "io_stream")
 STRATEGIES = ("Latency", "Resource")
+DEFAULT_BOARD = "pynq-z2"
 
 
 @dataclass
@@ -37,7 +38,7 @@ class ConvertOptions:
     strategy: str = "Latency"
     clock_period: float = 10.0  # ns; 100 MHz, the PYNQ boards' default PL clock
     part: str | None = None  # default: the board's part
-    board: str = "pynq-z2"  # overlays/boards/<board>.toml: gives the part and the clock budget
+    board: str | None = None  # overlays/boards/<board>.toml: gives the part (default pynq-z2; a flow sets its target)
     # Default: inferred exactly from the data. "auto" leaves hls4ml's own choice (no data check:
     # inputs outside that type then wrap or round, as they would in hardware).
     input_precision: str | None = None
@@ -47,6 +48,13 @@ class ConvertOptions:
     # Keep every layer's output for hls4ml's trace (mismatch reports). Off by default: tracing
     # keeps no-op layers (linear activations) in the graph that hls4ml would otherwise remove.
     trace: bool = False
+
+    def hls4ml_part(self) -> str:
+        """The FPGA part hls4ml is given: ``part``, else the board's (resolved late, so that a
+        flow's target board decides it)."""
+        from .boards import load_board
+
+        return self.part or load_board(self.board or DEFAULT_BOARD).part
 
     def check(self) -> "ConvertOptions":
         canon = {b.lower(): b for b in BACKENDS}
@@ -63,8 +71,8 @@ class ConvertOptions:
             raise ConfigError(f"reuse_factor must be a positive integer, got {self.reuse_factor!r}")
         from .boards import load_board
 
-        board = load_board(self.board)  # unknown names fail here, with the list of boards
-        self.part = self.part or board.part
+        if self.board:
+            load_board(self.board)  # unknown names fail here, with the list of boards
         if not isinstance(self.precision_overrides, dict) or not all(
                 isinstance(v, dict) for v in self.precision_overrides.values()):
             raise ConfigError("precision_overrides must map layer names to {type: precision} tables")
@@ -86,6 +94,8 @@ class ConvertResult:
     seconds: float
     info: dict = field(default_factory=dict)
     keras_model: object = None
+    #: layers whose exactness over every input could not be proven: {layer: reason}
+    unguaranteed: dict = field(default_factory=dict)
 
     def traced_twin(self):
         """The same conversion with per-layer tracing on (a separate project, compiled)."""
@@ -132,6 +142,7 @@ def check_layers(model, framework: str) -> None:
 
 def check_input(model, x: np.ndarray, what: str = "input data") -> np.ndarray:
     """Data must match the model's input shape and be numeric; returns float64 contiguous."""
+    check_single_input(model)
     expected = tuple(model.input_shape[1:])
     x = np.asarray(x)
     if x.dtype.kind not in "fiu":
@@ -257,25 +268,80 @@ def convert(model, x: np.ndarray | None, opts: ConvertOptions | None = None, out
     say = (lambda _msg: None) if quiet else progress
     say(f"convert: {framework} model '{model.name}' -> hls4ml {opts.backend} {opts.io_type}, "
              f"input {fmt or 'hls4ml default'}, strategy {opts.strategy}, reuse {opts.reuse_factor}")
-    cfg = build_hls_config(model, framework, opts, fmt)
+    check_single_input(model)
+    try:
+        cfg = build_hls_config(model, framework, opts, fmt)
+    except FpgaDnnError:
+        raise
+    except Exception as err:  # hls4ml's config builder asserts (e.g. heterogeneous QUnaryFunctionLUT)
+        raise FpgaDnnError(f"hls4ml cannot configure '{model.name}': {_one_line(err)}") from err
     ctx = kerasenv.hls4ml_keras2() if framework == "qkeras" else contextlib.nullcontext()
+
+    def hls4ml_convert():
+        return hls4ml.converters.convert_from_keras_model(
+            model, hls_config=cfg, output_dir=str(output_dir), project_name=opts.project_name,
+            backend=opts.backend, io_type=opts.io_type, part=opts.hls4ml_part(), clock_period=opts.clock_period)
+
+    unguaranteed = {}
     try:
         with ctx, _quiet():
-            hls_model = hls4ml.converters.convert_from_keras_model(
-                model, hls_config=cfg, output_dir=str(output_dir), project_name=opts.project_name,
-                backend=opts.backend, io_type=opts.io_type, part=opts.part, clock_period=opts.clock_period)
+            hls_model = hls4ml_convert()
+            bn_types, bn_data, unguaranteed = _exact_batchnorm(model, hls_model, cfg, opts)
+            if bn_types:
+                hls_model = hls4ml_convert()  # again, with the derived BN types
+                from .bnexact import apply_batchnorm_data
+
+                apply_batchnorm_data(hls_model, bn_data)
             if write:
                 hls_model.write()
     except FpgaDnnError:
         raise
     except Exception as err:
-        raise FpgaDnnError(f"hls4ml could not convert '{model.name}': {type(err).__name__}: "
-                           f"{str(err).strip().splitlines()[0][:300] if str(err).strip() else ''}") from err
+        raise FpgaDnnError(f"hls4ml could not convert '{model.name}': {_one_line(err)}") from err
+    if bn_types:
+        say("convert: types derived for exactness on every input: " + "; ".join(
+            f"{n} " + ", ".join(f"{k} {v}" for k, v in t.items()) for n, t in bn_types.items()))
     seconds = time.perf_counter() - t0
     say(f"convert: wrote HLS project {output_dir} ({seconds:.1f} s)" if write else
         f"convert: hls4ml graph built ({seconds:.1f} s)")
-    info = {"layers": [{"name": l.name, "class": l.class_name} for l in hls_model.get_layers()]}
-    return ConvertResult(hls_model, framework, output_dir, cfg, fmt, opts, seconds, info, keras_model=model)
+    info = {"layers": [{"name": l.name, "class": l.class_name} for l in hls_model.get_layers()],
+            "batchnorm_types": bn_types}
+    if unguaranteed:
+        say("convert: exactness over the whole input range not guaranteed for: "
+            + "; ".join(f"{n} ({why})" for n, why in unguaranteed.items()))
+    return ConvertResult(hls_model, framework, output_dir, cfg, fmt, opts, seconds, info, keras_model=model,
+                         unguaranteed=unguaranteed)
+
+
+def _one_line(err: Exception) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0][:300]}" if text else type(err).__name__
+
+
+def check_single_input(model) -> None:
+    """hls4ml's flow here takes one input tensor (one AXI-Stream of samples)."""
+    if len(getattr(model, "inputs", []) or []) > 1:
+        raise ConfigError(f"model '{model.name}' has {len(model.inputs)} inputs; models with several inputs are "
+                          "not supported (one input tensor, e.g. concatenate the inputs into one)")
+
+
+def _exact_batchnorm(model, hls_model, cfg: dict, opts: ConvertOptions) -> tuple:
+    """Derive exact BN scale/bias types (:mod:`fpga_dnn.bnexact`) into ``cfg`` unless the user
+    set them; returns ``(types, data, unguaranteed)`` and adds hls4ml-default types to the last."""
+    from .bnexact import default_typed, derive_batchnorm_types, derive_pooling_types
+
+    user = {n for n, p in opts.precision_overrides.items() if {"scale", "bias", "result"} & set(p)}
+    bn_types, bn_data, unguaranteed = derive_batchnorm_types(model, hls_model)
+    pool_types, pool_unguaranteed = derive_pooling_types(hls_model)
+    bn_types.update(pool_types)
+    unguaranteed.update(pool_unguaranteed)
+    for name in user:
+        bn_types.pop(name, None), bn_data.pop(name, None), unguaranteed.pop(name, None)
+    for name, t in bn_types.items():
+        cfg["LayerName"].setdefault(name, {}).setdefault("Precision", {}).update(t)
+    for name, why in default_typed(hls_model, skip=set(bn_types) | user).items():
+        unguaranteed.setdefault(name, why)
+    return bn_types, bn_data, unguaranteed
 
 
 def options_from_dict(d: dict) -> ConvertOptions:

@@ -19,6 +19,21 @@ from .log import progress
 
 
 @dataclass
+class CsimOptions:
+    """The ``[csim]`` table of a flow file."""
+
+    probe_samples: int = 2000    # random on-grid inputs beside the test split (0: none)
+    probe_seed: int = 20261201
+
+    def check(self) -> "CsimOptions":
+        from .errors import ConfigError
+
+        if not isinstance(self.probe_samples, int) or self.probe_samples < 0:
+            raise ConfigError(f"[csim] probe_samples must be an integer >= 0, got {self.probe_samples!r}")
+        return self
+
+
+@dataclass
 class CsimReport:
     n_samples: int
     exact_fraction: float
@@ -29,10 +44,77 @@ class CsimReport:
     samples_per_second: float
     first_mismatch: dict | None = None
     outputs: np.ndarray | None = field(default=None, repr=False)
+    probe: "ProbeResult | None" = None  # the random on-grid probe set beside the test split
+    compared: str = "outputs"            # or "logits (the softmax's input)" for a softmax-terminated model
 
     def summary(self) -> dict:
-        d = {k: v for k, v in self.__dict__.items() if k != "outputs"}
+        d = {k: v for k, v in self.__dict__.items() if k not in ("outputs", "probe")}
+        if self.probe is not None:
+            d["probe_samples"], d["probe_exact_fraction"] = self.probe.n_samples, self.probe.exact_fraction
         return d
+
+    @property
+    def exact(self) -> bool:
+        """The contract: every sample exact on the test split and on the probe set."""
+        return self.exact_fraction == 1.0 and (self.probe is None or self.probe.exact_fraction == 1.0)
+
+
+#: Default size of the probe set (``[csim] probe_samples``); its seed is fixed.
+PROBE_SAMPLES = 2000
+PROBE_SEED = 20261201
+
+
+@dataclass
+class ProbeResult:
+    """C-sim against Keras on random inputs on the input grid (the whole range of the input type,
+    extremes included): a test split of a few dozen samples rarely reaches the corners where a
+    rounded type flips a step."""
+
+    x: np.ndarray = field(repr=False)
+    outputs: np.ndarray = field(repr=False)       # C-sim
+    keras_out: np.ndarray = field(repr=False)
+    exact_fraction: float = 1.0
+    first_mismatch: dict | None = None
+    max_abs_diff: float = 0.0
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.x)
+
+
+def probe_inputs(fmt, shape, n: int = PROBE_SAMPLES, seed: int = PROBE_SEED) -> np.ndarray:
+    """``n`` seeded random inputs of ``shape`` on the grid of ``fmt`` (a FixedFormat), uniform
+    over its whole range; the first two samples are all-minimum and all-maximum."""
+    rng = np.random.default_rng(seed)
+    lo = int(round(fmt.min_value / fmt.step))
+    hi = int(round(fmt.max_value / fmt.step))
+    q = rng.integers(lo, hi + 1, size=(n,) + tuple(shape), dtype=np.int64)
+    if n >= 2:
+        q[0], q[1] = lo, hi
+    return q.astype(np.float64) * fmt.step
+
+
+def run_probes(hls_model, model, fmt, n: int = PROBE_SAMPLES, seed: int = PROBE_SEED,
+               traced_twin=None) -> ProbeResult | None:
+    """C-sim (already compiled) against Keras on :func:`probe_inputs`; None when ``n`` is 0 or
+    there is no input format to draw from (``input_precision = "auto"``)."""
+    from .train import predict_logits
+
+    if not n or fmt is None:
+        return None
+    x = probe_inputs(fmt, tuple(model.input_shape[1:]), n, seed)
+    out, got, want, what = compared_outputs(hls_model, model, x, predict_logits(model, x))
+    exact = exact_rows(got, want)
+    res = ProbeResult(x, out, want, float(exact.mean()),
+                      max_abs_diff=float(np.abs(got - want).max()) if len(x) else 0.0)
+    if not exact.all():
+        res.first_mismatch = locate_mismatch(hls_model, model, x, int(np.flatnonzero(~exact)[0]), traced_twin)
+    msg = (f"csim: probe set: {int(exact.sum())}/{len(x)} random on-grid inputs' ({fmt}) {what} bit-exact with Keras "
+           f"({res.exact_fraction:.4f})")
+    if res.first_mismatch:
+        msg += f"; max abs diff {res.max_abs_diff:g}; first mismatch: {describe_mismatch(res.first_mismatch)}"
+    progress(msg)
+    return res
 
 
 def compile_model(hls_model) -> float:
@@ -51,6 +133,49 @@ def hls_predict(hls_model, x: np.ndarray) -> np.ndarray:
     out = hls_model.predict(np.ascontiguousarray(x, dtype=np.float64))
     out = np.asarray(out, dtype=np.float64)
     return out.reshape(len(x), -1)
+
+
+def softmax_input(model, x: np.ndarray) -> np.ndarray:
+    """Keras's logits: the input of the model's final softmax layer, for ``x``."""
+    from . import kerasenv
+
+    keras = kerasenv.tf_keras() if kerasenv.is_keras2_model(model) else kerasenv.keras3()
+    sub = keras.Model(model.inputs, model.layers[-1].input)
+    return np.asarray(sub.predict(x, verbose=0, batch_size=1024), dtype=np.float64).reshape(len(x), -1)
+
+
+def softmax_logits_node(hls_model):
+    """The node whose output feeds a Softmax at the end of the graph (None without one)."""
+    layers = list(hls_model.get_layers())
+    if not layers or layers[-1].class_name != "Softmax":
+        return None
+    src = layers[-1].inputs[0]
+    return next((l for l in layers if src in l.outputs), None)
+
+
+def compared_outputs(hls_model, model, x: np.ndarray, keras_out, out=None) -> tuple:
+    """``(csim_out, csim_compared, keras_compared, what)``. A model ending in a softmax is compared
+    on its logits (the softmax's input: hls4ml traced there, Keras's layer input), because
+    hls4ml's table softmax is an approximation no hardware-exact flow can match with Keras's
+    float softmax, and the RTL implements no softmax at all (it outputs these logits or their
+    argmax). Otherwise the outputs themselves. ``out``: C-sim's outputs for ``x`` if already run."""
+    out = hls_predict(hls_model, x) if out is None else out
+    node = softmax_logits_node(hls_model)
+    if node is None or model.layers[-1].__class__.__name__ not in ("Activation", "Softmax", "QSoftmax",
+                                                                   "QActivation"):
+        keras_out = np.asarray(keras_out if keras_out is not None else _keras_predict(model, x))
+        return out, out, keras_out.reshape(len(x), -1), "outputs"
+    node.set_attr("trace", True)
+    with contextlib.redirect_stdout(io.StringIO()):
+        _, trace = hls_model.trace(np.ascontiguousarray(x, dtype=np.float64))
+    logits = np.asarray(trace[node.name], dtype=np.float64).reshape(len(x), -1)
+    return out, logits, softmax_input(model, x), "logits (the softmax's input)"
+
+
+def _keras_predict(model, x):
+    from .train import predict_logits
+
+    return predict_logits(model, x)
 
 
 def exact_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -120,15 +245,16 @@ def run_csim(hls_model, model, x: np.ndarray, y: np.ndarray | None = None, keras
     if keras_out is None:
         keras_out = predict_logits(model, x)
     keras_out = np.asarray(keras_out).reshape(len(x), -1)
-    exact = exact_rows(out, keras_out)
+    _, got, want, what = compared_outputs(hls_model, model, x, keras_out, out)
+    exact = exact_rows(got, want)
     acc = float((out.argmax(1) == y).mean()) if y is not None else None
     kacc = float((keras_out.argmax(1) == y).mean()) if y is not None else None
     mismatch = None
     if not exact.all():
         mismatch = locate_mismatch(hls_model, model, x, int(np.flatnonzero(~exact)[0]), traced_twin)
     rep = CsimReport(len(x), float(exact.mean()), acc, kacc, round(compile_s, 2), round(predict_s, 3),
-                     round(len(x) / max(predict_s, 1e-9), 1), mismatch, out)
-    msg = f"csim: {int(exact.sum())}/{len(x)} samples bit-exact with Keras ({rep.exact_fraction:.4f})"
+                     round(len(x) / max(predict_s, 1e-9), 1), mismatch, out, compared=what)
+    msg = f"csim: {int(exact.sum())}/{len(x)} samples' {what} bit-exact with Keras ({rep.exact_fraction:.4f})"
     if acc is not None:
         msg += f", accuracy {acc:.4f}"
     progress(msg)

@@ -22,6 +22,10 @@ from .log import progress
 from .report import FlowReport
 from .train import TrainConfig
 
+DEFAULT_ZOO = "digits_mlp"
+DEFAULT_BOARD = "pynq-z2"
+#: Boards estimated when [estimate] boards is not given (the target's comes first).
+ESTIMATE_BOARDS = ("pynq-z2", "ultra96")
 STEP_ORDER = ("train", "compress", "convert", "csim", "rtl", "simulate", "estimate", "overlay", "deploy")
 SECTIONS = {"flow", "model", "quant", "train", "compress", "convert", "csim", "rtl", "simulate", "estimate", "overlay",
             "deploy"}
@@ -31,7 +35,7 @@ SECTIONS = {"flow", "model", "quant", "train", "compress", "convert", "csim", "r
 class EstimateOptions:
     """The ``[estimate]`` table: yosys resource estimates and the fit check per board."""
 
-    boards: list = field(default_factory=lambda: ["pynq-z2", "ultra96"])
+    boards: list | None = None  # default: the flow's target board first, then the other known boards
     margin: float = 1.0  # fraction of each budget a design may use (0.8 keeps 20% headroom)
     method: str = "split"  # split (pipeline pieces in parallel, fast) | flat (one full run per family)
 
@@ -40,7 +44,7 @@ class EstimateOptions:
 class OverlayOptions:
     """The ``[overlay]`` table: Vivado scripts for a board (run only when Vivado is named)."""
 
-    board: str = "pynq-z2"
+    board: str | None = None     # default: the flow's target board ([flow] board)
     path: str = "rtl"            # rtl (our Verilog + AXI-Stream shell) or hls (hls4ml's HLS IP)
     vivado: str | None = None    # Vivado binary/folder; default: $FPGA_DNN_VIVADO / $XILINX_VIVADO
     jobs: int = 2
@@ -56,9 +60,10 @@ class DeployOptions:
 
 @dataclass
 class ModelSpec:
-    """Which model: a zoo name (trained by the flow) or a user's saved model file plus data."""
+    """Which model: a zoo name (trained by the flow) or a user's saved model file plus data, never
+    both. With neither, the zoo model :data:`DEFAULT_ZOO`."""
 
-    zoo: str | None = "digits_mlp"
+    zoo: str | None = None
     framework: str = "qkeras"
     file: str | None = None
     data: str | None = None
@@ -72,6 +77,7 @@ class FlowConfig:
     quant: models.Quant = field(default_factory=models.Quant)
     train: TrainConfig = field(default_factory=TrainConfig)
     compress: object = None      # fpga_dnn.compress.CompressOptions
+    csim: object = None          # fpga_dnn.csim.CsimOptions
     convert: ConvertOptions = field(default_factory=ConvertOptions)
     rtl: object = None           # fpga_dnn.rtl.build.RtlOptions
     simulate: object = None      # fpga_dnn.simulate.check.SimOptions
@@ -79,6 +85,7 @@ class FlowConfig:
     overlay: OverlayOptions = field(default_factory=OverlayOptions)
     deploy: DeployOptions = field(default_factory=DeployOptions)
     csim_require_exact: bool = True
+    board: str | None = None     # the one target board; [convert]/[overlay] board may repeat it
     base_dir: Path = field(default_factory=Path.cwd)  # relative paths in the file resolve here
 
     @classmethod
@@ -110,15 +117,19 @@ class FlowConfig:
                 raise ConfigError(f"{source}: [{name}]: {err}") from None
 
         flow = dict(raw.get("flow", {}))
-        bad = set(flow) - {"name", "steps", "csim_require_exact"}
+        bad = set(flow) - {"name", "steps", "csim_require_exact", "board"}
         if bad:
-            raise ConfigError(f"{source}: unknown key(s) {sorted(bad)} in [flow]; known: name, steps, csim_require_exact")
+            raise ConfigError(f"{source}: unknown key(s) {sorted(bad)} in [flow]; known: board, name, steps, "
+                              "csim_require_exact")
         from .compress import compress_options
         from .rtl.build import RtlOptions
         from .simulate.check import SimOptions
 
+        from .csim import CsimOptions
+
         compress = compress_options(dict(raw.get("compress", {})))
         cfg = cls(
+            csim=section("csim", CsimOptions),
             compress=compress,
             rtl=section("rtl", RtlOptions),
             simulate=section("simulate", SimOptions),
@@ -132,6 +143,7 @@ class FlowConfig:
             train=section("train", TrainConfig),
             convert=options_from_dict(dict(raw.get("convert", {}))),
             csim_require_exact=bool(flow.get("csim_require_exact", True)),
+            board=flow.get("board"),
             base_dir=Path(base_dir) if base_dir else Path.cwd(),
         )
         return cfg.check()
@@ -146,6 +158,10 @@ class FlowConfig:
         m = self.model
         if m.framework not in models.FRAMEWORKS[:2]:
             raise UnknownNameError("framework", m.framework, models.FRAMEWORKS[:2])
+        if m.file and m.zoo:
+            raise ConfigError(f"[model] names a zoo model ({m.zoo!r}) and a file ({m.file!r}): give one of them")
+        if not m.file and not m.zoo:
+            m.zoo = DEFAULT_ZOO
         if m.file:
             if "train" in self.steps:
                 raise ConfigError("[model] file= is a trained model: drop 'train' from the steps")
@@ -157,6 +173,11 @@ class FlowConfig:
                 raise ConfigError("a zoo model must be trained first: add 'train' to the steps or give [model] file=")
         self.quant.check()
         self.convert.check()
+        if self.csim is None:
+            from .csim import CsimOptions
+
+            self.csim = CsimOptions()
+        self.csim.check()
         if self.compress is None:
             from .compress import CompressOptions
 
@@ -173,13 +194,16 @@ class FlowConfig:
         self.rtl.check()
         from .boards import load_board
 
-        for b in self.estimate.boards:
+        target = self.target_board()
+        for b in self.estimate_boards():
             load_board(b)
+        if self.estimate.boards is not None and target not in self.estimate.boards:
+            raise ConfigError(f"[estimate] boards {self.estimate.boards} leave out the flow's target board "
+                              f"{target!r}: add it (or drop the key to estimate the target first)")
         from .estimate import METHODS
 
         if self.estimate.method not in METHODS:
             raise UnknownNameError("estimate method", self.estimate.method, METHODS)
-        load_board(self.overlay.board)
         if self.overlay.path not in ("rtl", "hls"):
             raise UnknownNameError("overlay path", self.overlay.path, ("rtl", "hls"))
         if self.deploy.backend not in ("emulate", "sim"):
@@ -199,6 +223,52 @@ class FlowConfig:
     def resolve(self, p) -> Path:
         p = Path(p)
         return p if p.is_absolute() else self.base_dir / p
+
+    def target_board(self) -> str:
+        """The one board the flow targets: the hls4ml part, the RTL clock, the compression cost
+        model, the overlay and the first estimate all follow it. ``[flow] board``, ``[convert]
+        board`` and ``[overlay] board`` may each name it; naming two different boards is an error."""
+        from .boards import load_board
+
+        named = {key: b for key, b in (("[flow] board", self.board), ("[convert] board", self.convert.board),
+                                       ("[overlay] board", self.overlay.board)) if b}
+        if len(set(named.values())) > 1:
+            raise ConfigError("one target board per flow, but " + ", ".join(f"{k} = {v!r}" for k, v in named.items())
+                              + ": set [flow] board once")
+        target = next(iter(named.values()), DEFAULT_BOARD)
+        load_board(target)  # unknown names fail here, with the list
+        return target
+
+    def estimate_boards(self) -> list:
+        """[estimate] boards as given, else the target first and then the other known boards."""
+        if self.estimate.boards is not None:
+            return list(self.estimate.boards)
+        target = self.target_board()
+        return [target] + [b for b in ESTIMATE_BOARDS if b != target]
+
+    def convert_options(self) -> ConvertOptions:
+        """The [convert] options with the flow's target board (its part unless [convert] part is set)."""
+        from dataclasses import replace
+
+        from .boards import load_board
+
+        target = self.target_board()
+        return replace(self.convert, board=target, part=self.convert.part or load_board(target).part).check()
+
+    def clock_mhz(self) -> float:
+        """The RTL clock: the target board's PL clock."""
+        from .boards import load_board
+
+        return load_board(self.target_board()).pl_clock_mhz
+
+    def model_name(self) -> str:
+        """The design's name: the zoo name, or the model file's stem (a Verilog identifier);
+        ``[rtl] name`` overrides."""
+        from .rtl.build import module_name
+
+        if self.rtl is not None and self.rtl.name:
+            return module_name(self.rtl.name)
+        return module_name(self.model.zoo if not self.model.file else Path(self.model.file).stem)
 
 
 @dataclass
@@ -243,6 +313,7 @@ def step_train(st: FlowState) -> None:
     st.train = res
     st.model, st.framework = load_model(res.model_path)
     st.x, st.y = load_data_file(res.data_path)
+    _report_widths(st)
     meta = res.meta
     st.report.set(float_accuracy=meta.get("float", {}).get("accuracy"), qat_accuracy=meta["qat"]["accuracy"],
                   weights=meta["weights"], train_s=meta["qat"]["seconds"] + meta.get("float", {}).get("seconds", 0))
@@ -300,7 +371,8 @@ def step_compress(st: FlowState) -> None:
         teacher = None
         if st.train is not None and (st.train.model_path.parent / "float.h5").is_file():
             teacher = st.train.model_path.parent / "float.h5"
-        model, infos = compress.apply(st.model, ds, opts, teacher=teacher, zoo=c.model.zoo, x_calib=st.x)
+        model, infos = compress.apply(st.model, ds, opts, teacher=teacher, zoo=c.model.zoo, x_calib=st.x,
+                                      cost_options=_cost_options(c))
         from .modelio import framework_of
 
         path = out / ("model.keras" if framework_of(model) == "hgq2" else "model.h5")
@@ -317,6 +389,16 @@ def step_compress(st: FlowState) -> None:
     st.report.set(compress=summary, compressed_accuracy=acc)
 
 
+def _cost_options(c: FlowConfig) -> dict:
+    """What the compression cost model needs to price the design this flow builds: the flow's own
+    conversion (target part, backend, reuse...), RTL options and clock, the target's yosys family."""
+    from .boards import load_board
+
+    return {"convert_options": c.convert_options(), "latency_cutoff": c.rtl.latency_cutoff,
+            "softmax": c.rtl.softmax, "clock_period": 1000.0 / c.clock_mhz(),
+            "family": load_board(c.target_board()).yosys_family}
+
+
 def _compress_summary(info: dict) -> str:
     t = info["technique"]
     detail = {"prune": lambda i: f"sparsity {i['sparsity']:.0%}",
@@ -328,6 +410,13 @@ def _compress_summary(info: dict) -> str:
     return f"{t} ({detail})"
 
 
+def _report_widths(st: FlowState) -> None:
+    """The report's widths come from the model's own quantizers (not from [quant])."""
+    from .report import quantizer_widths
+
+    st.report.set(bits=quantizer_widths(st.model) or "float", framework=st.framework)
+
+
 def _load_user_model(st: FlowState) -> None:
     from .data import load_data_file
     from .modelio import load_model
@@ -336,6 +425,7 @@ def _load_user_model(st: FlowState) -> None:
     c = st.config
     st.model, st.framework = load_model(c.resolve(c.model.file))
     st.x, st.y = load_data_file(c.resolve(c.model.data))
+    _report_widths(st)
     if st.y is not None:
         from .convert import check_input
 
@@ -347,7 +437,7 @@ def step_convert(st: FlowState) -> None:
 
     if st.model is None:
         _load_user_model(st)
-    st.convert = convert(st.model, st.x, st.config.convert, output_dir=st.build_dir / "hls",
+    st.convert = convert(st.model, st.x, st.config.convert_options(), output_dir=st.build_dir / "hls",
                          framework=st.framework)
     st.report.set(convert_s=round(st.convert.seconds, 2), input_format=str(st.convert.input_format),
                   backend=st.config.convert.backend, io_type=st.config.convert.io_type)
@@ -355,36 +445,61 @@ def step_convert(st: FlowState) -> None:
 
 def step_csim(st: FlowState) -> None:
     from .convert import check_input
-    from .csim import describe_mismatch, run_csim
+    from .csim import describe_mismatch, run_csim, run_probes
     from .errors import MismatchError
 
     from .train import predict_logits
 
+    c = st.config
     x = check_input(st.model, st.x)
     st.keras_out = predict_logits(st.model, x)
     rep = run_csim(st.convert.hls_model, st.model, x, st.y, keras_out=st.keras_out,
                    traced_twin=st.convert.traced_twin)
+    rep.probe = run_probes(st.convert.hls_model, st.model, st.convert.input_format, c.csim.probe_samples,
+                           c.csim.probe_seed, traced_twin=st.convert.traced_twin)
     st.csim = rep
     (st.build_dir / "csim").mkdir(parents=True, exist_ok=True)
     np.save(st.build_dir / "csim" / "outputs.npy", rep.outputs)  # the reference later steps match
     st.report.set(csim_accuracy=rep.accuracy, bit_exact=rep.exact_fraction,
                   bit_exact_samples=f"{round(rep.exact_fraction * rep.n_samples)}/{rep.n_samples}",
                   compile_s=rep.compile_seconds, csim_samples_per_s=rep.samples_per_second)
-    if rep.first_mismatch:
-        st.report.set(first_mismatch=describe_mismatch(rep.first_mismatch))
-        if st.config.csim_require_exact:
+    if rep.compared != "outputs":
+        st.report.set(csim_compared=rep.compared)
+    probe = rep.probe
+    if probe is not None:
+        st.report.set(probe_exact=probe.exact_fraction,
+                      probe_exact_samples=f"{round(probe.exact_fraction * probe.n_samples)}/{probe.n_samples}")
+    _report_unguaranteed(st)
+    mismatch = rep.first_mismatch or (probe.first_mismatch if probe is not None else None)
+    if mismatch:
+        where = "test split" if rep.first_mismatch else "probe set"
+        st.report.set(first_mismatch=f"{where}: {describe_mismatch(mismatch)}")
+        if c.csim_require_exact:
             st.report.write(st.build_dir)
-            raise MismatchError(f"C-sim is not bit-exact with Keras ({rep.exact_fraction:.4f}); first mismatch: "
-                                f"{describe_mismatch(rep.first_mismatch)}")
+            raise MismatchError(f"C-sim is not bit-exact with Keras (test split {rep.exact_fraction:.4f}, probe set "
+                                f"{probe.exact_fraction if probe is not None else float('nan'):.4f}); first mismatch "
+                                f"({where}): {describe_mismatch(mismatch)}")
+
+
+def _report_unguaranteed(st: FlowState) -> None:
+    """Layers whose hls4ml types convert could not prove exact over every input: named in the
+    step's output and the report, with the probe set's fraction beside them."""
+    notes = getattr(st.convert, "unguaranteed", None) or {}
+    if not notes:
+        return
+    probe = st.csim.probe
+    frac = f"probe set exact {probe.exact_fraction:.4f}" if probe is not None else "no probe set"
+    text = "; ".join(f"{name}: {why}" for name, why in notes.items())
+    progress(f"csim: exactness not guaranteed over the whole input range for {', '.join(notes)} ({frac}): {text}")
+    st.report.set(unguaranteed_layers=f"{text} ({frac})")
 
 
 def step_rtl(st: FlowState) -> None:
-    from .rtl.build import build_rtl, module_name
+    from .rtl.build import build_rtl
 
-    name = module_name(st.config.model.zoo or Path(st.config.model.file).stem)
-    board = _board(st.config.overlay.board)
-    st.rtl = build_rtl(st.convert.hls_model, st.build_dir / "rtl", opts=st.config.rtl, name=name,
-                       clock_mhz=board.pl_clock_mhz)
+    c = st.config
+    st.rtl = build_rtl(st.convert.hls_model, st.build_dir / "rtl", opts=c.rtl, name=c.model_name(),
+                       clock_mhz=c.clock_mhz())
     s = st.rtl.summary()
     st.report.set(rtl_latency_cycles=s["latency_total"], rtl_core_latency=s["latency_core"],
                   rtl_est_luts=s["estimated_luts"], rtl_s=round(s["trace_s"] + s["write_s"], 2))
@@ -396,12 +511,16 @@ def step_simulate(st: FlowState) -> None:
     from .simulate.check import simulate_rtl
 
     x = check_input(st.model, st.x)
-    rep = simulate_rtl(st.rtl, x, st.csim.outputs, st.keras_out, st.config.simulate)
+    probe = st.csim.probe
+    rep = simulate_rtl(st.rtl, x, st.csim.outputs, st.keras_out, st.config.simulate, model=st.model,
+                       probe_x=probe.x if probe is not None else None,
+                       probe_csim=probe.outputs if probe is not None else None)
     st.sim = rep
-    st.report.set(rtl_exact_csim=rep.emu_exact_csim, rtl_exact_keras=rep.emu_exact_keras,
+    st.report.set(rtl_compared_with=rep.compared_with, rtl_probe_exact=rep.emu_probe_exact,
+                  rtl_exact_csim=rep.emu_exact_csim, rtl_exact_keras=rep.emu_exact_keras,
                   emu_samples_per_s=rep.emu_samples_per_s, verilator_build_s=rep.emu_build_s,
                   tb_passed=None if rep.tb is None else ("all" if rep.tb_passed else "FAILED"),
-                  tb_exact=f"{rep.tb_exact_samples}/{rep.n_samples}" if rep.tb_exact_samples is not None else None,
+                  tb_exact=f"{rep.tb_exact_samples}/{rep.tb_samples}" if rep.tb_exact_samples is not None else None,
                   latency_measured=rep.latency_measured[0] if rep.latency_measured else None,
                   tb_cycles_per_s=rep.tb_cycles_per_s)
     problems = rep.failures()
@@ -424,17 +543,18 @@ def step_estimate(st: FlowState) -> None:
 
     axis = st.rtl.axis
     opts = st.config.estimate
-    boards = [_board(name) for name in opts.boards]
+    names = st.config.estimate_boards()
+    boards = [_board(name) for name in names]
     # One yosys process per board family, side by side (each is single-threaded).
     with ThreadPoolExecutor(max_workers=2) as pool:
         reports = list(pool.map(lambda b: synthesize(axis.sources, axis.top, b.yosys_family,
                                                      data_files=axis.data_files, method=opts.method), boards))
-    for name, board, res in zip(opts.boards, boards, reports):
+    for name, board, res in zip(names, boards, reports):
         verdict = fit_check(res, board, margin=opts.margin)
         st.resources[name] = (res, verdict)
         progress(f"estimate: {name}: {res.lut:,} LUT, {res.ff:,} FF, {res.carry:,} CARRY, {res.dsp} DSP, "
                  f"{res.bram36:g} BRAM36, {res.logic_levels} logic levels; {verdict.message}")
-    first = opts.boards[0]
+    first = names[0]
     res, verdict = st.resources[first]
     board = _board(first)
     st.report.set(lut=res.lut, ff=res.ff, dsp=res.dsp, bram36=res.bram36, logic_levels=res.logic_levels,
@@ -447,9 +567,10 @@ def step_overlay(st: FlowState) -> None:
     from .overlay import generate_overlay
 
     o = st.config.overlay
+    board = st.config.target_board()
     design = st.rtl.axis if o.path == "rtl" else st.convert.output_dir
-    out = st.build_dir / "overlay" / f"{o.board}-{o.path}"
-    st.overlay = generate_overlay(design, o.board, out, path=o.path, bundle_dir=st.build_dir / "bundle" / o.board,
+    out = st.build_dir / "overlay" / f"{board}-{o.path}"
+    st.overlay = generate_overlay(design, board, out, path=o.path, bundle_dir=st.build_dir / "bundle" / board,
                                   vivado=o.vivado, jobs=o.jobs,
                                   spec=st.rtl.spec if (o.path == "hls" and st.rtl) else None)
     progress(f"overlay: {st.overlay.next_step()}")
@@ -463,16 +584,19 @@ def step_deploy(st: FlowState) -> None:
     from .runtime.fake.hwh import write_sim_bundle
     from .simulate.check import rows_equal
 
-    bundle = write_sim_bundle(st.rtl.spec, st.build_dir / "bundle" / "sim", board=st.config.overlay.board)
+    bundle = write_sim_bundle(st.rtl.spec, st.build_dir / "bundle" / "sim", board=st.config.target_board())
     x = check_input(st.model, st.x)
     model_fn = emulator_model_fn(st.rtl.design.out_dir)
     with Accelerator.open(bundle, backend=st.config.deploy.backend, model=model_fn) as acc:
         out = acc.predict(x.reshape((len(x),) + st.rtl.spec.input.shape))
         bench = acc.benchmark(n=st.config.deploy.bench_calls, batch=1, x=x[:64].reshape((-1,) + st.rtl.spec.input.shape))
-    exact = rows_equal(out, st.csim.outputs)
+    from .simulate.check import rtl_reference
+
+    ref, what = rtl_reference(st.model, x, st.csim.outputs, st.rtl.traced.softmax)
+    exact = rows_equal(out, ref)
     acc_ = float((out.reshape(len(out), -1).argmax(1) == st.y).mean()) if st.y is not None else None
     progress(f"deploy: runtime ({st.config.deploy.backend} backend, RTL emulation behind the DMA): "
-             f"{int(exact.sum())}/{len(x)} samples equal C-sim, accuracy {acc_}, host overhead "
+             f"{int(exact.sum())}/{len(x)} samples equal the {what}, accuracy {acc_}, host overhead "
              f"{bench.get('host_us_per_call')} us per batch-1 call; bundle {bundle}")
     st.report.set(runtime_exact_csim=float(exact.mean()), runtime_accuracy=acc_,
                   runtime_host_us=bench.get("host_us_per_call"), bundle=str(bundle))
@@ -488,7 +612,7 @@ def run_flow(config: FlowConfig, build_dir) -> FlowReport:
     c = config
     st = FlowState(config=c, build_dir=build_dir, report=FlowReport(name=c.name))
     st.report.set(model=c.model.zoo if not c.model.file else Path(c.model.file).name,
-                  framework=c.model.framework, bits=f"w{c.quant.weight_bits}/a{c.quant.activation_bits}")
+                  framework=c.model.framework if not c.model.file else None, target=c.target_board())
     t_start = time.perf_counter()
     for name in c.steps:
         progress(f"flow '{c.name}': step {name}")

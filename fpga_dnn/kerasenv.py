@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
+import tempfile
 import threading
 import warnings
 
@@ -36,14 +38,49 @@ def _quiet_known_warnings():
     warnings.filterwarnings("ignore", message=r".*saving your model as an HDF5 file.*")
 
 
+#: TensorFlow's GPU start-up lines on a machine without a GPU (the PyPI wheel is built with CUDA):
+#: printed by its C++ runtime before (or regardless of) ``TF_CPP_MIN_LOG_LEVEL``, so they are
+#: filtered at the file-descriptor level while TensorFlow starts. Anything else passes through.
+_GPU_NOISE = re.compile(rb"cudart_stub|cuInit|cuda_platform|cuda_diagnostics|cuda_executor|absl::InitializeLog|"
+                        rb"Unable to register cu(DNN|FFT|BLAS)|TensorRT|computation_placer|cpu_feature_guard|"
+                        rb"rebuild TensorFlow with the appropriate compiler flags")
+
+
+@contextlib.contextmanager
+def _drop_gpu_noise():
+    """Capture fd 2 while TensorFlow starts and replay every line but its GPU-probe noise."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded interpreter): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            for line in tmp:
+                if not _GPU_NOISE.search(line):
+                    os.write(2, line)
+
+
 def tensorflow():
     """Import TensorFlow with Keras 2 behind ``tf.keras``; refuse a process where that is too late."""
     _set_tf_flags()
     _quiet_known_warnings()
     already = "tensorflow" in sys.modules
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), (contextlib.nullcontext() if already else _drop_gpu_noise()):
         warnings.simplefilter("ignore")
         import tensorflow as tf
+
+        if not already:
+            tf.config.list_physical_devices("GPU")  # the CUDA probe (cuInit) happens here, filtered
     if already and not tf.keras.layers.Dense.__module__.startswith("tf_keras"):
         raise FpgaDnnError(
             "TensorFlow was imported before fpga_dnn with Keras 3 behind tf.keras; QKeras needs "

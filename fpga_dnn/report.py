@@ -11,13 +11,18 @@ COLUMNS = [
     ("model", "model", "{}"),
     ("framework", "framework", "{}"),
     ("bits", "bits", "{}"),
+    ("target", "target board", "{}"),
     ("float_accuracy", "float acc", "{:.4f}"),
     ("qat_accuracy", "QAT acc", "{:.4f}"),
     ("compress", "compression", "{}"),
     ("compressed_accuracy", "compressed acc", "{:.4f}"),
     ("csim_accuracy", "C-sim acc", "{:.4f}"),
+    ("csim_compared", "C-sim compared on", "{}"),
     ("bit_exact", "bit-exact (Keras = C-sim)", "{:.4f}"),
     ("bit_exact_samples", "exact samples", "{}"),
+    ("probe_exact", "probe set exact (Keras = C-sim)", "{:.4f}"),
+    ("probe_exact_samples", "probe exact samples", "{}"),
+    ("unguaranteed_layers", "exactness not guaranteed", "{}"),
     ("train_s", "train s", "{:.1f}"),
     ("convert_s", "convert s", "{:.1f}"),
     ("compile_s", "compile s", "{:.1f}"),
@@ -25,7 +30,9 @@ COLUMNS = [
     ("rtl_latency_cycles", "RTL latency (cycles, shell incl.)", "{}"),
     ("latency_measured", "latency measured (cocotb)", "{}"),
     ("latency_ns", "latency ns @ board clock", "{:.0f}"),
+    ("rtl_compared_with", "RTL compared with", "{}"),
     ("rtl_exact_csim", "bit-exact (RTL emu = C-sim)", "{:.4f}"),
+    ("rtl_probe_exact", "probe set exact (RTL emu)", "{:.4f}"),
     ("rtl_exact_keras", "bit-exact (RTL emu = Keras)", "{:.4f}"),
     ("tb_exact", "AXI-Stream tb exact samples", "{}"),
     ("tb_passed", "AXI-Stream tb tests passed", "{}"),
@@ -98,3 +105,40 @@ class FlowReport:
         j.write_text(json.dumps(self.to_json(), indent=2))
         m.write_text(self.markdown())
         return j, m
+
+
+def quantizer_widths(model) -> str | None:
+    """``w<bits>/a<bits>`` as the model's own quantizers say (a range ``lo-hi`` where layers
+    differ): QKeras kernel quantizers and activation quantizers, HGQ2 weight (``kq``) and input
+    (``iq``) quantizers. None when the model has no quantizer at all (a float model)."""
+    import numpy as np
+
+    weights, acts = set(), set()
+
+    def bits_of(q):
+        b = getattr(q, "bits", None)
+        if b is None and hasattr(q, "quantizer"):
+            b = getattr(q.quantizer, "bits", None)
+        if b is None:
+            return None
+        b = np.asarray(b, dtype=np.float64)
+        return int(b.max()) if b.size else None
+
+    for layer in model.layers:
+        for attr, into in (("kernel_quantizer_internal", weights), ("depthwise_quantizer_internal", weights),
+                           ("pointwise_quantizer_internal", weights), ("kq", weights), ("iq", acts)):
+            q = getattr(layer, attr, None)
+            if q is not None and (b := bits_of(q)) is not None:
+                into.add(b)
+        if type(layer).__name__ == "QActivation" and (b := bits_of(layer.quantizer)) is not None:
+            acts.add(b)
+        act = getattr(layer, "activation", None)  # QKeras QDense(..., activation=quantized_relu(...))
+        if type(layer).__name__ != "QActivation" and act is not None and hasattr(act, "bits"):
+            acts.add(int(act.bits))
+
+    def span(values):
+        return "?" if not values else (f"{min(values)}" if min(values) == max(values)
+                                       else f"{min(values)}-{max(values)}")
+
+    parts = ([f"w{span(weights)}"] if weights else []) + ([f"a{span(acts)}"] if acts else [])
+    return "/".join(parts) or None

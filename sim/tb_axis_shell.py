@@ -55,6 +55,56 @@ def _pauses(rng: random.Random, probability: float):
     return (rng.random() < probability for _ in itertools.count())
 
 
+def shell_fifo_depth(core_latency: int) -> int:
+    """The shell's output FIFO depth (``OUT_FIFO_DEPTH`` in sim/axis_shell.v): the smallest power
+    of two >= core latency + 2, at least 2. It is also the shell's credit limit."""
+    need = int(core_latency) + 2
+    return 2 if need <= 2 else 1 << (need - 1).bit_length()
+
+
+class StallSchedule:
+    """Stall patterns derived from the spec, so that every design exercises its credits.
+
+    Random pauses alone fill the output FIFO only when a sample's output beats outweigh its
+    input beats; a design with many input beats per output beat would drain as fast as it fills
+    and never push back on s_axis. Here the sink instead alternates a *hold* window, during which
+    it takes nothing, with a *drain* window of random pauses. A hold window is long enough for
+    the source (paused at random too) to deliver ``fill_samples`` samples: the FIFO's depth in
+    admitted samples, one more in the hold register and one whose first beat must then stall.
+    So whatever the ratio of input to output beats, the first hold window alone drives the
+    credits to zero and s_axis_tready low; tests that need it send at least ``fill_samples``.
+    """
+
+    SOURCE_PAUSE = 0.3  # the source also pauses every 4th cycle: bubbles are certain
+    DRAIN_PAUSE = 0.5
+
+    def __init__(self, spec: Spec, rng: random.Random):
+        self.rng = rng
+        self.in_beats = spec.input.beats_per_sample
+        self.out_beats = spec.output.beats_per_sample
+        self.depth = shell_fifo_depth(spec.core_latency)
+        self.fill_samples = self.depth + 2
+        # the source delivers at least 3/4 * (1 - 0.3) of a beat per cycle on average: twice the
+        # beats needed at that rate, plus the pipeline's own latency, is a wide margin
+        beats = (self.fill_samples - 1) * self.in_beats + 1
+        self.hold_cycles = int(2 * beats / (0.75 * (1 - self.SOURCE_PAUSE))) + spec.total_latency + 8
+        self.drain_cycles = self.hold_cycles
+
+    def source(self):
+        rng, p = self.rng, self.SOURCE_PAUSE
+        return ((i % 4 == 3) or rng.random() < p for i in itertools.count())
+
+    def sink(self):
+        rng, p = self.rng, self.DRAIN_PAUSE
+        period = self.hold_cycles + self.drain_cycles
+        return ((i % period) < self.hold_cycles or rng.random() < p for i in itertools.count())
+
+    def extra_cycles(self, samples: int) -> int:
+        """Simulated cycles the hold windows add to a run of ``samples`` samples (for budgets)."""
+        drained_per_period = max(1, self.drain_cycles // (4 * self.out_beats))
+        return (samples // drained_per_period + 2) * (self.hold_cycles + self.drain_cycles)
+
+
 class HandshakeLog:
     """Per-cycle record of both streams' handshakes and stalls, sampled at each rising edge
     like cocotbext-axi does. Costs simulation speed, so only tests that need it start it."""
@@ -109,6 +159,7 @@ class Bench:
             raise ValueError("inputs and expected outputs differ in length")
         self.options = _CONFIG.get("options", {})
         self.rng = random.Random(_CONFIG.get("seed", 1))
+        self.schedule = StallSchedule(self.spec, self.rng)
         self.in_beat_bytes = self.spec.input.stream_bits // 8
         self.out_sample_bytes = self.spec.output.sample_bytes
         self.clock = Clock(dut.clk, CLOCK_NS, unit="ns")
@@ -124,6 +175,23 @@ class Bench:
         dut.s_axis_tkeep.value = (1 << self.in_beat_bytes) - 1  # whole beats, as the DMA sends them
         for driver in (self.source, self.sink):  # a log line per frame costs ~20% of the speed
             driver.log.setLevel(logging.WARNING)
+
+    def use_samples(self, count: int) -> int:
+        """Make the bench's data at least ``count`` samples long by cycling through the given
+        ones (a 2-sample data set still fills the FIFO); returns the number of samples."""
+        n = len(self.inputs)
+        if count > n:
+            idx = np.arange(count) % n
+            self.inputs, self.expected = self.inputs[idx], self.expected[idx]
+        return max(count, n)
+
+    def stress_count(self) -> int:
+        """Samples for the stall tests: the configured number (default 300) or all there are,
+        but never fewer than two hold windows' worth (see :class:`StallSchedule`)."""
+        want = min(len(self.inputs), int(self.options.get("stress_samples", 300)))
+        want = max(want, 2 * self.schedule.fill_samples)
+        self.use_samples(want)
+        return want
 
     async def reset(self, cycles: int = 4) -> None:
         """Hold aresetn low for some cycles, drop queued traffic, release and settle."""
@@ -169,7 +237,8 @@ class Bench:
         """Generous simulated time for `samples` to pass even at 20% output duty: a hang fails
         the test instead of running forever."""
         per_sample = max(self.spec.input.beats_per_sample, self.spec.output.beats_per_sample)
-        return (samples * per_sample * 10 + 20 * (self.spec.total_latency + 10)) * CLOCK_NS
+        return (samples * per_sample * 10 + 20 * (self.spec.total_latency + 10)
+                + self.schedule.extra_cycles(samples)) * CLOCK_NS
 
     async def recv_frames(self, count: int, samples: int) -> list:
         """Receive `count` frames within the cycle budget; returns their bytes."""
@@ -244,10 +313,10 @@ async def test_backpressure(dut):
     """(b) Random input bubbles and output backpressure: no loss, no duplication, order kept."""
     bench = Bench(dut)
     await bench.reset()
-    n = min(len(bench.inputs), int(bench.options.get("stress_samples", 300)))
-    bench.source.set_pause_generator(_pauses(bench.rng, 0.3))
-    bench.sink.set_pause_generator(_pauses(bench.rng, 0.6))
+    n = bench.stress_count()
     log = HandshakeLog(dut)
+    bench.source.set_pause_generator(bench.schedule.source())
+    bench.sink.set_pause_generator(bench.schedule.sink())
     bounds = bench.random_frames(0, n, 6)
     bench.send_frames(bounds)
     frames = await bench.recv_frames(len(bounds), n)
@@ -261,7 +330,9 @@ async def test_backpressure(dut):
     assert len(log.in_beats) == n * bench.spec.input.beats_per_sample
     assert len(log.out_beats) == n * bench.spec.output.beats_per_sample
     _record("test_backpressure", samples=checked, frames=len(bounds), in_stall_cycles=log.in_stalls,
-            out_stall_cycles=log.out_stalls, in_bubble_cycles=log.in_bubbles)
+            out_stall_cycles=log.out_stalls, in_bubble_cycles=log.in_bubbles,
+            fifo_depth=bench.schedule.depth, hold_cycles=bench.schedule.hold_cycles,
+            in_beats=bench.spec.input.beats_per_sample, out_beats=bench.spec.output.beats_per_sample)
 
 
 @cocotb.test(timeout_time=200, timeout_unit="ms")
@@ -271,7 +342,7 @@ async def test_framing(dut):
     that sample early with zeros and the next frame is aligned again."""
     bench = Bench(dut)
     await bench.reset()
-    n = min(len(bench.inputs), int(bench.options.get("stress_samples", 300)))
+    n = bench.stress_count()
     bench.sink.set_pause_generator(_pauses(bench.rng, 0.2))
     log = HandshakeLog(dut)
     bounds = bench.random_frames(0, n, 7)
@@ -311,12 +382,15 @@ async def test_reset_mid_stream(dut):
     samples come out, nothing stale, nothing duplicated."""
     bench = Bench(dut)
     await bench.reset()
-    n = min(len(bench.inputs), int(bench.options.get("stress_samples", 300)))
-    half = n // 2
-    bench.source.set_pause_generator(_pauses(bench.rng, 0.2))
-    bench.sink.set_pause_generator(_pauses(bench.rng, 0.5))
+    # the first half must still be in flight when results wait: the sink's first hold window
+    # keeps results in the FIFO while the shell admits up to its credit limit
+    stress = min(len(bench.inputs), int(bench.options.get("stress_samples", 300)))
+    half = max(stress // 2, bench.schedule.fill_samples)
+    n = max(stress, half + 1)
+    bench.use_samples(n)
+    bench.source.set_pause_generator(bench.schedule.source())
+    bench.sink.set_pause_generator(bench.schedule.sink())
     bench.send_frames(bench.random_frames(0, half, 4))
-    await with_timeout(bench.sink.recv(), bench.cycle_budget(half), "ns")  # traffic is flowing
     # Reset in a cycle where the shell admits a sample into the core, so the core pipeline,
     # the output FIFO and the stream registers all hold something that reset must drop.
     for _ in range(bench.cycle_budget(half) // CLOCK_NS):
@@ -356,6 +430,8 @@ async def test_latency_throughput(dut):
     bench = Bench(dut)
     await bench.reset()
     b_in, b_out = bench.spec.input.beats_per_sample, bench.spec.output.beats_per_sample
+    n = max(min(len(bench.inputs), int(bench.options.get("throughput_samples", 200))), 8)
+    bench.use_samples(n)  # 4 isolated samples, then at least 8 back to back
     log = HandshakeLog(dut)
     latencies = []
     for k in range(4):  # isolated samples: each meets an empty pipeline
@@ -367,7 +443,6 @@ async def test_latency_throughput(dut):
         last_in = log.in_beats[(k + 1) * b_in - 1][0]
         first_out = log.out_beats[k * b_out][0]
         latencies.append(first_out - last_in)
-    n = min(len(bench.inputs), int(bench.options.get("throughput_samples", 200)))
     start_beat = len(log.out_beats)
     bench.send_frames([(0, n)])
     (frame,) = await bench.recv_frames(1, n)

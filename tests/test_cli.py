@@ -25,7 +25,7 @@ def test_each_verb_has_its_own_help(verb, option):
 
 def test_parser_defaults():
     a = build_parser().parse_args(["csim", "digits_mlp"])
-    assert (a.framework, a.io_type, a.board, a.weight_bits) == ("qkeras", "io_parallel", "pynq-z2", 8)
+    assert (a.framework, a.io_type, a.board, a.weight_bits) == ("qkeras", "io_parallel", None, 8)  # None: the flow target (pynq-z2)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_demo_config_parses_with_documented_defaults():
     cfg = FlowConfig.load(ROOT / "fpga_dnn" / "configs" / "demo.toml")
     assert cfg.steps == ["train", "convert", "csim", "rtl", "simulate", "estimate", "overlay", "deploy"]
-    assert cfg.quant.weight_bits == 6 and cfg.rtl.stream_bits == 64 and cfg.overlay.board == "pynq-z2"
+    assert cfg.quant.weight_bits == 6 and cfg.rtl.stream_bits == 64 and cfg.board == "pynq-z2"
     assert cfg.model.zoo == "digits_mlp" and cfg.model.framework == "qkeras"
-    assert cfg.convert.part == "xc7z020clg400-1"
+    assert cfg.target_board() == "pynq-z2" and cfg.convert_options().part == "xc7z020clg400-1"
 
 
 @pytest.mark.parametrize("raw, err, match", [

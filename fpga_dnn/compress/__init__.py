@@ -90,8 +90,12 @@ def compress_options(raw: dict) -> CompressOptions:
         raise ConfigError(f"[compress]: {err}") from None
 
 
-def apply(model, ds, opts: CompressOptions, *, teacher=None, zoo: str | None = None, x_calib=None):
-    """Apply ``opts.techniques`` in order; returns ``(model, [info per technique])``."""
+def apply(model, ds, opts: CompressOptions, *, teacher=None, zoo: str | None = None, x_calib=None,
+          cost_options: dict | None = None):
+    """Apply ``opts.techniques`` in order; returns ``(model, [info per technique])``.
+
+    ``cost_options``: keyword arguments of :func:`~fpga_dnn.compress.cost.hardware_cost` (the
+    flow's conversion and RTL options and target), so that a search prices the design the flow builds."""
     from . import bitwidth, cluster, distill, lowrank, prune
 
     opts.check()
@@ -114,6 +118,7 @@ def apply(model, ds, opts: CompressOptions, *, teacher=None, zoo: str | None = N
         else:
             res = bitwidth.search_bitwidths(model, ds, opts.budget_luts, method=opts.search, zoo=zoo,
                                             x_calib=x_calib, cost_model=opts.cost_model,
+                                            cost_options=cost_options,
                                             **({"ft": ft} if opts.search == "greedy" else {}))
             bitwidth.require_met(res, opts.budget_luts)
             model, info = res.model, res.info(opts.budget_luts)

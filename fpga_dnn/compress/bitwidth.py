@@ -98,7 +98,7 @@ def _min_bits(chain, knob: str, floor: int) -> int:
 
 
 def greedy_search(model, ds, budget_luts: float, *, x_calib=None, min_bits: int = 3, max_rounds: int = 30,
-                  ft: FineTune | None = None, cost_model: str = "da4ml") -> SearchResult:
+                  ft: FineTune | None = None, cost_model: str = "da4ml", cost_options: dict | None = None) -> SearchResult:
     budget = _check_budget(budget_luts)
     ft = ft or FineTune(epochs=15, patience=5)
     x_calib = ds.x_test if x_calib is None else x_calib
@@ -107,7 +107,7 @@ def greedy_search(model, ds, budget_luts: float, *, x_calib=None, min_bits: int 
     if not knob_bits(chain):
         raise ConfigError("bit-width search needs QKeras quantizers (kernel quantized_bits, quantized_relu "
                           "activations); this model has none")
-    cost = hardware_cost(model, x_calib, cost_model)
+    cost = hardware_cost(model, x_calib, cost_model, **(cost_options or {}))
     val = _val_accuracy(model, ds, cfg)
     trained = [(model, cost, val, knob_bits(chain))]
     history = [{"bits": knob_bits(chain), "luts": cost.luts, "val_accuracy": val}]
@@ -122,7 +122,7 @@ def greedy_search(model, ds, budget_luts: float, *, x_calib=None, min_bits: int 
                 continue
             cand = with_bits(chain, knob, bits - 1)
             m = from_chain(cand)
-            c = hardware_cost(m, x_calib, cost_model)
+            c = hardware_cost(m, x_calib, cost_model, **(cost_options or {}))
             saved = cost.luts - c.luts
             if saved <= 0:
                 continue
@@ -134,7 +134,7 @@ def greedy_search(model, ds, budget_luts: float, *, x_calib=None, min_bits: int 
             break
         _, knob, chain, model, _ = best
         fine_tune(model, ds, ft, f"bits {knob}")
-        cost = hardware_cost(model, x_calib, cost_model)  # retrained weights: cost again
+        cost = hardware_cost(model, x_calib, cost_model, **(cost_options or {}))  # retrained weights: cost again
         chain = to_chain(model)
         val = _val_accuracy(model, ds, cfg)
         bits = knob_bits(chain)
@@ -148,7 +148,8 @@ def greedy_search(model, ds, budget_luts: float, *, x_calib=None, min_bits: int 
 
 
 def hgq2_search(zoo: str, ds, budget_luts: float, *, betas=(1e-6, 1e-5, 3e-5, 1e-4), quant=None,
-                train_cfg: TrainConfig | None = None, x_calib=None, cost_model: str = "da4ml") -> SearchResult:
+                train_cfg: TrainConfig | None = None, x_calib=None, cost_model: str = "da4ml",
+                cost_options: dict | None = None) -> SearchResult:
     """Train the zoo architecture with HGQ2 once per ``beta``; keep the best within the budget."""
     from ..models import Quant, build_model
 
@@ -161,7 +162,7 @@ def hgq2_search(zoo: str, ds, budget_luts: float, *, betas=(1e-6, 1e-5, 3e-5, 1e
     for beta in betas:
         m = build_model(zoo, "hgq2", quant or Quant(), seed=cfg.seed, hgq_beta=float(beta))
         fit_hgq2(m, ds, cfg, f"hgq2 beta={beta:g}")
-        c = hardware_cost(m, x_calib, cost_model)
+        c = hardware_cost(m, x_calib, cost_model, **(cost_options or {}))
         val = _val_accuracy(m, ds, cfg)
         trained.append((m, c, val, {"beta": beta}))
         history.append({"beta": beta, "luts": c.luts, "val_accuracy": val})

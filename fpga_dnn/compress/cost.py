@@ -42,11 +42,16 @@ class HardwareCost:
 
 
 def hardware_cost(model, x: np.ndarray, cost_model: str = "da4ml", *, latency_cutoff: float = 5.0,
-                  family: str = "xc7", work_dir=None, input_precision: str | None = None) -> HardwareCost:
+                  family: str = "xc7", work_dir=None, input_precision: str | None = None,
+                  convert_options=None, softmax: str = "logits", clock_period: float | None = None) -> HardwareCost:
     """Convert ``model`` (QKeras or HGQ2) with calibration inputs ``x`` and estimate its hardware.
 
     ``input_precision``: the input format (e.g. ``"ufixed<5,1>"``); default inferred from ``x``.
+    ``convert_options``, ``latency_cutoff``, ``softmax``, ``clock_period`` (ns), ``family``: the
+    flow's own conversion, RTL options and target, so the price is that of the design it builds.
     """
+    from dataclasses import replace
+
     from ..convert import ConvertOptions, convert
     from ..modelio import framework_of
     from ..rtl.trace import trace_model_graph
@@ -57,10 +62,11 @@ def hardware_cost(model, x: np.ndarray, cost_model: str = "da4ml", *, latency_cu
     tmp = tempfile.TemporaryDirectory(prefix="fpga_dnn_cost_") if work_dir is None else None
     work = Path(tmp.name if tmp else work_dir)
     try:
-        opts = ConvertOptions(input_precision=input_precision)
+        opts = ConvertOptions(input_precision=input_precision) if convert_options is None else replace(
+            convert_options, input_precision=input_precision or convert_options.input_precision, trace=False)
         conv = convert(model, x, opts, output_dir=work / "hls", framework=framework_of(model),
                        write=cost_model == "yosys", quiet=True)
-        traced = trace_model_graph(conv.hls_model)
+        traced = trace_model_graph(conv.hls_model, softmax=softmax)
         from da4ml.trace import to_pipeline
 
         pipe = to_pipeline(traced.comb, latency_cutoff, verbose=False)
@@ -73,7 +79,8 @@ def hardware_cost(model, x: np.ndarray, cost_model: str = "da4ml", *, latency_cu
         from ..estimate import synthesize
         from ..rtl.verilog import write_verilog
 
-        design = write_verilog(traced, work / "rtl", name="cost_core", latency_cutoff=latency_cutoff)
+        design = write_verilog(traced, work / "rtl", name="cost_core", latency_cutoff=latency_cutoff,
+                               **({"clock_period": clock_period} if clock_period else {}))
         rep = synthesize(design.sources, design.core, family, data_files=design.memfiles)
         return HardwareCost(luts=float(rep.lut), dsp=rep.dsp, latency_cycles=design.register_depth,
                             register_bits=design.register_bits, ff=rep.ff, cost_model="yosys",

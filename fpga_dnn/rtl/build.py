@@ -79,7 +79,7 @@ def build_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name: str =
     spec = Spec.create(module_name(name), design.input_shape, design.input_format, design.output_shape or (1,),
                        design.output_format, core_latency=design.register_depth, stream_bits=opts.stream_bits,
                        clock_mhz=clock_mhz, top_module=f"{module_name(name)}_axis",
-                       extra={"softmax": traced.softmax, "rtl_design": str((out_dir / "core").resolve())})
+                       extra={"softmax": traced.softmax})
     axis = write_axis_design(spec, design.top, design.sources, out_dir, data_files=design.memfiles)
     write_s = time.perf_counter() - t0
     progress(f"rtl: {axis.top}: core latency {spec.core_latency} cycles, total {spec.total_latency}, "
