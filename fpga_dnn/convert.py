@@ -245,8 +245,10 @@ def convert(model, x: np.ndarray | None, opts: ConvertOptions | None = None, out
     """
     import hls4ml
 
+    from . import compat
     from .modelio import framework_of
 
+    compat.apply()  # hls4ml 1.3.0 vs numpy 2 (power-of-two weights): see fpga_dnn/compat.py
     opts = (opts or ConvertOptions()).check()
     framework = framework or framework_of(model)
     check_layers(model, framework)
@@ -260,7 +262,7 @@ def convert(model, x: np.ndarray | None, opts: ConvertOptions | None = None, out
     cfg = build_hls_config(model, framework, opts, fmt)
     ctx = kerasenv.hls4ml_keras2() if framework == "qkeras" else contextlib.nullcontext()
     try:
-        with ctx, _quiet():
+        with ctx, _quiet(), compat.exact_binary_thresholds():
             hls_model = hls4ml.converters.convert_from_keras_model(
                 model, hls_config=cfg, output_dir=str(output_dir), project_name=opts.project_name,
                 backend=opts.backend, io_type=opts.io_type, part=opts.part, clock_period=opts.clock_period)
