@@ -256,8 +256,10 @@ def convert(model, x: np.ndarray | None, opts: ConvertOptions | None = None, out
     """
     import hls4ml
 
+    from . import compat
     from .modelio import framework_of
 
+    compat.apply()  # hls4ml 1.3.0 vs numpy 2 (power-of-two weights): see fpga_dnn/compat.py
     opts = (opts or ConvertOptions()).check()
     framework = framework or framework_of(model)
     check_layers(model, framework)
@@ -284,7 +286,7 @@ def convert(model, x: np.ndarray | None, opts: ConvertOptions | None = None, out
 
     unguaranteed = {}
     try:
-        with ctx, _quiet():
+        with ctx, _quiet(), compat.exact_binary_thresholds():
             hls_model = hls4ml_convert()
             bn_types, bn_data, unguaranteed = _exact_batchnorm(model, hls_model, cfg, opts)
             if bn_types:

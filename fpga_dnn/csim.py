@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -117,16 +119,42 @@ def run_probes(hls_model, model, fmt, n: int = PROBE_SAMPLES, seed: int = PROBE_
     return res
 
 
+COMPILE_LOG = "csim_compile.log"  # in the HLS project folder: the compiler's whole output
+
+
 def compile_model(hls_model) -> float:
-    """Build hls4ml's emulation library (g++). Returns seconds."""
+    """Build hls4ml's emulation library (g++). Returns seconds.
+
+    On failure hls4ml prints the compiler's output and raises a bare "Failed to compile": the
+    output is kept in ``<project>/csim_compile.log`` and its first error line is the message.
+    """
     t0 = time.perf_counter()
+    out = io.StringIO()
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(out):
             hls_model.compile()
     except Exception as err:
-        raise ToolError(f"hls4ml C-sim compile failed: {str(err).strip()[:300]}",
-                        log_path=getattr(hls_model.config, "get_output_dir", lambda: None)()) from err
+        text = out.getvalue()
+        log_path = None
+        out_dir = getattr(hls_model.config, "get_output_dir", lambda: None)()
+        if out_dir and Path(out_dir).is_dir():
+            log_path = Path(out_dir) / COMPILE_LOG
+            log_path.write_text(text + f"\n{type(err).__name__}: {err}\n")
+        cause = first_compiler_error(text) or str(err).strip()
+        raise ToolError(f"hls4ml C-sim compile failed: {cause[:300]}", log_path=log_path) from err
     return time.perf_counter() - t0
+
+
+def first_compiler_error(text: str) -> str | None:
+    """The first ``file:line:col: error: ...`` of g++ output as ``file.h:line: message``."""
+    for line in text.splitlines():
+        m = re.match(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?:\d+:)?\s*(?:fatal )?error:\s*(?P<msg>.*)$", line.strip())
+        if m:
+            return f"{Path(m['file']).name}:{m['line']}: {m['msg'].strip()}"
+    for line in text.splitlines():
+        if "error" in line.lower():
+            return line.strip()
+    return None
 
 
 def hls_predict(hls_model, x: np.ndarray) -> np.ndarray:

@@ -617,7 +617,15 @@ def run_flow(config: FlowConfig, build_dir) -> FlowReport:
     for name in c.steps:
         progress(f"flow '{c.name}': step {name}")
         t0 = time.perf_counter()
-        STEPS[name](st)
+        try:
+            STEPS[name](st)
+        except Exception as err:
+            # report.json still holds what the earlier steps measured, and says where it stopped.
+            st.report.step_time(name, time.perf_counter() - t0)
+            st.report.set(failed_step=name, error=f"{type(err).__name__}: {str(err).strip()}"[:500],
+                          total_s=round(time.perf_counter() - t_start, 2))
+            st.report.write(build_dir)
+            raise
         st.report.step_time(name, time.perf_counter() - t0)
     st.report.set(total_s=round(time.perf_counter() - t_start, 2))
     st.report.write(build_dir)

@@ -104,17 +104,104 @@ def _strategy(layer) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# products: nnet_mult.h's product classes, chosen as FPGABackend.product_type chooses them
+# --------------------------------------------------------------------------------------------
+
+def _product_kind(data_prec, weight_prec) -> str:
+    """``FPGABackend.product_type`` (hls4ml/backends/fpga/fpga_backend.py)."""
+    from hls4ml.model.types import ExponentPrecisionType, XnorPrecisionType
+
+    if isinstance(weight_prec, ExponentPrecisionType):
+        return "weight_exponential"
+    if isinstance(weight_prec, XnorPrecisionType) and isinstance(data_prec, XnorPrecisionType):
+        return "both_binary"
+    if isinstance(weight_prec, XnorPrecisionType):
+        return "weight_binary"
+    if isinstance(data_prec, XnorPrecisionType):
+        return "data_binary"
+    return "mult"  # also weight_ternary: w in {-1, 0, 1} gives a*w exactly
+
+
+class _Products:
+    """How one layer's products are formed, and what that does to its weights and inputs.
+
+    * ``mult`` / ``weight_ternary``: ``a * w`` exactly.
+    * ``weight_binary``: ``w == 0 ? -a : a``: the XNOR weight 0/1 stands for -1/+1.
+    * ``data_binary``: ``a == 0 ? -w : w``: the XNOR input 0/1 stands for -1/+1.
+    * ``both_binary``: ``a == w`` (1 or 0), summed in accum_t; ``cast`` then returns
+      ``ap_int<ceillog2(n_in)+2>(acc * 2 - n_in)`` (nnet_mult.h), i.e. the +-1 dot product.
+    * ``weight_exponential``: ``r_T y = (r_T) a << e; return sign ? y : (r_T) -y`` with
+      ``r_T = ap_fixed<2*(We+Wx), We+Wx>``: a shift that truncates (an arithmetic right shift
+      floors) and wraps in r_T; no multiplier, which suits adder graphs.
+    """
+
+    def __init__(self, kind: str, data_t: HlsType, w_type: HlsType):
+        self.kind = kind
+        self.r_t = None
+        if kind == "weight_exponential":
+            wx, we = data_t.width, w_type.width
+            self.r_t = HlsType(True, 2 * (we + wx), we + wx)
+
+    def weights(self, w: np.ndarray) -> np.ndarray:
+        """Weight values as the products use them (XNOR 0/1 -> -1/+1)."""
+        return 2.0 * w - 1.0 if self.kind in ("weight_binary", "both_binary") else w
+
+    def inputs(self, xs: list) -> list:
+        """Input values as the products use them (XNOR 0/1 -> -1/+1, but not for both_binary)."""
+        if self.kind == "data_binary":
+            return [_const(2.0 * float(v.low) - 1.0, v) if _is_const(v) else v * 2.0 - 1.0 for v in xs]
+        return xs
+
+    def bias_offset(self, w_pm: np.ndarray) -> np.ndarray:
+        """both_binary: sum(a == w) = sum(a * w') + (count of w' == -1): that count per output."""
+        if self.kind != "both_binary":
+            return np.zeros(w_pm.shape[1])
+        return (w_pm < 0).sum(axis=0).astype(np.float64)
+
+    def product(self, v, w: float):
+        """One shift product (weight_exponential); None: an exact product suits the adder graph."""
+        if self.r_t is None:
+            return None
+        y = cast_scalar(v * abs(float(w)), self.r_t)
+        return y if w > 0 else cast_scalar(-y, self.r_t)
+
+    def finish(self, accs: list, n_in: int, like) -> list:
+        """nnet_mult.h ``cast<data_T, res_T, CONFIG_T>`` before the cast to result_t."""
+        if self.kind != "both_binary":
+            return accs
+        bits = max(0, ceil(log2(n_in))) + 2 if n_in > 1 else 2
+        t = HlsType(True, bits, bits)
+        return [cast_scalar(a * 2.0 - float(n_in), t) for a in accs]
+
+
+def _products(layer, data_var_prec, weight_var, where: str):
+    """The products of ``layer`` and its weight values (as the products use them)."""
+    w, w_type = weight_values(weight_var, f"{where} weight")
+    data_t = HlsType.from_hls4ml(data_var_prec, f"{where} input")
+    p = _Products(_product_kind(data_var_prec, weight_var.type.precision), data_t, w_type)
+    return p, p.weights(w)
+
+
+# --------------------------------------------------------------------------------------------
 # multiply-accumulate: Dense and Conv share it
 # --------------------------------------------------------------------------------------------
 
-def _affine(xs: list, w: np.ndarray, bias: np.ndarray, acc: HlsType, like, where: str, strategy: str) -> list:
+def _affine(xs: list, w: np.ndarray, bias: np.ndarray, acc: HlsType, like, where: str, strategy: str,
+            products: "_Products | None" = None) -> list:
     """``acc_j = (accum_t) b_j + sum_i (accum_t)(x_i * w_ij)`` in accum_t arithmetic.
 
     ``xs`` are traced scalars (constants allowed: padding, dead units), ``w`` is (len(xs), m).
-    Returns m traced scalars of type accum_t (not yet cast to result_t).
+    ``products`` (see :class:`_Products`): the layer's product kind; ``w`` is then already in
+    the values the products use. Returns m traced scalars of type accum_t (not yet cast to
+    result_t).
     """
     m = w.shape[1]
     b_acc = quantize_np(bias, acc)
+    if products is not None:
+        xs = products.inputs(xs)
+        b_acc = b_acc + products.bias_offset(w)  # integers in an integer accumulator (both_binary)
+        if products.r_t is not None:
+            return _affine_products(xs, w, b_acc, acc, like, where, products)
     if acc.overflow != "WRAP":
         if strategy != "latency":
             raise UnsupportedPrecisionError(
@@ -152,6 +239,23 @@ def _affine(xs: list, w: np.ndarray, bias: np.ndarray, acc: HlsType, like, where
     return list(cast(out_arr, acc)._vars)
 
 
+def _affine_products(xs: list, w: np.ndarray, b_acc: np.ndarray, acc: HlsType, like, where: str,
+                     products: "_Products") -> list:
+    """Shift products (power-of-two weights): each product formed in r_T, then into accum_t."""
+    out = []
+    for j in range(w.shape[1]):
+        a = _const(b_acc[j], like)
+        if acc.overflow == "WRAP":
+            terms = [cast_scalar(products.product(v, float(w[i, j])), acc) for i, v in enumerate(xs)]
+            a = cast_scalar(_sum(terms + [a], like), acc)
+        else:
+            for i, v in enumerate(xs):
+                a = cast_scalar(a + cast_scalar(products.product(v, float(w[i, j])), acc), acc)
+        out.append(a)
+    check_width(_array(out, (len(out),), like), where, "the power-of-two products' sum")
+    return out
+
+
 def _affine_sequential(xs: list, w: np.ndarray, b_acc: np.ndarray, acc: HlsType, like) -> list:
     """Saturating accumulator: ``acc = b; for i: acc = (accum_t)(acc + (accum_t)(x_i*w_ij))``."""
     out = []
@@ -173,7 +277,7 @@ def dense(layer, inputs):
     """``nnet::dense`` (latency and resource strategies): products and bias into accum_t."""
     x = inputs[0]
     where = f"layer {layer.name!r} (Dense)"
-    w, _ = weight_values(layer.weights["weight"], f"{where} weight")
+    products, w = _products(layer, layer.get_input_variable().type.precision, layer.weights["weight"], where)
     if layer.get_attr("_weights_transposed", False):
         w = w.T  # the Resource strategy stores (n_out, n_in)
     n_in, n_out = w.shape
@@ -182,8 +286,8 @@ def dense(layer, inputs):
         raise UnsupportedLayerError(layer.name, f"Dense on a {x.shape} input (needs {n_in} values)",
                                     supported_layers(), step=STEP)
     acc = _attr_type(layer, "accum_t")
-    accs = _affine(list(x._vars.ravel()), w, b, acc, x, where, _strategy(layer))
-    return cast(_array(accs, (n_out,), x), _out_type(layer))
+    accs = _affine(list(x._vars.ravel()), w, b, acc, x, where, _strategy(layer), products)
+    return cast(_array(products.finish(accs, n_in, x), (n_out,), x), _out_type(layer))
 
 
 def _bias(layer, n_out: int, where: str) -> np.ndarray:
@@ -201,10 +305,11 @@ def conv(layer, inputs):
     x = inputs[0]
     name = layer.class_name
     where = f"layer {layer.name!r} ({name})"
-    two_d = isinstance(layer, Conv2D)  # hls4ml's 1x1 PointwiseConv2D derives from it
+    two_d = isinstance(layer, Conv2D)  # hls4ml's 1x1 PointwiseConv2D and Conv2DBatchnorm derive from it
     if layer.get_attr("data_format", "channels_last") != "channels_last":
         raise UnsupportedLayerError(layer.name, f"{name} (channels_first)", supported_layers(), step=STEP)
-    w, _ = weight_values(layer.weights["weight"], f"{where} weight")
+    # Conv2DBatchnorm (QKeras QConv2DBatchnorm): hls4ml folded the BN into weight/bias already.
+    products, w = _products(layer, layer.get_input_variable().type.precision, layer.weights["weight"], where)
     if layer.get_attr("_weights_transposed", False):  # Resource strategy: (F, [H,] W, C)
         w = np.moveaxis(w, 0, -1)
     if not two_d:
@@ -233,34 +338,123 @@ def conv(layer, inputs):
                 r = oh * sh + a - pt
                 for c in range(kw):
                     col = ow * sw + c - pl
-                    if 0 <= r < in_h and 0 <= col < in_w:  # padded taps multiply a zero: skipped
-                        base = (a * kw + c) * cin
+                    base = (a * kw + c) * cin
+                    if 0 <= r < in_h and 0 <= col < in_w:
                         taps.extend(x._vars[r, col, :])
                         rows.extend(range(base, base + cin))
+                    elif products.kind in ("data_binary", "both_binary"):
+                        # a padded XNOR input is 0, which the products read as -1: not a no-op
+                        taps.extend(_const(0.0, x) for _ in range(cin))
+                        rows.extend(range(base, base + cin))
+                    # other padded taps multiply a zero: skipped
             if not taps:
                 outs.extend(_const(v, x) for v in quantize_np(b, acc))
                 continue
-            outs.extend(_affine(taps, wflat[rows], b, acc, x, where, strategy))
+            accs = _affine(taps, wflat[rows], b, acc, x, where, strategy, products)
+            outs.extend(products.finish(accs, kh * kw * cin, x))
     shape = (out_h, out_w, nf) if two_d else (out_w, nf)
     return cast(_array(outs, shape, x), _out_type(layer))
 
 
 def activation(layer, inputs):
-    """``nnet::linear`` (a cast) and ``nnet::relu`` (``x > 0 ? x : 0``, then the cast)."""
+    """``nnet::linear`` (a cast), ``nnet::relu`` (``x > 0 ? x : 0``, then the cast),
+    ``nnet::binary_tanh`` and ``nnet::ternary_tanh`` (nnet_activation.h)."""
     x = inputs[0]
     act = str(layer.get_attr("activation", "")).lower()
+    res = _out_type(layer)
     if act == "linear":
-        return cast(x, _out_type(layer))
+        return cast(x, res)
     if act == "relu":
-        return cast(x.relu(), _out_type(layer))
+        return cast(x.relu(), res)
+    if act == "binary_tanh":
+        return _binary_tanh(x, res)
+    if act == "ternary_tanh":
+        return _ternary_tanh(x, HlsType.from_hls4ml(layer.get_input_variable().type.precision,
+                                                    f"layer {layer.name!r} input"), res)
     raise UnsupportedLayerError(layer.name, f"{layer.class_name}({act})", supported_layers(), step=STEP)
+
+
+def _binary_tanh(x, res: HlsType):
+    """``cache = data >= 0 ? 1 : -1; res = binary_cast<ap_int<2>, res_T>(cache)``: for
+    ``res_T = ap_uint<1>`` that is ``cache > 0 ? 1 : 0``, otherwise ``(res_T) cache``."""
+    vals = []
+    for v in x._vars.ravel():
+        pos = v >= 0.0  # 1 or 0
+        vals.append(pos if (res.signed, res.width, res.integer) == (False, 1, 1) else cast_scalar(pos * 2.0 - 1.0, res))
+    return cast(_array(vals, x.shape, x), res)
+
+
+def _ternary_tanh(x, data_t: HlsType, res: HlsType):
+    """``datareg = 2 * data`` (assigned to data_T: it wraps or saturates), then 1 when
+    ``datareg > 1``, 0 when ``-1 < datareg <= 1``, else -1; ``(res_T) cache``."""
+    vals = []
+    for v in x._vars.ravel():
+        d = cast_scalar(v * 2.0, data_t)
+        hi = d > 1.0
+        lo = d <= -1.0
+        vals.append(cast_scalar(hi - lo, res))  # hi and lo never both hold
+    return cast(_array(vals, x.shape, x), res)
+
+
+def parametrized_activation(layer, inputs):
+    """``nnet::leaky_relu`` (nnet_activation.h): ``data > 0 ? data : alpha * data`` with alpha a
+    ``param_t`` constant (the layer's ``activ_param``); the product is exact, then the cast.
+    QKeras ``quantized_relu(negative_slope=...)`` becomes this layer."""
+    x = inputs[0]
+    act = str(layer.get_attr("activation", "")).lower()
+    if act not in ("leakyrelu", "leaky_relu"):
+        raise UnsupportedLayerError(layer.name, f"ParametrizedActivation({act})", supported_layers(), step=STEP)
+    param_t = _attr_type(layer, "param_t")
+    alpha = float(quantize_np(float(layer.get_attr("activ_param", 1.0)), param_t))
+    vals = []
+    for v in x._vars.ravel():
+        # v > 0 ? v : alpha*v  ==  relu(v) - alpha * relu(-v), exactly (one of the two is 0)
+        vals.append(v.relu() - (-v).relu() * alpha if not _is_const(v) else
+                    _const(float(v.low) if v.low > 0 else float(v.low) * alpha, x))
+    return cast(_array(vals, x.shape, x), _out_type(layer))
+
+
+def batchnorm_quantized_tanh(layer, inputs):
+    """hls4ml's fused BatchNormalization -> binary/ternary (``BatchNormalizationQuantizedTanh``):
+    ``nnet::normalize_binary_tanh``: ``data >= threshold ? 1 : 0`` (``ap_uint<1>``);
+    ``nnet::normalize_ternary_tanh``: ``data > hi ? 1 : data <= lo ? -1 : 0`` (``ap_int<2>``)
+    (nnet_batchnorm.h). The thresholds are data_T constants."""
+    x = inputs[0]
+    where = f"layer {layer.name!r} (BatchNormalization fused with a binary/ternary activation)"
+    n = x.size
+    n_filt = layer.get_attr("n_filt", -1)
+    idx = np.arange(n) if (n_filt is None or n_filt in (-1, 0)) else np.arange(n) % n_filt
+    flat = x._vars.ravel()
+    q = layer.get_attr("quantize")
+    vals = []
+    if q == 2:
+        t, _ = weight_values(layer.weights["threshold"], f"{where} threshold")
+        t = t.ravel()
+        for e in range(n):
+            vals.append(flat[e] >= float(t[idx[e]]))
+    elif q == 3:
+        hi, _ = weight_values(layer.weights["threshold_hi"], f"{where} threshold_hi")
+        lo, _ = weight_values(layer.weights["threshold_lo"], f"{where} threshold_lo")
+        hi, lo = hi.ravel(), lo.ravel()
+        for e in range(n):
+            up = flat[e] > float(hi[idx[e]])
+            down = flat[e] <= float(lo[idx[e]])
+            # the C++ tests hi first: 1 wins even when lo > hi. (msb_mux with a variable operand
+            # gave wrong values for a signed one in da4ml 0.6.0: only constants are muxed here.)
+            neg = down.msb_mux(-1.0, 0.0) if not _is_const(down) else _const(-float(down.low), x)
+            vals.append(up.msb_mux(1.0, neg) if not _is_const(up) else (_const(1.0, x) if float(up.low) else neg))
+    else:
+        raise UnsupportedLayerError(layer.name, f"BatchNormalizationQuantizedTanh(quantize={q})", supported_layers(),
+                                    step=STEP)
+    return cast(_array(vals, x.shape, x), _out_type(layer))
 
 
 def batchnorm(layer, inputs):
     """``nnet::normalize``: ``res = data * scale + bias`` at full precision, then the cast."""
     x = inputs[0]
-    where = f"layer {layer.name!r} (BatchNormalization)"
-    scale, _ = weight_values(layer.weights["scale"], f"{where} scale")
+    where = f"layer {layer.name!r} ({_hls_class_name(layer)})"
+    # the product is CONFIG_T::product<data_T, scale_t> (a shift for ApplyAlpha's po2 scale)
+    products, scale = _products(layer, layer.get_input_variable().type.precision, layer.weights["scale"], where)
     bias, _ = weight_values(layer.weights["bias"], f"{where} bias")
     scale, bias = scale.ravel(), bias.ravel()
     n = x.size
@@ -269,11 +463,33 @@ def batchnorm(layer, inputs):
     if idx.max() >= scale.size or idx.max() >= bias.size:
         raise UnsupportedLayerError(layer.name, "BatchNormalization with mismatched scale size",
                                     supported_layers(), step=STEP)
-    flat = x._vars.ravel()
-    vals = [flat[e] * float(scale[idx[e]]) + float(bias[idx[e]]) for e in range(n)]
+    flat = products.inputs(list(x._vars.ravel()))
+    if products.kind == "both_binary":
+        raise UnsupportedLayerError(layer.name, "BatchNormalization of XNOR data with XNOR scales",
+                                    supported_layers(), step=STEP)
+    vals = []
+    for e in range(n):
+        p = products.product(flat[e], float(scale[idx[e]]))
+        vals.append((flat[e] * float(scale[idx[e]]) if p is None else p) + float(bias[idx[e]]))
     y = _array(vals, x.shape, x)
     check_width(y, where, "data * scale + bias")
     return cast(y, _out_type(layer))
+
+
+#: hls4ml layer classes defined outside hls4ml.model (the FPGA backends' fused/optimised layers).
+_BACKEND_LAYER_MODULES = ("hls4ml.backends.fpga.fpga_layers",)
+
+
+def hls_class(layer) -> str:
+    """hls4ml's own layer class (backends wrap it in generated subclasses), e.g. the fused
+    ``BatchNormalizationQuantizedTanh`` rather than its base ``Layer``."""
+    for c in type(layer).__mro__:
+        if c.__module__.startswith("hls4ml.model.") or c.__module__ in _BACKEND_LAYER_MODULES:
+            return c.__name__
+    return str(layer.class_name)
+
+
+_hls_class_name = hls_class
 
 
 def pooling(layer, inputs):
@@ -441,6 +657,12 @@ HANDLERS = {
     "Conv2D": conv,  # also hls4ml's PointwiseConv1D/2D (1x1 kernels), subclasses of these
     "Activation": activation,
     "BatchNormalization": batchnorm,
+    "ApplyAlpha": batchnorm,  # QKeras alpha != 1: nnet::normalize with the scale (po2 for auto_po2)
+    "BatchNormalizationQuantizedTanh": batchnorm_quantized_tanh,
+    "ParametrizedActivation": parametrized_activation,
+    "Conv2DBatchnorm": conv,
+    "PointwiseConv1D": conv,  # 1x1 kernels (hls4ml's fpga_layers)
+    "PointwiseConv2D": conv,
     "Pooling1D": pooling,
     "Pooling2D": pooling,
     "Reshape": reshape,
@@ -454,7 +676,9 @@ def supported_layers() -> list[str]:
     """What RTL generation accepts, as named in hls4ml's graph (for error messages)."""
     return [
         "Input", "Dense", "Conv1D", "Conv2D",
-        "Activation(linear)", "Activation(relu)", "BatchNormalization",
+        "Activation(linear|relu|binary_tanh|ternary_tanh)", "ParametrizedActivation(leakyrelu)",
+        "BatchNormalization", "ApplyAlpha", "BatchNormalizationQuantizedTanh (BN fused with binary/ternary)",
+        "Conv2DBatchnorm", "binary/ternary/power-of-two weights (XNOR, shift products)",
         "Pooling1D(Max|Average)", "Pooling2D(Max|Average)", "Reshape",
         "Merge(add|subtract|maximum|minimum)", "Concatenate", "FixedPointQuantizer",
         "Softmax (model output only: argmax or logits)",

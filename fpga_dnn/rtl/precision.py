@@ -94,8 +94,10 @@ class HlsType:
     @classmethod
     def from_hls4ml(cls, precision, where: str) -> "HlsType":
         """Convert an hls4ml ``PrecisionType``; ``where`` names the layer/variable for errors."""
-        from hls4ml.model.types import FixedPrecisionType, IntegerPrecisionType
+        from hls4ml.model.types import FixedPrecisionType, IntegerPrecisionType, XnorPrecisionType
 
+        if isinstance(precision, XnorPrecisionType):  # ap_uint<1>; products read 0 as -1 (see layers.py)
+            return cls(False, 1, 1)
         # IntegerPrecisionType is ap_int/ap_uint: a fixed type with no fraction bits. Check it
         # before FixedPrecisionType, of which it is not a subclass but might become one.
         if isinstance(precision, IntegerPrecisionType) and not isinstance(precision, FixedPrecisionType):
@@ -189,13 +191,30 @@ def weight_values(var, where: str) -> tuple[np.ndarray, HlsType]:
     bits), the compiler parses that decimal text to double and ``ap_fixed`` casts it. A weight
     that is not on its type's grid is therefore first rounded to N decimals, then cast.
     """
-    t = HlsType.from_hls4ml(var.type.precision, where)
+    from hls4ml.model.types import ExponentPrecisionType
+
     data = np.asarray(var.data, dtype=np.float64)
+    if isinstance(var.type.precision, ExponentPrecisionType):
+        return _po2_values(data, var.type.precision, where)
+    t = HlsType.from_hls4ml(var.type.precision, where)
     fmt = var.precision_fmt
     if fmt:
         flat = np.array([float(fmt.format(v)) for v in data.ravel()], dtype=np.float64)
         data = flat.reshape(data.shape)
     return quantize_np(data, t), t
+
+
+def _po2_values(data: np.ndarray, precision, where: str) -> tuple[np.ndarray, HlsType]:
+    """A power-of-two weight as hls4ml writes it (``ExponentWeightVariable._format``): the sign
+    (w >= 0) and ``int(log2|w|)`` in an ``ap_int<width>`` exponent. Returns the values
+    ``+-2**e`` the C++ uses, and the exponent's type (an integer type of that width)."""
+    if np.any(data == 0) or not np.all(np.isfinite(data)):
+        raise UnsupportedPrecisionError(f"{where}: a power-of-two weight of 0 has no exponent (hls4ml writes "
+                                        "log2(0)); such weights are not supported")
+    exp = (np.log2(np.abs(data)) / np.log2(2.0)).astype("int")
+    e_type = HlsType(bool(precision.signed), int(precision.width), int(precision.width))
+    exp = quantize_np(exp.astype(np.float64), e_type)  # the ap_int<width> the header holds
+    return np.where(data < 0, -1.0, 1.0) * np.ldexp(1.0, exp.astype(int)), e_type
 
 
 # --------------------------------------------------------------------------------------------

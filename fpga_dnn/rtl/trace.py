@@ -22,7 +22,7 @@ import numpy as np
 from fpga_dnn.errors import DataError, FpgaDnnError, UnsupportedLayerError
 from fpga_dnn.fixedpoint import FixedFormat
 
-from .layers import HANDLERS, STEP, supported_layers
+from .layers import HANDLERS, STEP, hls_class, supported_layers
 from .precision import (
     INTERPRETER_MAX_BITS,
     HlsType,
@@ -206,11 +206,7 @@ def _check_flavour(hls_model) -> None:
 
 
 def _hls_class(layer) -> str:
-    """hls4ml's own layer class (backends wrap it in generated subclasses)."""
-    for c in type(layer).__mro__:
-        if c.__module__.startswith("hls4ml.model."):
-            return c.__name__
-    return str(layer.class_name)
+    return hls_class(layer)
 
 
 def _consumers(hls_model) -> dict[str, list[str]]:

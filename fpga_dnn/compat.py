@@ -1,0 +1,124 @@
+"""Compatibility fixes for the dependency versions we pin, applied by the project (never by editing
+site-packages) before hls4ml is used.
+
+* hls4ml 1.3.0, ``hls4ml/model/types.py``, ``ExponentWeightVariable.__iter__`` calls
+  ``np.product``, which numpy 2 removed (we pin numpy 2.x because da4ml needs it). Every
+  power-of-two weight goes through it when hls4ml writes its weight headers: QKeras
+  ``quantized_po2`` kernels, ``quantized_bits(alpha='auto_po2')`` and QBatchNormalization's default
+  power-of-two quantizers. Plain hls4ml crashes there with
+  ``AttributeError: module 'numpy' has no attribute 'product'``. The replacement is the same method
+  with ``np.prod`` (the function ``np.product`` was an alias of).
+
+:func:`apply` is idempotent and a no-op where the fix is not needed (a numpy that still has
+``product``, or an hls4ml whose method no longer calls it).
+
+* hls4ml 1.3.0 fuses ``BatchNormalization -> binary`` into ``BatchNormalizationQuantizedTanh``
+  (``backends/fpga/fpga_layers.py``, ``set_thresholds``): the threshold ``t = -bias/scale`` is
+  *floored* onto the grid of the BN's input type ``data_T``, and ``nnet::normalize_binary_tanh``
+  (``nnet_batchnorm.h``) outputs 1 when ``data >= threshold``. For data on that grid the exact
+  test ``data >= t`` is ``data >= ceil(t)``, so flooring flips every sample whose data equals
+  ``floor(t) < t``: how often depends on how many fraction bits ``data_T`` has, i.e. on the types
+  the conversion derives (our exact accumulator sizing gave fewer than hls4ml's default
+  ``fixed<16,6>`` input did, and C-sim flipped ~1% of samples more often than plain hls4ml).
+  :func:`exact_binary_thresholds` rounds up instead, which is exact for any ``data_T``.
+  The ternary thresholds (``data > hi``, ``data <= lo``) are exact when floored and stay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import threading
+
+_APPLIED_MARK = "_fpga_dnn_compat"
+
+
+def _exponent_iter(self):
+    # hls4ml 1.3.0's ExponentWeightVariable.__iter__ with np.prod for the removed np.product.
+    import numpy as np
+
+    data = self._format()
+    self._iterator = iter(data.reshape((int(np.prod(data.shape[:-1])), 2)))
+    return self
+
+
+def needs_product_fix() -> bool:
+    """True when hls4ml's power-of-two weight writer would call the missing ``np.product``."""
+    import numpy as np
+    from hls4ml.model.types import ExponentWeightVariable
+
+    method = ExponentWeightVariable.__iter__
+    if getattr(method, _APPLIED_MARK, False) or hasattr(np, "product"):
+        return False
+    try:
+        return "np.product" in inspect.getsource(method)
+    except (OSError, TypeError):  # no source to read: assume the 1.3.0 code
+        return True
+
+
+def apply() -> list[str]:
+    """Apply every fix this environment needs; returns the names of those applied now."""
+    applied = []
+    if needs_product_fix():
+        from hls4ml.model.types import ExponentWeightVariable
+
+        setattr(_exponent_iter, _APPLIED_MARK, True)
+        ExponentWeightVariable.__iter__ = _exponent_iter
+        applied.append("hls4ml ExponentWeightVariable np.product -> np.prod")
+    return applied
+
+
+# --------------------------------------------------------------------------------------------
+# BatchNormalization -> binary: the fused threshold, exact for any input type
+# --------------------------------------------------------------------------------------------
+
+_threshold_lock = threading.Lock()
+
+
+def exact_threshold(scale, bias, precision) -> "np.ndarray":
+    """``ceil(-bias/scale)`` on the grid of ``precision`` (an hls4ml fixed type), kept in range.
+
+    For data on that grid, ``data >= ceil(t)`` equals ``data >= t`` (``scale > 0``). A threshold
+    below the type's minimum becomes the minimum (every value passes, as it should); one above
+    its maximum becomes the maximum (only the maximum itself then passes: a value the exact
+    test would refuse).
+    """
+    import numpy as np
+
+    frac = int(precision.width) - int(precision.integer)
+    t = -np.asarray(bias, dtype=np.float64) / np.asarray(scale, dtype=np.float64)
+    q = np.ceil(np.ldexp(t, frac))
+    if precision.signed:
+        lo, hi = -(2.0 ** (precision.width - 1)), 2.0 ** (precision.width - 1) - 1
+    else:
+        lo, hi = 0.0, 2.0**precision.width - 1
+    return np.ldexp(np.clip(q, lo, hi), -frac)
+
+
+@contextlib.contextmanager
+def exact_binary_thresholds():
+    """While open, hls4ml's fused BN -> binary layers get :func:`exact_threshold` thresholds.
+
+    A context (not a global patch) so that plain hls4ml in the same process keeps its own
+    behaviour, for side-by-side comparisons.
+    """
+    from hls4ml.backends.fpga.fpga_layers import BatchNormalizationQuantizedTanh as Bnqt
+    from hls4ml.model.types import FixedPrecisionType
+
+    original = Bnqt.set_thresholds
+
+    def set_thresholds(self, scale, bias, ternary_threshold=0.5):
+        original(self, scale, bias, ternary_threshold)
+        if self.get_attr("quantize") != 2:
+            return
+        precision = self.get_input_variable().type.precision
+        if not isinstance(precision, FixedPrecisionType):
+            return  # not a fixed grid: leave hls4ml's value
+        self.weights["threshold"].data = exact_threshold(scale, bias, precision)
+
+    with _threshold_lock:
+        Bnqt.set_thresholds = set_thresholds
+        try:
+            yield
+        finally:
+            Bnqt.set_thresholds = original

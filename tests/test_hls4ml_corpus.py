@@ -1,0 +1,364 @@
+"""hls4ml's own QKeras test models (``test/pytest/test_qkeras.py``, ``test_binary_cnn.py`` in
+fastmachinelearning/hls4ml), rebuilt small, through every step, measured beside plain hls4ml.
+
+Each corpus model goes convert -> C-sim -> RTL (da4ml trace) -> RTL emulation on >= 2,000 random
+inputs on the input grid; C-sim is compared with Keras and the RTL with C-sim, sample for sample,
+and plain hls4ml (its ``config_from_keras_model`` defaults, hls4ml's default input type) runs the
+same inputs beside it: fpga_dnn must never be less exact than plain hls4ml. Binary outputs are
+compared in the output's declared encoding: hls4ml's ``uint<1>`` XNOR type holds 0/1 where Keras's
+``binary()`` gives -1/+1, so 0 means -1 (a remap that each comparison names).
+
+Also here: the environment fixes and failure behaviour these models exposed (power-of-two weights
+under numpy 2, the compiler's first error on a C-sim compile failure, report.json when a step
+stops).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import fpga_dnn  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+
+N_PROBE = 2000
+
+
+def _qk():
+    from fpga_dnn.kerasenv import qkeras, tf_keras
+
+    return qkeras(), tf_keras()
+
+
+def _grid(shape, frac: int, n=N_PROBE, seed=0, signed=False):
+    """Random points of the ufixed<frac+1,1> (or fixed) grid in [0, 2) / [-1, 1)."""
+    rng = np.random.default_rng(seed)
+    k = rng.integers(-(2**frac) if signed else 0, 2 ** (frac + 1) if not signed else 2**frac, size=(n,) + tuple(shape))
+    return k / 2.0**frac
+
+
+def _plain_hls4ml(model, out_dir, *, backend="Vivado"):
+    """hls4ml exactly as its own tests call it: config_from_keras_model defaults, compiled."""
+    import hls4ml
+
+    from fpga_dnn import compat
+    from fpga_dnn.convert import _quiet
+    from fpga_dnn.kerasenv import hls4ml_keras2
+
+    compat.apply()  # without it hls4ml 1.3.0 cannot even write power-of-two weights
+    with hls4ml_keras2(), _quiet():
+        cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend=backend)
+        hm = hls4ml.converters.convert_from_keras_model(model, hls_config=cfg, output_dir=str(out_dir),
+                                                        backend=backend)
+        hm.compile()
+    return hm
+
+
+def _ours(model, x, out_dir):
+    from fpga_dnn.convert import convert
+    from fpga_dnn.csim import compile_model
+
+    res = convert(model, x, output_dir=out_dir, framework="qkeras")
+    compile_model(res.hls_model)
+    return res
+
+
+def _rows_equal(a, b) -> np.ndarray:
+    n = len(a)
+    return np.all(np.asarray(a, np.float64).reshape(n, -1) == np.asarray(b, np.float64).reshape(n, -1), axis=1)
+
+
+def _xnor_to_pm1(y):
+    """hls4ml's uint<1> XNOR encoding (0/1) in Keras binary()'s encoding (-1/+1)."""
+    return np.where(np.asarray(y) == 0, -1.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) power-of-two quantizers: hls4ml 1.3.0 calls np.product, which numpy 2 removed
+# ---------------------------------------------------------------------------------------------
+
+def test_compat_fix_replaces_np_product_in_hls4ml_po2_weight_writer():
+    from hls4ml.model.types import ExponentWeightVariable, FixedPrecisionType
+
+    from fpga_dnn import compat
+
+    assert not hasattr(np, "product"), "numpy 2 is pinned; np.product is gone"
+    compat.apply()
+    assert not compat.needs_product_fix() and compat.apply() == []  # idempotent
+    w = np.array([[0.5, -0.25], [2.0, -1.0]])
+    var = ExponentWeightVariable("w1", "weight1_t", FixedPrecisionType(4, 4), w)
+    # hls4ml writes each weight as {sign (XNOR style: 1 = positive), log2|w|}
+    assert list(iter(var)) == ["{1.0, -1}", "{0.0, -2}", "{1.0, 1}", "{0.0, 0}"]
+
+
+def test_po2_weights_convert_and_csim_match_keras(tmp_path):
+    """quantized_po2 kernel, alpha='auto_po2' kernel: conversion no longer crashes; C-sim = Keras."""
+    qk, keras = _qk()
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential([
+        keras.layers.Input((16,)),
+        qk.QDense(8, kernel_quantizer=qk.quantized_po2(4, 1), bias_quantizer=qk.quantized_bits(6, 2, alpha=1),
+                  name="po2"),
+        qk.QActivation(qk.quantized_relu(6, 2), name="relu1"),
+        qk.QDense(4, kernel_quantizer=qk.quantized_bits(4, 0, alpha="auto_po2"),
+                  bias_quantizer=qk.quantized_bits(4, 0, alpha=1), name="fc2"),
+    ])
+    x = _grid((16,), 5)
+    res = _ours(model, x, tmp_path / "hls")
+    y = res.hls_model.predict(np.ascontiguousarray(x))
+    k = model.predict(x, verbose=0)
+    exact = _rows_equal(y, k).mean()
+    plain = _plain_hls4ml(model, tmp_path / "plain")
+    plain_exact = _rows_equal(plain.predict(np.ascontiguousarray(x)), k).mean()
+    # hls4ml's shift product truncates (see KNOWN_HLS4ML_DIFFERENCES['po2_dense']): not 1.0
+    assert exact >= plain_exact and exact > 0.9, f"C-sim = Keras {exact:.4f}, plain hls4ml {plain_exact:.4f}"
+
+
+# ---------------------------------------------------------------------------------------------
+# (b) a C-sim compile failure keeps and shows the compiler's first error
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def qlstm_files(tmp_path_factory):
+    """hls4ml's test_qlstm model (Vivado): its C-sim does not compile in hls4ml 1.3.0."""
+    qk, keras = _qk()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.layers.Input((5, 2)),
+        qk.QLSTM(4, kernel_quantizer="quantized_bits(8, 0, alpha=1)", recurrent_quantizer="quantized_bits(8, 0, alpha=1)",
+                 bias_quantizer="quantized_bits(8, 0, alpha=1)", state_quantizer="quantized_bits(8, 0, alpha=1)",
+                 activation="tanh", recurrent_activation="sigmoid", name="qlstm"),
+    ])
+    d = tmp_path_factory.mktemp("qlstm")
+    model.save(d / "qlstm.h5")
+    np.savez(d / "data.npz", x_test=_grid((5, 2), 4, n=64, signed=True))
+    return model, d
+
+
+def test_csim_compile_failure_shows_first_compiler_error_and_keeps_log(qlstm_files, tmp_path):
+    from fpga_dnn.convert import convert
+    from fpga_dnn.csim import compile_model
+    from fpga_dnn.errors import ToolError
+
+    model, d = qlstm_files
+    x = np.load(d / "data.npz")["x_test"]
+    res = convert(model, x, output_dir=tmp_path / "hls", framework="qkeras")
+    with pytest.raises(ToolError) as info:
+        compile_model(res.hls_model)
+    msg = str(info.value)
+    assert "error:" not in msg.split("C-sim compile failed:")[0]
+    assert "nnet_recurrent.h" in msg and "cannot convert" in msg, msg  # g++'s own first error
+    log = info.value.log_path
+    assert log is not None and log.is_file() and log.parent == tmp_path / "hls", msg
+    assert "error:" in log.read_text()
+    assert f"(log: {log})" in msg
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) report.json is written when a step stops, with the earlier steps' figures
+# ---------------------------------------------------------------------------------------------
+
+def test_report_written_when_a_step_stops(qlstm_files, tmp_path):
+    from fpga_dnn.errors import ToolError
+    from fpga_dnn.flow import FlowConfig, run_flow
+
+    _, d = qlstm_files
+    cfg = FlowConfig.from_dict({"flow": {"name": "qlstm", "steps": ["convert", "csim"]},
+                                "model": {"file": str(d / "qlstm.h5"), "data": str(d / "data.npz")}})
+    with pytest.raises(ToolError):
+        run_flow(cfg, tmp_path / "out")
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert rep["failed_step"] == "csim"
+    assert "nnet_recurrent.h" in rep["error"]
+    assert rep["convert_s"] > 0 and rep["input_format"].startswith("fixed<")  # the convert step's figures
+    assert set(rep["step_seconds"]) == {"convert", "csim"}
+    assert (tmp_path / "out" / "report.md").is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# (d) QDense(ternary) -> BatchNormalization -> binary: never less exact than plain hls4ml
+# ---------------------------------------------------------------------------------------------
+
+def _ternary_bn_binary(seed=3):
+    qk, keras = _qk()
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.layers.Input((10,)),
+        qk.QDense(10, kernel_quantizer=qk.ternary(alpha="auto"), bias_quantizer=qk.quantized_bits(5, 2), name="dense"),
+        keras.layers.BatchNormalization(name="bn"),
+        qk.QActivation(qk.binary(), name="act"),
+    ])
+    rng = np.random.default_rng(seed)
+    bn = model.get_layer("bn")
+    bn.set_weights([rng.uniform(0.5, 1.5, 10), rng.normal(0, 0.5, 10), rng.normal(0, 0.5, 10), rng.uniform(0.3, 2, 10)])
+    return model
+
+
+def test_exact_threshold_rounds_up_on_the_data_grid():
+    from hls4ml.model.types import FixedPrecisionType
+
+    from fpga_dnn.compat import exact_threshold
+
+    p = FixedPrecisionType(8, 4)  # step 1/16
+    t = exact_threshold(np.array([1.0, 1.0, 2.0]), np.array([-0.51, -0.5, 100.0]), p)
+    assert t.tolist() == [9 / 16, 0.5, -8.0]  # ceil(0.51*16)=9; on grid stays; clipped to the minimum
+    grid = np.arange(-128, 128) / 16
+    assert ((grid >= t[0]) == (grid >= 0.51)).all()
+
+
+def test_ternary_bn_binary_threshold_exact_beside_plain_hls4ml(tmp_path):
+    """The issue's case: inputs on a 6-fraction-bit grid give an exact accumulator with 6 fraction
+    bits; hls4ml floors the fused threshold onto it (``data >= floor(t)``) and flipped ~1% of
+    samples. With the threshold rounded up (fpga_dnn.compat) C-sim = Keras on every sample."""
+    model = _ternary_bn_binary()
+    x = _grid((10,), 6)
+    keras_out = model.predict(x, verbose=0)
+    ours = _ours(model, x, tmp_path / "ours")
+    bnbt = [l for l in ours.hls_model.get_layers() if l.class_name == "BatchNormalizationQuantizedTanh"]
+    assert len(bnbt) == 1 and bnbt[0].get_input_variable().type.precision.fractional == 6
+    ours_exact = _rows_equal(_xnor_to_pm1(ours.hls_model.predict(np.ascontiguousarray(x))), keras_out).mean()
+    plain = _plain_hls4ml(model, tmp_path / "plain")
+    plain_exact = _rows_equal(_xnor_to_pm1(plain.predict(np.ascontiguousarray(x))), keras_out).mean()
+    # What hls4ml's floor would do on the same 6-fraction-bit type (the fix removes it): the
+    # Dense output is exact (grid inputs, ternary weights), the BN folds to data >= -bias/scale.
+    _, keras = _qk()
+    dense = keras.Model(model.inputs, model.get_layer("dense").output).predict(x, verbose=0).astype(np.float64)
+    bn = model.get_layer("bn")
+    gamma, beta, mean, var = (np.asarray(w, np.float64) for w in bn.get_weights())
+    scale = gamma / np.sqrt(var + bn.epsilon)
+    t_real = -(beta - mean * scale) / scale
+    floored = np.floor(t_real * 64) / 64
+    flips = np.any((dense >= floored) != (dense >= t_real), axis=1).mean()
+    assert flips > 0, "the test data must reach a threshold that flooring moves"
+    assert ours_exact == 1.0, f"ours {ours_exact:.4f} (0/1 -> -1/+1) vs plain hls4ml {plain_exact:.4f}"
+    assert ours_exact >= plain_exact
+
+
+# ---------------------------------------------------------------------------------------------
+# (f) the corpus: hls4ml's QKeras test configurations, convert -> C-sim -> RTL -> emulation
+# ---------------------------------------------------------------------------------------------
+
+def _dense_model(n_in, layers_fn, seed=0):
+    qk, keras = _qk()
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.layers.Input((n_in,))] + layers_fn(qk, keras))
+
+
+def _bn(keras, name="bn"):
+    return keras.layers.BatchNormalization(name=name)
+
+
+#: name -> (model builder, input frac bits, signed inputs, output encoding, hls4ml test it comes from)
+CORPUS = {
+    # test_single_dense_activation_exact(bits=4, alpha=1 | 'auto_po2')
+    "dense_act_exact_a1": (lambda: _dense_model(16, lambda qk, k: [
+        qk.QActivation(qk.quantized_bits(4, 0, alpha=1), name="inp_quant"),
+        qk.QDense(16, kernel_quantizer=qk.quantized_bits(4, 0, alpha=1), bias_quantizer=qk.quantized_bits(4, 0, alpha=1),
+                  kernel_initializer="lecun_uniform", name="fc1"),
+        qk.QActivation(qk.quantized_relu(4, 0), name="relu1")]), 6, True, "fixed", "test_single_dense_activation_exact"),
+    "dense_act_exact_auto_po2": (lambda: _dense_model(16, lambda qk, k: [
+        qk.QActivation(qk.quantized_bits(4, 0, alpha=1), name="inp_quant"),
+        qk.QDense(16, kernel_quantizer=qk.quantized_bits(4, 0, alpha="auto_po2"),
+                  bias_quantizer=qk.quantized_bits(4, 0, alpha=1), kernel_initializer="lecun_uniform", name="fc1"),
+        qk.QActivation(qk.quantized_relu(4, 0), name="relu1")]), 6, True, "fixed", "test_single_dense_activation_exact"),
+    # test_btnn 1, 2, 3, 4, 7
+    "btnn1_ternary_binary_tanh": (lambda: _dense_model(10, lambda qk, k: [
+        qk.QDense(10, kernel_quantizer=qk.ternary(alpha=1), bias_quantizer=qk.quantized_bits(5, 2), name="dense"),
+        qk.QActivation("binary_tanh")]), 6, False, "pm1", "test_btnn"),
+    "btnn2_binary_binary_tanh": (lambda: _dense_model(10, lambda qk, k: [
+        qk.QDense(10, kernel_quantizer=qk.binary(), bias_quantizer=qk.quantized_bits(5, 2), name="dense"),
+        qk.QActivation("binary_tanh")]), 6, False, "xnor", "test_btnn"),
+    "btnn3_ternary_bn_binary": (lambda: _dense_model(10, lambda qk, k: [
+        qk.QDense(10, kernel_quantizer=qk.ternary(alpha="auto"), bias_quantizer=qk.quantized_bits(5, 2), name="dense"),
+        _bn(k), qk.QActivation(qk.binary())]), 6, False, "xnor", "test_btnn"),
+    "btnn4_ternary_bn_ternary": (lambda: _dense_model(10, lambda qk, k: [
+        qk.QDense(10, kernel_quantizer=qk.ternary(alpha="auto"), bias_quantizer=qk.quantized_bits(5, 2), name="dense"),
+        _bn(k), qk.QActivation("ternary")]), 6, False, "fixed", "test_btnn"),
+    "btnn7_binary_binary": (lambda: _dense_model(10, lambda qk, k: [
+        qk.QDense(10, kernel_quantizer=qk.binary(), bias_quantizer=qk.quantized_bits(5, 2), name="dense"),
+        qk.QActivation(qk.binary())]), 6, False, "xnor", "test_btnn"),
+    # test_relu_negative_slope
+    "leaky_relu_4_0.5": (lambda: _dense_model(1, lambda qk, k: [
+        qk.QActivation(qk.quantized_relu(4, negative_slope=0.5), name="quantizer")]), 10, True, "fixed",
+        "test_relu_negative_slope"),
+    "leaky_relu_10_2_0.25": (lambda: _dense_model(1, lambda qk, k: [
+        qk.QActivation(qk.quantized_relu(10, 2, negative_slope=0.25), name="quantizer")]), 10, True, "fixed",
+        "test_relu_negative_slope"),
+    # test_qactivation_kwarg (binary, ternary)
+    "qactivation_kwarg_binary": (lambda: _dense_model(10, lambda qk, k: [
+        qk.QDense(10, activation="binary", kernel_quantizer="binary", bias_quantizer="binary",
+                  kernel_initializer="lecun_uniform", name="qdense")]), 10, False, "xnor", "test_qactivation_kwarg"),
+    # test_quantised_po2_bit_width (small)
+    "po2_dense": (lambda: _dense_model(16, lambda qk, k: [
+        qk.QDense(6, kernel_quantizer=qk.quantized_po2(4, 1), name="dense")]), 5, False, "fixed",
+        "test_quantised_po2_bit_width"),
+}
+
+
+def _randomize_bn(model, seed=1):
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            n = layer.get_weights()[0].shape
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.5, n), rng.normal(0, 0.5, n),
+                               rng.uniform(0.3, 2, n)])
+
+
+def _in_encoding(y, enc):
+    return _xnor_to_pm1(y) if enc == "xnor" else np.asarray(y, np.float64)
+
+
+def corpus_case(name, tmp_path):
+    """One corpus model through fpga_dnn and plain hls4ml; the exact fractions, side by side."""
+    from fpga_dnn.rtl import trace_model_graph
+
+    build, frac, signed, enc, _origin = CORPUS[name]
+    model = build()
+    _randomize_bn(model)
+    shape = model.input_shape[1:]
+    x = _grid(shape, frac, signed=signed)
+    keras_out = model.predict(x, verbose=0)
+    ours = _ours(model, x, tmp_path / f"{name}_ours")
+    csim = ours.hls_model.predict(np.ascontiguousarray(x))
+    csim = np.asarray(csim, np.float64).reshape(len(x), -1)
+    traced = trace_model_graph(ours.hls_model)
+    rtl = traced.predict(x).reshape(len(x), -1)
+    plain = _plain_hls4ml(model, tmp_path / f"{name}_plain")
+    plain_out = np.asarray(plain.predict(np.ascontiguousarray(x)), np.float64).reshape(len(x), -1)
+    return {
+        "n": len(x),
+        "csim_keras": _rows_equal(_in_encoding(csim, enc), keras_out).mean(),
+        "rtl_csim": _rows_equal(rtl, csim).mean(),
+        "plain_keras": _rows_equal(_in_encoding(plain_out, enc), keras_out).mean(),
+        "traced": traced, "x": x, "csim": csim,
+    }
+
+
+#: Where hls4ml's C++ itself differs from Keras (plain hls4ml measured the same or worse), and why.
+#: The RTL follows C-sim (bit-exact with hls4ml's C++) in every case.
+_BINARY_TANH_ZERO = ("QKeras binary_tanh(0) = 2*round(hard_sigmoid(0)) - 1 = -1 (round half to even), while "
+                     "hls4ml's nnet::binary_tanh (nnet_activation.h) gives +1 for data >= 0: samples whose Dense "
+                     "output is exactly 0 differ")
+KNOWN_HLS4ML_DIFFERENCES = {
+    "btnn1_ternary_binary_tanh": _BINARY_TANH_ZERO,
+    "btnn2_binary_binary_tanh": _BINARY_TANH_ZERO,
+    "po2_dense": ("hls4ml's weight_exponential product (nnet_mult.h) forms x << e in r_T = ap_fixed<2(We+Wx), We+Wx>: "
+                  "with a 6-bit input and a 4-bit exponent it keeps 10 fraction bits where x * 2**e needs up to 13, "
+                  "and hls4ml's precision inference has no rule for po2 weights (accum/result fall back to "
+                  "fixed<16,6>): products are truncated. Plain hls4ml is less exact still (0.064 vs 0.1275)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_corpus_model_through_every_step(name, tmp_path):
+    r = corpus_case(name, tmp_path)
+    assert r["n"] >= N_PROBE
+    msg = (f"{name}: C-sim = Keras {r['csim_keras']:.4f}, RTL = C-sim {r['rtl_csim']:.4f}, "
+           f"plain hls4ml = Keras {r['plain_keras']:.4f} on {r['n']} grid inputs")
+    assert r["rtl_csim"] == 1.0, msg
+    assert r["csim_keras"] >= r["plain_keras"], msg
+    if name in KNOWN_HLS4ML_DIFFERENCES:
+        assert r["csim_keras"] < 1.0, f"{msg}: documented as inexact in hls4ml but is now exact: update the list"
+    else:
+        assert r["csim_keras"] == 1.0, msg
