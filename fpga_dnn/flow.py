@@ -460,12 +460,20 @@ def step_deploy(st: FlowState) -> None:
     from .rtl.verilog import emulator_model_fn
     from .runtime.accelerator import Accelerator
     from .runtime.fake.hwh import write_sim_bundle
+    from .runtime.signing import generate_key, sign_bundle
     from .simulate.check import rows_equal
 
     bundle = write_sim_bundle(st.rtl.spec, st.build_dir / "bundle" / "sim", board=st.config.overlay.board)
+    # Signed like a real bundle, with a throwaway key made for this build folder (a deployment
+    # signs with its own: fpga-dnn keygen / fpga-dnn sign); the runtime verifies it before use.
+    key = st.build_dir / "keys" / "throwaway.key"
+    if not key.is_file():
+        generate_key(key, overwrite=True)
+    sign_bundle(bundle, key)
     x = check_input(st.model, st.x)
     model_fn = emulator_model_fn(st.rtl.design.out_dir)
-    with Accelerator.open(bundle, backend=st.config.deploy.backend, model=model_fn) as acc:
+    with Accelerator.open(bundle, backend=st.config.deploy.backend, model=model_fn,
+                          trusted_keys=[key.with_suffix(".pub")]) as acc:
         out = acc.predict(x.reshape((len(x),) + st.rtl.spec.input.shape))
         bench = acc.benchmark(n=st.config.deploy.bench_calls, batch=1, x=x[:64].reshape((-1,) + st.rtl.spec.input.shape))
     exact = rows_equal(out, st.csim.outputs)
