@@ -191,8 +191,8 @@ def verify_bundle(bundle_dir: PathLike, trusted_keys: Iterable[PathLike], label:
             if msg.startswith("Key mismatch"):
                 continue          # signed by another key: try the next trusted one
             if msg.startswith("Signature mismatch"):
-                raise SignatureError(f"{where} does not match its signature: {_manifest_diff(msg)} "
-                                     "since it was signed") from None
+                raise SignatureError(f"{where} does not match its signature; since signing, "
+                                     f"{_manifest_diff(msg)}") from None
             raise SignatureError(f"{where}: signature {SIGNATURE_FILENAME} is invalid: "
                                  f"{_short(msg)}") from None
         except Exception as err:  # noqa: BLE001 - a malformed signature file fails in many library layers
@@ -205,11 +205,12 @@ def verify_bundle(bundle_dir: PathLike, trusted_keys: Iterable[PathLike], label:
 
 
 def _manifest_diff(msg: str) -> str:
-    """model-signing's manifest difference as ``changed: a; added: b; removed: c``."""
-    changed = re.findall(r"Hash mismatch for '([^']+)'", msg)
-    parts = [f"changed: {', '.join(changed)}"] if changed else []
+    """model-signing's manifest difference as ``changed: a, b; added: c; removed: d`` (its message
+    is the repr of a list, so quotes may come escaped)."""
+    changed = re.findall(r"Hash mismatch for \\*'([^'\\]+)\\*'", msg)
+    parts = [f"changed: {', '.join(sorted(changed))}"] if changed else []
     for kind, word in (("Extra files found", "added"), ("Missing files", "removed")):
-        m = re.search(kind + r" in model '[^']*': ([^\]\"]+)", msg)
+        m = re.search(kind + r" in model \\*'[^']*\\*': ([^'\"\\\]]+)", msg)
         if m:
             parts.append(f"{word}: {m.group(1).strip().rstrip(',')}")
     return "; ".join(parts) or _short(msg)
