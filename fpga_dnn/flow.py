@@ -44,6 +44,10 @@ class OverlayOptions:
     path: str = "rtl"            # rtl (our Verilog + AXI-Stream shell) or hls (hls4ml's HLS IP)
     vivado: str | None = None    # Vivado binary/folder; default: $FPGA_DNN_VIVADO / $XILINX_VIVADO
     jobs: int = 2
+    # optional bitstream encryption (fpga_dnn.overlay.encryption); key paths on the Vivado machine
+    encrypt_key: str | None = None        # AES key file (.nky); unset: plaintext bitstream
+    encrypt_key_source: str = "bbram"     # bbram | efuse
+    rsa_keys: list | None = None          # Ultra96 (ZynqMP): [primary, secondary] secret keys (PEM)
 
 
 @dataclass
@@ -448,8 +452,15 @@ def step_overlay(st: FlowState) -> None:
     o = st.config.overlay
     design = st.rtl.axis if o.path == "rtl" else st.convert.output_dir
     out = st.build_dir / "overlay" / f"{o.board}-{o.path}"
+    encryption = None
+    if o.encrypt_key:
+        from .overlay.encryption import BitstreamEncryption
+        psk, ssk = (list(o.rsa_keys) + [None, None])[:2] if o.rsa_keys else (None, None)
+        r = st.config.resolve   # relative to the flow file's folder
+        encryption = BitstreamEncryption(r(o.encrypt_key), o.encrypt_key_source,
+                                         r(psk) if psk else None, r(ssk) if ssk else None)
     st.overlay = generate_overlay(design, o.board, out, path=o.path, bundle_dir=st.build_dir / "bundle" / o.board,
-                                  vivado=o.vivado, jobs=o.jobs,
+                                  vivado=o.vivado, jobs=o.jobs, encryption=encryption,
                                   spec=st.rtl.spec if (o.path == "hls" and st.rtl) else None)
     progress(f"overlay: {st.overlay.next_step()}")
     st.report.set(overlay=st.overlay.next_step() if not st.overlay.ran else f"bitstream in {st.overlay.bundle_dir}")

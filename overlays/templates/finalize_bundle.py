@@ -37,7 +37,10 @@ def main(argv):
         return 1
     name = spec.get("name")
     sums = dict(spec.get("checksums") or {})
-    for ext in (".bit", ".hwh"):
+    # an encrypted Zynq UltraScale+ bundle carries bootgen's <name>.bin instead of the .bit
+    bitstream = ".bin" if os.path.isfile(os.path.join(bundle, f"{name}.bin")) and \
+        not os.path.isfile(os.path.join(bundle, f"{name}.bit")) else ".bit"
+    for ext in (bitstream, ".hwh"):
         path = os.path.join(bundle, f"{name}{ext}")
         if not os.path.isfile(path):
             print(f"ERROR: [fpga_dnn] {path} is missing: did Vivado export the bundle?", file=sys.stderr)
@@ -48,7 +51,7 @@ def main(argv):
     with open(tmp, "w") as fh:
         fh.write(json.dumps(spec, indent=2) + "\n")
     os.replace(tmp, spec_path)
-    print(f"fpga_dnn: checksums of {name}.bit and {name}.hwh written to {spec_path}")
+    print(f"fpga_dnn: checksums of {name}{bitstream} and {name}.hwh written to {spec_path}")
     return 0
 
 
