@@ -54,6 +54,7 @@ demo: $(STAMP) $(BOARD_STAMP)
 	$(VENV)/bin/fpga-dnn flow fpga_dnn/configs/demo.toml --build-dir $(BUILD)/demo
 	@echo "== the same bundle on the real pynq package, fake board at register level, RTL behind the DMA =="
 	$(BOARD_PY) -m fpga_dnn.runtime run $(BUILD)/demo/bundle/sim --input $(BUILD)/demo/train/data.npz --sim \
+	  --trusted-key $(BUILD)/demo/keys/throwaway.pub \
 	  --model-worker "$(abspath $(PY)) -m fpga_dnn.runtime.bridge --factory fpga_dnn.rtl.verilog:emulator_model_fn $(abspath $(BUILD))/demo/rtl/core"
 
 # The tests never share demo's build/cache: each run builds into its own fresh cache (set

@@ -191,16 +191,49 @@ def cmd_run(args):
                 raise ConfigError(f"--design {args.design}: not an RTL design folder (the rtl step's rtl/core, "
                                   "with rtl_design.json)")
             options["model"] = emulator_model_fn(args.design)
-    run(args.bundle, args.input, backend=backend, labels_path=args.labels, batch=args.batch, **options)
+    run(args.bundle, args.input, backend=backend, labels_path=args.labels, batch=args.batch,
+        trusted_keys=args.trusted_key, allow_unsigned=args.allow_unsigned, min_version=args.min_version, **options)
     return 0
 
 
 def cmd_bundle(args):
     from .runtime.bundle import check_bundle
 
-    rep = check_bundle(args.bundle)
+    rep = check_bundle(args.bundle, trusted_keys=args.trusted_key)
     print(rep.format())
     return 0 if rep.ok else 1
+
+
+def cmd_keygen(args):
+    from .runtime.signing import generate_key, key_fingerprint
+
+    private, public = generate_key(args.key, args.public)
+    print(f"private key: {private} (mode 0600: keep it on the signing machine, never in a bundle)")
+    print(f"public key:  {public} ({key_fingerprint(public)}): copy it to the boards, pass it as trusted_keys")
+    return 0
+
+
+def cmd_sign(args):
+    from .runtime.signing import sign_bundle, verify_bundle
+    from .runtime.spec import Spec
+
+    sig = sign_bundle(args.bundle, args.key, bundle_version=args.bundle_version)
+    version = Spec.load(args.bundle).bundle_version
+    line = f"signed {args.bundle} (bundle_version {version}): {sig}"
+    public = args.key.with_suffix(".pub")
+    if public.is_file():   # check what was written with the pair's public key
+        verify_bundle(args.bundle, [public])
+        line += f"; verified with {public}"
+    print(line)
+    return 0
+
+
+def _add_trust_args(p: argparse.ArgumentParser):
+    g = p.add_argument_group("bundle signature")
+    g.add_argument("--trusted-key", action="append", type=Path, default=[], metavar="PUB",
+                   help="public key (PEM) whose signature is accepted; repeatable")
+    g.add_argument("--allow-unsigned", action="store_true", help="run a bundle without a signature")
+    g.add_argument("--min-version", type=int, default=None, help="refuse a bundle whose bundle_version is lower")
 
 
 def cmd_flow(args):
@@ -345,12 +378,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sim", action="store_true", help="no board: the bundle's RTL emulation behind the runtime")
     p.add_argument("--design", type=Path, default=None,
                    help="with --sim: the RTL design to emulate (the rtl step's <build>/rtl/core)")
+    _add_trust_args(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("bundle", help="check a bundle folder",
-                       description="Check a deployable bundle: spec, checksums of .bit/.hwh, DMA and widths.")
+    p = sub.add_parser("bundle", help="check a bundle folder (and its signature)",
+                       description="Check a deployable bundle: strict layout, signature (with --trusted-key), "
+                                   "spec, checksums of .bit/.hwh, DMA and widths.")
     p.add_argument("bundle", type=Path)
+    p.add_argument("--trusted-key", action="append", type=Path, default=[], metavar="PUB",
+                   help="public key (PEM) whose signature is accepted; repeatable. Without it the signature "
+                        "is not checked")
     p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser("keygen", help="make an ECDSA P-256 key pair for signing bundles",
+                       description="Write a new ECDSA P-256 private key (PEM, mode 0600) and its public key "
+                                   "(KEY with suffix .pub). Keep the private key off the boards.")
+    p.add_argument("key", type=Path, help="private key file to create, e.g. keys/release.key")
+    p.add_argument("--public", type=Path, default=None, help="public key file (default: KEY with suffix .pub)")
+    p.set_defaults(func=cmd_keygen)
+
+    p = sub.add_parser("sign", help="sign a bundle folder (model-signing, ECDSA P-256, offline)",
+                       description="Check the bundle, set its spec's bundle_version (previous + 1 unless given) "
+                                   "and sign every file of the folder into BUNDLE/bundle.sig.")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--key", required=True, type=Path, help="private key from fpga-dnn keygen")
+    p.add_argument("--bundle-version", type=int, default=None,
+                   help="version to record (must exceed the bundle's current one; default: current + 1)")
+    p.set_defaults(func=cmd_sign)
 
     p = sub.add_parser("flow", help="run a flow file (TOML): train -> convert -> csim -> rtl -> ...",
                        description="Run the steps named in a flow file; writes report.json and report.md "

@@ -48,6 +48,10 @@ class OverlayOptions:
     path: str = "rtl"            # rtl (our Verilog + AXI-Stream shell) or hls (hls4ml's HLS IP)
     vivado: str | None = None    # Vivado binary/folder; default: $FPGA_DNN_VIVADO / $XILINX_VIVADO
     jobs: int = 2
+    # optional bitstream encryption (fpga_dnn.overlay.encryption); key paths on the Vivado machine
+    encrypt_key: str | None = None        # AES key file (.nky); unset: plaintext bitstream
+    encrypt_key_source: str = "bbram"     # bbram | efuse
+    rsa_keys: list | None = None          # Ultra96 (ZynqMP): [primary, secondary] secret keys (PEM)
 
 
 @dataclass
@@ -570,8 +574,15 @@ def step_overlay(st: FlowState) -> None:
     board = st.config.target_board()
     design = st.rtl.axis if o.path == "rtl" else st.convert.output_dir
     out = st.build_dir / "overlay" / f"{board}-{o.path}"
+    encryption = None
+    if o.encrypt_key:
+        from .overlay.encryption import BitstreamEncryption
+        psk, ssk = (list(o.rsa_keys) + [None, None])[:2] if o.rsa_keys else (None, None)
+        r = st.config.resolve   # relative to the flow file's folder
+        encryption = BitstreamEncryption(r(o.encrypt_key), o.encrypt_key_source,
+                                         r(psk) if psk else None, r(ssk) if ssk else None)
     st.overlay = generate_overlay(design, board, out, path=o.path, bundle_dir=st.build_dir / "bundle" / board,
-                                  vivado=o.vivado, jobs=o.jobs,
+                                  vivado=o.vivado, jobs=o.jobs, encryption=encryption,
                                   spec=st.rtl.spec if (o.path == "hls" and st.rtl) else None)
     progress(f"overlay: {st.overlay.next_step()}")
     st.report.set(overlay=st.overlay.next_step() if not st.overlay.ran else f"bitstream in {st.overlay.bundle_dir}")
@@ -582,12 +593,20 @@ def step_deploy(st: FlowState) -> None:
     from .rtl.verilog import emulator_model_fn
     from .runtime.accelerator import Accelerator
     from .runtime.fake.hwh import write_sim_bundle
+    from .runtime.signing import generate_key, sign_bundle
     from .simulate.check import rows_equal
 
     bundle = write_sim_bundle(st.rtl.spec, st.build_dir / "bundle" / "sim", board=st.config.target_board())
+    # Signed like a real bundle, with a throwaway key made for this build folder (a deployment
+    # signs with its own: fpga-dnn keygen / fpga-dnn sign); the runtime verifies it before use.
+    key = st.build_dir / "keys" / "throwaway.key"
+    if not key.is_file():
+        generate_key(key, overwrite=True)
+    sign_bundle(bundle, key)
     x = check_input(st.model, st.x)
     model_fn = emulator_model_fn(st.rtl.design.out_dir)
-    with Accelerator.open(bundle, backend=st.config.deploy.backend, model=model_fn) as acc:
+    with Accelerator.open(bundle, backend=st.config.deploy.backend, model=model_fn,
+                          trusted_keys=[key.with_suffix(".pub")]) as acc:
         out = acc.predict(x.reshape((len(x),) + st.rtl.spec.input.shape))
         bench = acc.benchmark(n=st.config.deploy.bench_calls, batch=1, x=x[:64].reshape((-1,) + st.rtl.spec.input.shape))
     from .simulate.check import rtl_reference

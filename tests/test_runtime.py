@@ -63,7 +63,7 @@ def test_runtime_import_pulls_in_no_heavy_package():
 
 def test_emulate_predict_matches_the_reference_and_splits(tmp_path, spec):
     bundle = make_bundle(tmp_path / "b", spec, sg_length_width=11)  # 2047-byte transfers
-    with Accelerator.open(bundle, backend="emulate") as acc:
+    with Accelerator.open(bundle, allow_unsigned=True, backend="emulate") as acc:
         assert acc.samples_per_transfer == 31 and acc.backend.max_transfer_bytes == 2047
         x = acc.random_inputs(100)
         np.testing.assert_array_equal(acc.predict(x), expected(spec, x))
@@ -78,51 +78,51 @@ def test_emulate_predict_matches_the_reference_and_splits(tmp_path, spec):
 def test_emulate_works_without_a_bitstream(tmp_path, spec):
     bundle = make_bundle(tmp_path / "b", spec, with_bitstream=False)
     assert Bundle.load(bundle).bitfile is None
-    with Accelerator.open(bundle, backend="emulate", model=lambda q: reference_fn(spec)(q)) as acc:
+    with Accelerator.open(bundle, allow_unsigned=True, backend="emulate", model=lambda q: reference_fn(spec)(q)) as acc:
         x = acc.random_inputs(5)
         np.testing.assert_array_equal(acc.predict(x), expected(spec, x))
     with pytest.raises(BundleError, match="no bitstream"):
-        Accelerator.open(bundle, backend="pynq")
+        Accelerator.open(bundle, allow_unsigned=True, backend="pynq")
 
 
 def test_sim_and_pynq_backends_need_pynq_here(tmp_path, spec):
     bundle = make_bundle(tmp_path / "b", spec)
     with pytest.raises(DeviceError, match="needs the pynq package"):
-        Accelerator.open(bundle, backend="sim")
+        Accelerator.open(bundle, allow_unsigned=True, backend="sim")
     with pytest.raises(DeviceError, match="needs the pynq package"):
-        Accelerator.open(bundle, backend="pynq")
+        Accelerator.open(bundle, allow_unsigned=True, backend="pynq")
     with pytest.raises(UnknownNameError, match="known: emulate, pynq, sim"):
-        Accelerator.open(bundle, backend="fpga")
+        Accelerator.open(bundle, allow_unsigned=True, backend="fpga")
 
 
 def test_emulate_errors(tmp_path, spec):
     bundle = make_bundle(tmp_path / "b", spec)
     stuck = FaultyModel(InstantModel(spec), "stuck", frames={0})
-    with Accelerator.open(bundle, backend="emulate", model=stuck) as acc:
+    with Accelerator.open(bundle, allow_unsigned=True, backend="emulate", model=stuck) as acc:
         x = acc.random_inputs(2)
         with pytest.raises(DmaTimeoutError):
             acc.predict(x)
         np.testing.assert_array_equal(acc.predict(x), expected(spec, x))
     short = FaultyModel(InstantModel(spec), "short")
-    with Accelerator.open(bundle, backend="emulate", model=short) as acc:
+    with Accelerator.open(bundle, allow_unsigned=True, backend="emulate", model=short) as acc:
         with pytest.raises(DmaError, match="44 bytes, 48 expected"):
             acc.predict(acc.random_inputs(2))
     bad = lambda q: np.full((len(q), 10), 1 << 20)  # noqa: E731 - outside fixed<16,6>
-    with Accelerator.open(bundle, backend="emulate", model=bad) as acc:
+    with Accelerator.open(bundle, allow_unsigned=True, backend="emulate", model=bad) as acc:
         with pytest.raises(DataError, match="range"):
             acc.predict(acc.random_inputs(1))
 
 
 def test_input_policies(tmp_path, spec):
     bundle = make_bundle(tmp_path / "b", spec)
-    with Accelerator.open(bundle, backend="emulate", overflow="saturate", rounding="floor") as acc:
+    with Accelerator.open(bundle, allow_unsigned=True, backend="emulate", overflow="saturate", rounding="floor") as acc:
         x = np.full((1, 64), 40.7)
         np.testing.assert_array_equal(acc.predict(x), expected(spec, np.full((1, 64), 31.0)))
         with pytest.raises(DataError, match="outside the range"):
             acc.predict(x, overflow="raise")
     with pytest.raises(DataError, match="unknown rounding"):
-        Accelerator.open(bundle, backend="emulate", rounding="up")
-    with Accelerator.open(bundle, backend="emulate") as acc:
+        Accelerator.open(bundle, allow_unsigned=True, backend="emulate", rounding="up")
+    with Accelerator.open(bundle, allow_unsigned=True, backend="emulate") as acc:
         with pytest.raises(DataError, match=r"x\[None\]"):
             acc.predict(np.zeros(64))
         assert acc.predict(np.zeros((3, 64), dtype=np.int32)).shape == (3, 10)
@@ -130,7 +130,7 @@ def test_input_policies(tmp_path, spec):
 
 
 def test_benchmark_on_emulate(tmp_path, spec):
-    with Accelerator.open(make_bundle(tmp_path / "b", spec), backend="emulate") as acc:
+    with Accelerator.open(make_bundle(tmp_path / "b", spec), allow_unsigned=True, backend="emulate") as acc:
         r = acc.benchmark(n=50, batch=10)
         assert r["calls"] == 5 and r["accelerator_us_per_call"] > 0 and r["host_us_per_call"] > 0
         with pytest.raises(DataError):
@@ -321,7 +321,7 @@ def test_run_on_emulate(tmp_path, spec):
     x = np.random.default_rng(0).integers(0, 32, size=(40, 64)).astype(np.float64)
     np.save(tmp_path / "x.npy", x)
     lines = []
-    res = run(bundle, tmp_path / "x.npy", backend="emulate", batch=16, bench_samples=20, print_fn=lines.append)
+    res = run(bundle, tmp_path / "x.npy", allow_unsigned=True, backend="emulate", batch=16, bench_samples=20, print_fn=lines.append)
     np.testing.assert_array_equal(res["outputs"], expected(spec, x))
     assert "score" not in res and set(res["bench"]) == {1, 16}
     # labels that agree with the argmax on 30 of 40 samples: the score must count, not echo
@@ -335,7 +335,7 @@ def test_run_on_emulate(tmp_path, spec):
         score(res["outputs"], np.zeros((3, 2)))
     np.savez(tmp_path / "bad.npz", inputs=x)
     with pytest.raises(DataError, match="expected inputs under"):
-        run(bundle, tmp_path / "bad.npz", backend="emulate", print_fn=None)
+        run(bundle, tmp_path / "bad.npz", allow_unsigned=True, backend="emulate", print_fn=None)
 
 
 def test_runtime_module_cli_check(tmp_path, spec):

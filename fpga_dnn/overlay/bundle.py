@@ -1,5 +1,9 @@
 """The deployable bundle: one folder with ``<name>.bit``, ``<name>.hwh`` and ``spec.json``.
 
+(An encrypted Zynq UltraScale+ build carries bootgen's ``<name>.bin`` instead of the ``.bit``: see
+:mod:`fpga_dnn.overlay.encryption`.) After the checksums, sign the folder with ``fpga-dnn sign``
+(:mod:`fpga_dnn.runtime.signing`): the board runtime refuses unsigned bundles by default.
+
 pynq.Overlay loads ``<name>.bit`` and reads the hardware handoff ``<name>.hwh`` beside it (same
 base name), so both are copied under the spec's name. The spec is written into the bundle when
 the scripts are generated (with ``extra['overlay']`` describing board and DMA); the checksums of
@@ -18,8 +22,12 @@ from fpga_dnn.runtime.spec import SPEC_FILENAME, Spec
 BUNDLE_EXTENSIONS = (".bit", ".hwh")
 
 
-def bundle_files(spec: Spec) -> list[str]:
-    """The hardware files of ``spec``'s bundle: ``[<name>.bit, <name>.hwh]``."""
+def bundle_files(spec: Spec, bundle_dir=None) -> list[str]:
+    """The hardware files of ``spec``'s bundle: ``[<name>.bit, <name>.hwh]``, or ``[<name>.bin,
+    <name>.hwh]`` when ``bundle_dir`` holds an encrypted ZynqMP image and no ``.bit``."""
+    if bundle_dir is not None and (Path(bundle_dir) / f"{spec.name}.bin").is_file() \
+            and not (Path(bundle_dir) / f"{spec.name}.bit").is_file():
+        return [f"{spec.name}.bin", f"{spec.name}.hwh"]
     return [f"{spec.name}{ext}" for ext in BUNDLE_EXTENSIONS]
 
 
@@ -49,10 +57,11 @@ def finalize_bundle(bundle_dir, pl_clock_file=None) -> Spec:
     """
     bundle_dir = Path(bundle_dir)
     spec = Spec.load(bundle_dir / SPEC_FILENAME)
-    for name in bundle_files(spec):
+    files = bundle_files(spec, bundle_dir)
+    for name in files:
         if not (bundle_dir / name).is_file():
             raise ConfigError(f"bundle {bundle_dir}: {name} is missing (has Vivado run the overlay scripts?)")
-    spec = spec.with_checksums(bundle_dir, bundle_files(spec))
+    spec = spec.with_checksums(bundle_dir, files)
     if pl_clock_file is not None:
         mhz = read_pl_clock(pl_clock_file)
         overlay = dict(spec.extra.get("overlay") or {})

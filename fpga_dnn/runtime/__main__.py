@@ -1,7 +1,8 @@
 """``python -m fpga_dnn.runtime``: the board-side commands (numpy and pynq only).
 
-    python -m fpga_dnn.runtime check BUNDLE
-    python -m fpga_dnn.runtime run BUNDLE --input x.npy [--labels y.npy] [--backend pynq|sim|emulate]
+    python -m fpga_dnn.runtime check BUNDLE [--trusted-key PUB]
+    python -m fpga_dnn.runtime run BUNDLE --input x.npy --trusted-key PUB [--min-version N] [--allow-unsigned]
+                                   [--labels y.npy] [--backend pynq|sim|emulate]
                                    [--batch N] [--bench-samples N] [--output y.npy] [--timeout S]
 
 On a PYNQ board this is the whole runtime (the ``fpga-dnn`` command needs the toolchain's
@@ -21,6 +22,8 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("check", help="check a bundle folder (spec, checksums, bitstream, handoff, DMA)")
     c.add_argument("bundle")
+    c.add_argument("--trusted-key", action="append", default=[], metavar="PUB",
+                   help="public key (PEM) whose signature is accepted; repeatable")
     r = sub.add_parser("run", help="predict inputs from a file; print accuracy, latency, throughput")
     r.add_argument("bundle")
     r.add_argument("--input", required=True, help=".npy inputs, or .npz with x[_test] (and y[_test])")
@@ -34,6 +37,10 @@ def main(argv=None) -> int:
     r.add_argument("--timeout", type=float, default=None, help="DMA timeout per transfer, seconds")
     r.add_argument("--saturate", action="store_true", help="clip out-of-range inputs instead of refusing them")
     r.add_argument("--round", action="store_true", help="round off-grid inputs (to nearest, ties to even)")
+    r.add_argument("--trusted-key", action="append", default=[], metavar="PUB",
+                   help="public key (PEM) whose signature is accepted; repeatable")
+    r.add_argument("--allow-unsigned", action="store_true", help="run a bundle without a signature")
+    r.add_argument("--min-version", type=int, default=None, help="refuse a bundle whose bundle_version is lower")
     r.add_argument("--model-worker", metavar="CMD",
                    help="sim/emulate: a command serving the accelerator's model_fn (fpga_dnn.runtime.bridge), "
                         "e.g. the RTL emulation in the toolchain environment; default: the instant reference model")
@@ -41,12 +48,13 @@ def main(argv=None) -> int:
     try:
         if args.cmd == "check":
             from fpga_dnn.runtime.bundle import check_bundle
-            report = check_bundle(args.bundle)
+            report = check_bundle(args.bundle, trusted_keys=args.trusted_key)
             print(report.format())
             return 0 if report.ok else 1
         from fpga_dnn.runtime.run import run
         options = {"timeout_s": args.timeout, "overflow": "saturate" if args.saturate else "raise",
-                   "rounding": "nearest_even" if args.round else "exact"}
+                   "rounding": "nearest_even" if args.round else "exact", "trusted_keys": args.trusted_key,
+                   "allow_unsigned": args.allow_unsigned, "min_version": args.min_version}
         worker = None
         if args.model_worker:
             import shlex

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import collections
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, Optional, Union
@@ -59,7 +60,7 @@ import numpy as np
 
 from fpga_dnn.errors import DataError, DeviceError, UnknownNameError
 from fpga_dnn.runtime.backends import Backend, EmulatedBackend, StageTimes
-from fpga_dnn.runtime.bundle import Bundle, BundleError
+from fpga_dnn.runtime.bundle import Bundle, BundleError, open_bundle
 from fpga_dnn.runtime.packing import (OVERFLOW_POLICIES, ROUNDING_POLICIES, PortCodec, encoder, from_fixed, int_range,
                                       pack, prepared_call, to_fixed, unpack)
 from fpga_dnn.runtime.spec import Spec
@@ -125,7 +126,8 @@ class Accelerator:
 
     # -- construction ---------------------------------------------------------------------------------
     @classmethod
-    def open(cls, bundle_dir: PathLike, backend: Union[str, Backend] = "pynq", *, model=None,
+    def open(cls, bundle_dir: PathLike, backend: Union[str, Backend] = "pynq", *, trusted_keys=None,
+             allow_unsigned: bool = False, min_version: Optional[int] = None, model=None,
              overflow: str = "raise", rounding: str = "exact", verify: bool = True,
              timeout_s: Optional[float] = None, device=None, dma: Optional[str] = None,
              board: Optional[str] = None, design=None, access: str = "mmap", poll_delay: int = 0,
@@ -133,7 +135,12 @@ class Accelerator:
              bandwidth: Union[float, None, str] = "board", chunk_bytes: int = CHUNK_BYTES) -> "Accelerator":
         """Open a bundle folder (``spec.json`` [+ ``.bit`` + ``.hwh``]) on a backend.
 
-        bundle_dir: the bundle folder (see :mod:`fpga_dnn.runtime.bundle`).
+        bundle_dir: the bundle folder (see :mod:`fpga_dnn.runtime.bundle`). It is first copied
+            into a private folder; the signature is verified over exactly those bytes and only
+            then is anything (the ``.bit`` to ``pynq.Overlay`` included) read from the copy.
+        trusted_keys: public key file(s) (PEM, from ``fpga-dnn keygen``) whose signature is accepted.
+        allow_unsigned: run a bundle that has no signature (``bundle.sig``); refused otherwise.
+        min_version: refuse a bundle whose signed ``bundle_version`` is lower (no rollback).
         backend: ``'pynq'`` (a PYNQ board), ``'sim'`` (pynq on a fake board, needs pynq),
             ``'emulate'`` (no pynq), or a ready :class:`~fpga_dnn.runtime.backends.Backend`.
         model: for ``sim``/``emulate``, the accelerator model: ``'instant'``/``None`` (the
@@ -153,7 +160,23 @@ class Accelerator:
             PYNQ-Z2 HP port, 800 MB/s; ``None``: transfers complete at once).
         chunk_bytes: bytes per transfer when a large batch is split to overlap host and DMA.
         """
-        bundle = Bundle.load(bundle_dir, verify=verify)
+        bundle = open_bundle(bundle_dir, trusted_keys=trusted_keys, allow_unsigned=allow_unsigned,
+                             min_version=min_version, verify=verify)
+        try:
+            return cls._open_verified(bundle, backend, model=model, overflow=overflow, rounding=rounding,
+                                      timeout_s=timeout_s, device=device, dma=dma, board=board, design=design,
+                                      access=access, poll_delay=poll_delay, trace=trace,
+                                      max_transfer_bytes=max_transfer_bytes, bandwidth=bandwidth,
+                                      chunk_bytes=chunk_bytes)
+        except BaseException:
+            shutil.rmtree(bundle.directory, ignore_errors=True)
+            raise
+
+    @classmethod
+    def _open_verified(cls, bundle: Bundle, backend, *, model, overflow, rounding, timeout_s, device, dma, board,
+                       design, access, poll_delay, trace, max_transfer_bytes, bandwidth,
+                       chunk_bytes) -> "Accelerator":
+        """:meth:`open` once the bundle's private copy is verified: the backend on its files."""
         spec = bundle.spec
         if isinstance(backend, Backend):
             be = backend
@@ -638,8 +661,10 @@ class Accelerator:
                 "overflow": self.overflow, "rounding": self.rounding, **self.backend.info()}
 
     def close(self) -> None:
-        """Free the DMA buffers and the backend. Idempotent."""
+        """Free the DMA buffers and the backend, remove the bundle's private copy. Idempotent."""
         self.backend.close()
+        if self.bundle is not None and self.bundle.source is not None:
+            shutil.rmtree(self.bundle.directory, ignore_errors=True)
 
     def __enter__(self) -> "Accelerator":
         return self

@@ -22,8 +22,13 @@ Example ``spec.json``::
                  "lane_bits": 16, "stream_bits": 64, "beats_per_sample": 3},
       "latency": {"core_cycles": 3, "total_cycles": 5},
       "checksums": {"digits_mlp.bit": "sha256:..."},
+      "bundle_version": 3,
       "extra": {}
     }
+
+``bundle_version`` (optional, an integer >= 1) is set by ``fpga-dnn sign``: it is covered by the
+bundle's signature, so a board can refuse an older signed bundle (``Accelerator.open(...,
+min_version=N)``, :mod:`fpga_dnn.runtime.signing`).
 
 Derived fields (``elements``, ``lane_bits``, ``beats_per_sample``) are written for readers of
 the file and checked on load, so a spec edited by hand cannot silently disagree with itself.
@@ -217,6 +222,7 @@ class Spec:
     extra: Dict[str, Any] = field(default_factory=dict)
     beat_layout: str = BEAT_LAYOUT
     spec_version: int = SPEC_VERSION
+    bundle_version: Optional[int] = None
 
     def __post_init__(self) -> None:
         _need(isinstance(self.name, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name) is not None,
@@ -241,6 +247,8 @@ class Spec:
             for k, v in self.checksums.items()), "checksums",
             "expected {file name: 'sha256:<64 hex digits>'}")
         _need(isinstance(self.extra, dict), "extra", "expected an object")
+        _need(self.bundle_version is None or (_is_int(self.bundle_version) and 1 <= self.bundle_version < 2 ** 63),
+              "bundle_version", f"expected an integer >= 1, got {self.bundle_version!r}")
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -291,13 +299,14 @@ class Spec:
             "output": self.output.to_dict(),
             "latency": {"core_cycles": self.core_latency, "total_cycles": self.total_latency},
             "checksums": dict(sorted(self.checksums.items())),
+            **({} if self.bundle_version is None else {"bundle_version": self.bundle_version}),
             "extra": self.extra,
         }
 
     @classmethod
     def from_dict(cls, d: Any) -> "Spec":
         _keys(d, "top level", ("spec_version", "name", "input", "output", "latency", "clock_mhz"),
-              ("beat_layout", "top_module", "checksums", "extra"))
+              ("beat_layout", "top_module", "checksums", "extra", "bundle_version"))
         _need(d["spec_version"] == SPEC_VERSION, "spec_version",
               f"this fpga_dnn reads version {SPEC_VERSION}, the file is version {d['spec_version']!r}")
         _keys(d["latency"], "latency", ("core_cycles", "total_cycles"))
@@ -313,6 +322,7 @@ class Spec:
             extra=dict(d.get("extra") or {}),
             beat_layout=d.get("beat_layout", BEAT_LAYOUT),
             spec_version=d["spec_version"],
+            bundle_version=d.get("bundle_version"),
         )
 
     def to_json(self) -> str:

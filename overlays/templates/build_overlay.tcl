@@ -25,6 +25,8 @@ if {[fd_flag --bd-only]} {
     fd_info "stopped after the block design (--bd-only): [fd_path $fd(project_dir)]/$fd(project_name).xpr"
     return
 }
+if {[info exists fd(encrypt_family)]} { source [file join $fd(script_dir) encrypt_bitstream.tcl] }
 source [file join $fd(script_dir) build_bitstream.tcl]
 source [file join $fd(script_dir) export_bundle.tcl]
+if {[info exists fd(encrypt_family)]} { fd_encrypt_export }
 fd_info "done: bundle [fd_path $fd(bundle_dir)]"

@@ -69,7 +69,10 @@ def main(argv):
         return 1
     name = spec.get("name")
     sums = dict(spec.get("checksums") or {})
-    for ext in (".bit", ".hwh"):
+    # an encrypted Zynq UltraScale+ bundle carries bootgen's <name>.bin instead of the .bit
+    bitstream = ".bin" if os.path.isfile(os.path.join(bundle, f"{name}.bin")) and \
+        not os.path.isfile(os.path.join(bundle, f"{name}.bit")) else ".bit"
+    for ext in (bitstream, ".hwh"):
         path = os.path.join(bundle, f"{name}{ext}")
         if not os.path.isfile(path):
             print(f"ERROR: [fpga_dnn] {path} is missing: did Vivado export the bundle?", file=sys.stderr)
@@ -90,7 +93,7 @@ def main(argv):
         fh.write(json.dumps(spec, indent=2) + "\n")
     os.replace(tmp, spec_path)
     clock = f" and the PL clock {spec['clock_mhz']} MHz" if clock_file is not None else ""
-    print(f"fpga_dnn: checksums of {name}.bit and {name}.hwh{clock} written to {spec_path}")
+    print(f"fpga_dnn: checksums of {name}{bitstream} and {name}.hwh{clock} written to {spec_path}")
     return 0
 
 

@@ -49,7 +49,7 @@ if [ $# -gt 0 ]; then TCLARGS=(-tclargs "$@"); fi
 "$VIVADO" -mode batch -nojournal -log logs/vivado.log -source build_overlay.tcl ${TCLARGS[@]+"${TCLARGS[@]}"} \
     > logs/vivado.stdout 2>&1 || fail "Vivado failed; see logs/vivado.log (ERROR lines first: grep ERROR logs/vivado.log)"
 
-if [ -f "$BUNDLE_DIR/@@DESIGN@@.bit" ]; then
+if [ -f "$BUNDLE_DIR/@@DESIGN@@.bit" ] || [ -f "$BUNDLE_DIR/@@DESIGN@@.bin" ]; then   # .bin: encrypted ZynqMP image
     PYTHON="$(command -v python3 || command -v python || true)"
     [ -n "$PYTHON" ] || fail "python3 not found: add the checksums with 'python3 finalize_bundle.py $BUNDLE_DIR --pl-clock reports/pl_clock_mhz.txt' elsewhere"
     "$PYTHON" finalize_bundle.py "$BUNDLE_DIR" --pl-clock reports/pl_clock_mhz.txt \

@@ -24,7 +24,7 @@ def open_sim(bundle, **kw):
     # these tests check the register protocol, so the DMA completes at once; the timed DMA
     # (bandwidth) and overlapped transfers are tested in test_runtime_overlap.py
     kw.setdefault("bandwidth", None)
-    return Accelerator.open(bundle, backend="sim", **kw)
+    return Accelerator.open(bundle, allow_unsigned=True, backend="sim", **kw)
 
 
 def live_target(t) -> bool:
@@ -77,7 +77,8 @@ def test_overlay_binds_pynq_dma_and_programs_the_clock(digits_spec, make_bundle,
         be = acc.backend
         assert isinstance(be.driver, pynq.lib.dma.DMA)
         assert be.max_transfer_bytes == (1 << 26) - 1
-        assert be.fake.downloads == [str(bundle / "digits_mlp.bit")]
+        # the bitstream pynq programs is the verified private copy's, not the caller's folder's
+        assert be.fake.downloads == [str(acc.bundle.directory / "digits_mlp.bit")] and acc.bundle.source == bundle
         assert be.fake.pl_clock_mhz(0) == pytest.approx(digits_spec.clock_mhz, rel=1e-3)
         # open: reset, start both channels (with deadlines), then pynq's driver binds and starts them again
         assert be.fake.dma.writes[:5] == [(0x00, 0x4), (0x00, 0x1), (0x30, 0x1), (0x00, 0x1), (0x30, 0x1)]
@@ -398,14 +399,14 @@ def test_bundle_checks(digits_spec, make_bundle, tmp_path):
         fh.write(b"x")
     assert any("checksum" in p for p in check_bundle(bad).problems)
     with pytest.raises(Exception, match="checksum"):
-        Accelerator.open(bad, backend="sim")
+        Accelerator.open(bad, allow_unsigned=True, backend="sim")
     narrow = make_bundle(digits_spec, name="narrow", in_stream_bits=32)
     assert any("32 bits in the handoff but 64" in p for p in check_bundle(narrow).problems)
     wide = digits_spec.replace(name="wide", input=digits_spec.input.__class__((512,), digits_spec.input.format, 64))
     tiny = make_bundle(wide, name="tiny", sg_length_width=8)  # 255-byte transfers, 512-byte samples
     assert any("exceeds the DMA" in p for p in check_bundle(tiny).problems)
     with pytest.raises(DeviceError, match="c_sg_length_width"):
-        Accelerator.open(tiny, backend="sim")
+        Accelerator.open(tiny, allow_unsigned=True, backend="sim")
 
 
 def test_run_reports_accuracy_and_speed(digits_spec, make_bundle, tmp_path, reference):
@@ -416,14 +417,14 @@ def test_run_reports_accuracy_and_speed(digits_spec, make_bundle, tmp_path, refe
     y_expected = reference(digits_spec, x)
     np.savez(tmp_path / "data.npz", x_test=x, y_test=y_expected.argmax(axis=1))
     lines = []
-    res = run(bundle, tmp_path / "data.npz", backend="sim", bench_samples=50, print_fn=lines.append,
+    res = run(bundle, tmp_path / "data.npz", allow_unsigned=True, backend="sim", bench_samples=50, print_fn=lines.append,
               output_path=tmp_path / "y.npy")
     assert res["score"] == {"accuracy": 1.0}
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), y_expected)
     assert set(res["bench"]) == {1, 50}
     assert any("us/call" in line for line in lines) and any("InstantModel" in line for line in lines)
     np.save(tmp_path / "expected.npy", y_expected)
-    res = run(bundle, tmp_path / "data.npz", backend="sim", labels_path=tmp_path / "expected.npy",
+    res = run(bundle, tmp_path / "data.npz", allow_unsigned=True, backend="sim", labels_path=tmp_path / "expected.npy",
               bench_samples=0, print_fn=None)
     assert res["score"]["agreement"] == 1.0
 
@@ -432,7 +433,7 @@ def test_runtime_cli_on_the_board(digits_spec, make_bundle, tmp_path):
     bundle = make_bundle(digits_spec)
     np.save(tmp_path / "x.npy", np.zeros((4, 64)))
     out = subprocess.run([sys.executable, "-m", "fpga_dnn.runtime", "run", str(bundle), "--input",
-                          str(tmp_path / "x.npy"), "--sim", "--bench-samples", "20"],
+                          str(tmp_path / "x.npy"), "--sim", "--bench-samples", "20", "--allow-unsigned"],
                          capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert "samples/s" in out.stdout
@@ -440,7 +441,7 @@ def test_runtime_cli_on_the_board(digits_spec, make_bundle, tmp_path):
                          capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0 and "OK" in out.stdout
     out = subprocess.run([sys.executable, "-m", "fpga_dnn.runtime", "run", str(bundle), "--input",
-                          str(tmp_path / "missing.npy"), "--sim"], capture_output=True, text=True, cwd=REPO)
+                          str(tmp_path / "missing.npy"), "--sim", "--allow-unsigned"], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 2 and out.stderr.startswith("error: cannot read inputs")
 
 

@@ -53,7 +53,8 @@ def test_sim_backend_with_rtl_equals_csim(built):
     worker = WorkerModelFn([str(TOOLCHAIN_PY), "-m", "fpga_dnn.runtime.bridge", "--factory",
                             "fpga_dnn.rtl.verilog:emulator_model_fn", str(built / "rtl" / "core")])
     try:
-        with Accelerator.open(built / "bundle" / "sim", backend="sim", model=worker) as acc:
+        with Accelerator.open(built / "bundle" / "sim", backend="sim", model=worker,
+                              trusted_keys=[built / "keys" / "throwaway.pub"]) as acc:
             first = acc.predict(x)
             again = acc.predict(x[:7])  # buffers reused: a second call must still be right
             info = acc.info()
