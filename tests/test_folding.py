@@ -235,3 +235,15 @@ def test_bram_model():
     assert r.bram36 == folding.bram36_for(4096, 128) and r.dsp == 16
     small = folding.node_resources(node, Fold(256, 256))  # 1 word: a LUT ROM
     assert small.bram36 == 0 and small.dsp == 65536
+
+
+def test_estimate_resource_table_puts_the_prediction_beside_yosys(pynq):
+    from fpga_dnn.estimate import ResourceReport, resource_table
+
+    rep = ResourceReport(top="t", family="xc7", lut=26_600, ff=1000, carry=0, dsp=110, bram36=14.5, lutram=0,
+                         logic_levels=5)
+    plan = folding.choose(rn07(), pynq, target_ips=2431)
+    rows = {r["resource"]: r for r in resource_table(rep, pynq, plan.resources.as_dict())}
+    assert rows["DSP"] == {"resource": "DSP", "yosys": 110, "budget": 220, "percent": 50.0, "predicted": 196}
+    assert rows["BRAM36"]["percent"] == round(100 * 14.5 / 140, 1) and rows["LUT"]["percent"] == 50.0
+    assert "predicted" not in resource_table(rep, pynq)[0]

@@ -124,3 +124,19 @@ def test_train_convert_and_csim_bit_exact(trained_mlperf, build_root):
     conv = convert(model, x, ConvertOptions(io_type="io_stream"), output_dir=build_root / "mlperf" / name)
     rep = csim.run_csim(conv.hls_model, model, x, None if name == "ad08" else y[:len(x)])
     assert rep.exact_fraction == 1.0, (name, rep.summary())
+
+
+def test_folding_chooser_on_the_lowered_rn07():
+    """The chooser on hw.lower's graph of rn07 (untrained weights: the shapes are what matter)."""
+    from fpga_dnn.boards import load_board
+    from fpga_dnn.hw import folding
+    from fpga_dnn.hw.lower import lower
+
+    m = models.build_model("rn07", "qkeras")
+    x = data.load_dataset("shapes_synthetic").x_test[:2]
+    conv = convert(m, x, ConvertOptions(io_type="io_stream"), write=False, quiet=True)
+    graph = lower(conv.hls_model, name="rn07")
+    assert [n.name for n in graph.matvec_nodes()] == ["conv0", "conv1", "conv2", "conv3", "conv4", "logits"]
+    plan = folding.choose(graph, load_board("pynq-z2"), target_ips=2431)
+    assert plan.cycles_per_frame <= 41_100 and plan.fits
+    assert plan.resources.dsp <= 220 and plan.resources.bram36 <= 140
