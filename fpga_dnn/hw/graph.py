@@ -193,15 +193,18 @@ class MatVecNode(Node):
         return _divisors(self.n)
 
     def legal_simd(self) -> list[int]:
-        return _divisors(self.k)
+        """Divisors of K that divide, or are multiples of, the elements per input beat (fd_mvu)."""
+        e = self.in_elems
+        return [d for d in _divisors(self.k) if e % d == 0 or d % e == 0]
 
     def fold_error(self, fold: Fold) -> str | None:
         """Why ``fold`` is illegal for this node (None when it is legal)."""
         bad = []
         if fold.pe < 1 or self.n % fold.pe:
             bad.append(f"pe={fold.pe} does not divide N={self.n} (legal pe: {_fmt(self.legal_pe())})")
-        if fold.simd < 1 or self.k % fold.simd:
-            bad.append(f"simd={fold.simd} does not divide K={self.k} (legal simd: {_fmt(self.legal_simd())})")
+        if fold.simd not in self.legal_simd():
+            bad.append(f"simd={fold.simd} is not legal for K={self.k} in beats of {self.in_elems} "
+                       f"(legal simd: {_fmt(self.legal_simd())})")
         return f"layer {self.name!r}: " + "; ".join(bad) if bad else None
 
     def cycles_per_vector(self, fold: Fold | None = None) -> int:
@@ -355,6 +358,17 @@ class HwGraph:
                 n = replace(n, fold=folds[n.name])
             nodes.append(n)
         return HwGraph(self.name, nodes, self.output, self.softmax, list(self.notes))
+
+    def upto(self, name: str) -> "HwGraph":
+        """The sub-graph that computes node ``name`` (its ancestors), with ``name`` as output."""
+        need, todo = set(), [name]
+        while todo:
+            n = todo.pop()
+            if n not in need:
+                need.add(n)
+                todo.extend(self._by_name[n].inputs)
+        nodes = [n for n in self.nodes if n.name in need]
+        return HwGraph(f"{self.name}_upto_{name}", nodes, name, None, [])
 
     def describe(self) -> list[str]:
         """One line per node, for logs and reports."""
