@@ -256,3 +256,59 @@ def build_emulator(design: StreamDesign, *, jobs: int = 2) -> StreamEmulator:
 
     secs = build_seconds(d) if not built else time.perf_counter() - t0
     return StreamEmulator(design, d / "sim", secs)
+
+
+@dataclass
+class StreamCheck:
+    """A streamed design against C-sim, Keras and the hardware graph's reference, on one batch."""
+
+    n_samples: int
+    exact_csim: float
+    exact_keras: float | None
+    exact_reference: float
+    cycles_per_frame: float
+    predicted_cycles_per_frame: int | None
+    first_latency: int
+    fifo_max: dict
+    tlast_ok: bool
+    samples_per_s: float
+    build_seconds: float | None
+    backpressure_exact: float | None = None
+
+    def failures(self) -> list[str]:
+        bad = []
+        for what, v in (("C-sim", self.exact_csim), ("the reference", self.exact_reference),
+                        ("C-sim under backpressure", self.backpressure_exact)):
+            if v is not None and v != 1.0:
+                bad.append(f"streamed RTL equals {what} on {v:.4f} of {self.n_samples} samples")
+        if not self.tlast_ok:
+            bad.append("tlast did not mark each result's last beat")
+        return bad
+
+
+def _exact(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.mean(np.all(a.reshape(len(a), -1) == b.reshape(len(b), -1), axis=1)))
+
+
+def check_stream(build, x, csim_out, keras_out=None, *, backpressure_samples: int = 20, seed: int = 1) -> StreamCheck:
+    """Run ``build`` (an :class:`fpga_dnn.rtl.build.StreamBuild`) on float samples ``x``; compare."""
+    from fpga_dnn.hw import reference
+
+    graph = build.graph
+    emu = build_emulator(build.design)
+    codes = reference.quantize_inputs(graph, x)
+    run = emu.run(codes, seed=seed)
+    f = graph.out_node.out_type.f
+    y = np.ldexp(run.outputs.reshape(len(codes), -1).astype(np.float64), -f)
+    ref = np.ldexp(reference.run(graph, codes).reshape(len(codes), -1).astype(np.float64), -f)
+    bp = None
+    if backpressure_samples:
+        k = min(backpressure_samples, len(codes))
+        run_bp = emu.run(codes[:k], seed=seed + 1, p_bubble=0.3, p_stall=0.3)
+        bp = _exact(np.ldexp(run_bp.outputs.reshape(k, -1).astype(np.float64), -f), np.asarray(csim_out)[:k])
+    plan = getattr(build, "plan", None)
+    return StreamCheck(len(codes), _exact(y, csim_out), None if keras_out is None else _exact(y, keras_out),
+                       _exact(y, ref), run.cycles_per_frame, plan.cycles_per_frame if plan else None,
+                       run.first_latency, run.fifo_max, run.tlast_ok, run.frames_per_second_sim,
+                       emu.build_seconds, bp)

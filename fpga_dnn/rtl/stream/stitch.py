@@ -170,7 +170,7 @@ class _Writer:
     def __init__(self, graph: HwGraph, directory: Path):
         self.graph = graph
         self.dir = directory
-        self.mem_dir = directory / "mem"
+        self.mem_dir = directory
         self.lines: list[str] = []
         self.streams: list[Stream] = []
         self.fifos: list[Fifo] = []
@@ -231,18 +231,6 @@ class _Writer:
             s = out
         return s
 
-    def signed_view(self, s: Stream, label: str) -> Stream:
-        """The same elements one bit wider and signed (zero-extended), for modules that add."""
-        if s.signed:
-            return s
-        out = Stream(f"{label}_sx", s.elems, s.width + 1, True, s.what)
-        ext = ", ".join(f"1'b0, {s.name}_tdata[{e * s.width + s.width - 1}:{e * s.width}]"
-                        for e in reversed(range(s.elems)))
-        self.lines.append(f"    wire [{out.bits - 1}:0] {out.name}_tdata = {{{ext}}};\n"
-                          f"    wire {out.name}_tvalid = {s.name}_tvalid;\n    wire {out.name}_tready;\n"
-                          f"    assign {s.name}_tready = {out.name}_tready;")
-        return out
-
     # -- nodes --------------------------------------------------------------------------------
     def matvec(self, node: MatVecNode, s: Stream) -> Stream:
         lab = _ident(node.name)
@@ -263,7 +251,7 @@ class _Writer:
         self.inst("fd_mvu", f"{lab}_mvu", {
             "K": node.k, "N": node.n, "SIMD": node.fold.simd, "PE": node.fold.pe, "IN_ELEMS": node.in_elems,
             "IW": s.width, "ISIGNED": int(s.signed), "WW": node.weight_width, "AW": node.acc_width, "BIAS": 1,
-            "WEIGHT_FILE": f"mem/{wpath.name}", "BIAS_FILE": f"mem/{bpath.name}"}, self.io(s, acc), node.name)
+            "WEIGHT_FILE": wpath.name, "BIAS_FILE": bpath.name}, self.io(s, acc), node.name)
         return self.requants(acc, node.requant, lab, node.name)
 
     def affine(self, node: AffineNode, s: Stream) -> Stream:
@@ -275,7 +263,7 @@ class _Writer:
         acc = self.wire(f"{lab}_acc", s.elems, node.acc_width, True, f"{node.name} (affine)")
         self.inst("fd_chanaffine", f"{lab}_aff", {
             "N": s.elems, "IW": s.width, "ISIGNED": int(s.signed), "MW": node.scale_width, "AW": node.acc_width,
-            "SCALE_FILE": f"mem/{sp.name}", "BIAS_FILE": f"mem/{bp.name}"}, self.io(s, acc), node.name)
+            "SCALE_FILE": sp.name, "BIAS_FILE": bp.name}, self.io(s, acc), node.name)
         return self.requants(acc, node.requant, lab, node.name)
 
     def pool(self, node: PoolNode, s: Stream) -> Stream:
@@ -293,14 +281,14 @@ class _Writer:
 
     def add(self, node: AddNode, a: Stream, b: Stream) -> Stream:
         lab = _ident(node.name)
-        a, b = self.signed_view(a, f"{lab}_a"), self.signed_view(b, f"{lab}_b")
         out = self.wire(f"{lab}_sum", a.elems, node.acc_width, True, f"{node.name} (add)")
         ports = {"clk": "clk", "rst": "rst"}
         ports.update(self.io(a, None, s_pre="a"))
         ports.update(self.io(b, None, s_pre="b"))
         ports.update(self.io(None, out))
         self.inst("fd_add", f"{lab}_add", {"N": a.elems, "AW_A": a.width, "SHIFT_A": node.shift_a,
-                                            "AW_B": b.width, "SHIFT_B": node.shift_b, "AW": node.acc_width},
+                                            "AW_B": b.width, "SHIFT_B": node.shift_b, "AW": node.acc_width,
+                                            "SIGNED_A": int(a.signed), "SIGNED_B": int(b.signed)},
                   ports, node.name)
         return self.requants(out, node.requant, lab, node.name)
 
@@ -318,10 +306,14 @@ class _Writer:
         return out
 
     def fork(self, s: Stream, n_out: int, node: str) -> list[Stream]:
+        """fd_fork: one shared tdata, a valid/ready pair per output."""
         outs = [self.wire(f"{s.name}_f{i}", s.elems, s.width, s.signed, f"fork of {node}") for i in range(n_out)]
+        shared = f"{s.name}_fork_tdata"
+        self.lines.append(f"    wire [{s.bits - 1}:0] {shared};")
+        self.lines += [f"    assign {o.name}_tdata = {shared};" for o in outs]
         cat = lambda suffix: "{" + ", ".join(f"{o.name}_{suffix}" for o in reversed(outs)) + "}"  # noqa: E731
         ports = self.io(s, None)
-        ports.update({"m_tdata": cat("tdata"), "m_tvalid": cat("tvalid"), "m_tready": cat("tready")})
+        ports.update({"m_tdata": shared, "m_tvalid": cat("tvalid"), "m_tready": cat("tready")})
         self.inst("fd_fork", f"{s.name}_fork", {"WIDTH": s.bits, "N_OUT": n_out}, ports, node)
         return outs
 
@@ -335,7 +327,7 @@ def _check_supported(graph: HwGraph) -> None:
 
 
 def stitch(graph: HwGraph, directory, *, name: str | None = None) -> StreamDesign:
-    """Write ``<name>_stream_core.v`` (and memory files under ``mem/``) into ``directory``."""
+    """Write ``<name>_stream_core.v`` (and its ``$readmemh`` memory files beside it) into ``directory``."""
     _check_supported(graph)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -381,6 +373,9 @@ def stitch(graph: HwGraph, directory, *, name: str | None = None) -> StreamDesig
         if fan[node.name] > 1:
             pending[node.name] = wr.fork(s, fan[node.name], node.name)
     last = produced[out_node.name]
+    if (last.width, last.signed) != (out_t.width, out_t.signed):
+        # the unit's last cast was lossless and dropped: widen/narrow to the port's type (exact)
+        last = wr.requants(last, (Requant(0, out_t),), f"{_ident(out_node.name)}_port", out_node.name)
     wr.streams.insert(0, s_in)
     ns, nf = len(wr.streams), max(1, len(wr.fifos))
     dbg_valid = ", ".join(f"{s.name}_tvalid" for s in reversed(wr.streams))
