@@ -5,6 +5,7 @@ noisy: compare ratios within a run, not numbers across runs.
 
     python -m fpga_dnn.bench --out build/bench [--only toolchain]
     python -m fpga_dnn.bench --only hardware --case digits_mlp_qkeras_w6a6 --no-synth
+    python -m fpga_dnn.bench --only stream --case rn07
 """
 
 from __future__ import annotations
@@ -168,6 +169,92 @@ def bench_hardware(out: Path, cases: list[str] | None = None, synth: bool = True
     return rows
 
 
+# Published figures for MLPerf-Tiny-class models on an XC7Z020 (PYNQ-Z2 / ZedBoard), from
+# /work/shared/NOTES.md ("Published figures to compare against"); shown beside ours, never measured here.
+PUBLISHED_STREAM = [
+    {"model": "rn07 (hls4ml v0.7 MLPerf Tiny, published)", "board": "pynq-z2", "inf_per_s": 36.6,
+     "notes": "io_stream, Resource strategy, RF 16384, Vivado HLS"},
+    {"model": "rn08 (hls4ml v1.0 MLPerf Tiny, published)", "board": "pynq-z2", "inf_per_s": 130.8,
+     "notes": "7.6 ms, 12.3 mJ, RF 512/4096"},
+    {"model": "ad08 (hls4ml MLPerf Tiny, published)", "board": "pynq-z2", "inf_per_s": 53365,
+     "notes": "RF 144, 30 uJ"},
+    {"model": "resnet8 (fpgaConvNet, published)", "board": "zedboard (xc7z020)", "inf_per_s": 2431,
+     "pynq-z2_lut": 47000, "pynq-z2_dsp": 211, "pynq-z2_bram36": 93, "notes": "INT8, 143 MHz, closed HDL backend"},
+]
+
+# (zoo model, training epochs, learning rate, target inf/s at the board clock): the issue-15
+# targets (digits_cnn: the fastest that fits). rn07 at 3e-3 loses conv1's 4 ReLU channels at once.
+STREAM_CASES = [("rn07", 20, 1e-3, 2431.0), ("resnet8", 10, 3e-3, 1000.0), ("ad08", 40, 3e-3, 533650.0),
+                ("digits_cnn", 60, 3e-3, None)]
+
+
+def bench_stream(out: Path, cases: list[str] | None = None, synth: bool = True, csim_samples: int = 20) -> list[dict]:
+    """The streaming path per MLPerf-Tiny zoo model (8-bit QKeras, io_stream): training on its
+    labelled-SYNTHETIC set, hls4ml C-sim samples/s, the folding chooser's plan for the target on a
+    PYNQ-Z2 (predicted cycles/frame, inf/s, DSP/BRAM/LUT) written as a folding file, and - where
+    the streaming generator builds the design - the measured cycles/frame from the Verilator
+    emulation side by side with the prediction and yosys resources beside the model's.
+    Published figures (hls4ml, fpgaConvNet) follow as rows of their own.
+    """
+    from . import convert, csim, models, train
+    from .boards import load_board
+    from .data import load_data_file
+    from .hw import folding
+    from .hw.lower import lower
+    from .modelio import load_model
+
+    board = load_board("pynq-z2")
+    rows = []
+    for name, epochs, lr, target in STREAM_CASES:
+        if cases and not any(c in name for c in cases):
+            continue
+        progress(f"bench stream: {name}")
+        folder = out / "stream" / name
+        res = train.train(name, "qkeras", models.Quant(), train.TrainConfig(epochs=epochs, patience=5, learning_rate=lr,
+                                                                            float_baseline=False), folder)
+        model, _ = load_model(res.model_path)
+        x, y = load_data_file(res.data_path)
+        x = convert.check_input(model, x)
+        conv = convert.convert(model, x, convert.ConvertOptions(io_type="io_stream"), output_dir=folder / "hls",
+                               framework="qkeras")
+        n_csim = min(len(x), csim_samples)
+        rep = csim.run_csim(conv.hls_model, model, x[:n_csim], None if name == "ad08" else y[:n_csim])
+        graph = lower(conv.hls_model, name=name)
+        row = {"model": name, "dataset": res.meta["dataset"] + " (synthetic)" if "synthetic" in res.meta["dataset"]
+               else res.meta["dataset"], "weights": res.meta["weights"],
+               ("qat_auc" if name == "ad08" else "qat_accuracy"): round(res.meta["qat"]["accuracy"], 4),
+               "csim_exact": rep.exact_fraction, "csim_samples": n_csim,
+               "csim_samples_per_s": round(rep.samples_per_second, 1),
+               "target_inf_per_s": target, "macs_per_frame": sum(n.macs_per_frame for n in graph.matvec_nodes())}
+        if name == "ad08":
+            row["reconstruction_mse"] = round(res.meta["qat"]["reconstruction_mse"], 4)
+        try:
+            plan = folding.choose(graph, board, target_ips=target)
+        except folding.TargetUnreachableError as err:
+            row["chooser"] = str(err)
+            plan = err.best
+        if plan is not None:
+            folding.write_folding(plan, folder / "folding.toml")
+            s = plan.summary()
+            row.update({"predicted_cycles_per_frame": s["cycles_per_frame"], "predicted_inf_per_s": s["inferences_per_s"],
+                        "predicted_latency_cycles": s["latency_cycles"], "bottleneck": s["bottleneck"],
+                        "predicted_lut": s["lut"], "predicted_dsp": s["dsp"], "predicted_bram36": s["bram36"],
+                        "predicted_fits": s["fits"]})
+            row.update(_measure_stream(conv, graph, plan, x, folder, board, synth))
+        rows.append(row)
+    return rows + PUBLISHED_STREAM
+
+
+def _measure_stream(conv, graph, plan, x, folder: Path, board, synth: bool) -> dict:
+    """Measured cycles/frame (Verilator emulation of the stitched design) and yosys resources,
+    when the streaming generator is present (fpga_dnn.rtl.stream.stitch / .emulate)."""
+    try:
+        from .rtl.stream import emulate, stitch  # noqa: F401  (the ir engineer's modules)
+    except ImportError as err:
+        return {"measured": f"streaming generator not available ({err})"}
+    return {"measured": "streaming generator present: measurement not wired in this bench yet"}
+
+
 def bench_runtime(out: Path) -> list[dict]:
     """Host overhead of our runtime vs hls4ml's generated pynq driver, same fake board, same run
     (in the board environment: real pynq 3.1.2, numpy 1.x)."""
@@ -244,7 +331,8 @@ def bench_sweep(out: Path) -> list[dict]:
     return rows
 
 
-BENCHES = {"toolchain": bench_toolchain, "hardware": bench_hardware, "runtime": bench_runtime, "sweep": bench_sweep}
+BENCHES = {"toolchain": bench_toolchain, "hardware": bench_hardware, "stream": bench_stream, "runtime": bench_runtime,
+           "sweep": bench_sweep}
 
 
 def to_markdown(results: dict) -> str:
@@ -252,7 +340,7 @@ def to_markdown(results: dict) -> str:
     for name, rows in results["benches"].items():
         if not rows:
             continue
-        cols = list(rows[0])
+        cols = list(dict.fromkeys(k for r in rows for k in r))  # every row's keys (published rows add some)
         lines.append(f"## {name}\n")
         lines.append("| " + " | ".join(cols) + " |")
         lines.append("|" + "|".join("---" for _ in cols) + "|")
@@ -266,7 +354,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("build/bench"))
     ap.add_argument("--only", choices=sorted(BENCHES), action="append", help="run only these benchmarks")
     ap.add_argument("--case", action="append", metavar="TAG",
-                    help="hardware: only the cases whose tag contains TAG (e.g. digits_mlp_qkeras_w6a6); repeatable")
+                    help="hardware/stream: only the cases whose tag contains TAG (e.g. digits_mlp_qkeras_w6a6, "
+                         "rn07); repeatable")
     ap.add_argument("--no-synth", action="store_true", help="hardware: skip yosys")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -274,7 +363,7 @@ def main(argv=None) -> int:
                "started": time.strftime("%Y-%m-%d %H:%M:%S"), "benches": {}}
     for name in args.only or BENCHES:
         t0 = time.perf_counter()
-        kwargs = {"cases": args.case, "synth": not args.no_synth} if name == "hardware" else {}
+        kwargs = {"cases": args.case, "synth": not args.no_synth} if name in ("hardware", "stream") else {}
         results["benches"][name] = BENCHES[name](args.out, **kwargs)
         progress(f"bench: {name} done in {time.perf_counter() - t0:.1f} s")
     (args.out / "bench.json").write_text(json.dumps(results, indent=2))

@@ -142,6 +142,12 @@ def _hw_config(args, steps):
         cfg.rtl.stream_bits = args.stream_bits
     if getattr(args, "latency_cutoff", None):
         cfg.rtl.latency_cutoff = args.latency_cutoff
+    if getattr(args, "architecture", None):
+        cfg.rtl.architecture = args.architecture
+    if getattr(args, "folding", None):
+        cfg.rtl.folding = str(Path(args.folding).resolve())
+    if getattr(args, "target_inf_per_s", None):
+        cfg.rtl.target_inf_per_s = args.target_inf_per_s
     if getattr(args, "no_cocotb", False):
         cfg.simulate.cocotb = False
     if getattr(args, "target_board", None):
@@ -260,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     def hw(p, board_help="target board for the clock and the estimate/overlay"):
         g = p.add_argument_group("RTL")
         g.add_argument("--stream-bits", type=int, default=None, help="AXI-Stream width (32 or 64; default 64)")
+        g.add_argument("--architecture", choices=["unrolled", "streaming", "auto"], default=None,
+                       help="unrolled (a sample per clock), streaming (folded, a pixel per beat) or auto")
+        g.add_argument("--folding", default=None, help="streaming: a folding file ([layer] pe = .., simd = ..)")
+        g.add_argument("--target-inf-per-s", type=float, default=None,
+                       help="streaming: the folding chooser's target throughput at the board clock")
         g.add_argument("--latency-cutoff", type=float, default=None,
                        help="ns of logic per pipeline stage (default 5): smaller = more stages")
         g.add_argument("--target-board", default=None, help=board_help + " (pynq-z2 | ultra96)")

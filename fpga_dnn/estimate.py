@@ -466,3 +466,21 @@ def fit_check(rep: ResourceReport, board: Board, margin: float = 1.0) -> FitVerd
 
 def latency_ns(cycles: int, board: Board) -> float:
     return cycles * 1000.0 / board.pl_clock_mhz
+
+
+RESOURCE_KEYS = (("LUT", "lut"), ("FF", "ff"), ("DSP", "dsp"), ("BRAM36", "bram36"))
+
+
+def resource_table(rep: ResourceReport, board: Board, predicted: dict | None = None) -> list[dict]:
+    """One row per resource (LUT, FF, DSP, BRAM36): yosys' count, the board budget, the use in
+    percent and, for a streaming design, the folding model's prediction beside it
+    (``predicted``: ``{"LUT": .., "DSP": .., ...}`` as :meth:`fpga_dnn.hw.folding.Resources.as_dict`)."""
+    rows = []
+    for key, attr in RESOURCE_KEYS:
+        used, avail = getattr(rep, attr), board.budget[key]
+        row = {"resource": key, "yosys": used, "budget": avail,
+               "percent": round(100.0 * used / avail, 1) if avail else None}
+        if predicted is not None and key in predicted:
+            row["predicted"] = predicted[key]
+        rows.append(row)
+    return rows

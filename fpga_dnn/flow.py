@@ -502,9 +502,12 @@ def step_rtl(st: FlowState) -> None:
     from .rtl.build import build_rtl
 
     c = st.config
+    board = _board(c.target_board())
     st.rtl = build_rtl(st.convert.hls_model, st.build_dir / "rtl", opts=c.rtl, name=c.model_name(),
-                       clock_mhz=c.clock_mhz())
+                       clock_mhz=c.clock_mhz(), board=board.name)
     s = st.rtl.summary()
+    if s.get("architecture") == "streaming":
+        st.report.set(rtl_architecture="streaming", rtl_predicted_cycles_per_frame=s["predicted_cycles_per_frame"])
     st.report.set(rtl_latency_cycles=s["latency_total"], rtl_core_latency=s["latency_core"],
                   rtl_est_luts=s["estimated_luts"], rtl_s=round(s["trace_s"] + s["write_s"], 2))
 
@@ -515,6 +518,8 @@ def step_simulate(st: FlowState) -> None:
     from .simulate.check import simulate_rtl
 
     x = check_input(st.model, st.x)
+    if getattr(st.rtl, "architecture", "unrolled") == "streaming":
+        return _simulate_stream(st, x)
     probe = st.csim.probe
     rep = simulate_rtl(st.rtl, x, st.csim.outputs, st.keras_out, st.config.simulate, model=st.model,
                        probe_x=probe.x if probe is not None else None,
@@ -532,6 +537,25 @@ def step_simulate(st: FlowState) -> None:
         st.report.set(simulate_failures="; ".join(problems)[:500])
         st.report.write(st.build_dir)
         raise MismatchError("RTL simulation failed: " + "; ".join(problems)[:500])
+
+
+def _simulate_stream(st: FlowState, x) -> None:
+    """The streamed design in Verilator against C-sim and Keras (and with backpressure)."""
+    from .errors import MismatchError
+    from .rtl.stream.emulate import check_stream
+
+    rep = check_stream(st.rtl, x, st.csim.outputs, st.keras_out)
+    st.sim = rep
+    st.report.set(rtl_exact_csim=rep.exact_csim, rtl_exact_keras=rep.exact_keras,
+                  rtl_exact_backpressure=rep.backpressure_exact, emu_samples_per_s=round(rep.samples_per_s, 1),
+                  verilator_build_s=rep.build_seconds, cycles_per_frame_measured=rep.cycles_per_frame,
+                  cycles_per_frame_predicted=rep.predicted_cycles_per_frame, latency_measured=rep.first_latency,
+                  fifo_max_occupancy={k: list(v) for k, v in rep.fifo_max.items()})
+    problems = rep.failures()
+    if problems:
+        st.report.set(simulate_failures="; ".join(problems)[:500])
+        st.report.write(st.build_dir)
+        raise MismatchError("streamed RTL simulation failed: " + "; ".join(problems)[:500])
 
 
 def _board(name: str):

@@ -4,8 +4,7 @@ from fpga_dnn import models
 from fpga_dnn.errors import ConfigError, UnknownNameError
 
 
-@pytest.mark.parametrize("name", sorted(models.ZOO))
-@pytest.mark.parametrize("framework", models.FRAMEWORKS)
+@pytest.mark.parametrize("name,framework", [(n, f) for n in sorted(models.ZOO) for f in models.ZOO[n].frameworks])
 def test_zoo_builds_with_trainable_weights(name, framework):
     m = models.build_model(name, framework, models.Quant(weight_bits=6, activation_bits=6))
     n_out = m.output_shape[-1]

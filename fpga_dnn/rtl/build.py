@@ -18,6 +18,9 @@ from .trace import TracedModel, trace_model_graph
 from .verilog import RtlDesign, write_verilog
 
 
+ARCHITECTURES = ("unrolled", "streaming", "auto")
+
+
 @dataclass
 class RtlOptions:
     """RTL generation options (the ``[rtl]`` table of a flow file)."""
@@ -26,6 +29,12 @@ class RtlOptions:
     stream_bits: int = 64        # AXI-Stream width (the boards' DMA: 32 or 64)
     softmax: str = "logits"      # a Softmax at the output becomes 'logits' or 'argmax'
     name: str | None = None      # core module name (default: derived from the model)
+    # "unrolled" (da4ml adder graphs, a sample per clock), "streaming" (folded units, a pixel per
+    # beat: fpga_dnn.rtl.stream) or "auto" (unrolled when the model fits the board, else streaming)
+    architecture: str = "unrolled"
+    target_inf_per_s: float | None = None  # streaming: the folding chooser's target (None: fastest that fits)
+    folding: str | None = None   # streaming: a folding file ([layer] pe = .., simd = ..) instead of the chooser
+    auto_max_weights: int = 4096  # auto: streaming above this many weights (the unrolled path's practical size)
 
     def check(self) -> "RtlOptions":
         if not self.latency_cutoff > 0:
@@ -33,6 +42,12 @@ class RtlOptions:
         if self.stream_bits not in (32, 64) and (self.stream_bits % 8 or self.stream_bits < 8):
             raise ConfigError(f"stream_bits must be 32 or 64 for a board (or a multiple of 8 for "
                               f"simulation), got {self.stream_bits!r}")
+        if self.architecture not in ARCHITECTURES:
+            from ..errors import UnknownNameError
+
+            raise UnknownNameError("architecture", self.architecture, ARCHITECTURES)
+        if self.target_inf_per_s is not None and not self.target_inf_per_s > 0:
+            raise ConfigError(f"target_inf_per_s must be > 0, got {self.target_inf_per_s!r}")
         if self.softmax not in ("logits", "argmax"):
             raise ConfigError(f"softmax must be 'logits' or 'argmax', got {self.softmax!r}")
         return self
@@ -62,12 +77,17 @@ def module_name(text: str) -> str:
 
 
 def build_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name: str = "model",
-              clock_mhz: float = 100.0) -> RtlBuild:
-    """Trace ``hls_model`` and write the core, its AXI-Stream wrapper and ``spec.json``."""
+              clock_mhz: float = 100.0, board: str = "pynq-z2") -> RtlBuild:
+    """Trace ``hls_model`` and write the core, its AXI-Stream wrapper and ``spec.json``.
+
+    ``opts.architecture`` 'streaming' (or 'auto' for a model too big to unroll) builds the
+    folded streaming design instead (:func:`build_stream_rtl`)."""
     from ..runtime.spec import Spec
     from ..simulate.shell import write_axis_design
 
     opts = (opts or RtlOptions()).check()
+    if choose_architecture(hls_model, opts) == "streaming":
+        return build_stream_rtl(hls_model, out_dir, opts=opts, name=name, clock_mhz=clock_mhz, board=board)
     out_dir = Path(out_dir)
     core = module_name(opts.name or f"{name}_core")
     progress(f"rtl: tracing the hls4ml graph with da4ml ({core})")
@@ -86,3 +106,75 @@ def build_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name: str =
              f"{design.n_inputs} x {design.input_format} in, {design.n_outputs} x {design.output_format} out, "
              f"~{design.estimated_luts:,.0f} LUT (da4ml estimate)")
     return RtlBuild(traced, design, axis, axis.spec, out_dir, traced.trace_seconds, write_s)
+
+
+def choose_architecture(hls_model, opts: RtlOptions) -> str:
+    """'unrolled' or 'streaming' for ``opts.architecture`` ('auto': by the number of weights)."""
+    if opts.architecture != "auto":
+        return opts.architecture
+    n = sum(int(getattr(v, "data_length", 0) or 0) for layer in hls_model.get_layers()
+            for k, v in layer.weights.items() if k == "weight")
+    return "unrolled" if n <= opts.auto_max_weights else "streaming"
+
+
+@dataclass
+class StreamBuild:
+    """A streaming design: the hardware graph, the fold plan, the stitched design and its spec."""
+
+    graph: object          # fpga_dnn.hw.graph.HwGraph (folds applied)
+    plan: object           # fpga_dnn.hw.folding.Plan (predicted figures)
+    design: object         # fpga_dnn.rtl.stream.stitch.StreamDesign
+    axis: object           # fpga_dnn.simulate.shell.AxisDesign view (top, sources, data files, spec)
+    spec: object
+    out_dir: Path
+    trace_seconds: float
+    write_seconds: float
+    architecture: str = "streaming"
+
+    def summary(self) -> dict:
+        return {"top": self.axis.top, "core": self.design.core, "architecture": "streaming",
+                "latency_core": self.spec.core_latency, "latency_total": self.spec.total_latency,
+                "predicted_cycles_per_frame": self.plan.cycles_per_frame, "estimated_luts": None,
+                "input_format": str(self.spec.input.format), "output_format": str(self.spec.output.format),
+                "stream_bits": self.spec.input.stream_bits, "trace_s": round(self.trace_seconds, 2),
+                "write_s": round(self.write_seconds, 2)}
+
+
+def build_stream_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name: str = "model",
+                     clock_mhz: float = 100.0, board: str = "pynq-z2") -> StreamBuild:
+    """Lower ``hls_model``, fold it (folding file, or the chooser at ``opts.target_inf_per_s``),
+    stitch the streaming design inside the AXI-Stream shell and write ``spec.json``."""
+    from ..boards import load_board
+    from ..hw import folding
+    from ..hw.lower import lower
+    from ..simulate.shell import AxisDesign
+    from .stream.stitch import write_stream_design
+
+    opts = (opts or RtlOptions()).check()
+    out_dir = Path(out_dir)
+    top = module_name(opts.name or name)
+    t0 = time.perf_counter()
+    progress(f"rtl: lowering the hls4ml graph to streaming units ({top})")
+    graph = lower(hls_model, name=top, softmax=opts.softmax)
+    brd = load_board(board)
+    if opts.folding:
+        folds = folding.read_folding(opts.folding, graph)
+        plan = folding.plan_for(graph, folds, brd, clock_mhz)
+    else:
+        plan = folding.choose(graph, brd, opts.target_inf_per_s, clock_mhz)
+    graph = graph.with_folds(plan.folds)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    folding.write_folding(plan, out_dir / "folding.toml")
+    lowered = time.perf_counter() - t0
+    out_shape = tuple(int(d) for d in hls_model.get_output_variables()[0].shape)
+    in_shape = tuple(int(d) for d in hls_model.get_input_variables()[0].shape)
+    design = write_stream_design(graph, out_dir, name=top, stream_bits=opts.stream_bits, clock_mhz=clock_mhz,
+                                 output_shape=out_shape, input_shape=in_shape)
+    spec = design.spec
+    axis = AxisDesign(spec=spec, top=design.top, sources=list(design.sources), directory=out_dir,
+                      data_files=list(design.memfiles))
+    write_s = time.perf_counter() - t0 - lowered
+    progress(f"rtl: {design.top}: {len(graph)} streaming units, predicted {plan.cycles_per_frame:,} cycles/frame "
+             f"({clock_mhz * 1e6 / max(1, plan.cycles_per_frame):,.0f} inf/s at {clock_mhz:g} MHz); folding in "
+             f"{out_dir / 'folding.toml'}")
+    return StreamBuild(graph, plan, design, axis, spec, out_dir, lowered, write_s)

@@ -1,0 +1,482 @@
+"""The folding chooser: per-layer PE x SIMD for a streaming design, from a throughput target and a board.
+
+A streaming design is a pipeline: every unit works on its own frame, so frames per second are
+set by the slowest unit. For a Conv/Dense node (a :class:`~fpga_dnn.hw.graph.MatVecNode`) with
+``N`` outputs, ``K`` inputs, ``PE`` output lanes and ``SIMD`` input lanes, the lib engineer's
+``fd_mvu`` takes exactly ``max((N/PE)*(K/SIMD), NB)`` cycles per vector in steady state (``NB`` =
+input beats per vector: 1 for a Conv's window beat, ``K/C`` for a Dense reading ``C``-element
+pixels), and a Conv's ``fd_swg`` walks its padded input, ``Hp*Wp`` cycles per frame. So::
+
+    cycles/frame(node) = max(vectors * max((N/PE)*(K/SIMD), NB), Hp*Wp if windowed)
+    II = max over nodes (and the input stream, one pixel per beat); inf/s = clock / II
+
+The chooser takes the smallest PE*SIMD per node that keeps it at or under the target cycles
+(fewest multipliers, then fewest BRAMs), which balances the pipeline: no unit is faster than it
+must be. If that folding does not fit the board, or no folding reaches the target, it finds the
+best reachable II by bisection over the cycle counts the nodes can take and raises
+:class:`TargetUnreachableError` naming that throughput and the binding resource (or the layer
+whose structure bounds it).
+
+Resource model (one place: :func:`node_resources`; a prediction, checked against yosys by the
+bench):
+
+* DSP48: one per multiplier, PE*SIMD per MVU (``fd_mvu`` registers each product, DSP48 MREG;
+  it does not pack two 8-bit products per DSP). An :class:`~fpga_dnn.hw.graph.AffineNode`
+  (BatchNorm left unfused) multiplies all C channels of a pixel at once: C DSPs.
+* BRAM36: the weight ROM is NF*KF words of PE*SIMD*WW bits; ``fd_mvu`` puts it in block RAM when
+  it has >= 32 words and >= 16384 bits (else LUTs). Block RAM count uses the RAMB18 aspect
+  ratios (depth <= 512: 36 bits wide, 1024: 18, 2048: 9, 4096: 4, 8192: 2, 16384: 1), two RAMB18
+  per BRAM36. A window generator's line buffer ((KH-1)*C*EW bits wide, Wp deep) is counted the
+  same way when it holds >= 16384 bits.
+* LUT/FF: linear per-lane costs (:data:`LUT_MODEL`): an adder tree and accumulator per PE, the
+  input double buffer (registers for a Conv's two window words, LUT RAM for a Dense's), a
+  distributed ROM at one LUT6 per 64 bits, the window registers, a requantiser per output
+  element. Rough (tens of percent); the fit verdict is yosys'.
+
+The folding file is TOML, one table per Conv/Dense layer (``[conv0] pe = 4  simd = 16``), with
+comments giving the predicted cycles/frame, II, latency and resources; edit it and give it back
+to the flow (``[rtl] folding = "file.toml"``) or the CLI.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fpga_dnn.errors import ConfigError
+
+from .graph import AffineNode, Fold, HwGraph, InputNode, MatVecNode, Node, PoolNode
+
+# fd_mvu: block RAM for a weight ROM of at least this many words and bits (its ROM_STYLE=0 rule).
+BRAM_MIN_WORDS, BRAM_MIN_BITS = 32, 16384
+# RAMB18 (depth limit, width) aspect ratios, widest first; a BRAM36 holds two RAMB18.
+RAMB18_SHAPES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+# LUT/FF per unit (see the module docstring): costs per multiplier lane, per PE, per element.
+LUT_MODEL = {
+    "lut_per_lane": 20,        # one adder-tree input (a ~18-bit product summed) per multiplier
+    "lut_per_acc_bit": 1,      # accumulator adder, per PE per accumulator bit
+    "ff_per_lane": 24,         # product register + tree register slice per multiplier
+    "ff_per_acc_bit": 2,       # accumulator and output register per PE per bit
+    "lut_per_requant_bit": 2,  # shift/round/saturate per output element bit
+    "rom_bits_per_lut": 64,    # distributed ROM: LUT6 as 64x1
+    "unit_overhead_lut": 60,   # counters, handshakes
+    "unit_overhead_ff": 60,
+}
+DEFAULT_LUT_FRACTION = 0.85    # the fit verdict's LUT limit (issue 15: LUT <= 85%)
+
+
+class FoldingError(ConfigError):
+    """A folding file (or fold) that does not fit a layer; names the layer and the legal values."""
+
+
+class TargetUnreachableError(ConfigError):
+    """No folding reaches the target on this board. ``best`` is the best :class:`Plan` that fits
+    (None when nothing fits), ``binding`` the resource or layer that stops it."""
+
+    def __init__(self, message: str, best: "Plan | None", binding: str):
+        self.best, self.binding = best, binding
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Resources:
+    lut: int = 0
+    ff: int = 0
+    dsp: int = 0
+    bram36: float = 0.0
+
+    def __add__(self, o: "Resources") -> "Resources":
+        return Resources(self.lut + o.lut, self.ff + o.ff, self.dsp + o.dsp, self.bram36 + o.bram36)
+
+    def as_dict(self) -> dict:
+        return {"LUT": self.lut, "FF": self.ff, "DSP": self.dsp, "BRAM36": self.bram36}
+
+
+@dataclass
+class LayerPlan:
+    name: str
+    kind: str
+    fold: Fold | None
+    cycles_per_frame: int
+    latency: int
+    resources: Resources
+    k: int = 0
+    n: int = 0
+    vectors: int = 0
+
+
+@dataclass
+class Plan:
+    """A folding and its predicted figures (all at ``clock_mhz``)."""
+
+    graph: str
+    board: str
+    clock_mhz: float
+    layers: list[LayerPlan]
+    budget: dict
+    lut_fraction: float = DEFAULT_LUT_FRACTION
+    target_ips: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def folds(self) -> dict[str, Fold]:
+        return {lp.name: lp.fold for lp in self.layers if lp.fold is not None}
+
+    @property
+    def cycles_per_frame(self) -> int:
+        """The initiation interval: cycles between frames in steady state."""
+        return max(lp.cycles_per_frame for lp in self.layers)
+
+    @property
+    def inferences_per_s(self) -> float:
+        return self.clock_mhz * 1e6 / self.cycles_per_frame
+
+    @property
+    def latency_cycles(self) -> int:
+        return sum(lp.latency for lp in self.layers) + self.cycles_per_frame
+
+    @property
+    def bottleneck(self) -> str:
+        return max(self.layers, key=lambda lp: lp.cycles_per_frame).name
+
+    @property
+    def resources(self) -> Resources:
+        total = Resources()
+        for lp in self.layers:
+            total = total + lp.resources
+        return Resources(total.lut, total.ff, total.dsp, math.ceil(total.bram36 * 2) / 2)
+
+    def over_budget(self) -> list[str]:
+        """Resources above the board budget (LUT against ``lut_fraction`` of it), worst first."""
+        r, b = self.resources.as_dict(), dict(self.budget)
+        b["LUT"] = b["LUT"] * self.lut_fraction
+        over = [(r[k] / b[k] if b[k] else math.inf, k) for k in ("DSP", "BRAM36", "LUT", "FF") if r[k] > b[k]]
+        return [k for _, k in sorted(over, reverse=True)]
+
+    @property
+    def fits(self) -> bool:
+        return not self.over_budget()
+
+    def summary(self) -> dict:
+        r = self.resources
+        return {"cycles_per_frame": self.cycles_per_frame, "inferences_per_s": round(self.inferences_per_s, 1),
+                "latency_cycles": self.latency_cycles, "bottleneck": self.bottleneck, "lut": r.lut, "ff": r.ff,
+                "dsp": r.dsp, "bram36": r.bram36, "fits": self.fits}
+
+
+# --------------------------------------------------------------------------------------------
+# cycle and resource model of one node
+
+def in_elems(node: MatVecNode) -> int:
+    """Elements per input beat of the node's MVU (the whole window for a Conv, a pixel for a Dense)."""
+    return node.in_elems
+
+
+def legal_pe(node: MatVecNode) -> list[int]:
+    return node.legal_pe()
+
+
+def legal_simd(node: MatVecNode) -> list[int]:
+    """SIMD divides K, and SIMD and the beat size divide one another (``fd_mvu``'s rule)."""
+    e = in_elems(node)
+    return [s for s in node.legal_simd() if e % s == 0 or s % e == 0]
+
+
+def fold_error(node: MatVecNode, fold: Fold) -> str | None:
+    bad = []
+    if fold.pe not in legal_pe(node):
+        bad.append(f"pe={fold.pe} does not divide N={node.n} (legal pe: {', '.join(map(str, legal_pe(node)))})")
+    if fold.simd not in legal_simd(node):
+        why = f"does not divide K={node.k}" if fold.simd < 1 or node.k % fold.simd else \
+            f"and the {in_elems(node)}-element input beat must divide one another"
+        bad.append(f"simd={fold.simd} {why} (legal simd: {', '.join(map(str, legal_simd(node)))})")
+    return f"layer {node.name!r}: " + "; ".join(bad) if bad else None
+
+
+def _padded_hw(node: MatVecNode | PoolNode) -> tuple[int, int]:
+    w = node.window
+    return node.in_shape[0] + w.pt + w.pb, node.in_shape[1] + w.pl + w.pr
+
+
+def swg_cycles(node) -> int:
+    """Cycles per frame of the node's window generator (0 when it reads pixels directly)."""
+    if getattr(node, "window", None) is None or node.window.trivial:
+        return 0
+    hp, wp = _padded_hw(node)
+    return hp * wp
+
+
+def mvu_cycles(node: MatVecNode, fold: Fold) -> int:
+    nb = node.k // in_elems(node)
+    return node.vectors_per_frame * max((node.n // fold.pe) * (node.k // fold.simd), nb)
+
+
+def node_cycles(node: Node, fold: Fold | None = None) -> int:
+    if isinstance(node, MatVecNode):
+        return max(mvu_cycles(node, fold or node.fold), swg_cycles(node))
+    if isinstance(node, InputNode):
+        return node.out_pixels                       # the input streams one pixel per beat
+    return max(node.in_pixels, node.out_pixels, swg_cycles(node))  # one pixel per cycle
+
+
+def bram36_for(depth: int, width: int) -> float:
+    """BRAM36 count of a depth x width memory built from RAMB18 aspect ratios (halves allowed)."""
+    for max_depth, w in RAMB18_SHAPES:
+        if depth <= max_depth:
+            return math.ceil(width / w) / 2
+    return math.ceil(depth / 16384) * width / 2
+
+
+def node_resources(node: Node, fold: Fold | None = None) -> Resources:
+    m = LUT_MODEL
+    if isinstance(node, MatVecNode):
+        f = fold or node.fold
+        lanes = f.pe * f.simd
+        words, word_bits = (node.n // f.pe) * (node.k // f.simd), lanes * node.weight_width
+        rom_bits = words * word_bits
+        bram, lut, ff = 0.0, 0, 0
+        if words >= BRAM_MIN_WORDS and rom_bits >= BRAM_MIN_BITS:
+            bram += bram36_for(words, word_bits)
+        else:
+            lut += math.ceil(rom_bits / m["rom_bits_per_lut"])
+        lut += lanes * m["lut_per_lane"] + f.pe * node.acc_width * m["lut_per_acc_bit"]
+        ff += lanes * m["ff_per_lane"] + f.pe * node.acc_width * m["ff_per_acc_bit"]
+        # input double buffer (fd_mvu's ibuf): 2*LD words of max(SIMD, beat) elements; a Conv's
+        # two window words are registers, a Dense's deeper buffer is LUT RAM (64x1 per LUT)
+        beat = in_elems(node)
+        word = max(f.simd, beat) * node.in_bits
+        depth = 2 * (node.k // max(f.simd, beat))
+        if depth <= 4:
+            ff += depth * word
+        else:
+            lut += math.ceil(depth / 64) * word
+        lut += node.n * node.out_bits * m["lut_per_requant_bit"] + m["unit_overhead_lut"]
+        ff += node.n * node.acc_width + m["unit_overhead_ff"]           # output register
+        if swg_cycles(node):
+            w = node.window
+            _, wp = _padded_hw(node)
+            lb_width, lb_bits = (w.kh - 1) * node.in_shape[2] * node.in_bits, (w.kh - 1) * node.in_shape[2] * node.in_bits * wp
+            if lb_bits >= BRAM_MIN_BITS:
+                bram += bram36_for(wp, lb_width)
+            else:
+                lut += math.ceil(lb_bits / m["rom_bits_per_lut"])
+            ff += node.k * node.in_bits + m["unit_overhead_ff"]         # the window registers
+            lut += m["unit_overhead_lut"]
+        return Resources(lut, ff, lanes, bram)
+    c = node.out_shape[2]
+    if isinstance(node, AffineNode):
+        return Resources(c * node.out_bits * m["lut_per_requant_bit"] + c * node.acc_width + m["unit_overhead_lut"],
+                         c * node.acc_width + m["unit_overhead_ff"], c, 0.0)
+    if isinstance(node, InputNode):
+        return Resources()
+    lut = c * node.out_bits * (m["lut_per_requant_bit"] + 1) + m["unit_overhead_lut"]
+    return Resources(lut, c * node.out_bits + m["unit_overhead_ff"], 0, 0.0)
+
+
+def node_latency(node: Node, fold: Fold | None = None) -> int:
+    """Cycles from a node's first input to its first output (the pipeline fill it adds)."""
+    lat = 1
+    if getattr(node, "window", None) is not None and not node.window.trivial:
+        w = node.window
+        _, wp = _padded_hw(node)
+        lat += max(w.kh - 1 - w.pt, 0) * wp + max(w.kw - 1 - w.pl, 0) + 1
+    if isinstance(node, MatVecNode):
+        f = fold or node.fold
+        lat += (node.n // f.pe) * (node.k // f.simd) + 3 + node.k // in_elems(node)
+    return lat
+
+
+# --------------------------------------------------------------------------------------------
+# the chooser
+
+def cheapest_fold(node: MatVecNode, max_cycles: int) -> Fold | None:
+    """The fold with the fewest multipliers (then fewest BRAMs, then the wider SIMD) that keeps
+    ``node`` within ``max_cycles`` per frame; None when even full parallelism cannot."""
+    best, best_key = None, None
+    for pe in legal_pe(node):
+        for simd in legal_simd(node):
+            f = Fold(pe, simd)
+            if mvu_cycles(node, f) > max_cycles:
+                continue
+            key = (pe * simd, node_resources(node, f).bram36, -simd)
+            if best_key is None or key < best_key:
+                best, best_key = f, key
+    return best
+
+
+def plan_for(graph: HwGraph, folds: dict[str, Fold], board, clock_mhz: float | None = None,
+             lut_fraction: float = DEFAULT_LUT_FRACTION, target_ips: float | None = None) -> Plan:
+    """The predicted figures of ``graph`` with ``folds`` (unnamed Conv/Dense nodes keep theirs)."""
+    layers = []
+    for node in graph:
+        fold = folds.get(node.name, node.fold) if isinstance(node, MatVecNode) else None
+        if fold is not None:
+            err = fold_error(node, fold)
+            if err:
+                raise FoldingError(err)
+        layers.append(LayerPlan(node.name, node.kind, fold, node_cycles(node, fold), node_latency(node, fold),
+                                node_resources(node, fold), getattr(node, "k", 0), getattr(node, "n", 0),
+                                getattr(node, "vectors_per_frame", node.out_pixels)))
+    return Plan(graph.name, board.name, float(clock_mhz or board.pl_clock_mhz), layers, dict(board.budget),
+                lut_fraction, target_ips)
+
+
+def _floor_cycles(graph: HwGraph) -> tuple[int, str]:
+    """The fastest any folding can go (every MVU fully parallel), and the node that bounds it."""
+    worst = (0, "")
+    for node in graph:
+        if isinstance(node, MatVecNode):
+            c = max(mvu_cycles(node, Fold(node.n, max(legal_simd(node)))), swg_cycles(node))
+        else:
+            c = node_cycles(node)
+        if c > worst[0]:  # the first node in graph order on a tie
+            worst = (c, node.name)
+    return worst
+
+
+def choose(graph: HwGraph, board, target_ips: float | None = None, clock_mhz: float | None = None,
+           lut_fraction: float = DEFAULT_LUT_FRACTION) -> Plan:
+    """Per-layer folds for at least ``target_ips`` inferences/s at ``clock_mhz`` (default: the
+    board's PL clock) within the board's budget. ``target_ips=None``: the fastest that fits.
+
+    Raises :class:`TargetUnreachableError` (with the best reachable plan and the binding
+    resource or layer) when the target cannot be met.
+    """
+    clock = float(clock_mhz or board.pl_clock_mhz)
+    mvs = graph.matvec_nodes()
+
+    def plan_at(max_cycles: int) -> Plan | None:
+        folds = {}
+        for n in mvs:
+            f = cheapest_fold(n, max_cycles)
+            if f is None:
+                return None
+            folds[n.name] = f
+        p = plan_for(graph, folds, board, clock, lut_fraction, target_ips)
+        return p if p.cycles_per_frame <= max_cycles else None
+
+    floor, floor_node = _floor_cycles(graph)
+    if target_ips is not None:
+        if not target_ips > 0:
+            raise ConfigError(f"target must be a positive number of inferences/s, got {target_ips!r}")
+        target_cycles = int(clock * 1e6 // target_ips)
+        p = plan_at(target_cycles) if target_cycles >= floor else None
+        if p is not None and p.fits:
+            return p
+    # Bisection over the cycle counts the nodes can take (resources fall as cycles grow).
+    cands = sorted({c for n in mvs for pe in legal_pe(n) for s in legal_simd(n)
+                    if (c := max(mvu_cycles(n, Fold(pe, s)), swg_cycles(n))) >= floor} | {floor})
+    lo, hi, best = 0, len(cands) - 1, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        p = plan_at(cands[mid])
+        if p is not None and p.fits:
+            best, hi = p, mid - 1
+        else:
+            lo = mid + 1
+    if target_ips is None:
+        if best is None:
+            slowest = plan_at(cands[-1])
+            raise TargetUnreachableError(
+                f"{graph.name}: even the slowest folding does not fit {board.name} "
+                f"(over budget: {', '.join(slowest.over_budget())})", None, slowest.over_budget()[0])
+        return best
+    if target_cycles < floor:
+        binding = f"layer {floor_node!r} (its structure: {floor:,} cycles/frame at full parallelism)"
+    else:
+        faster = plan_at(target_cycles)
+        binding = faster.over_budget()[0] if faster is not None else f"layer {floor_node!r}"
+    reach = (f"the best that fits is {best.inferences_per_s:,.1f} inf/s ({best.cycles_per_frame:,} cycles/frame)"
+             if best is not None else "no folding fits at all")
+    raise TargetUnreachableError(
+        f"{graph.name}: {target_ips:,.1f} inf/s at {clock:g} MHz ({target_cycles:,} cycles/frame) is not reachable "
+        f"on {board.name}; {reach}; binding: {binding}", best, binding)
+
+
+# --------------------------------------------------------------------------------------------
+# the folding file
+
+def write_folding(plan: Plan, path) -> Path:
+    """Write ``plan`` as an editable TOML folding file with the predictions as comments."""
+    r, b = plan.resources, plan.budget
+    lines = [
+        f"# Folding of {plan.graph} for {plan.board} at {plan.clock_mhz:g} MHz, written by fpga_dnn.hw.folding.",
+        "# One table per Conv/Dense layer: pe = outputs per clock (divides N), simd = inputs per clock",
+        "# (divides K). Edit and give back with [rtl] folding = \"<this file>\" or --folding.",
+        (f"# target: {plan.target_ips:,.1f} inf/s" if plan.target_ips else "# target: fastest that fits"),
+        f"# predicted: II {plan.cycles_per_frame:,} cycles/frame = {plan.inferences_per_s:,.1f} inf/s, "
+        f"latency ~{plan.latency_cycles:,} cycles, bottleneck {plan.bottleneck}",
+        f"# resources (model): DSP {r.dsp}/{b['DSP']}, BRAM36 {r.bram36:g}/{b['BRAM36']}, "
+        f"LUT ~{r.lut:,}/{b['LUT']:,}, FF ~{r.ff:,}/{b['FF']:,}" + ("" if plan.fits else
+                                                                   f"  OVER: {', '.join(plan.over_budget())}"),
+        "# other units (no fold): " + (", ".join(f"{lp.name} {lp.cycles_per_frame:,} c/f" for lp in plan.layers
+                                              if lp.fold is None) or "none"),
+        "",
+    ]
+    for lp in plan.layers:
+        if lp.fold is None:
+            continue
+        res = lp.resources
+        lines += [
+            f"# {lp.kind} K={lp.k} N={lp.n}, {lp.vectors} vector(s)/frame: {lp.cycles_per_frame:,} cycles/frame, "
+            f"latency ~{lp.latency:,}, DSP {res.dsp}, BRAM36 {res.bram36:g}, LUT ~{res.lut:,}, FF ~{res.ff:,}",
+            f"[{_toml_key(lp.name)}]",
+            f"pe = {lp.fold.pe}",
+            f"simd = {lp.fold.simd}",
+            "",
+        ]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _toml_key(name: str) -> str:
+    return name if name.replace("_", "").replace("-", "").isalnum() else '"' + name.replace('"', '\\"') + '"'
+
+
+def read_folding(path, graph: HwGraph | None = None) -> dict[str, Fold]:
+    """Read a folding file; with ``graph``, check every layer exists and every fold divides it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FoldingError(f"folding file not found: {path}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise FoldingError(f"folding file {path}: not valid TOML: {err}") from None
+    folds = {}
+    for name, table in raw.items():
+        if not isinstance(table, dict):
+            raise FoldingError(f"folding file {path}: {name!r} must be a table [{name}] with pe and simd")
+        extra = set(table) - {"pe", "simd"}
+        if extra:
+            raise FoldingError(f"folding file {path}: layer {name!r}: unknown key(s) {sorted(extra)}; known: pe, simd")
+        vals = {k: table.get(k, 1) for k in ("pe", "simd")}
+        for k, v in vals.items():
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise FoldingError(f"folding file {path}: layer {name!r}: {k} must be a positive integer, got {v!r}")
+        folds[name] = Fold(vals["pe"], vals["simd"])
+    if graph is not None:
+        check_folds(graph, folds, where=f"folding file {path}: ")
+    return folds
+
+
+def check_folds(graph: HwGraph, folds: dict[str, Fold], where: str = "") -> None:
+    mv = {n.name: n for n in graph.matvec_nodes()}
+    unknown = sorted(set(folds) - set(mv))
+    if unknown:
+        raise FoldingError(f"{where}{', '.join(map(repr, unknown))} is not a Conv/Dense layer of {graph.name}; "
+                           f"its Conv/Dense layers: {', '.join(mv) or '(none)'}")
+    for name, f in folds.items():
+        err = fold_error(mv[name], f)
+        if err:
+            raise FoldingError(where + err)
+
+
+def report_rows(plan: Plan) -> list[dict]:
+    """Per layer: fold, predicted cycles/frame, latency and resources (for reports and the bench)."""
+    return [{"layer": lp.name, "kind": lp.kind, "pe": lp.fold.pe if lp.fold else None,
+             "simd": lp.fold.simd if lp.fold else None, "cycles_per_frame": lp.cycles_per_frame,
+             "latency": lp.latency, **lp.resources.as_dict()} for lp in plan.layers]

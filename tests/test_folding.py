@@ -1,0 +1,249 @@
+"""The folding chooser and the folding file (pure Python, no tools): hardware graphs are built
+here with the zoo models' layer geometry (zero weights), as fpga_dnn.hw.lower would produce."""
+
+import numpy as np
+import pytest
+
+from fpga_dnn.boards import load_board
+from fpga_dnn.hw import folding
+from fpga_dnn.hw.folding import FoldingError, TargetUnreachableError
+from fpga_dnn.hw.graph import AddNode, Fold, HwGraph, InputNode, MatVecNode, PoolNode, Window
+from fpga_dnn.rtl.precision import HlsType
+
+U8 = HlsType(False, 8, 1)
+S8 = HlsType(True, 8, 1)
+ACC = HlsType(True, 24, 10)
+
+
+class Builder:
+    """Layer geometry -> HwGraph (Keras 'same'/'valid' padding rules)."""
+
+    def __init__(self, name, shape, in_type=U8):
+        self.name, self.nodes = name, [InputNode("input", (), shape, shape, in_type, in_type)]
+
+    @property
+    def last(self):
+        return self.nodes[-1]
+
+    def conv(self, name, filters, k, s=1, padding="same", src=None):
+        src = src or self.last
+        h, w, c = src.out_shape
+        if padding == "same":
+            oh, ow = -(-h // s), -(-w // s)
+            ph, pw = max((oh - 1) * s + k - h, 0), max((ow - 1) * s + k - w, 0)
+            win = Window(k, k, s, s, ph // 2, pw // 2, ph - ph // 2, pw - pw // 2)
+        else:
+            win = Window(k, k, s, s)
+        oh, ow = win.out_hw(h, w)
+        kk = k * k * c
+        self.nodes.append(MatVecNode(name, (src.name,), (h, w, c), (oh, ow, filters), src.out_type, U8,
+                                     window=win, w=np.zeros((filters, kk), np.int64),
+                                     bias=np.zeros(filters, np.int64), acc_width=24))
+        return self.last
+
+    def dense(self, name, n, src=None):
+        src = src or self.last
+        kk = int(np.prod(src.out_shape))
+        self.nodes.append(MatVecNode(name, (src.name,), src.out_shape, (1, 1, n), src.out_type, S8,
+                                     w=np.zeros((n, kk), np.int64), bias=np.zeros(n, np.int64), acc_width=24))
+        return self.last
+
+    def pool(self, name, k, mode="max"):
+        h, w, c = self.last.out_shape
+        win = Window(k, k, k, k)
+        oh, ow = win.out_hw(h, w)
+        self.nodes.append(PoolNode(name, (self.last.name,), (h, w, c), (oh, ow, c), U8, U8, window=win, mode=mode))
+        return self.last
+
+    def add(self, name, a, b):
+        self.nodes.append(AddNode(name, (a.name, b.name), a.out_shape, a.out_shape, U8, U8, in_type_b=U8))
+        return self.last
+
+    def graph(self):
+        return HwGraph(self.name, self.nodes, self.nodes[-1].name)
+
+
+def rn07():
+    b = Builder("rn07", (32, 32, 3))
+    for i, (f, k, s) in enumerate([(32, 1, 1), (4, 4, 1), (32, 4, 1), (32, 4, 4), (32, 4, 1)]):
+        b.conv(f"conv{i}", f, k, s)
+    b.dense("logits", 10)
+    return b.graph()
+
+
+def resnet8():
+    b = Builder("resnet8", (32, 32, 3))
+    x = b.conv("conv0", 16, 3)
+    for s, f in enumerate((16, 32, 64), start=1):
+        stride = 1 if s == 1 else 2
+        y = b.conv(f"conv{s}b", f, 3, src=b.conv(f"conv{s}a", f, 3, stride, src=x))
+        if stride != 1:
+            x = b.conv(f"skip{s}", f, 1, stride, src=x)
+        x = b.add(f"add{s}", x, y)
+    b.pool("pool", 8, "avg")
+    b.dense("logits", 10)
+    return b.graph()
+
+
+def ad08():
+    b = Builder("ad08", (1, 1, 64), S8)
+    for i, n in enumerate((72, 72, 8, 72, 72), start=1):
+        b.dense(f"dense{i}", n)
+    b.dense("reconstruction", 64)
+    return b.graph()
+
+
+def digits_cnn():
+    b = Builder("digits_cnn", (8, 8, 1))
+    b.conv("conv0", 8, 3, padding="valid")
+    b.pool("pool0", 2)
+    b.dense("logits", 10)
+    return b.graph()
+
+
+@pytest.fixture(scope="module")
+def pynq():
+    return load_board("pynq-z2")
+
+
+def test_cycle_formula_is_fd_mvus():
+    g = rn07()
+    conv1, dense = g["conv1"], g["logits"]
+    # conv1: K = 4*4*32 = 512, N = 4, 1024 output pixels, one window beat per vector
+    assert folding.mvu_cycles(conv1, Fold(2, 16)) == 1024 * (4 // 2) * (512 // 16)
+    # the window generator walks the padded 35x35 image: a floor on the conv's cycles
+    assert folding.swg_cycles(conv1) == 35 * 35
+    assert folding.node_cycles(conv1, Fold(4, 512)) == 35 * 35
+    # Dense after Flatten: K = 2048 in 64 beats of 32 channels -> at least 64 cycles per vector
+    assert folding.mvu_cycles(dense, Fold(10, 2048)) == 64
+    assert folding.mvu_cycles(dense, Fold(1, 1)) == 10 * 2048
+
+
+@pytest.mark.parametrize("make,target,max_cycles", [(rn07, 2431, 41_100), (resnet8, 1000, 100_000),
+                                                    (ad08, 533_650, 187)])
+def test_chooser_meets_the_issue_targets_on_a_pynq_z2(make, target, max_cycles, pynq):
+    g = make()
+    plan = folding.choose(g, pynq, target_ips=target)
+    assert plan.cycles_per_frame <= max_cycles and plan.inferences_per_s >= target
+    assert plan.fits, plan.over_budget()
+    r = plan.resources
+    assert r.dsp <= 220 and r.bram36 <= 140 and r.lut <= 0.85 * 53_200
+    for name, f in plan.folds.items():  # legal and no wasted parallelism: balanced
+        node = g[name]
+        assert node.n % f.pe == 0 and node.k % f.simd == 0
+        assert folding.node_cycles(node, f) <= plan.cycles_per_frame
+        cheaper = [(pe, s) for pe in node.legal_pe() for s in folding.legal_simd(node) if pe * s < f.pe * f.simd]
+        assert all(folding.mvu_cycles(node, Fold(pe, s)) > plan.cycles_per_frame for pe, s in cheaper)
+    assert r.dsp == sum(f.pe * f.simd for f in plan.folds.values())
+
+
+def test_digits_cnn_is_tiny_when_folded(pynq):
+    plan = folding.choose(digits_cnn(), pynq, target_ips=1_000_000)
+    assert plan.fits and plan.cycles_per_frame <= 100
+    assert plan.resources.lut < 0.5 * 53_200
+
+
+def test_faster_target_costs_more(pynq):
+    slow = folding.choose(rn07(), pynq, target_ips=500)
+    fast = folding.choose(rn07(), pynq, target_ips=2431)
+    assert slow.cycles_per_frame > fast.cycles_per_frame
+    assert slow.resources.dsp < fast.resources.dsp
+
+
+def test_impossible_target_names_best_reachable_and_binding_resource(pynq):
+    with pytest.raises(TargetUnreachableError) as err:
+        folding.choose(rn07(), pynq, target_ips=20_000)
+    e = err.value
+    assert e.best is not None and e.best.fits and e.best.inferences_per_s < 20_000
+    assert e.binding == "DSP" and "binding: DSP" in str(e)
+    assert f"{e.best.inferences_per_s:,.1f} inf/s" in str(e)
+    # the best is the fastest that fits: a target at its throughput is met
+    again = folding.choose(rn07(), pynq, target_ips=e.best.inferences_per_s)
+    assert again.cycles_per_frame == e.best.cycles_per_frame
+    # beyond what the structure allows (the window generator walks 35x35 pixels per frame)
+    with pytest.raises(TargetUnreachableError, match=r"binding: layer 'conv1'.*1,225 cycles/frame"):
+        folding.choose(rn07(), pynq, target_ips=200_000)
+
+
+def test_fastest_that_fits(pynq):
+    plan = folding.choose(ad08(), pynq)
+    assert plan.fits and plan.cycles_per_frame <= 187
+
+
+def test_folding_file_round_trip_and_edit(tmp_path, pynq):
+    g = rn07()
+    plan = folding.choose(g, pynq, target_ips=2431)
+    path = folding.write_folding(plan, tmp_path / "rn07.folding.toml")
+    text = path.read_text()
+    assert "cycles/frame" in text and "DSP" in text and "latency" in text and "[conv3]" in text
+    folds = folding.read_folding(path, g)
+    assert folds == plan.folds
+    again = folding.plan_for(g, folds, pynq)
+    assert again.cycles_per_frame == plan.cycles_per_frame and again.resources == plan.resources
+    # hand edit: halve conv1's parallelism -> it becomes the bottleneck
+    f1 = folds["conv1"]
+    edited = text.replace(f"[conv1]\npe = {f1.pe}\nsimd = {f1.simd}", f"[conv1]\npe = {f1.pe}\nsimd = {f1.simd // 2}")
+    path.write_text(edited)
+    mine = folding.plan_for(g, folding.read_folding(path, g), pynq)
+    assert mine.bottleneck == "conv1" and mine.cycles_per_frame == 2 * folding.mvu_cycles(g["conv1"], f1)
+
+
+def test_folding_file_errors_name_the_layer_and_legal_values(tmp_path):
+    g = rn07()
+    p = tmp_path / "bad.toml"
+    p.write_text("[conv1]\npe = 3\nsimd = 16\n")
+    with pytest.raises(FoldingError, match=r"layer 'conv1': pe=3 does not divide N=4 \(legal pe: 1, 2, 4\)"):
+        folding.read_folding(p, g)
+    p.write_text("[conv0]\npe = 1\nsimd = 2\n")
+    with pytest.raises(FoldingError, match=r"simd=2 does not divide K=3 \(legal simd: 1, 3\)"):
+        folding.read_folding(p, g)
+    # a Dense reads 32-element beats: simd and 32 must divide one another
+    p.write_text("[logits]\npe = 1\nsimd = 128\n")
+    assert folding.read_folding(p, g) == {"logits": Fold(1, 128)}
+    p.write_text("[logits]\npe = 1\nsimd = 2048\n")
+    folding.read_folding(p, g)
+    p.write_text("[nosuch]\npe = 1\n")
+    with pytest.raises(FoldingError, match="'nosuch' is not a Conv/Dense layer of rn07; its Conv/Dense layers: conv0"):
+        folding.read_folding(p, g)
+    p.write_text("[conv1]\npe = 0\n")
+    with pytest.raises(FoldingError, match="pe must be a positive integer"):
+        folding.read_folding(p, g)
+    p.write_text("[conv1]\npe = 1\nreuse = 4\n")
+    with pytest.raises(FoldingError, match=r"unknown key\(s\) \['reuse'\]"):
+        folding.read_folding(p, g)
+    p.write_text("[conv1\n")
+    with pytest.raises(FoldingError, match="not valid TOML"):
+        folding.read_folding(p, g)
+
+
+def test_simd_must_match_the_beat_size():
+    b = Builder("t", (1, 6, 4))
+    b.dense("d", 2)  # K = 24 in beats of 4 elements: simd 3 and 6 neither divide nor are multiples of 4
+    node = b.graph()["d"]
+    assert folding.legal_simd(node) == [1, 2, 4, 8, 12, 24]
+    assert "must divide one another" in folding.fold_error(node, Fold(1, 6))
+
+
+def test_bram_model():
+    assert folding.bram36_for(512, 36) == 0.5
+    assert folding.bram36_for(1024, 36) == 1.0
+    assert folding.bram36_for(64, 512) == 7.5   # 512 bits / 36 per RAMB18 = 15 RAMB18
+    b = Builder("t", (1, 1, 256))
+    b.dense("big", 256)
+    node = b.graph()["big"]
+    r = folding.node_resources(node, Fold(1, 16))  # 4096 words x 128 bits in block RAM
+    assert r.bram36 == folding.bram36_for(4096, 128) and r.dsp == 16
+    small = folding.node_resources(node, Fold(256, 256))  # 1 word: a LUT ROM
+    assert small.bram36 == 0 and small.dsp == 65536
+
+
+def test_estimate_resource_table_puts_the_prediction_beside_yosys(pynq):
+    from fpga_dnn.estimate import ResourceReport, resource_table
+
+    rep = ResourceReport(top="t", family="xc7", lut=26_600, ff=1000, carry=0, dsp=110, bram36=14.5, lutram=0,
+                         logic_levels=5)
+    plan = folding.choose(rn07(), pynq, target_ips=2431)
+    rows = {r["resource"]: r for r in resource_table(rep, pynq, plan.resources.as_dict())}
+    assert rows["DSP"] == {"resource": "DSP", "yosys": 110, "budget": 220, "percent": 50.0, "predicted": 196}
+    assert rows["BRAM36"]["percent"] == round(100 * 14.5 / 140, 1) and rows["LUT"]["percent"] == 50.0
+    assert "predicted" not in resource_table(rep, pynq)[0]
