@@ -18,10 +18,10 @@ from test_overlay import (HLS_COMMANDS, STUB_TCL, _check_block_design, _fake_too
 # The double answers `get_property STATUS|PROGRESS <run>` from FD_STUB_STATUS_<RUN> / FD_STUB_PROGRESS_<RUN>
 # (else FD_STUB_STATUS / 100%), so one run can fail while the other completes.
 PER_RUN_STUB = STUB_TCL.replace(
-    'PROGRESS { return 100% }',
-    'PROGRESS { return [setting PROGRESS_[string toupper [file tail $obj]] 100%] }').replace(
-    'STATUS { return "[setting STATUS {write_bitstream Complete!}]" }',
-    'STATUS { return [setting STATUS_[string toupper [file tail $obj]] [setting STATUS {write_bitstream Complete!}]] }')
+    'PROGRESS { return [expr {$failed ? "40%" : "100%"}] }',
+    'PROGRESS { return [setting PROGRESS_[string toupper [file tail $obj]] [expr {$failed ? "40%" : "100%"}]] }').replace(
+    'return "[setting STATUS {write_bitstream Complete!}]"',
+    'return [setting STATUS_[string toupper [file tail $obj]] [setting STATUS {write_bitstream Complete!}]]')
 assert PER_RUN_STUB.count("setting PROGRESS_") == 1 and PER_RUN_STUB.count("setting STATUS_") == 1
 
 
