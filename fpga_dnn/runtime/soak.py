@@ -74,7 +74,8 @@ def run_soak(samples: int = 1_000_000, seed: int = 0, error_rate: float = 0.03, 
         OverlayDesign.for_spec(spec, sg_length_width=SG_LENGTH_WIDTH).write(bundle, spec.name)
         spec.with_checksums(bundle, [f"{spec.name}.bit", f"{spec.name}.hwh"]).save(bundle)
         model = _Stalls(InstantModel(spec))
-        acc = Accelerator.open(bundle, backend="sim", model=model, timeout_s=timeout_s)
+        acc = Accelerator.open(bundle, backend="sim", model=model, timeout_s=timeout_s,
+                               allow_unsigned=True)   # a bundle generated here, for the fake board
         dma = acc.backend.fake.dma
         limit = acc.samples_per_transfer
         counts = {"calls": 0, "stream_calls": 0, "samples_sent": 0, "samples_received": 0, "mismatched_samples": 0,
