@@ -168,8 +168,14 @@ def softmax_input(model, x: np.ndarray) -> np.ndarray:
     from . import kerasenv
 
     keras = kerasenv.tf_keras() if kerasenv.is_keras2_model(model) else kerasenv.keras3()
-    sub = keras.Model(model.inputs, model.layers[-1].input)
-    return np.asarray(sub.predict(x, verbose=0, batch_size=1024), dtype=np.float64).reshape(len(x), -1)
+    last = model.layers[-1]
+    sub = keras.Model(model.inputs, last.input)
+    logits = sub.predict(x, verbose=0, batch_size=1024)
+    iq = getattr(last, "iq", None)  # HGQ2's QSoftmax quantizes its input first: so do hls4ml and the RTL
+    if iq is not None and getattr(last, "enable_iq", True):
+        logits = iq(keras.ops.convert_to_tensor(logits), training=False)
+        logits = keras.ops.convert_to_numpy(logits)
+    return np.asarray(logits, dtype=np.float64).reshape(len(x), -1)
 
 
 def softmax_logits_node(hls_model):

@@ -135,7 +135,9 @@ def simulate_rtl(build, x: np.ndarray, csim_out: np.ndarray, keras_out=None,
         return rep
     spec = build.spec
     n = len(x_all)
-    q_in = to_fixed(x_all.reshape(n, -1), spec.input.format).reshape((n,) + spec.input.shape)
+    # converted into the core's input type as C-sim's predict converts them (an HGQ2 model's input
+    # quantizer may have fewer fraction bits than the data: the core takes its codes)
+    q_in = np.asarray(emu.input_codes(x_all), dtype=np.int64).reshape((n,) + spec.input.shape)
     q_out = to_fixed(ref_all, spec.output.format).reshape((n,) + spec.output.shape)
     progress(f"simulate: cocotb AXI-Stream testbench ({', '.join(opts.tests)}) on {n} samples "
              f"(test split{' + probes' if n > len(x) else ''})")
