@@ -54,7 +54,7 @@ def plain(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def skip(tmp_path_factory):
-    """stride-2 'same' conv, BatchNorm + ReLU, a skip Add around a 'same' conv, MaxPool, AvgPool, Dense."""
+    """stride-2 'same' conv, BatchNorm + ReLU, a skip Add around a 'same' conv, MaxPool, Dense."""
     qk, keras = _qk()
     L = keras.layers
     keras.utils.set_random_seed(0)
