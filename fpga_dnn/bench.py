@@ -199,6 +199,7 @@ def bench_stream(out: Path, cases: list[str] | None = None, synth: bool = True, 
     from . import convert, csim, models, train
     from .boards import load_board
     from .data import load_data_file
+    from .errors import FpgaDnnError
     from .hw import folding
     from .hw.lower import lower
     from .modelio import load_model
@@ -240,19 +241,46 @@ def bench_stream(out: Path, cases: list[str] | None = None, synth: bool = True, 
                         "predicted_latency_cycles": s["latency_cycles"], "bottleneck": s["bottleneck"],
                         "predicted_lut": s["lut"], "predicted_dsp": s["dsp"], "predicted_bram36": s["bram36"],
                         "predicted_fits": s["fits"]})
-            row.update(_measure_stream(conv, graph, plan, x, folder, board, synth))
+            keras_out = train.predict_logits(model, x)
+            try:
+                row.update(_measure_stream(conv, graph, plan, x, keras_out, rep.outputs, folder, board, synth))
+            except FpgaDnnError as err:  # one case's failure is a result of the bench, not its end
+                row["measured"] = f"failed: {err}"
         rows.append(row)
     return rows + PUBLISHED_STREAM
 
 
-def _measure_stream(conv, graph, plan, x, folder: Path, board, synth: bool) -> dict:
-    """Measured cycles/frame (Verilator emulation of the stitched design) and yosys resources,
-    when the streaming generator is present (fpga_dnn.rtl.stream.stitch / .emulate)."""
-    try:
-        from .rtl.stream import emulate, stitch  # noqa: F401  (the ir engineer's modules)
-    except ImportError as err:
-        return {"measured": f"streaming generator not available ({err})"}
-    return {"measured": "streaming generator present: measurement not wired in this bench yet"}
+def _measure_stream(conv, graph, plan, x, keras_out, csim_out, folder: Path, board, synth: bool) -> dict:
+    """Build the folded design with the streaming generator, stream the whole test split through
+    its Verilator emulation, and measure: cycles/frame beside the chooser's prediction, bit
+    exactness against Keras (all samples) and C-sim (its samples), emulation frames/s, and with
+    ``synth`` yosys resources beside the folding model's."""
+    from .estimate import resource_table, synthesize
+    from .rtl.stream.emulate import build_emulator
+    from .rtl.stream.stitch import write_stream_design
+
+    folded = graph.with_folds(plan.folds)
+    design = write_stream_design(folded, folder.resolve() / "rtl", name=graph.name, clock_mhz=board.pl_clock_mhz)
+    emu = build_emulator(design)
+    codes = np.round(x * 2.0 ** graph.input.out_type.f).astype(np.int64)
+    run = emu.run(codes)
+    f_out = graph.out_node.out_type.f
+    got = np.asarray(run.outputs, dtype=np.float64).reshape(len(x), -1) / 2.0 ** f_out
+    row = {"measured_cycles_per_frame": round(run.cycles_per_frame, 1),
+           "prediction_error_pct": round(100.0 * (plan.cycles_per_frame - run.cycles_per_frame) / run.cycles_per_frame, 2),
+           "measured_inf_per_s": round(board.pl_clock_mhz * 1e6 / run.cycles_per_frame, 1),
+           "measured_first_latency": run.first_latency, "rtl_samples": len(x),
+           "rtl_exact_keras": float((got == keras_out.reshape(len(x), -1)).all(axis=1).mean()),
+           "rtl_exact_csim": float((got[:len(csim_out)] == csim_out.reshape(len(csim_out), -1)).all(axis=1).mean()),
+           "emu_samples_per_s": round(len(x) / run.seconds, 1) if run.seconds else None,
+           "verilator_build_s": round(run.build_seconds, 1) if run.build_seconds else None,
+           "fifo_max_ok": all(m <= d for m, d in run.fifo_max.values())}
+    if synth:
+        rep = synthesize(design.sources, design.top, board.yosys_family, data_files=design.memfiles, method="flat")
+        for r in resource_table(rep, board, plan.resources.as_dict()):
+            row[f"yosys_{r['resource'].lower()}"] = r["yosys"]
+        row["yosys_s"] = rep.yosys_seconds
+    return row
 
 
 def bench_runtime(out: Path) -> list[dict]:

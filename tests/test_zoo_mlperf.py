@@ -140,3 +140,13 @@ def test_folding_chooser_on_the_lowered_rn07():
     plan = folding.choose(graph, load_board("pynq-z2"), target_ips=2431)
     assert plan.cycles_per_frame <= 41_100 and plan.fits
     assert plan.resources.dsp <= 220 and plan.resources.bram36 <= 140
+
+
+def test_shipped_rn07_stream_flow_file_loads():
+    from pathlib import Path
+
+    from fpga_dnn.flow import FlowConfig
+
+    cfg = FlowConfig.load(Path(__file__).resolve().parent.parent / "fpga_dnn" / "configs" / "rn07_stream.toml")
+    assert cfg.model.zoo == "rn07" and cfg.rtl.architecture == "streaming" and cfg.rtl.target_inf_per_s == 2431
+    assert cfg.convert.io_type == "io_stream"

@@ -118,6 +118,17 @@ def requant_step(in_signed: bool, in_width: int, in_frac: int, out: HlsType, rel
     return Requant(shift=shift, out=out, relu=relu)
 
 
+def fits_exactly(src: HlsType, dst: HlsType, lo: int | None = None, hi: int | None = None) -> bool:
+    """Does every code of ``src`` (or of [lo, hi]) convert to ``dst`` without rounding or overflow?"""
+    if dst.f < src.f:
+        return False
+    slo, shi = type_range(src)
+    lo, hi = (slo if lo is None else lo), (shi if hi is None else hi)
+    dlo, dhi = type_range(dst)
+    d = dst.f - src.f
+    return dlo <= (lo << d) and (hi << d) <= dhi
+
+
 def requant_chain(steps: list[Requant | None]) -> tuple[Requant, ...]:
     return tuple(s for s in steps if s is not None)
 
@@ -477,7 +488,7 @@ class _Lowering:
             raise _unsupported(layer, f"{name} whose output {out_shape} is not the window's ({oh}, {ow})")
         x_t = src.out_type
         acc = _attr_type(layer, "accum_t")
-        if requant_step(x_t.signed, x_t.width, x_t.f, acc) is not None or acc.f < x_t.f:
+        if not fits_exactly(x_t, acc):
             raise UnsupportedPrecisionError(f"layer {layer.name!r} ({name}): its input {x_t} does not fit accum_t "
                                             f"{acc} exactly; streaming pooling needs an exact accum_t")
         res = _out_type(layer)
@@ -494,8 +505,7 @@ class _Lowering:
             aw = bits_for(lo * n, hi * n)
             # trunc(sum / n) towards zero on accum_t's grid (C's division of the raw value), wrapped
             # into accum_t (the sum itself may wrap in accum_t: mod 2**acc.integer in value).
-            aw_wrap = acc.integer + x_t.f
-            if aw > aw_wrap:
+            if not fits_exactly(x_t, acc, lo * n, hi * n):
                 raise UnsupportedPrecisionError(f"layer {layer.name!r} ({name}): the window sum can wrap in accum_t "
                                                 f"{acc}; widen accum_t")
             div_t = HlsType(True, acc.width + 1, acc.integer + 1, "TRN_ZERO", "WRAP")

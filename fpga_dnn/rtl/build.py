@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import ConfigError
 from ..log import progress
 from .trace import TracedModel, trace_model_graph
@@ -112,7 +114,7 @@ def choose_architecture(hls_model, opts: RtlOptions) -> str:
     """'unrolled' or 'streaming' for ``opts.architecture`` ('auto': by the number of weights)."""
     if opts.architecture != "auto":
         return opts.architecture
-    n = sum(int(getattr(v, "data_length", 0) or 0) for layer in hls_model.get_layers()
+    n = sum(int(np.size(v.data)) for layer in hls_model.get_layers()
             for k, v in layer.weights.items() if k == "weight")
     return "unrolled" if n <= opts.auto_max_weights else "streaming"
 

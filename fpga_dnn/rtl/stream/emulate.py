@@ -312,3 +312,24 @@ def check_stream(build, x, csim_out, keras_out=None, *, backpressure_samples: in
                        _exact(y, ref), run.cycles_per_frame, plan.cycles_per_frame if plan else None,
                        run.first_latency, run.fifo_max, run.tlast_ok, run.frames_per_second_sim,
                        emu.build_seconds, bp)
+
+
+def first_departing_layer(graph, codes: np.ndarray, directory: Path, stream_bits: int = 64) -> str | None:
+    """The first node (topological order) whose streamed output departs from the reference.
+
+    Builds the sub-design computing each node in turn (``HwGraph.upto``) and compares its output
+    stream with :func:`fpga_dnn.hw.reference.run` on ``codes``; None when every node agrees.
+    Costs a Verilator build per node checked: run it on a mismatch, with the failing samples."""
+    from fpga_dnn.hw import reference
+
+    from .stitch import write_stream_design
+
+    want = reference.run(graph, codes, keep=True)
+    for node in graph.nodes[1:]:
+        sub = graph.upto(node.name)
+        design = write_stream_design(sub, Path(directory) / node.name, name=f"chk_{len(sub)}",
+                                     stream_bits=stream_bits)
+        got = build_emulator(design).run(codes).outputs.reshape(len(codes), -1)
+        if not np.array_equal(got, want[node.name].reshape(len(codes), -1)):
+            return node.name
+    return None

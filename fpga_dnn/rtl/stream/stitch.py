@@ -294,9 +294,15 @@ class _Writer:
 
     def concat(self, node: ConcatNode, a: Stream, b: Stream) -> Stream:
         lab = _ident(node.name)
+        res = node.out_type
+        ew = res.width
         a = self.requants(a, node.requant_a, f"{lab}_a", node.name)
         b = self.requants(b, node.requant_b, f"{lab}_b", node.name)
-        ew = node.out_type.width
+        # a lossless (dropped) cast leaves the operand's own width: bring both to the result's
+        if (a.width, a.signed) != (ew, res.signed):
+            a = self.requants(a, (Requant(0, res),), f"{lab}_ax", node.name)
+        if (b.width, b.signed) != (ew, res.signed):
+            b = self.requants(b, (Requant(0, res),), f"{lab}_bx", node.name)
         out = self.wire(f"{lab}_cat", a.elems + b.elems, ew, node.out_type.signed, f"{node.name} (concat)")
         ports = {"clk": "clk", "rst": "rst"}
         ports.update(self.io(a, None, s_pre="a"))

@@ -1,0 +1,119 @@
+"""The streaming RTL path end to end: lowering, folding, stitching, Verilator emulation.
+
+Small conv models with random weights (exactness needs varied values, not accuracy), converted
+with io_stream, folded with a mix of PE x SIMD, stitched from the fd_* library inside the
+AXI-Stream shell and run in Verilator: outputs must equal hls4ml's C-sim, Keras (where Keras is
+exact: no float BatchNorm) and the hardware graph's reference on every random grid probe, with
+and without random bubbles and backpressure. Each design is built once per run (content-hash
+cache). The stall watchdog must name the stream that stalled.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fpga_dnn  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+
+from test_stream_lowering import _convert, _grid, _q8, _qk, _randomize, _same
+
+N_PROBES = 300
+
+
+def _build(model, tmp_path_factory, tag, folds):
+    from fpga_dnn.csim import compile_model  # noqa: F401  (compiled by _convert)
+    from fpga_dnn.hw.graph import Fold
+    from fpga_dnn.rtl.build import RtlOptions, build_stream_rtl
+
+    d = tmp_path_factory.mktemp(tag)
+    hls_model = _convert(model, d / "hls", "io_stream")
+    folding = d / "folding.toml"
+    folding.write_text("".join(f"[{k}]\npe = {v[0]}\nsimd = {v[1]}\n" for k, v in folds.items()))
+    build = build_stream_rtl(hls_model, d / "rtl", opts=RtlOptions(architecture="streaming", folding=str(folding)),
+                             name=tag)
+    assert {k: (f.pe, f.simd) for k, f in build.graph.folds().items() if k in folds} == folds
+    assert all(isinstance(f, Fold) for f in build.graph.folds().values())
+    return hls_model, build
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    """conv 3x3 stride 2 'same' (fold 2x3), conv 2x2 'valid', Dense after Flatten (SIMD < beat)."""
+    qk, keras = _qk()
+    L = keras.layers
+    keras.utils.set_random_seed(0)
+    inp = L.Input((9, 9, 2))
+    h = qk.QActivation(qk.quantized_relu(8), name="r1")(qk.QConv2D(4, 3, strides=2, padding="same", name="c1",
+                                                                    **_q8())(inp))
+    h = qk.QActivation(qk.quantized_relu(8), name="r2")(qk.QConv2D(6, 2, name="c2", **_q8())(h))
+    model = keras.Model(inp, qk.QDense(5, name="d", **_q8())(L.Flatten()(h)))
+    _randomize(model, seed=2)
+    hls_model, build = _build(model, tmp_path_factory, "plain", {"c1": (2, 3), "c2": (3, 8), "d": (1, 6)})
+    return model, hls_model, build
+
+
+@pytest.fixture(scope="module")
+def skip(tmp_path_factory):
+    """stride-2 'same' conv, BatchNorm + ReLU, a skip Add around a 'same' conv, MaxPool, Dense."""
+    qk, keras = _qk()
+    L = keras.layers
+    keras.utils.set_random_seed(0)
+    inp = L.Input((8, 8, 1))
+    h = qk.QConv2D(4, 3, strides=2, padding="same", name="c1", **_q8())(inp)
+    h = qk.QActivation(qk.quantized_relu(8), name="r1")(L.BatchNormalization(name="bn")(h))
+    a = qk.QActivation(qk.quantized_relu(8), name="r2")(qk.QConv2D(4, 3, padding="same", name="c2", **_q8())(h))
+    h = L.MaxPooling2D(2, name="pool")(L.Add(name="add")([h, a]))
+    model = keras.Model(inp, qk.QDense(10, name="d", **_q8())(L.Flatten()(h)))
+    _randomize(model)
+    hls_model, build = _build(model, tmp_path_factory, "skip", {"c1": (4, 9), "c2": (2, 4), "d": (5, 4)})
+    return model, hls_model, build
+
+
+def _run(build, hls_model, x, **kw):
+    from fpga_dnn.hw import reference
+    from fpga_dnn.rtl.stream.emulate import build_emulator
+
+    emu = build_emulator(build.design)
+    codes = reference.quantize_inputs(build.graph, x)
+    run = emu.run(codes, **kw)
+    y = np.ldexp(run.outputs.reshape(len(x), -1).astype(np.float64), -build.graph.out_node.out_type.f)
+    csim = np.asarray(hls_model.predict(np.ascontiguousarray(x, dtype=np.float64))).reshape(len(x), -1)
+    return run, y, csim
+
+
+def test_plain_streamed_equals_csim_keras_and_reference(plain):
+    from fpga_dnn.rtl.stream.emulate import check_stream
+
+    model, hls_model, build = plain
+    x = _grid((9, 9, 2), n=N_PROBES)
+    csim = np.asarray(hls_model.predict(np.ascontiguousarray(x))).reshape(len(x), -1)
+    rep = check_stream(build, x, csim, model.predict(x, verbose=0))
+    assert rep.failures() == [] and rep.exact_csim == rep.exact_keras == rep.exact_reference == 1.0, rep
+    assert rep.backpressure_exact == 1.0 and rep.tlast_ok
+    # FIFOs report their maximum occupancy, never above their depth
+    assert rep.fifo_max and all(0 < m <= d for m, d in rep.fifo_max.values()), rep.fifo_max
+    # the slowest unit sets the pace: measured cycles per frame at or above the MVU bound
+    slowest = max(n.cycles_per_frame() for n in build.graph.matvec_nodes())
+    assert slowest <= rep.cycles_per_frame, (rep.cycles_per_frame, slowest)
+
+
+def test_skip_bn_pool_streamed_equals_csim_under_backpressure(skip):
+    model, hls_model, build = skip
+    x = _grid((8, 8, 1), n=N_PROBES, seed=5)
+    run, y, csim = _run(build, hls_model, x)
+    assert _same(y, csim) == 1.0, f"{_same(y, csim):.4f} of {len(x)} equal C-sim"
+    run_bp, y_bp, _ = _run(build, hls_model, x[:40], seed=7, p_bubble=0.4, p_stall=0.4)
+    assert _same(y_bp, csim[:40]) == 1.0 and run_bp.tlast_ok
+    skips = [f for f in build.design.fifos if f.skip]
+    assert len(skips) == 2 and any(f.depth > 2 for f in skips)   # the short branch is buffered
+    # the skip FIFOs never filled (so the fork never waited on them)
+    assert all(run.fifo_max[f.what][0] < f.depth for f in skips), run.fifo_max
+
+
+def test_stall_names_the_blocked_stream(plain):
+    from fpga_dnn.rtl.stream.emulate import StreamStallError
+
+    _, hls_model, build = plain
+    with pytest.raises(StreamStallError, match=r"stalled after \d+ cycles .*blocked at ") as err:
+        _run(build, hls_model, _grid((9, 9, 2), n=4), p_stall=1.0, max_idle=500)
+    assert "FIFO" in str(err.value) or "'" not in str(err.value)
