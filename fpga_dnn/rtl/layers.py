@@ -315,6 +315,8 @@ def conv(layer, inputs):
     if not two_d:
         w = w[None]  # (1, W, C, F): a 1-D conv is a 2-D conv of height 1
         x = x.reshape((1,) + tuple(x.shape))
+    if name.startswith("Depthwise") or hls_class(layer).startswith("Depthwise"):
+        w = _depthwise_as_conv(layer, w, products, where)
     kh, kw, cin, nf = w.shape
     b = _bias(layer, nf, where)
     g = layer.get_attr
@@ -354,6 +356,25 @@ def conv(layer, inputs):
             outs.extend(products.finish(accs, kh * kw * cin, x))
     shape = (out_h, out_w, nf) if two_d else (out_w, nf)
     return cast(_array(outs, shape, x), _out_type(layer))
+
+
+def _depthwise_as_conv(layer, w: np.ndarray, products, where: str) -> np.ndarray:
+    """``nnet::depthwise_conv_{1,2}d_latency_cl`` (nnet_sepconv{1,2}d_latency.h): output channel c
+    is ``(accum_t) b_c + sum over taps of (accum_t)(x[tap, c] * w[tap, c])``, then the cast, i.e.
+    a convolution whose filter c sees only input channel c: the kernel becomes block-diagonal
+    (zero weights add no logic). hls4ml asserts a depth multiplier of 1."""
+    kh, kw, c = w.shape[0], w.shape[1], w.shape[2]
+    if w.size != kh * kw * c:
+        raise UnsupportedLayerError(layer.name, f"{hls_class(layer)} with depth multiplier {w.size // (kh * kw * c)}",
+                                    supported_layers(), step=STEP)
+    if products.kind == "both_binary":
+        raise UnsupportedLayerError(layer.name, f"{hls_class(layer)} of XNOR data with XNOR weights",
+                                    supported_layers(), step=STEP)
+    full = np.zeros((kh, kw, c, c))
+    flat = w.reshape(kh, kw, c)
+    for ch in range(c):
+        full[:, :, ch, ch] = flat[:, :, ch]
+    return full
 
 
 def activation(layer, inputs):
@@ -661,6 +682,8 @@ HANDLERS = {
     "BatchNormalizationQuantizedTanh": batchnorm_quantized_tanh,
     "ParametrizedActivation": parametrized_activation,
     "Conv2DBatchnorm": conv,
+    "DepthwiseConv1D": conv,  # block-diagonal kernels; SeparableConv{1,2}D arrive split into
+    "DepthwiseConv2D": conv,  # Depthwise + (Pointwise)Conv by hls4ml's SeparableToDepthwiseAndConv
     "PointwiseConv1D": conv,  # 1x1 kernels (hls4ml's fpga_layers)
     "PointwiseConv2D": conv,
     "Pooling1D": pooling,
@@ -678,7 +701,8 @@ def supported_layers() -> list[str]:
         "Input", "Dense", "Conv1D", "Conv2D",
         "Activation(linear|relu|binary_tanh|ternary_tanh)", "ParametrizedActivation(leakyrelu)",
         "BatchNormalization", "ApplyAlpha", "BatchNormalizationQuantizedTanh (BN fused with binary/ternary)",
-        "Conv2DBatchnorm", "binary/ternary/power-of-two weights (XNOR, shift products)",
+        "Conv2DBatchnorm", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D/2D (as depthwise + pointwise)",
+        "binary/ternary/power-of-two weights (XNOR, shift products)",
         "Pooling1D(Max|Average)", "Pooling2D(Max|Average)", "Reshape",
         "Merge(add|subtract|maximum|minimum)", "Concatenate", "FixedPointQuantizer",
         "Softmax (model output only: argmax or logits)",
