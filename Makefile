@@ -23,7 +23,7 @@ BUILD ?= build
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: all env board-env demo test bench pareto clean distclean
+.PHONY: all env board-env demo test test-all bench pareto clean distclean
 
 all: demo
 
@@ -61,6 +61,11 @@ demo: $(STAMP) $(BOARD_STAMP)
 # FPGA_DNN_TEST_CACHE=<folder> to keep one between runs). A tool they need that is missing stops the
 # run with one line naming it (tests/conftest.py); nothing is skipped.
 test: $(STAMP) $(BOARD_STAMP)
+	FPGA_DNN_BOARD_PYTHON=$(abspath $(BOARD_PY)) $(PY) -m pytest -q tests --ignore=tests/board -m "not extended"
+	$(BOARD_PY) -m pytest -q tests/board
+
+# Everything, the extended corpora, MLPerf zoo training and Ray cluster runs included (about an hour on 2 cores).
+test-all: $(STAMP) $(BOARD_STAMP)
 	FPGA_DNN_BOARD_PYTHON=$(abspath $(BOARD_PY)) $(PY) -m pytest -q tests --ignore=tests/board
 	$(BOARD_PY) -m pytest -q tests/board
 

@@ -393,6 +393,7 @@ KNOWN_HLS4ML_DIFFERENCES = {
 }
 
 
+@pytest.mark.extended
 @pytest.mark.parametrize("name", sorted(CORPUS))
 def test_corpus_model_through_every_step(name, tmp_path):
     r = corpus_case(name, tmp_path)
@@ -410,6 +411,7 @@ def test_corpus_model_through_every_step(name, tmp_path):
 VERILATOR_CASES = ("btnn3_ternary_bn_binary", "binary_cnn")  # the fused threshold and the XNOR convolutions
 
 
+@pytest.mark.extended
 @pytest.mark.parametrize("name", VERILATOR_CASES)
 def test_corpus_verilog_in_verilator_equals_csim(name, tmp_path):
     """The generated Verilog itself (Verilator) on the same >= 2,000 inputs, for a representative few."""

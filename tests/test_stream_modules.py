@@ -472,6 +472,7 @@ def test_mvu_cycles_per_vector(mvu_bench, tmp_path):
 SYNTH_MVU = MvuCase(256, 32, 4, 2, 4, iw=8, isigned=0, ww=8, aw=24)   # 8 multipliers, 1024 x 64-bit ROM
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 def test_mvu_maps_to_dsp48_and_bram(tmp_path):
     from fpga_dnn import estimate

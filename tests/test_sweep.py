@@ -101,6 +101,7 @@ def ray_cluster(monkeypatch):
         subprocess.run([str(RAY), "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 def test_sweep_on_a_cluster_survives_a_killed_worker(tmp_path, ray_cluster):
     """The real Pareto sweep (tiny: a teacher, a base, two points) on a two-node Ray cluster,
@@ -149,6 +150,7 @@ def test_sweep_on_a_cluster_survives_a_killed_worker(tmp_path, ray_cluster):
     assert all(p.worker and p.worker != local.points[0].worker for p in remote.points)
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 def test_search_finds_points_and_resumes(tmp_path):
     """A tiny NSGA-II search: every trial bit-exact and costed, constraints applied; the same

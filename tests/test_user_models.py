@@ -271,6 +271,7 @@ def _save_user_model(name, folder):
     return path, folder / f"{name}.npz"
 
 
+@pytest.mark.extended
 @pytest.mark.parametrize("name", sorted(CORPUS))
 def test_user_model_through_sim(name, tmp_path, capsys):
     """`fpga-dnn sim MODEL --data DATA` exits 0; every comparison 1.0 on the test split and the

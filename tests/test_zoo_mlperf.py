@@ -109,6 +109,7 @@ def trained_mlperf(request, build_root):
     return name, res
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 def test_train_convert_and_csim_bit_exact(trained_mlperf, build_root):
     name, res = trained_mlperf
