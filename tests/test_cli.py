@@ -108,7 +108,9 @@ def test_overlay_verb_on_the_generated_core_then_bundle_verb(tiny_cli, monkeypat
     assert _verb("overlay", model, "--data", data, "--build-dir", out / "ov", "--target-board", "ultra96") == 0
     r = _report(out / "ov")
     scripts_dir = out / "ov" / "overlay" / "ultra96-rtl"
-    assert "run_vivado.sh" in r["overlay"] and "Vivado 2024.1" in r["overlay"]
+    assert "run_vivado.sh" in r["overlay"]
+    # the Ultra96-V2's bundle is for Avnet's PYNQ v3.0.1 image, built with Vivado 2022.1 (board file)
+    assert "Targets Vivado 2022.1" in (scripts_dir / "run_vivado.sh").read_text()
     spec = Spec.load(out / "ov" / "bundle" / "ultra96")
     ports = verilog_ports(next(scripts_dir.rglob(f"{spec.top_module}.v")).read_text(), spec.top_module)
     stub = tmp_path / "stub.tcl"
