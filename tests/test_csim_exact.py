@@ -91,5 +91,5 @@ def test_project_written(digits_mlp_qkeras, digits, tmp_path):
     _, model = digits_mlp_qkeras
     res = convert.convert(model, digits.x_test, convert.ConvertOptions(board="ultra96"), output_dir=tmp_path / "p")
     assert (tmp_path / "p" / "firmware" / "fpga_dnn_model.cpp").is_file()
-    assert res.options.part == "xczu3eg-sbva484-1-e"
+    assert res.options.hls4ml_part() == "xczu3eg-sbva484-1-e"   # the part follows the board, resolved late
     assert res.hls_config["LayerName"]["model_input"]["Precision"]["result"] == "ufixed<5,1>"

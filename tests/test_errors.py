@@ -67,7 +67,7 @@ def _cli(*args):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["csim", "no_such_model"], "unknown model 'no_such_model'; known: digits_cnn, digits_mlp, jet_mlp"),
+    (["csim", "no_such_model"], "unknown model 'no_such_model'; known: ad08, digits_cnn, digits_mlp, jet_mlp, resnet8, rn07"),
     (["convert", "digits_mlp", "--board", "zedboard"], "unknown board 'zedboard'; known: pynq-z2, ultra96"),
 ])
 def test_cli_errors_are_one_line(args, expected):
