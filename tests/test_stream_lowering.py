@@ -152,7 +152,7 @@ def test_digits_cnn_8bit_equals_csim_and_keras(digits_cnn_qkeras, digits_images,
 
     _, model = digits_cnn_qkeras
     x = convert.check_input(model, digits_images.x_test)
-    hls_model = _convert(model, tmp_path / "hls", "io_stream", input_precision=None)
+    hls_model = _convert(model, tmp_path / "hls", "io_stream")   # digits pixels: ufixed<5,1>
     data = np.concatenate([x, _grid(x.shape[1:], n=300)])
     graph = _check(hls_model, data, keras_model=model)
     assert len(data) >= 500 and any(n.kind == "conv" for n in graph)
