@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from fpga_dnn.errors import DataError
-from fpga_dnn.rtl.precision import quantize_np
+from fpga_dnn.rtl.precision import quantize_np, round_increment
 
 from .graph import (
     AddNode,
@@ -51,16 +51,7 @@ def requant_int(x: np.ndarray, rq: Requant) -> np.ndarray:
         r = (rem - half * qb) > 0                     # any dropped bit below it
         neg = x < 0
         lsb = (fl & 1) == 1
-        inc = {
-            "TRN": np.zeros_like(qb),
-            "RND": qb,
-            "RND_ZERO": qb & (neg | r),
-            "RND_MIN_INF": qb & r,
-            "RND_INF": qb & (~neg | r),
-            "RND_CONV": qb & (lsb | r),
-            "TRN_ZERO": neg & (qb | r),
-        }[rq.out.rounding]
-        v = fl + inc
+        v = fl + round_increment(rq.out.rounding, qb, r, neg, lsb)
     lo, hi = type_range(rq.out)
     mode = rq.out.overflow
     if mode == "WRAP":

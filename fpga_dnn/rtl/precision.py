@@ -140,6 +140,22 @@ def _mode_name(mode, default: str) -> str:
 # numpy: float64 -> ap_fixed, as ap_fixed's constructor from double does it
 # --------------------------------------------------------------------------------------------
 
+def round_increment(rounding: str, qb, r, neg, lsb):
+    """The 0/1 that ``rounding`` adds to the floor of a value (ap_fixed's quantization modes),
+    from the first dropped bit ``qb``, whether any dropped bit below it is set ``r``, the sign
+    ``neg`` and the kept least significant bit ``lsb``. Shared by the float model
+    (:func:`quantize_np`) and the integer one of the streaming path (``fpga_dnn.hw.reference``)."""
+    return {
+        "TRN": np.zeros_like(qb),
+        "RND": qb,
+        "RND_ZERO": qb & (neg | r),
+        "RND_MIN_INF": qb & r,
+        "RND_INF": qb & (~neg | r),
+        "RND_CONV": qb & (lsb | r),
+        "TRN_ZERO": neg & (qb | r),
+    }[rounding]
+
+
 def quantize_np(x, t: HlsType) -> np.ndarray:
     """Convert float values to type ``t`` exactly like ``ap_fixed<...>(double)``; returns float64.
 
@@ -155,16 +171,7 @@ def quantize_np(x, t: HlsType) -> np.ndarray:
     r = (rem - 0.5 * qb) > 0
     s = x < 0
     lsb = np.mod(fl, 2) == 1
-    inc = {
-        "TRN": np.zeros_like(qb),
-        "RND": qb,
-        "RND_ZERO": qb & (s | r),
-        "RND_MIN_INF": qb & r,
-        "RND_INF": qb & (~s | r),
-        "RND_CONV": qb & (lsb | r),
-        "TRN_ZERO": s & (qb | r),
-    }[t.rounding]
-    v = fl + inc
+    v = fl + round_increment(t.rounding, qb, r, s, lsb)
     lo, hi = (-(2.0 ** (t.width - 1)), 2.0 ** (t.width - 1) - 1) if t.signed else (0.0, 2.0**t.width - 1)
     if np.all((v >= lo) & (v <= hi)):
         pass  # in range: every overflow mode leaves it alone (and wide types stay exact)
