@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -72,7 +73,7 @@ def test_cli_flow_end_to_end_and_train_cache(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "FPGA_DNN_QUIET"}  # we read the progress lines
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "bit-exact (Keras = C-sim)  1.0000" in first.stdout
+    assert re.search(r"bit-exact \(Keras = C-sim\)\s+1\.0000", first.stdout), first.stdout
     report = json.loads((tmp_path / "b" / "report.json").read_text())
     assert report["bits"] == "w6/a6" and report["bit_exact"] == 1.0
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
@@ -122,7 +123,7 @@ def test_csim_mismatch_stops_the_flow(tiny_model_files, tmp_path):
 
     cfg = _tiny_config(tiny_model_files, ["convert", "csim", "rtl"],
                        convert={"precision_overrides": {"relu1": {"result": "ufixed<2,1,RND_CONV,SAT>"}}})
-    with pytest.raises(MismatchError, match=r"C-sim is not bit-exact with Keras \(0\.\d+\); first mismatch: .*relu1"):
+    with pytest.raises(MismatchError, match=r"C-sim is not bit-exact with Keras \(test split 0\.\d+, probe set 0\.\d+\); first mismatch \(test split\): .*relu1"):
         run_flow(cfg, tmp_path / "b")
     saved = json.loads((tmp_path / "b" / "report.json").read_text())
     assert saved["bit_exact"] < 1.0 and "relu1" in saved["first_mismatch"]
@@ -148,7 +149,7 @@ def test_rtl_failure_stops_the_flow(tiny_model_files, tmp_path, monkeypatch):
     monkeypatch.setattr(fpga_dnn.csim, "run_csim", csim_with_one_changed_output)
     cfg = _tiny_config(tiny_model_files, ["convert", "csim", "rtl", "simulate", "estimate"],
                        simulate={"cocotb": False})
-    with pytest.raises(MismatchError, match=r"RTL simulation failed: RTL emulation equals C-sim on 0\.995"):
+    with pytest.raises(MismatchError, match=r"RTL simulation failed: RTL emulation equals the C-sim outputs on 0\.9950 of the test samples"):
         run_flow(cfg, tmp_path / "b")
     saved = json.loads((tmp_path / "b" / "report.json").read_text())
     assert saved["bit_exact"] == 1.0 and saved["rtl_exact_csim"] == 0.995 and saved["rtl_exact_keras"] == 1.0
@@ -166,7 +167,7 @@ def test_sim_report_failures_name_each_gate():
     late = SimReport(**{**ok.__dict__, "latency_measured": [7, 7, 7, 7]})
     assert late.failures() == ["measured latency [7, 7, 7, 7] != reported 6"]
     bad = SimReport(**{**ok.__dict__, "emu_exact_csim": 0.9, "tb": {"test_batch": {"passed": False, "message": "m"}}})
-    assert bad.failures() == ["RTL emulation equals C-sim on 0.9000 of samples", "test_batch: m"]
+    assert bad.failures() == ["RTL emulation equals the C-sim outputs on 0.9000 of the test samples", "test_batch: m"]
     assert bad.tb_passed is False
 
 
