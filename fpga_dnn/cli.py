@@ -95,7 +95,8 @@ def cmd_compress(args):
     cfg, build = _config_from_args(args, ["train", "compress", "convert", "csim"])
     raw = {"techniques": [t.strip() for t in args.techniques.split(",") if t.strip()]}
     for key in ("sparsity", "structured_fraction", "energy", "rank", "bottleneck_bits", "clusters", "temperature",
-                "alpha", "teacher", "budget_luts", "search", "cost_model", "train_data", "epochs_finetune"):
+                "alpha", "teacher", "budget_luts", "search", "cost_model", "train_data", "epochs_finetune",
+                "workers", "ray_address"):
         value = getattr(args, key, None)
         if value is not None:
             raw["epochs" if key == "epochs_finetune" else key] = value
@@ -330,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cost-model", choices=["da4ml", "yosys"], help="hardware cost model (default da4ml)")
     g.add_argument("--train-data", help="a model file's training data: .npz with x_train, y_train")
     g.add_argument("--epochs-finetune", type=int, help="fine-tuning epochs after each technique (default 40)")
+    g.add_argument("--workers", type=int, help="bitwidth: run each round's probes (greedy) or the trainings "
+                                               "(hgq2) on a local Ray with N workers (default 1: in process)")
+    g.add_argument("--ray-address", help="bitwidth: run them on an existing Ray cluster instead")
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("pareto", help="sweep compression techniques: accuracy vs LUTs report (JSON, MD, PNG)",

@@ -362,7 +362,7 @@ def step_compress(st: FlowState) -> None:
     upstream = artifacts.load_manifest(st.build_dir / "train") or {}
     inputs = {"model": str(st.train.model_path if st.train else c.resolve(c.model.file)),
               "upstream": upstream.get("inputs_hash") or artifacts.file_hash(c.resolve(c.model.file)),
-              "compress": asdict(opts)}
+              "compress": {k: v for k, v in asdict(opts).items() if k not in opts.PLACEMENT}}
     digest = artifacts.inputs_hash(inputs)
     if artifacts.is_fresh(out, "compress", digest):
         outputs = artifacts.load_manifest(out)["outputs"]
@@ -376,7 +376,7 @@ def step_compress(st: FlowState) -> None:
         if st.train is not None and (st.train.model_path.parent / "float.h5").is_file():
             teacher = st.train.model_path.parent / "float.h5"
         model, infos = compress.apply(st.model, ds, opts, teacher=teacher, zoo=c.model.zoo, x_calib=st.x,
-                                      cost_options=_cost_options(c))
+                                      cost_options=_cost_options(c), store_dir=out / "store")
         from .modelio import framework_of
 
         path = out / ("model.keras" if framework_of(model) == "hgq2" else "model.h5")

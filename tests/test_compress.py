@@ -193,6 +193,26 @@ def test_bitwidth_search_impossible_budget_says_best(base, digits):
 
 
 @pytest.mark.slow
+def test_bitwidth_probes_as_sweep_tasks_equal_inline_and_resume(base, digits, tmp_path):
+    """The greedy round's probes run as sweep tasks (the code path of a Ray worker, here in this
+    process): the same round as inline, every probe stored once, and a re-run recomputes none."""
+    from fpga_dnn.compress.bitwidth import greedy_search
+    from fpga_dnn.compress.search_tasks import SearchRunner
+    from fpga_dnn.sweep import ResultStore
+
+    inline = greedy_search(base["clone"](), digits, 10.0, max_rounds=1, ft=_ft(epochs=0))
+    runner = SearchRunner(store=str(tmp_path / "store"))
+    tasks = greedy_search(base["clone"](), digits, 10.0, max_rounds=1, ft=_ft(epochs=0), runner=runner)
+    assert tasks.history == inline.history and tasks.cost.luts == inline.cost.luts
+    store = ResultStore(tmp_path / "store")
+    keys = sorted(store.keys())
+    assert len(keys) == len(inline.history[0]["bits"])   # one probe per knob, one round
+    again = greedy_search(base["clone"](), digits, 10.0, max_rounds=1, ft=_ft(epochs=0), runner=runner)
+    assert again.history == inline.history
+    assert sorted(store.keys()) == keys and all(len(store.attempts(k)) == 1 for k in keys)  # nothing recomputed
+
+
+@pytest.mark.slow
 def test_hgq2_search_picks_within_budget(digits):
     from fpga_dnn.compress.bitwidth import hgq2_search
     from fpga_dnn.train import TrainConfig

@@ -40,6 +40,15 @@ class CompressOptions:
     search: str = "greedy"          # bitwidth: greedy (QKeras per-layer) | hgq2 (learned widths)
     cost_model: str = "da4ml"       # da4ml (fast RTL estimate) | yosys (synth_xilinx)
     train_data: str = ""            # a model file's training data (.npz: x_train, y_train); zoo: its dataset
+    # Where a bit-width search's independent evaluations run (greedy: each round's probes; hgq2:
+    # one training per beta): 1 = in this process; N = a local Ray with N workers; ray_address = an
+    # existing cluster. store: their results folder (default <build>/compress/store when on Ray).
+    workers: int = 1
+    ray_address: str = ""
+    store: str = ""
+
+    #: Keys that say where the work runs, not what it computes (kept out of a step's inputs hash).
+    PLACEMENT = ("workers", "ray_address", "store")
 
     def check(self) -> "CompressOptions":
         from .bitwidth import METHODS
@@ -71,7 +80,17 @@ class CompressOptions:
             raise UnknownNameError("bit-width search", self.search, METHODS)
         if self.cost_model not in COST_MODELS:
             raise UnknownNameError("cost model", self.cost_model, COST_MODELS)
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise ConfigError(f"[compress] workers = {self.workers!r}: must be an integer >= 1")
         return self
+
+    def runner(self, default_store=None):
+        """Where the bit-width search's evaluations run (:class:`~.search_tasks.SearchRunner`)."""
+        from .search_tasks import SearchRunner
+
+        on_ray = self.workers > 1 or bool(self.ray_address)
+        store = self.store or (str(default_store) if on_ray and default_store is not None else None)
+        return SearchRunner(self.workers, self.ray_address or None, store)
 
     def fine_tune(self):
         from .finetune import FineTune
@@ -91,11 +110,12 @@ def compress_options(raw: dict) -> CompressOptions:
 
 
 def apply(model, ds, opts: CompressOptions, *, teacher=None, zoo: str | None = None, x_calib=None,
-          cost_options: dict | None = None):
+          cost_options: dict | None = None, store_dir=None):
     """Apply ``opts.techniques`` in order; returns ``(model, [info per technique])``.
 
     ``cost_options``: keyword arguments of :func:`~fpga_dnn.compress.cost.hardware_cost` (the
-    flow's conversion and RTL options and target), so that a search prices the design the flow builds."""
+    flow's conversion and RTL options and target), so that a search prices the design the flow builds.
+    ``store_dir``: the search's results folder when it runs on Ray and ``opts.store`` is unset."""
     from . import bitwidth, cluster, distill, lowrank, prune
 
     opts.check()
@@ -118,7 +138,7 @@ def apply(model, ds, opts: CompressOptions, *, teacher=None, zoo: str | None = N
         else:
             res = bitwidth.search_bitwidths(model, ds, opts.budget_luts, method=opts.search, zoo=zoo,
                                             x_calib=x_calib, cost_model=opts.cost_model,
-                                            cost_options=cost_options,
+                                            cost_options=cost_options, runner=opts.runner(store_dir),
                                             **({"ft": ft} if opts.search == "greedy" else {}))
             bitwidth.require_met(res, opts.budget_luts)
             model, info = res.model, res.info(opts.budget_luts)

@@ -28,6 +28,7 @@ from .chain import KERNEL_LAYERS, activation_bits, from_chain, quantizer_config,
     set_weight_bits, to_chain
 from .cost import HardwareCost, hardware_cost
 from .finetune import FineTune, fine_tune
+from .search_tasks import SearchRunner
 
 METHODS = ("greedy", "hgq2")
 
@@ -97,9 +98,33 @@ def _min_bits(chain, knob: str, floor: int) -> int:
     return max(floor, integer + 1)
 
 
+def _probe(model, chain, knobs, ds, cfg, x_calib, cost_model, cost_options, runner: SearchRunner):
+    """``(cost, validation accuracy)`` of ``model`` with each ``(knob, bits)`` of ``knobs`` applied
+    alone (weights kept, no retraining): inline, or as sweep tasks (see :mod:`.search_tasks`)."""
+    if not runner.as_tasks:
+        out = []
+        for knob, bits in knobs:
+            m = from_chain(with_bits(chain, knob, bits))
+            out.append((hardware_cost(m, x_calib, cost_model, **(cost_options or {})), _val_accuracy(m, ds, cfg)))
+        return out
+    from ..sweep import Task
+    from .search_tasks import plain_cost_options, probe_task, save_arrays, save_model, task_key
+
+    _, val = validation_split(len(ds.x_train), cfg)
+    kw = {"model_path": str(save_model(model, runner)),
+          "data_path": str(save_arrays(runner, x_val=ds.x_train[val], y_val=ds.y_train[val], x_calib=x_calib)),
+          "cost_model": cost_model, "cost_options": plain_cost_options(cost_options)}
+    tasks = [Task(task_key("probe", **kw, knob=k, bits=b), f"{probe_task.__module__}:probe_task",
+                  {**kw, "knob": k, "bits": b}, label=f"{k} -> {b} bits") for k, b in knobs]
+    return [(HardwareCost(**r["cost"]), r["val_accuracy"]) for r in runner.run(tasks, "bit-width probes")]
+
+
 def greedy_search(model, ds, budget_luts: float, *, x_calib=None, min_bits: int = 3, max_rounds: int = 30,
-                  ft: FineTune | None = None, cost_model: str = "da4ml", cost_options: dict | None = None) -> SearchResult:
+                  ft: FineTune | None = None, cost_model: str = "da4ml", cost_options: dict | None = None,
+                  runner: SearchRunner | None = None) -> SearchResult:
+    """See the module docstring. ``runner``: where each round's probes run (default: inline)."""
     budget = _check_budget(budget_luts)
+    runner = runner or SearchRunner()
     ft = ft or FineTune(epochs=15, patience=5)
     x_calib = ds.x_test if x_calib is None else x_calib
     cfg = ft.train_config()
@@ -117,22 +142,21 @@ def greedy_search(model, ds, budget_luts: float, *, x_calib=None, min_bits: int 
     while cost.luts > budget and rounds < max_rounds:
         rounds += 1
         best = None
-        for knob, bits in knob_bits(chain).items():
-            if bits - 1 < _min_bits(chain, knob, min_bits):
-                continue
-            cand = with_bits(chain, knob, bits - 1)
-            m = from_chain(cand)
-            c = hardware_cost(m, x_calib, cost_model, **(cost_options or {}))
+        knobs = [(k, b - 1) for k, b in knob_bits(chain).items() if b - 1 >= _min_bits(chain, k, min_bits)]
+        for (knob, bits), (c, cand_val) in zip(knobs, _probe(model, chain, knobs, ds, cfg, x_calib, cost_model,
+                                                              cost_options, runner)):
             saved = cost.luts - c.luts
             if saved <= 0:
                 continue
-            drop = max(val - _val_accuracy(m, ds, cfg), 1e-3)
+            drop = max(val - cand_val, 1e-3)
             score = saved / drop
             if best is None or score > best[0]:
-                best = (score, knob, cand, m, c)
+                best = (score, knob, bits)
         if best is None:
             break
-        _, knob, chain, model, _ = best
+        _, knob, bits = best
+        chain = with_bits(chain, knob, bits)
+        model = from_chain(chain)
         fine_tune(model, ds, ft, f"bits {knob}")
         cost = hardware_cost(model, x_calib, cost_model, **(cost_options or {}))  # retrained weights: cost again
         chain = to_chain(model)
@@ -149,8 +173,9 @@ def greedy_search(model, ds, budget_luts: float, *, x_calib=None, min_bits: int 
 
 def hgq2_search(zoo: str, ds, budget_luts: float, *, betas=(1e-6, 1e-5, 3e-5, 1e-4), quant=None,
                 train_cfg: TrainConfig | None = None, x_calib=None, cost_model: str = "da4ml",
-                cost_options: dict | None = None) -> SearchResult:
-    """Train the zoo architecture with HGQ2 once per ``beta``; keep the best within the budget."""
+                cost_options: dict | None = None, runner: SearchRunner | None = None) -> SearchResult:
+    """Train the zoo architecture with HGQ2 once per ``beta``; keep the best within the budget.
+    ``runner``: where the trainings run (default: one after another, inline)."""
     from ..models import Quant, build_model
 
     budget = _check_budget(budget_luts)
@@ -158,12 +183,10 @@ def hgq2_search(zoo: str, ds, budget_luts: float, *, betas=(1e-6, 1e-5, 3e-5, 1e
         raise ConfigError(f"betas must be a non-empty list of numbers >= 0, got {betas!r}")
     cfg = train_cfg or TrainConfig(float_baseline=False)
     x_calib = ds.x_test if x_calib is None else x_calib
+    runner = runner or SearchRunner()
     trained, history = [], []
-    for beta in betas:
-        m = build_model(zoo, "hgq2", quant or Quant(), seed=cfg.seed, hgq_beta=float(beta))
-        fit_hgq2(m, ds, cfg, f"hgq2 beta={beta:g}")
-        c = hardware_cost(m, x_calib, cost_model, **(cost_options or {}))
-        val = _val_accuracy(m, ds, cfg)
+    for beta, (m, c, val) in zip(betas, _hgq2_trainings(zoo, betas, quant or Quant(), cfg, ds, x_calib, cost_model,
+                                                         cost_options, runner)):
         trained.append((m, c, val, {"beta": beta}))
         history.append({"beta": beta, "luts": c.luts, "val_accuracy": val})
         progress(f"bit-width search (hgq2): beta {beta:g}: {c.luts:,.0f} LUT, val acc {val:.4f}")
@@ -171,6 +194,33 @@ def hgq2_search(zoo: str, ds, budget_luts: float, *, betas=(1e-6, 1e-5, 3e-5, 1e
     pick = max(within, key=lambda t: t[2]) if within else min(trained, key=lambda t: t[1].luts)
     return SearchResult(pick[0], bool(within), pick[1], pick[2], accuracy(pick[0], ds.x_test, ds.y_test), pick[3], history,
                         method="hgq2")
+
+
+def _hgq2_trainings(zoo, betas, quant, cfg, ds, x_calib, cost_model, cost_options, runner: SearchRunner):
+    """``(model, cost, validation accuracy)`` per beta: inline, or as sweep tasks."""
+    from ..models import build_model
+
+    if not runner.as_tasks:
+        out = []
+        for beta in betas:
+            m = build_model(zoo, "hgq2", quant, seed=cfg.seed, hgq_beta=float(beta))
+            fit_hgq2(m, ds, cfg, f"hgq2 beta={beta:g}")
+            out.append((m, hardware_cost(m, x_calib, cost_model, **(cost_options or {})), _val_accuracy(m, ds, cfg)))
+        return out
+    from dataclasses import asdict
+
+    from ..modelio import load_model
+    from ..sweep import Task
+    from .search_tasks import hgq2_task, plain_cost_options, save_arrays, task_key
+
+    kw = {"zoo": zoo, "quant": asdict(quant), "train": asdict(cfg), "cost_model": cost_model,
+          "cost_options": plain_cost_options(cost_options),
+          "data_path": str(save_arrays(runner, x_train=ds.x_train, y_train=ds.y_train, x_test=ds.x_test,
+                                       y_test=ds.y_test, x_calib=x_calib))}
+    tasks = [Task(task_key("hgq2", **kw, beta=float(b)), f"{hgq2_task.__module__}:hgq2_task",
+                  {**kw, "beta": float(b), "store": str(runner.store)}, label=f"hgq2 beta={b:g}") for b in betas]
+    return [(load_model(r["model_path"])[0], HardwareCost(**r["cost"]), r["val_accuracy"])
+            for r in runner.run(tasks, "hgq2 trainings")]
 
 
 def fit_hgq2(model, ds, cfg: TrainConfig, label: str) -> dict:
