@@ -168,3 +168,22 @@ def test_search_finds_points_and_resumes(tmp_path):
     again = run_search("digits_mlp", tmp_path, trials=3, batch=3, train=train, grid=False, board="pynq-z2")
     assert [t["recipe"] for t in again.trials] == [t["recipe"] for t in rep.trials]
     assert len(list(ResultStore(tmp_path / "store").keys())) == stats_before
+
+
+@pytest.mark.extended
+@pytest.mark.slow
+def test_greedy_bitwidth_round_on_local_ray_equals_inline(tmp_path, digits_mlp_qkeras, digits):
+    """One greedy round with its probes on a local Ray (2 workers): the same history as inline."""
+    from fpga_dnn.compress.bitwidth import greedy_search
+    from fpga_dnn.compress.chain import clone
+    from fpga_dnn.compress.finetune import FineTune
+    from fpga_dnn.compress.search_tasks import SearchRunner
+
+    _, model = digits_mlp_qkeras
+    ft = FineTune(epochs=0, patience=1)
+    inline = greedy_search(clone(model), digits, 10.0, max_rounds=1, ft=ft)
+    on_ray = greedy_search(clone(model), digits, 10.0, max_rounds=1, ft=ft,
+                           runner=SearchRunner(workers=2, store=str(tmp_path / "store")))
+    assert on_ray.history == inline.history
+    workers = {r["worker"] for r in (json.loads(p.read_text()) for p in (tmp_path / "store" / "results").glob("*.json"))}
+    assert len(workers) >= 1 and all(":" in w for w in workers)
