@@ -93,3 +93,27 @@ def test_project_written(digits_mlp_qkeras, digits, tmp_path):
     assert (tmp_path / "p" / "firmware" / "fpga_dnn_model.cpp").is_file()
     assert res.options.hls4ml_part() == "xczu3eg-sbva484-1-e"   # the part follows the board, resolved late
     assert res.hls_config["LayerName"]["model_input"]["Precision"]["result"] == "ufixed<5,1>"
+
+
+def test_build_script_compiles_both_units_side_by_side(tmp_path):
+    """hls4ml's own build_lib.sh template gets its two compiles in parallel, and a failing
+    background compile still fails the script (``wait`` returns its status under ``set -e``)."""
+    import subprocess
+    from pathlib import Path
+
+    import hls4ml
+
+    from fpga_dnn.csim import parallel_build_script
+
+    template = Path(hls4ml.__file__).parent / "templates" / "vivado" / "build_lib.sh"
+    script = tmp_path / "build_lib.sh"
+    script.write_text(template.read_text())
+    assert parallel_build_script(script)
+    text = script.read_text()
+    assert "-o ${PROJECT}.o &\nmain_pid=$!\n" in text and "_bridge.o\nwait $main_pid\n" in text
+    assert not parallel_build_script(script)   # already parallel: left alone
+    (tmp_path / "firmware").mkdir()
+    (tmp_path / "firmware" / "myproject.cpp").write_text("this is not C++;\n")
+    (tmp_path / "myproject_bridge.cpp").write_text("int bridge() { return 0; }\n")
+    run = subprocess.run(["bash", str(script)], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode != 0 and "error" in run.stdout + run.stderr
