@@ -371,7 +371,7 @@ def bench_overlap(driver_module, workdir: Path, large_batch: int = 10_000, strea
         bound = bw / sample_bytes
         qbatches = [to_fixed(b, acc.spec.input.format).astype(acc.spec.input.lane_dtype) for b in batches]
         rounds = max(3, repeats // 2)
-        stream = {"samples": stream_samples, "batch": stream_batch, "chunk_samples": acc.chunk_samples,
+        stream = {"samples": stream_samples, "batch": stream_batch, "chunk_samples": acc.stream_chunk_samples,
                   "dma_bound_samples_per_s": bound, "target_fraction_of_bound": 0.8,
                   "float64_overlapped": _board_rate(lambda: sum(len(y) for y in acc.predict_stream(batches)), fake,
                                                     stream_samples, rounds),

@@ -51,6 +51,25 @@ def test_overlapped_predict_equals_sequential_bit_for_bit(digits_spec, make_bund
         assert not over.backend.fake.dma.violations
 
 
+def test_stream_pieces_are_larger_by_default(digits_spec, make_bundle, reference):
+    """A predict splits at 256 KiB, a stream at 1 MiB (both when chunk_bytes is not given; one
+    given chunk_bytes sets both); a stream in 1 MiB pieces equals the reference."""
+    from fpga_dnn.runtime.accelerator import CHUNK_BYTES, STREAM_CHUNK_BYTES
+
+    rec = RecordingModel(InstantModel(digits_spec))
+    bundle = make_bundle(digits_spec)
+    with open_sim(bundle, model=rec) as acc:
+        per = max(digits_spec.input.sample_bytes, digits_spec.output.sample_bytes)
+        assert acc.chunk_samples == min(acc.samples_per_transfer, CHUNK_BYTES // per)
+        assert acc.stream_chunk_samples == min(acc.samples_per_transfer, STREAM_CHUNK_BYTES // per) > acc.chunk_samples
+        x = acc.random_inputs(acc.stream_chunk_samples + 5, seed=4)
+        out = list(acc.predict_stream([x]))
+        np.testing.assert_array_equal(out[0], reference(digits_spec, x))
+        assert [len(f) // digits_spec.input.sample_bytes for f in rec.frames] == [acc.stream_chunk_samples, 5]
+    with open_sim(bundle, chunk_bytes=64 * 100) as acc:
+        assert acc.chunk_samples == acc.stream_chunk_samples == 100
+
+
 def test_large_batches_overlap_below_the_dma_limit_too(digits_spec, make_bundle, reference):
     """A batch that fits one DMA transfer but exceeds chunk_bytes is still split and overlapped."""
     with open_sim(make_bundle(digits_spec), chunk_bytes=64 * 100) as acc:
