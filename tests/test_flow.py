@@ -153,7 +153,7 @@ def test_rtl_failure_stops_the_flow(tiny_model_files, tmp_path, monkeypatch):
         run_flow(cfg, tmp_path / "b")
     saved = json.loads((tmp_path / "b" / "report.json").read_text())
     assert saved["bit_exact"] == 1.0 and saved["rtl_exact_csim"] == 0.995 and saved["rtl_exact_keras"] == 1.0
-    assert "0.9950 of samples" in saved["simulate_failures"] and "lut" not in saved
+    assert "0.9950 of the test samples" in saved["simulate_failures"] and "lut" not in saved
 
 
 def test_sim_report_failures_name_each_gate():
