@@ -60,13 +60,19 @@ demo: $(STAMP) $(BOARD_STAMP)
 # The tests never share demo's build/cache: each run builds into its own fresh cache (set
 # FPGA_DNN_TEST_CACHE=<folder> to keep one between runs). A tool they need that is missing stops the
 # run with one line naming it (tests/conftest.py); nothing is skipped.
+# Two pytest workers (pytest-xdist), a test file per worker at a time (a file's module fixtures stay
+# in one process): most of the time goes to single-threaded tools (g++, Verilator, cocotb, yosys).
+# TEST_WORKERS=0 runs in one process. --durations lists the slowest, to keep the suite in budget.
+TEST_WORKERS ?= 2
 test: $(STAMP) $(BOARD_STAMP)
-	FPGA_DNN_BOARD_PYTHON=$(abspath $(BOARD_PY)) $(PY) -m pytest -q tests --ignore=tests/board -m "not extended"
+	FPGA_DNN_BOARD_PYTHON=$(abspath $(BOARD_PY)) $(PY) -m pytest -q tests --ignore=tests/board -m "not extended" \
+	  -n $(TEST_WORKERS) --dist loadfile --durations=25
 	$(BOARD_PY) -m pytest -q tests/board
 
 # Everything, the extended corpora, MLPerf zoo training and Ray cluster runs included (about an hour on 2 cores).
 test-all: $(STAMP) $(BOARD_STAMP)
-	FPGA_DNN_BOARD_PYTHON=$(abspath $(BOARD_PY)) $(PY) -m pytest -q tests --ignore=tests/board
+	FPGA_DNN_BOARD_PYTHON=$(abspath $(BOARD_PY)) $(PY) -m pytest -q tests --ignore=tests/board \
+	  -n $(TEST_WORKERS) --dist loadfile --durations=25
 	$(BOARD_PY) -m pytest -q tests/board
 
 bench: $(STAMP) $(BOARD_STAMP)
