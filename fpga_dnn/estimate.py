@@ -227,7 +227,7 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _piece_key(piece: _Piece, family: str, fast: bool, version: str) -> str:
-    from .simulate.verilator import content_hash
+    from .cache import content_hash
 
     params = {"piece": piece.name, "top": piece.top, "family": family, "lib": sorted(piece.lib),
               "extra": [list(e) for e in piece.extra], "blackboxes": list(piece.blackboxes),
@@ -378,7 +378,7 @@ def synthesize(sources, top: str, family: str = "xc7", cache_dir=None, timeout: 
         raise ToolError(f"unknown estimate method {method!r}; known: {', '.join(METHODS)}")
     sources = [Path(s) for s in sources]
     if cache_dir is None:  # the same root as the Verilator builds ($FPGA_DNN_CACHE or ./build/cache)
-        from .simulate.verilator import cache_root
+        from .cache import cache_root
 
         cache_dir = cache_root() / "yosys"
     root = Path(cache_dir)
@@ -417,7 +417,7 @@ def synthesize(sources, top: str, family: str = "xc7", cache_dir=None, timeout: 
 
 def _synthesize_flat(sources: list[Path], top: str, family: str, root: Path, timeout: float,
                      data_files) -> ResourceReport:
-    from .simulate.verilator import content_hash
+    from .cache import content_hash
 
     version = yosys_version()
     digest = content_hash(sources, {"top": top, "family": family, "script": _script([], top, family)}, extra=version)
