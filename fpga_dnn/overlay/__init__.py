@@ -5,7 +5,7 @@ as scripts (IP packaging, block design with PS + AXI DMA + accelerator, bitstrea
 checks what can be checked without Vivado, and runs Vivado only when the user names it. Two
 paths share the block design and the bundle format:
 
-* ``rtl``: the AXI-Stream shell + da4ml core (:func:`fpga_dnn.simulate.shell.write_axis_design`)
+* ``rtl``: the AXI-Stream shell + da4ml core (:func:`fpga_dnn.rtl.shell.write_axis_design`)
   packaged as a Vivado IP;
 * ``hls``: an hls4ml project's network behind fpga_dnn's HLS AXI-Stream top, synthesised by
   Vitis HLS / Vivado HLS for the board's part (both boards, Ultra96 included).

@@ -285,7 +285,7 @@ def generate_overlay(design, board: Union[str, Board], out_dir, path: str = "rtl
                      encryption=None) -> OverlayScripts:
     """Write the overlay scripts for ``design`` on ``board`` into ``out_dir``; run Vivado if named.
 
-    ``path='rtl'``: ``design`` is an :class:`~fpga_dnn.simulate.shell.AxisDesign` (Verilog sources,
+    ``path='rtl'``: ``design`` is an :class:`~fpga_dnn.rtl.shell.AxisDesign` (Verilog sources,
     top, spec). ``path='hls'``: ``design`` is an hls4ml project folder or ``ModelGraph``; ``spec``
     optionally supplies name, shapes and stream widths (see :func:`~fpga_dnn.overlay.hls.hls_spec`),
     else both streams are ``stream_bits`` wide. ``bundle_dir``: where the finished bundle
@@ -367,7 +367,7 @@ def _prepare_rtl(design, board: Board, out_dir: Path, files: dict):
     """Copy the Verilog into out_dir/rtl and return (spec, config entries, input files)."""
     for attr in ("spec", "top", "sources"):
         if not hasattr(design, attr):
-            raise ConfigError("the RTL overlay path needs an AxisDesign (fpga_dnn.simulate.shell.write_axis_design), "
+            raise ConfigError("the RTL overlay path needs an AxisDesign (fpga_dnn.rtl.shell.write_axis_design), "
                               f"got {type(design).__name__}")
     spec, top = design.spec, design.top
     sources = [Path(s) for s in design.sources]

@@ -1,7 +1,7 @@
 """The ``rtl`` step: hls4ml ``ModelGraph`` -> traced core -> Verilog -> AXI-Stream design + spec.
 
 Hands on one typed artifact, :class:`RtlBuild`: the pipelined core (:class:`RtlDesign`), the
-design that wraps it in the AXI-Stream shell (:class:`~fpga_dnn.simulate.shell.AxisDesign`) and
+design that wraps it in the AXI-Stream shell (:class:`~fpga_dnn.rtl.shell.AxisDesign`) and
 the bundle spec (``spec.json``), the contract the overlay and the runtime read.
 """
 
@@ -59,7 +59,7 @@ class RtlOptions:
 class RtlBuild:
     traced: TracedModel
     design: RtlDesign
-    axis: object  # fpga_dnn.simulate.shell.AxisDesign
+    axis: object  # fpga_dnn.rtl.shell.AxisDesign
     spec: object  # fpga_dnn.runtime.spec.Spec
     out_dir: Path
     trace_seconds: float
@@ -85,7 +85,7 @@ def build_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name: str =
     ``opts.architecture`` 'streaming' (or 'auto' for a model too big to unroll) builds the
     folded streaming design instead (:func:`build_stream_rtl`)."""
     from ..runtime.spec import Spec
-    from ..simulate.shell import write_axis_design
+    from .shell import write_axis_design
 
     opts = (opts or RtlOptions()).check()
     if choose_architecture(hls_model, opts) == "streaming":
@@ -126,7 +126,7 @@ class StreamBuild:
     graph: object          # fpga_dnn.hw.graph.HwGraph (folds applied)
     plan: object           # fpga_dnn.hw.folding.Plan (predicted figures)
     design: object         # fpga_dnn.rtl.stream.stitch.StreamDesign
-    axis: object           # fpga_dnn.simulate.shell.AxisDesign view (top, sources, data files, spec)
+    axis: object           # fpga_dnn.rtl.shell.AxisDesign view (top, sources, data files, spec)
     spec: object
     out_dir: Path
     trace_seconds: float
@@ -149,7 +149,7 @@ def build_stream_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name
     from ..boards import load_board
     from ..hw import folding
     from ..hw.lower import lower
-    from ..simulate.shell import AxisDesign
+    from .shell import AxisDesign
     from .stream.stitch import write_stream_design
 
     opts = (opts or RtlOptions()).check()
