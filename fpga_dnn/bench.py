@@ -141,7 +141,7 @@ def bench_hardware(out: Path, cases: list[str] | None = None, synth: bool = True
         big = np.ascontiguousarray(np.concatenate([x] * max(1, 20000 // len(x))))
         sim = simulate_rtl(rtl, x, rep.outputs, opts=SimOptions(cocotb=(name == "digits_mlp" and fw == "qkeras"
                                                                           and quant.weight_bits == 6)))
-        from .rtl.verilog import compile_emulator
+        from .simulate.emulator import compile_emulator
 
         emu = compile_emulator(rtl.design)
         load_before = os.getloadavg()[0]
@@ -256,7 +256,7 @@ def _measure_stream(conv, graph, plan, x, keras_out, csim_out, folder: Path, boa
     exactness against Keras (all samples) and C-sim (its samples), emulation frames/s, and with
     ``synth`` yosys resources beside the folding model's."""
     from .estimate import resource_table, synthesize
-    from .rtl.stream.emulate import build_emulator
+    from .simulate.stream_emulator import build_emulator
     from .rtl.stream.stitch import write_stream_design
 
     folded = graph.with_folds(plan.folds)

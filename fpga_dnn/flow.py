@@ -542,7 +542,7 @@ def step_simulate(st: FlowState) -> None:
 def _simulate_stream(st: FlowState, x) -> None:
     """The streamed design in Verilator against C-sim and Keras (and with backpressure)."""
     from .errors import MismatchError
-    from .rtl.stream.emulate import check_stream
+    from .simulate.stream_emulator import check_stream
 
     rep = check_stream(st.rtl, x, st.csim.outputs, st.keras_out)
     st.sim = rep
@@ -614,7 +614,7 @@ def step_overlay(st: FlowState) -> None:
 
 def step_deploy(st: FlowState) -> None:
     from .convert import check_input
-    from .rtl.verilog import emulator_model_fn
+    from .simulate.emulator import emulator_model_fn
     from .runtime.accelerator import Accelerator
     from .runtime.fake.hwh import write_sim_bundle
     from .runtime.signing import generate_key, sign_bundle

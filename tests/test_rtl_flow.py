@@ -59,7 +59,8 @@ def test_argmax_softmax_option_and_unsupported_layer(tmp_path, digits):
     # The argmax Verilog itself, in the Verilator emulation, against np.argmax of the logits the
     # 'logits' trace of the same graph computes (first index on ties), on every test sample plus
     # random points of the input grid.
-    from fpga_dnn.rtl import compile_emulator, trace_model_graph
+    from fpga_dnn.rtl import trace_model_graph
+    from fpga_dnn.simulate.emulator import compile_emulator
 
     grid = np.random.default_rng(4).integers(0, 32, size=(2000, 64)) / 16.0
     x = np.concatenate([digits.x_test, grid])

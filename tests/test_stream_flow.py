@@ -71,7 +71,7 @@ def skip(tmp_path_factory):
 
 def _run(build, hls_model, x, **kw):
     from fpga_dnn.hw import reference
-    from fpga_dnn.rtl.stream.emulate import build_emulator
+    from fpga_dnn.simulate.stream_emulator import build_emulator
 
     emu = build_emulator(build.design)
     codes = reference.quantize_inputs(build.graph, x)
@@ -82,7 +82,7 @@ def _run(build, hls_model, x, **kw):
 
 
 def test_plain_streamed_equals_csim_keras_and_reference(plain):
-    from fpga_dnn.rtl.stream.emulate import check_stream
+    from fpga_dnn.simulate.stream_emulator import check_stream
 
     model, hls_model, build = plain
     x = _grid((9, 9, 2), n=N_PROBES)
@@ -111,7 +111,7 @@ def test_skip_bn_pool_streamed_equals_csim_under_backpressure(skip):
 
 
 def test_stall_names_the_blocked_stream(plain):
-    from fpga_dnn.rtl.stream.emulate import StreamStallError
+    from fpga_dnn.simulate.stream_emulator import StreamStallError
 
     _, hls_model, build = plain
     with pytest.raises(StreamStallError, match=r"stalled after \d+ cycles .*blocked at ") as err:
