@@ -20,14 +20,15 @@ are that common format.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
 from fpga_dnn.runtime.packing import wide_stream_bits
-from fpga_dnn.runtime.spec import SPEC_FILENAME, FixedFormat, Spec
+from fpga_dnn.runtime.spec import FixedFormat, Spec
+
+from .design import Design, Module, Pipeline
 
 #: The project's Verilog and testbenches.
 SIM_DIR = Path(__file__).resolve().parents[2] / "sim"
@@ -39,22 +40,22 @@ DUMMY_CORE_MODULE = "fpga_dnn_dummy_core"
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
 
-@dataclass(frozen=True)
-class AxisDesign:
-    """A core inside the shell, ready to simulate: Verilog sources (compile order), top, spec."""
+#: The design a core in the shell makes: :class:`fpga_dnn.rtl.design.Design` (its old name).
+AxisDesign = Design
 
-    spec: Spec
-    top: str
-    sources: Sequence[Path]
-    directory: Path
-    core_parameters: Mapping[str, int] = field(default_factory=dict)
-    #: Files the simulation reads at run time (da4ml's ``$readmemh`` lookup tables); they are
-    #: copied into each run directory, the simulator's working directory.
-    data_files: Sequence[Path] = ()
 
-    @property
-    def spec_path(self) -> Path:
-        return self.directory / SPEC_FILENAME
+def axis_ports(spec: Spec, keep: bool = True) -> dict:
+    """``{port: (direction, bits)}`` of a top in the shell: what :func:`render_axis_top` (and the
+    streaming top, ``keep=False``: no tkeep) declare, recorded in the Design for the overlay."""
+    inp, out = spec.input.stream_bits, spec.output.stream_bits
+    ports = {"clk": ("input", 1), "aresetn": ("input", 1),
+             "s_axis_tdata": ("input", inp), "s_axis_tvalid": ("input", 1), "s_axis_tready": ("output", 1),
+             "s_axis_tlast": ("input", 1),
+             "m_axis_tdata": ("output", out), "m_axis_tvalid": ("output", 1), "m_axis_tready": ("input", 1),
+             "m_axis_tlast": ("output", 1)}
+    if keep:
+        ports.update({"s_axis_tkeep": ("input", inp // 8), "m_axis_tkeep": ("output", out // 8)})
+    return ports
 
 
 def render_axis_top(spec: Spec, core_module: str, core_parameters: Optional[Mapping[str, int]] = None,
@@ -127,12 +128,14 @@ endmodule
 
 def write_axis_design(spec: Spec, core_module: str, core_sources: Sequence[Path], directory: Path,
                       core_parameters: Optional[Mapping[str, int]] = None,
-                      core_has_clk: bool = True, data_files: Sequence[Path] = ()) -> AxisDesign:
-    """Write ``<top>.v`` and ``spec.json`` into ``directory``; return the design to simulate.
+                      core_has_clk: bool = True, data_files: Sequence[Path] = (),
+                      modules: Sequence[Module] = (), pipeline: Optional[Pipeline] = None) -> Design:
+    """Write ``<top>.v``, ``spec.json`` and ``design.json`` into ``directory``; return the design.
 
     ``spec.top_module`` is set to the top's name if it was empty. Sources are listed in compile
     order: the shell, the core's files, then the top. ``data_files``: memory files the core
-    reads with ``$readmemh`` (e.g. da4ml's ``src/memfiles/*``).
+    reads with ``$readmemh`` (e.g. da4ml's ``src/memfiles/*``). ``modules``/``pipeline``: the
+    core's per-stage modules and register chain as its generator wrote them.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -142,11 +145,15 @@ def write_axis_design(spec: Spec, core_module: str, core_sources: Sequence[Path]
     text = render_axis_top(spec, core_module, core_parameters, core_has_clk, top)
     if not top_path.exists() or top_path.read_text() != text:  # keep mtimes stable for caches
         top_path.write_text(text)
-    spec.save(directory / SPEC_FILENAME)
     sources = [SHELL_SOURCE, *map(Path, core_sources), top_path]
-    return AxisDesign(spec=spec, top=top, sources=sources, directory=directory,
-                      core_parameters=dict(core_parameters or {}),
-                      data_files=[Path(f) for f in data_files])
+    # The core takes a sample per clock: the stream widths set the interval.
+    interval = max(spec.input.beats_per_sample, spec.output.beats_per_sample)
+    design = Design(spec=spec, top=top, sources=sources, directory=directory,
+                    core_parameters=dict(core_parameters or {}), data_files=[Path(f) for f in data_files],
+                    kind="unrolled", core=core_module, ports=axis_ports(spec), interval=interval,
+                    modules=tuple(modules), pipeline=pipeline)
+    design.save()
+    return design
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,7 +181,7 @@ def dummy_core_parameters(spec: Spec) -> dict:
     }
 
 
-def write_dummy_design(spec: Spec, directory: Path) -> AxisDesign:
+def write_dummy_design(spec: Spec, directory: Path) -> Design:
     """The dummy core in the shell, for ``spec`` (see :func:`dummy_core_spec`)."""
     return write_axis_design(spec, DUMMY_CORE_MODULE, [DUMMY_CORE_SOURCE], directory,
                              core_parameters=dummy_core_parameters(spec))

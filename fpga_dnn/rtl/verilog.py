@@ -62,6 +62,8 @@ class RtlDesign:
     input_type: str = ""
     output_type: str = ""
     write_seconds: float = 0.0
+    #: The register-chained stages [module, file, in bits, out bits] (the Design's pipeline).
+    stages: list = field(default_factory=list)
 
     @property
     def register_depth(self) -> int:
@@ -117,6 +119,7 @@ class RtlDesign:
         d["out_dir"] = Path(d["out_dir"])
         d["sources"] = [Path(p) for p in d["sources"]]
         d["memfiles"] = [Path(p) for p in d["memfiles"]]
+        d.setdefault("stages", [])
         d["input_format"] = FixedFormat(**d["input_format"])
         d["output_format"] = FixedFormat(**d["output_format"])
         d["input_shape"], d["output_shape"] = tuple(d["input_shape"]), tuple(d["output_shape"])
@@ -157,7 +160,13 @@ def write_verilog(traced: TracedModel, out_dir, *, name: str = "fpga_dnn_core", 
         _binder(top, traced.n_inputs, traced.n_outputs, traced.input_type.width, traced.output_type.width, latency)
     )
     src = out_dir / "src"
-    stages = sorted(src.glob(f"{name}_stage*.v"), key=lambda p: int(re.search(r"(\d+)\.v$", p.name).group(1)))
+    # da4ml's pipeline_logic_gen: module ``{name}_stage{k}`` in ``src/{name}_stage{k}.v``, and its
+    # register banks as wide as the stages' minimal input formats (the same sums as there).
+    from da4ml.types import minimal_kif
+
+    in_bits = [sum(map(sum, map(minimal_kif, sol.inp_qint))) for sol in pipe.solutions]
+    out_bits = in_bits[1:] + [sum(map(sum, map(minimal_kif, pipe.out_qint)))]
+    stages = [src / f"{name}_stage{k}.v" for k in range(len(pipe.solutions))]
     sources = sorted((src / "static").glob("*.v")) + stages + [src / f"{name}.v", src / f"{top}.v"]
     design = RtlDesign(
         out_dir=out_dir,
@@ -179,6 +188,8 @@ def write_verilog(traced: TracedModel, out_dir, *, name: str = "fpga_dnn_core", 
         input_type=str(traced.input_type),
         output_type=str(traced.output_type),
         write_seconds=time.perf_counter() - t0,
+        stages=[[f"{name}_stage{k}", str(f), int(i), int(o)] for k, (f, i, o) in enumerate(zip(stages, in_bits, out_bits))]
+        if getattr(model, "_register_layers", 1) == 1 else [],
     )
     design.save()
     return design
