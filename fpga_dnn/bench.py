@@ -118,7 +118,7 @@ def bench_hardware(out: Path, cases: list[str] | None = None, synth: bool = True
     from . import convert, csim, models, train
     from .boards import load_board
     from .data import load_data_file
-    from .estimate import fit_check, synthesize
+    from .estimate import fit_check, synthesize_design
     from .modelio import load_model
     from .rtl.build import build_rtl
     from .simulate.check import SimOptions, simulate_rtl
@@ -148,8 +148,7 @@ def bench_hardware(out: Path, cases: list[str] | None = None, synth: bool = True
         csim_rate, rates, cpu_ratio = emulation_rates(conv.hls_model, emu, big)
         boards = [load_board("pynq-z2"), load_board("ultra96")] if synth else []
         with ThreadPoolExecutor(max_workers=2) as pool:
-            synth_results = list(pool.map(lambda b: synthesize(rtl.axis.sources, rtl.axis.top, b.yosys_family,
-                                                               data_files=rtl.axis.data_files), boards))
+            synth_results = list(pool.map(lambda b: synthesize_design(rtl.axis, b.yosys_family), boards))
         row = {"model": name, "framework": fw, "bits": f"w{quant.weight_bits}/a{quant.activation_bits}",
                "qat_accuracy": round(res.meta["qat"]["accuracy"], 4),
                "rtl_exact_csim": sim.emu_exact_csim, "latency_cycles": rtl.spec.total_latency,

@@ -16,13 +16,12 @@ bundles alike. Board facts: ``overlays/boards/*.toml``; templates: ``overlays/te
 """
 
 from .bundle import bundle_files, finalize_bundle
-from .generate import (ACCEL_CELL, DMA_CELL, PATHS, TEMPLATES_DIR, OverlayScripts, describe, generate_overlay,
-                       verilog_ports)
+from .generate import ACCEL_CELL, DMA_CELL, PATHS, TEMPLATES_DIR, OverlayScripts, describe, generate_overlay
 from .hls import HlsProject, hls_spec, read_hls_project, render_hls_top
 from .vivado import find_vivado, run_overlay
 
 __all__ = [
     "ACCEL_CELL", "DMA_CELL", "PATHS", "TEMPLATES_DIR", "HlsProject", "OverlayScripts", "bundle_files",
     "describe", "finalize_bundle", "find_vivado", "generate_overlay", "hls_spec", "read_hls_project",
-    "render_hls_top", "run_overlay", "verilog_ports",
+    "render_hls_top", "run_overlay",
 ]
