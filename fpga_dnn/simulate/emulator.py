@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from fpga_dnn.errors import ConfigError, DataError
-from fpga_dnn.rtl.precision import HlsType, UnsupportedPrecisionError, quantize_np
+from fpga_dnn.fixedpoint import FixedFormat
+from fpga_dnn.rtl.precision import UnsupportedPrecisionError, quantize_np
 from fpga_dnn.rtl.verilog import RtlDesign
 from fpga_dnn.simulate.verilator import DEFAULT_OPT, OUTPUT_SPLIT
 
@@ -228,7 +229,7 @@ class RtlEmulator:
         self._lib = ctypes.CDLL(str(self.lib_path))
         self._lib.fpga_dnn_emulate.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t]
         self._lib.fpga_dnn_emulate.restype = None
-        self._in_type = _parse_type(design.input_type)
+        self._in_type = FixedFormat.parse(design.input_type)  # with its modes: C-sim's input cast
 
     def predict_raw(self, raw_in: np.ndarray, n_threads: int | None = None) -> np.ndarray:
         """Integer element codes in, integer element codes out (n, n_outputs), sign-extended.
@@ -282,13 +283,6 @@ class RtlEmulator:
         codes = self._run(self.input_codes(x), n_threads)
         values = np.ldexp(codes, -d.output_format.frac)  # float64, exact (codes have <= 32 bits)
         return values.reshape((codes.shape[0],) + tuple(d.output_shape))
-
-
-def _parse_type(text: str) -> HlsType:
-    m = re.match(r"^(u?)fixed<(-?\d+),(-?\d+),(\w+),(\w+)>$", text)
-    if not m:
-        raise AssertionError(f"bad type string {text!r}")
-    return HlsType(m.group(1) != "u", int(m.group(2)), int(m.group(3)), m.group(4), m.group(5))
 
 
 #: Verilator options of the emulator build beyond the common ones: DFG (Verilator's dataflow
