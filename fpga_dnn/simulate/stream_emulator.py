@@ -58,7 +58,7 @@ class StreamRun:
 
 
 def _harness(top: str, s_bits: int, m_bits: int, n_streams: int, n_fifos: int) -> str:
-    return f"""// fpga_dnn.rtl.stream.emulate harness v{HARNESS_VERSION} for {top}.
+    return f"""// fpga_dnn.simulate.stream_emulator harness v{HARNESS_VERSION} for {top}.
 // usage: sim IN.bin N_BEATS_IN BEATS_PER_SAMPLE_OUT N_SAMPLES OUT.bin STATS.txt SEED P_BUBBLE P_STALL MAX_IDLE
 #include <cstdint>
 #include <cstdio>
