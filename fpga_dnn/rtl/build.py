@@ -1,7 +1,7 @@
 """The ``rtl`` step: hls4ml ``ModelGraph`` -> traced core -> Verilog -> AXI-Stream design + spec.
 
 Hands on one typed artifact, :class:`RtlBuild`: the pipelined core (:class:`RtlDesign`), the
-design that wraps it in the AXI-Stream shell (:class:`~fpga_dnn.rtl.shell.AxisDesign`) and
+design that wraps it in the AXI-Stream shell (:class:`~fpga_dnn.rtl.design.Design`, saved as ``design.json``) and
 the bundle spec (``spec.json``), the contract the overlay and the runtime read.
 """
 
@@ -182,7 +182,7 @@ def build_stream_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name
     spec = design.spec
     axis = Design(spec=spec, top=design.top, sources=list(design.sources), directory=out_dir,
                   data_files=list(design.memfiles), kind="streaming", core=design.core,
-                  ports={**axis_ports(spec, keep=False), **debug_ports(design)}, interval=plan.cycles_per_frame,
+                  ports={**axis_ports(spec, keep=False), **debug_ports(design)}, interval=int(plan.cycles_per_frame),
                   modules=tuple(Module(inst, design.instances[inst], node) for node, insts in design.modules.items()
                                 for inst in insts))
     axis.save()
