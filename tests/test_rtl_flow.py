@@ -3,6 +3,7 @@ compiled Verilator emulation and in the cocotb AXI-Stream testbench, with the me
 equal to the reported one."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,6 +40,27 @@ def test_spec_is_the_contract(hw_digits_mlp):
     assert spec["latency"]["total_cycles"] == spec["latency"]["core_cycles"] + 2
     assert spec["latency"]["core_cycles"] == rtl.design.latency_cycles + 1  # da4ml's input register
     assert (rtl.out_dir / f"{spec['top_module']}.v").is_file()
+
+
+def test_unrolled_design_records_what_the_generator_wrote(hw_digits_mlp):
+    """design.json: the Design the later steps read; its pipeline stages are the core's (checked
+    here against the Verilog's own register declarations, the only place that reads it back)."""
+    import re
+
+    from fpga_dnn.rtl.design import Design
+
+    rtl = hw_digits_mlp["rtl"]
+    d = Design.load(rtl.out_dir)
+    assert d == rtl.axis and d.kind == "unrolled" and d.core == rtl.design.top
+    assert d.latency == rtl.spec.total_latency
+    assert d.interval == max(rtl.spec.input.beats_per_sample, rtl.spec.output.beats_per_sample)
+    p = d.pipeline
+    core = Path(p.source).read_text()
+    regs = {int(k): int(w) + 1 for w, k in re.findall(r"reg \[(\d+):0\] stage(\d+)_inp;", core)}
+    assert [s.in_bits for s in p.stages] == [regs[k] for k in range(len(regs))] and len(p.stages) >= 2
+    assert f"output reg [{p.out_bits - 1}:0] model_out" in core
+    assert all(Path(s.source).is_file() and Path(s.source) in d.sources for s in p.stages)
+    assert [m.module for m in d.modules] == [s.module for s in p.stages]
 
 
 def test_argmax_softmax_option_and_unsupported_layer(tmp_path, digits):

@@ -95,6 +95,15 @@ def test_plain_streamed_equals_csim_keras_and_reference(plain):
     # the slowest unit sets the pace: measured cycles per frame at or above the MVU bound
     slowest = max(n.cycles_per_frame() for n in build.graph.matvec_nodes())
     assert slowest <= rep.cycles_per_frame, (rep.cycles_per_frame, slowest)
+    # the Design the later steps read: a streaming one, its interval the chooser's prediction,
+    # one module entry per instantiated unit, named after the layer it implements
+    from fpga_dnn.rtl.design import Design
+
+    d = Design.load(build.out_dir)
+    assert d == build.axis and d.kind == "streaming" and d.pipeline is None
+    assert d.interval == build.plan.cycles_per_frame and d.ports["dbg_fifo_max"][0] == "output"
+    assert {"c1", "c2", "d"} <= {m.layer for m in d.modules}
+    assert sorted(m.name for m in d.modules) == sorted(i for insts in build.design.modules.values() for i in insts)
 
 
 def test_skip_bn_pool_streamed_equals_csim_under_backpressure(skip):
