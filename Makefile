@@ -55,7 +55,7 @@ demo: $(STAMP) $(BOARD_STAMP)
 	@echo "== the same bundle on the real pynq package, fake board at register level, RTL behind the DMA =="
 	$(BOARD_PY) -m fpga_dnn.runtime run $(BUILD)/demo/bundle/sim --input $(BUILD)/demo/train/data.npz --sim \
 	  --trusted-key $(BUILD)/demo/keys/throwaway.pub \
-	  --model-worker "$(abspath $(PY)) -m fpga_dnn.runtime.bridge --factory fpga_dnn.rtl.verilog:emulator_model_fn $(abspath $(BUILD))/demo/rtl/core"
+	  --model-worker "$(abspath $(PY)) -m fpga_dnn.runtime.bridge --factory fpga_dnn.simulate.emulator:emulator_model_fn $(abspath $(BUILD))/demo/rtl/core"
 
 # The tests never share demo's build/cache: each run builds into its own fresh cache (set
 # FPGA_DNN_TEST_CACHE=<folder> to keep one between runs). A tool they need that is missing stops the

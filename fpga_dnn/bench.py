@@ -118,7 +118,7 @@ def bench_hardware(out: Path, cases: list[str] | None = None, synth: bool = True
     from . import convert, csim, models, train
     from .boards import load_board
     from .data import load_data_file
-    from .estimate import fit_check, synthesize
+    from .estimate import fit_check, synthesize_design
     from .modelio import load_model
     from .rtl.build import build_rtl
     from .simulate.check import SimOptions, simulate_rtl
@@ -141,15 +141,14 @@ def bench_hardware(out: Path, cases: list[str] | None = None, synth: bool = True
         big = np.ascontiguousarray(np.concatenate([x] * max(1, 20000 // len(x))))
         sim = simulate_rtl(rtl, x, rep.outputs, opts=SimOptions(cocotb=(name == "digits_mlp" and fw == "qkeras"
                                                                           and quant.weight_bits == 6)))
-        from .rtl.verilog import compile_emulator
+        from .simulate.emulator import compile_emulator
 
         emu = compile_emulator(rtl.design)
         load_before = os.getloadavg()[0]
         csim_rate, rates, cpu_ratio = emulation_rates(conv.hls_model, emu, big)
         boards = [load_board("pynq-z2"), load_board("ultra96")] if synth else []
         with ThreadPoolExecutor(max_workers=2) as pool:
-            synth_results = list(pool.map(lambda b: synthesize(rtl.axis.sources, rtl.axis.top, b.yosys_family,
-                                                               data_files=rtl.axis.data_files), boards))
+            synth_results = list(pool.map(lambda b: synthesize_design(rtl.axis, b.yosys_family), boards))
         row = {"model": name, "framework": fw, "bits": f"w{quant.weight_bits}/a{quant.activation_bits}",
                "qat_accuracy": round(res.meta["qat"]["accuracy"], 4),
                "rtl_exact_csim": sim.emu_exact_csim, "latency_cycles": rtl.spec.total_latency,
@@ -256,7 +255,7 @@ def _measure_stream(conv, graph, plan, x, keras_out, csim_out, folder: Path, boa
     exactness against Keras (all samples) and C-sim (its samples), emulation frames/s, and with
     ``synth`` yosys resources beside the folding model's."""
     from .estimate import resource_table, synthesize
-    from .rtl.stream.emulate import build_emulator
+    from .simulate.stream_emulator import build_emulator
     from .rtl.stream.stitch import write_stream_design
 
     folded = graph.with_folds(plan.folds)

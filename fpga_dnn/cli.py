@@ -188,7 +188,7 @@ def cmd_run(args):
     backend = "emulate" if args.sim else "pynq"
     options = {}
     if args.sim:
-        from .rtl.verilog import emulator_model_fn
+        from .simulate.emulator import emulator_model_fn
 
         # The RTL design is on the build machine, not in the bundle (a bundle names no path outside it).
         if args.design is not None:

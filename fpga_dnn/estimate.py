@@ -227,7 +227,7 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _piece_key(piece: _Piece, family: str, fast: bool, version: str) -> str:
-    from .simulate.verilator import content_hash
+    from .cache import content_hash
 
     params = {"piece": piece.name, "top": piece.top, "family": family, "lib": sorted(piece.lib),
               "extra": [list(e) for e in piece.extra], "blackboxes": list(piece.blackboxes),
@@ -273,44 +273,6 @@ def _piece_future(piece: _Piece, family: str, cache_family: str, root: Path, dat
         return fut
 
 
-_INSTANCE = re.compile(r"^\s*(\w+)\s+(\w+)\s*\(\s*\.model_inp\(\s*(\w+)\s*\)\s*,\s*\.model_out\(\s*(\w+)\s*\)\s*\)\s*;",
-                       re.M)
-_DECL = re.compile(r"\b(?:reg|wire|input|output(?:\s+reg)?)\s*\[(\d+):0\]\s*(\w+)")
-_NONBLOCKING = re.compile(r"^\s*(\w+)\s*<=\s*(\w+)\s*;", re.M)
-
-
-def _pipeline(sources: list[Path], top: str):
-    """Find a da4ml pipeline core among ``sources``: a module whose body is ``stage{k}`` instances
-    chained by registers (``stage0_inp <= model_inp; stage{k}_inp <= stage{k-1}_out; model_out <=
-    stage{n}_out``). Returns (core module, core file, [(stage module, file, in width, out width)],
-    in width, out width, clock name) or None."""
-    modules = {}
-    for f in sources:
-        text = f.read_text(errors="replace")
-        for m in re.finditer(r"^\s*module\s+(\w+)", text, re.M):
-            modules[m.group(1)] = f
-    for core, f in modules.items():
-        text = f.read_text(errors="replace")
-        if len(re.findall(r"^\s*module\s+\w+", text, re.M)) != 1 or core == top:
-            continue
-        inst = _INSTANCE.findall(text)
-        if len(inst) < 2 or not all(m in modules and modules[m] != f for m, *_ in inst):
-            continue
-        widths = {name: int(hi) + 1 for hi, name in _DECL.findall(text)}
-        regs = dict((dst, src) for dst, src in _NONBLOCKING.findall(text))
-        clk = re.search(r"posedge\s+(\w+)", text)
-        chain_ok = clk and "model_inp" in widths and "model_out" in widths
-        prev = "model_inp"
-        stages = []
-        for mod, _, inp, out in inst:
-            chain_ok = chain_ok and regs.get(inp) == prev and inp in widths and out in widths
-            stages.append((mod, modules[mod], widths.get(inp, 0), widths.get(out, 0)))
-            prev = out
-        if chain_ok and regs.get("model_out") == prev and len(regs) == len(inst) + 1:
-            return core, f, stages, widths["model_inp"], widths["model_out"], clk.group(1)
-    return None
-
-
 def _group_module(name: str, stages, first: bool, last: bool, in_w: int, out_w: int) -> str:
     """Verilog of one pipeline group: the registers in front of each stage, the stages, and (last
     group) the output register; the group's input is the previous group's last stage output."""
@@ -333,11 +295,14 @@ def _group_module(name: str, stages, first: bool, last: bool, in_w: int, out_w: 
     return "\n".join(lines)
 
 
-def _split(sources: list[Path], top: str, groups: int = 2) -> list[_Piece] | None:
-    found = _pipeline(sources, top)
-    if not found:
+def _split(sources: list[Path], top: str, pipeline, groups: int = 2) -> list[_Piece] | None:
+    """The pieces of a design whose core is ``pipeline`` (a :class:`fpga_dnn.rtl.design.Pipeline`,
+    as the generator wrote it); None when there is no pipeline to cut."""
+    if pipeline is None or len(pipeline.stages) < 2:
         return None
-    core, core_file, stages, in_w, out_w, _ = found
+    core, core_file = pipeline.core, Path(pipeline.source)
+    in_w, out_w = pipeline.in_bits, pipeline.out_bits
+    stages = [(s.module, Path(s.source), s.in_bits, s.out_bits) for s in pipeline.stages]
     stage_files = {f for _, f, _, _ in stages}
     lib_files = [f for f in sources if f not in stage_files and f != core_file]
     sizes = [f.stat().st_size for _, f, _, _ in stages]
@@ -362,13 +327,26 @@ def _split(sources: list[Path], top: str, groups: int = 2) -> list[_Piece] | Non
     return pieces
 
 
+def synthesize_design(design, family: str = "xc7", **options) -> ResourceReport:
+    """:func:`synthesize` a :class:`fpga_dnn.rtl.design.Design` (or its folder): its sources,
+    top, memory files and, for an unrolled core, its pipeline stages, as the generator recorded
+    them (nothing is read back from the Verilog)."""
+    from .rtl.design import Design
+
+    if not isinstance(design, Design):
+        design = Design.load(design)
+    return synthesize(design.sources, design.top, family, data_files=design.data_files,
+                      pipeline=design.pipeline, **options)
+
+
 def synthesize(sources, top: str, family: str = "xc7", cache_dir=None, timeout: float = 3600,
-               data_files=(), method: str | None = None) -> ResourceReport:
+               data_files=(), method: str | None = None, pipeline=None) -> ResourceReport:
     """Synthesise ``sources`` (Verilog files) with yosys for ``family`` and count resources.
 
     ``data_files``: memory files the Verilog reads with ``$readmemh`` (copied beside it).
-    ``method``: "split" (default; falls back to "flat" for designs that are no da4ml pipeline)
-    or "flat" (one exact ``synth_xilinx -flatten`` run); the default comes from the
+    ``method``: "split" (default; "flat" when no ``pipeline`` is given, a
+    :class:`fpga_dnn.rtl.design.Pipeline` naming the core's register-chained stages) or "flat"
+    (one exact ``synth_xilinx -flatten`` run); the default comes from the
     ``FPGA_DNN_ESTIMATE_METHOD`` environment variable if set. See the module docstring.
     """
     if family not in FAMILIES:
@@ -378,11 +356,11 @@ def synthesize(sources, top: str, family: str = "xc7", cache_dir=None, timeout: 
         raise ToolError(f"unknown estimate method {method!r}; known: {', '.join(METHODS)}")
     sources = [Path(s) for s in sources]
     if cache_dir is None:  # the same root as the Verilator builds ($FPGA_DNN_CACHE or ./build/cache)
-        from .simulate.verilator import cache_root
+        from .cache import cache_root
 
         cache_dir = cache_root() / "yosys"
     root = Path(cache_dir)
-    pieces = _split(sources, top) if method == "split" else None
+    pieces = _split(sources, top, pipeline) if method == "split" else None
     if pieces is None:
         return _synthesize_flat(sources, top, family, root, timeout, data_files)
     version = yosys_version()
@@ -417,7 +395,7 @@ def synthesize(sources, top: str, family: str = "xc7", cache_dir=None, timeout: 
 
 def _synthesize_flat(sources: list[Path], top: str, family: str, root: Path, timeout: float,
                      data_files) -> ResourceReport:
-    from .simulate.verilator import content_hash
+    from .cache import content_hash
 
     version = yosys_version()
     digest = content_hash(sources, {"top": top, "family": family, "script": _script([], top, family)}, extra=version)

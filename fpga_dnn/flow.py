@@ -542,7 +542,7 @@ def step_simulate(st: FlowState) -> None:
 def _simulate_stream(st: FlowState, x) -> None:
     """The streamed design in Verilator against C-sim and Keras (and with backpressure)."""
     from .errors import MismatchError
-    from .rtl.stream.emulate import check_stream
+    from .simulate.stream_emulator import check_stream
 
     rep = check_stream(st.rtl, x, st.csim.outputs, st.keras_out)
     st.sim = rep
@@ -565,7 +565,7 @@ def _board(name: str):
 
 
 def step_estimate(st: FlowState) -> None:
-    from .estimate import fit_check, latency_ns, synthesize
+    from .estimate import fit_check, latency_ns, synthesize_design
 
     from concurrent.futures import ThreadPoolExecutor
 
@@ -575,8 +575,7 @@ def step_estimate(st: FlowState) -> None:
     boards = [_board(name) for name in names]
     # One yosys process per board family, side by side (each is single-threaded).
     with ThreadPoolExecutor(max_workers=2) as pool:
-        reports = list(pool.map(lambda b: synthesize(axis.sources, axis.top, b.yosys_family,
-                                                     data_files=axis.data_files, method=opts.method), boards))
+        reports = list(pool.map(lambda b: synthesize_design(axis, b.yosys_family, method=opts.method), boards))
     for name, board, res in zip(names, boards, reports):
         verdict = fit_check(res, board, margin=opts.margin)
         st.resources[name] = (res, verdict)
@@ -614,7 +613,7 @@ def step_overlay(st: FlowState) -> None:
 
 def step_deploy(st: FlowState) -> None:
     from .convert import check_input
-    from .rtl.verilog import emulator_model_fn
+    from .simulate.emulator import emulator_model_fn
     from .runtime.accelerator import Accelerator
     from .runtime.fake.hwh import write_sim_bundle
     from .runtime.signing import generate_key, sign_bundle

@@ -15,7 +15,7 @@
 // so the DMA's S2MM channel gets a driven TKEEP instead of one IP integrator ties off.
 // s_axis_tkeep is accepted and ignored: the host only sends whole beats (samples are padded to
 // whole beats), so every byte of an input beat is data.
-// The core is instantiated by a generated top (fpga_dnn.simulate.shell.render_axis_top), not
+// The core is instantiated by a generated top (fpga_dnn.rtl.shell.render_axis_top), not
 // here, so this file stays the same for every design.
 //
 // Beat layout (fpga_dnn-lanes-v1; the normative text is fpga_dnn/runtime/packing.py):

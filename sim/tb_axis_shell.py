@@ -1,5 +1,5 @@
 """cocotb testbench of a core inside the AXI-Stream shell (any design written by
-``fpga_dnn.simulate.shell.write_axis_design``).
+``fpga_dnn.rtl.shell.write_axis_design``).
 
 Run through ``fpga_dnn.simulate.cocotb_runner.run_axis_testbench``, never by hand: the runner
 writes a JSON config (path in ``$FPGA_DNN_TB_CONFIG``) with the design's spec, ``.npy`` files of

@@ -58,7 +58,8 @@ def test_data_file_round_trip_and_errors(tmp_path, digits):
 def test_fixed_format_inference_and_parsing():
     assert FixedFormat.infer(np.array([-4.0, 3.96875])) == FixedFormat(True, 8, 3)
     assert FixedFormat.infer(np.array([0, 3])) == FixedFormat(False, 2, 2)
-    assert FixedFormat.parse("ap_fixed<8,3,AP_RND,AP_SAT>") == FixedFormat(True, 8, 3)
+    assert FixedFormat.parse("ap_fixed<8,3,AP_RND,AP_SAT>") == FixedFormat(True, 8, 3, "RND", "SAT")  # modes kept
+    assert FixedFormat.parse("ap_fixed<8,3,AP_RND,AP_SAT>").format == FixedFormat(True, 8, 3)
     assert FixedFormat.parse("ufixed<5,1>").hls4ml() == "ufixed<5,1>"
     with pytest.raises(DataError, match="grid"):
         FixedFormat.infer(np.array([0.1]))

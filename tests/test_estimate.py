@@ -104,9 +104,18 @@ def _pipeline_design(folder):
     return [top, core, *files]
 
 
+def _pipeline(folder):
+    """How the generator describes that core (fpga_dnn.rtl.design.Pipeline)."""
+    from fpga_dnn.rtl.design import Pipeline, Stage
+
+    stages = [(16, 10), (10, 9), (9, 8)]
+    return Pipeline("p_core", folder / "p_core.v",
+                    tuple(Stage(f"p_core_stage{k}", folder / f"p_core_stage{k}.v", wi, wo) for k, (wi, wo) in enumerate(stages)))
+
+
 def test_split_pieces_follow_the_pipeline(tmp_path):
     sources = _pipeline_design(tmp_path)
-    pieces = estimate._split(sources, "p_top")
+    pieces = estimate._split(sources, "p_top", _pipeline(tmp_path))
     assert pieces is not None and len(pieces) == 3  # two stage groups + the top without the core
     groups, rest = pieces[:2], pieces[2]
     assert rest.top == "p_top" and rest.blackboxes == ("p_core",) and "p_core.v" in rest.lib
@@ -115,15 +124,15 @@ def test_split_pieces_follow_the_pipeline(tmp_path):
     assert sorted(staged) == ["p_core_stage0.v", "p_core_stage1.v", "p_core_stage2.v"]  # each stage once
     last = groups[-1].extra[0][1]
     assert "output reg [7:0] piece_out" in last and "piece_out <= s" in last  # the core's output register
-    # no pipeline pattern (the dummy core) -> None: the caller synthesises flat
-    assert estimate._split([Path(DUMMY_CORE_SOURCE)], DUMMY_CORE_MODULE) is None
+    # no pipeline (the dummy core) -> None: the caller synthesises flat
+    assert estimate._split([Path(DUMMY_CORE_SOURCE)], DUMMY_CORE_MODULE, None) is None
 
 
 @pytest.mark.slow
 def test_split_equals_flat_on_a_small_pipeline(tmp_path):
     sources = _pipeline_design(tmp_path)
     flat = estimate.synthesize(sources, "p_top", "xc7", cache_dir=tmp_path / "c", method="flat")
-    split = estimate.synthesize(sources, "p_top", "xc7", cache_dir=tmp_path / "c", method="split")
+    split = estimate.synthesize(sources, "p_top", "xc7", cache_dir=tmp_path / "c", method="split", pipeline=_pipeline(tmp_path))
     assert (flat.method, flat.pieces, split.method, split.pieces) == ("flat", 1, "split", 3)
     # registers: 16 (top in) + 16 + 10 + 9 (stage inputs) + 8 (core out) + 8 (top out), as flat
     assert split.ff == flat.ff > 0 and split.carry > 0
@@ -132,11 +141,11 @@ def test_split_equals_flat_on_a_small_pipeline(tmp_path):
     assert abs(split.lut - flat.lut) <= max(3, 0.1 * flat.lut)
     assert "p_core" not in split.cells and split.logic_levels > 0
     # the stage groups have no multiplier/memory: the second family reuses them, runs only the top
-    up = estimate.synthesize(sources, "p_top", "xcup", cache_dir=tmp_path / "c", method="split")
+    up = estimate.synthesize(sources, "p_top", "xcup", cache_dir=tmp_path / "c", method="split", pipeline=_pipeline(tmp_path))
     runs = [json.loads(p.read_text()) for p in (tmp_path / "c").glob("*/piece.json")]
     assert sorted(r["neutral"] for r in runs) == [True, True, True]  # no family-specific cell anywhere
     assert len(runs) == 3 and up.ff == split.ff and up.lut == split.lut
-    again = estimate.synthesize(sources, "p_top", "xc7", cache_dir=tmp_path / "c", method="split")
+    again = estimate.synthesize(sources, "p_top", "xc7", cache_dir=tmp_path / "c", method="split", pipeline=_pipeline(tmp_path))
     assert again.cached and again.lut == split.lut
 
 
@@ -147,8 +156,8 @@ def test_family_specific_piece_runs_per_family(tmp_path):
     s1 = tmp_path / "p_core_stage1.v"
     s1.write_text("module p_core_stage1 (input [9:0] model_inp, output [8:0] model_out);\n"
                   "    assign model_out = model_inp[9:5] * model_inp[4:0] + model_inp[8:0];\nendmodule\n")
-    z2 = estimate.synthesize(sources, "p_top", "xc7", cache_dir=tmp_path / "c")
-    u96 = estimate.synthesize(sources, "p_top", "xcup", cache_dir=tmp_path / "c")
+    z2 = estimate.synthesize(sources, "p_top", "xc7", cache_dir=tmp_path / "c", pipeline=_pipeline(tmp_path))
+    u96 = estimate.synthesize(sources, "p_top", "xcup", cache_dir=tmp_path / "c", pipeline=_pipeline(tmp_path))
     assert z2.method == "split" and z2.cells.get("DSP48E1", 0) == z2.dsp
     assert u96.cells.get("DSP48E2", 0) == u96.dsp and "DSP48E1" not in u96.cells
 

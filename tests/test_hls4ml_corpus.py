@@ -415,7 +415,8 @@ VERILATOR_CASES = ("btnn3_ternary_bn_binary", "binary_cnn")  # the fused thresho
 @pytest.mark.parametrize("name", VERILATOR_CASES)
 def test_corpus_verilog_in_verilator_equals_csim(name, tmp_path):
     """The generated Verilog itself (Verilator) on the same >= 2,000 inputs, for a representative few."""
-    from fpga_dnn.rtl import compile_emulator, write_verilog
+    from fpga_dnn.rtl import write_verilog
+    from fpga_dnn.simulate.emulator import compile_emulator
 
     r = corpus_case(name, tmp_path)
     design = write_verilog(r["traced"], tmp_path / "rtl", latency_cutoff=5)

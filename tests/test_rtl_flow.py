@@ -3,6 +3,7 @@ compiled Verilator emulation and in the cocotb AXI-Stream testbench, with the me
 equal to the reported one."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,6 +42,27 @@ def test_spec_is_the_contract(hw_digits_mlp):
     assert (rtl.out_dir / f"{spec['top_module']}.v").is_file()
 
 
+def test_unrolled_design_records_what_the_generator_wrote(hw_digits_mlp):
+    """design.json: the Design the later steps read; its pipeline stages are the core's (checked
+    here against the Verilog's own register declarations, the only place that reads it back)."""
+    import re
+
+    from fpga_dnn.rtl.design import Design
+
+    rtl = hw_digits_mlp["rtl"]
+    d = Design.load(rtl.out_dir)
+    assert d == rtl.axis and d.kind == "unrolled" and d.core == rtl.design.top
+    assert d.latency == rtl.spec.total_latency
+    assert d.interval == max(rtl.spec.input.beats_per_sample, rtl.spec.output.beats_per_sample)
+    p = d.pipeline
+    core = Path(p.source).read_text()
+    regs = {int(k): int(w) + 1 for w, k in re.findall(r"reg \[(\d+):0\] stage(\d+)_inp;", core)}
+    assert [s.in_bits for s in p.stages] == [regs[k] for k in range(len(regs))] and len(p.stages) >= 2
+    assert f"output reg [{p.out_bits - 1}:0] model_out" in core
+    assert all(Path(s.source).is_file() and Path(s.source) in d.sources for s in p.stages)
+    assert [m.module for m in d.modules] == [s.module for s in p.stages]
+
+
 def test_argmax_softmax_option_and_unsupported_layer(tmp_path, digits):
     from fpga_dnn import convert, kerasenv
     from fpga_dnn.errors import UnsupportedLayerError
@@ -59,7 +81,8 @@ def test_argmax_softmax_option_and_unsupported_layer(tmp_path, digits):
     # The argmax Verilog itself, in the Verilator emulation, against np.argmax of the logits the
     # 'logits' trace of the same graph computes (first index on ties), on every test sample plus
     # random points of the input grid.
-    from fpga_dnn.rtl import compile_emulator, trace_model_graph
+    from fpga_dnn.rtl import trace_model_graph
+    from fpga_dnn.simulate.emulator import compile_emulator
 
     grid = np.random.default_rng(4).integers(0, 32, size=(2000, 64)) / 16.0
     x = np.concatenate([digits.x_test, grid])

@@ -424,7 +424,8 @@ def test_too_wide_precision_is_refused(tmp_path):
 
 
 def test_emulator_refuses_ports_wider_than_32_bits(mlp, tmp_path):
-    from fpga_dnn.rtl import compile_emulator, write_verilog
+    from fpga_dnn.rtl import write_verilog
+    from fpga_dnn.simulate.emulator import compile_emulator
     from fpga_dnn.rtl.precision import HlsType, UnsupportedPrecisionError
 
     _, traced, _ = mlp
@@ -475,7 +476,8 @@ def test_verilog_design_and_spec(mlp, tmp_path):
 @pytest.mark.slow
 def test_verilator_emulation_equals_csim(mlp, digits64, tmp_path):
     """The Verilog itself, compiled by Verilator, on every digits sample and random grid inputs."""
-    from fpga_dnn.rtl import compile_emulator, write_verilog
+    from fpga_dnn.rtl import write_verilog
+    from fpga_dnn.simulate.emulator import compile_emulator
 
     hls_model, traced, _ = mlp
     design = write_verilog(traced, tmp_path / "rtl", latency_cutoff=5)

@@ -71,7 +71,7 @@ def skip(tmp_path_factory):
 
 def _run(build, hls_model, x, **kw):
     from fpga_dnn.hw import reference
-    from fpga_dnn.rtl.stream.emulate import build_emulator
+    from fpga_dnn.simulate.stream_emulator import build_emulator
 
     emu = build_emulator(build.design)
     codes = reference.quantize_inputs(build.graph, x)
@@ -82,7 +82,7 @@ def _run(build, hls_model, x, **kw):
 
 
 def test_plain_streamed_equals_csim_keras_and_reference(plain):
-    from fpga_dnn.rtl.stream.emulate import check_stream
+    from fpga_dnn.simulate.stream_emulator import check_stream
 
     model, hls_model, build = plain
     x = _grid((9, 9, 2), n=N_PROBES)
@@ -95,6 +95,15 @@ def test_plain_streamed_equals_csim_keras_and_reference(plain):
     # the slowest unit sets the pace: measured cycles per frame at or above the MVU bound
     slowest = max(n.cycles_per_frame() for n in build.graph.matvec_nodes())
     assert slowest <= rep.cycles_per_frame, (rep.cycles_per_frame, slowest)
+    # the Design the later steps read: a streaming one, its interval the chooser's prediction,
+    # one module entry per instantiated unit, named after the layer it implements
+    from fpga_dnn.rtl.design import Design
+
+    d = Design.load(build.out_dir)
+    assert d == build.axis and d.kind == "streaming" and d.pipeline is None
+    assert d.interval == build.plan.cycles_per_frame and d.ports["dbg_fifo_max"][0] == "output"
+    assert {"c1", "c2", "d"} <= {m.layer for m in d.modules}
+    assert sorted(m.name for m in d.modules) == sorted(i for insts in build.design.modules.values() for i in insts)
 
 
 def test_skip_bn_pool_streamed_equals_csim_under_backpressure(skip):
@@ -111,7 +120,7 @@ def test_skip_bn_pool_streamed_equals_csim_under_backpressure(skip):
 
 
 def test_stall_names_the_blocked_stream(plain):
-    from fpga_dnn.rtl.stream.emulate import StreamStallError
+    from fpga_dnn.simulate.stream_emulator import StreamStallError
 
     _, hls_model, build = plain
     with pytest.raises(StreamStallError, match=r"stalled after \d+ cycles .*blocked at ") as err:

@@ -418,7 +418,8 @@ def _add_hardware_checks(points: list[Point], ds, out: Path, store=None) -> None
     from ..convert import ConvertOptions, check_input, convert
     from ..modelio import load_model
     from ..rtl.trace import trace_model_graph
-    from ..rtl.verilog import compile_emulator, write_verilog
+    from ..rtl.verilog import write_verilog
+    from ..simulate.emulator import compile_emulator
     from ..simulate.check import rows_equal
     from ..train import predict_logits
     from .cost import hardware_cost

@@ -31,6 +31,7 @@ from math import prod
 import numpy as np
 
 from fpga_dnn.errors import UnsupportedLayerError
+from fpga_dnn.hw.hls4ml_types import attr_type as _attr_type, out_type as _out_type  # the one hls4ml type reader
 from fpga_dnn.rtl.precision import HlsType, UnsupportedPrecisionError, quantize_np, weight_values
 from fpga_dnn.rtl.trace import SOFTMAX_MODES, UnsupportedGraphError, _consumers, _hls_class
 
@@ -166,17 +167,6 @@ def _check_flavour(hls_model) -> None:
         raise UnsupportedGraphError(f"streaming RTL reads io_parallel or io_stream graphs, not {io_type}")
     if backend and backend.lower() not in ("vivado", "vitis"):
         raise UnsupportedGraphError(f"streaming RTL reproduces the Vivado/Vitis backends' ap_fixed code, not {backend}'s")
-
-
-def _out_type(layer) -> HlsType:
-    return HlsType.from_hls4ml(layer.get_output_variable().type.precision, f"layer {layer.name!r} result_t")
-
-
-def _attr_type(layer, attr: str) -> HlsType:
-    a = layer.get_attr(attr)
-    if a is None:
-        raise UnsupportedPrecisionError(f"layer {layer.name!r} has no {attr}")
-    return HlsType.from_hls4ml(a.precision, f"layer {layer.name!r} {attr}")
 
 
 def _shape3(shape) -> tuple[int, int, int]:

@@ -114,37 +114,14 @@ def _check_stream_widths(spec: Spec) -> None:
                 f"{' or '.join(map(str, BOARD_STREAM_BITS))} bits (regenerate the design with stream_bits=64)")
 
 
-_PORT_DECL = re.compile(r"\b(input|output)\s+(?:wire\s+|reg\s+)?(?:\[\s*(\d+)\s*:\s*(\d+)\s*\]\s*)?(\w+)")
+def _check_top_ports(design, spec: Spec) -> None:
+    """The top's AXI-Stream ports, as the Design records them, must have the spec's widths (a
+    cheap check before Vivado)."""
+    from fpga_dnn.rtl.shell import axis_ports
 
-
-def verilog_ports(text: str, module: str) -> dict[str, tuple[str, int]]:
-    """``{port: (direction, width)}`` of ``module``'s ANSI port list in Verilog ``text``."""
-    text = re.sub(r"/\*.*?\*/|//[^\n]*", " ", text, flags=re.S)   # comments may say "input"/"output"
-    m = re.search(rf"\bmodule\s+{re.escape(module)}\b(.*?)\bendmodule\b", text, re.S)
-    if not m:
-        return {}
-    header = m.group(1).split(";", 1)[0]
-    return {name: (d, int(hi) - int(lo) + 1 if hi else 1) for d, hi, lo, name in _PORT_DECL.findall(header)}
-
-
-def _check_top_ports(sources: Sequence[Path], top: str, spec: Spec) -> None:
-    """The top's AXI-Stream ports must exist with the spec's widths (cheap check before Vivado)."""
-    ports = {}
-    for src in sources:
-        ports = verilog_ports(Path(src).read_text(errors="replace"), top)
-        if ports:
-            break
-    if not ports:
-        raise ConfigError(f"no module {top} in the design's sources: {', '.join(map(str, sources))}")
-    want = {"clk": ("input", 1), "aresetn": ("input", 1),
-            "s_axis_tdata": ("input", spec.input.stream_bits), "s_axis_tvalid": ("input", 1),
-            "s_axis_tready": ("output", 1), "s_axis_tlast": ("input", 1),
-            "m_axis_tdata": ("output", spec.output.stream_bits), "m_axis_tvalid": ("output", 1),
-            "m_axis_tready": ("input", 1), "m_axis_tlast": ("output", 1),
-            "s_axis_tkeep": ("input", spec.input.stream_bits // 8),
-            "m_axis_tkeep": ("output", spec.output.stream_bits // 8)}
-    for port, (d, w) in want.items():
-        if ports.get(port) != (d, w):
+    ports, top = design.ports, design.top
+    for port, (d, w) in axis_ports(spec).items():
+        if tuple(ports.get(port, ())) != (d, w):
             got = "missing" if port not in ports else f"{ports[port][0]} [{ports[port][1]} bits]"
             raise ConfigError(f"top {top}: port {port} should be {d} [{w} bits] (spec {spec.name!r}), is {got}")
 
@@ -285,7 +262,7 @@ def generate_overlay(design, board: Union[str, Board], out_dir, path: str = "rtl
                      encryption=None) -> OverlayScripts:
     """Write the overlay scripts for ``design`` on ``board`` into ``out_dir``; run Vivado if named.
 
-    ``path='rtl'``: ``design`` is an :class:`~fpga_dnn.simulate.shell.AxisDesign` (Verilog sources,
+    ``path='rtl'``: ``design`` is a :class:`~fpga_dnn.rtl.design.Design` or its folder (Verilog sources,
     top, spec). ``path='hls'``: ``design`` is an hls4ml project folder or ``ModelGraph``; ``spec``
     optionally supplies name, shapes and stream widths (see :func:`~fpga_dnn.overlay.hls.hls_spec`),
     else both streams are ``stream_bits`` wide. ``bundle_dir``: where the finished bundle
@@ -365,16 +342,19 @@ def generate_overlay(design, board: Union[str, Board], out_dir, path: str = "rtl
 
 def _prepare_rtl(design, board: Board, out_dir: Path, files: dict):
     """Copy the Verilog into out_dir/rtl and return (spec, config entries, input files)."""
-    for attr in ("spec", "top", "sources"):
-        if not hasattr(design, attr):
-            raise ConfigError("the RTL overlay path needs an AxisDesign (fpga_dnn.simulate.shell.write_axis_design), "
-                              f"got {type(design).__name__}")
+    from fpga_dnn.rtl.design import Design
+
+    if isinstance(design, (str, Path)):
+        design = Design.load(design)
+    if not isinstance(design, Design):
+        raise ConfigError("the RTL overlay path needs a Design (fpga_dnn.rtl.design.Design, or the rtl step's folder "
+                          f"with design.json), got {type(design).__name__}")
     spec, top = design.spec, design.top
     sources = [Path(s) for s in design.sources]
     for s in sources:
         if not s.is_file():
             raise ConfigError(f"design source {s} does not exist")
-    _check_top_ports(sources, top, spec)
+    _check_top_ports(design, spec)
     rtl = out_dir / "rtl"
     if rtl.exists():
         shutil.rmtree(rtl)

@@ -1,7 +1,7 @@
 """The ``rtl`` step: hls4ml ``ModelGraph`` -> traced core -> Verilog -> AXI-Stream design + spec.
 
 Hands on one typed artifact, :class:`RtlBuild`: the pipelined core (:class:`RtlDesign`), the
-design that wraps it in the AXI-Stream shell (:class:`~fpga_dnn.simulate.shell.AxisDesign`) and
+design that wraps it in the AXI-Stream shell (:class:`~fpga_dnn.rtl.design.Design`, saved as ``design.json``) and
 the bundle spec (``spec.json``), the contract the overlay and the runtime read.
 """
 
@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..log import progress
+from .design import Design, Module, Pipeline, Stage
 from .trace import TracedModel, trace_model_graph
 from .verilog import RtlDesign, write_verilog
 
@@ -59,7 +60,7 @@ class RtlOptions:
 class RtlBuild:
     traced: TracedModel
     design: RtlDesign
-    axis: object  # fpga_dnn.simulate.shell.AxisDesign
+    axis: Design  # the design in the AXI-Stream shell (design.json)
     spec: object  # fpga_dnn.runtime.spec.Spec
     out_dir: Path
     trace_seconds: float
@@ -85,7 +86,7 @@ def build_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name: str =
     ``opts.architecture`` 'streaming' (or 'auto' for a model too big to unroll) builds the
     folded streaming design instead (:func:`build_stream_rtl`)."""
     from ..runtime.spec import Spec
-    from ..simulate.shell import write_axis_design
+    from .shell import write_axis_design
 
     opts = (opts or RtlOptions()).check()
     if choose_architecture(hls_model, opts) == "streaming":
@@ -102,7 +103,13 @@ def build_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name: str =
                        design.output_format, core_latency=design.register_depth, stream_bits=opts.stream_bits,
                        clock_mhz=clock_mhz, top_module=f"{module_name(name)}_axis",
                        extra={"softmax": traced.softmax})
-    axis = write_axis_design(spec, design.top, design.sources, out_dir, data_files=design.memfiles)
+    pipeline = None
+    if design.stages:
+        pipeline = Pipeline(design.core, Path(design.out_dir) / "src" / f"{design.core}.v",
+                            tuple(Stage(m, Path(f), i, o) for m, f, i, o in design.stages))
+    axis = write_axis_design(spec, design.top, design.sources, out_dir, data_files=design.memfiles,
+                             modules=[Module(f"stage{k}", m, "", Path(f)) for k, (m, f, _, _) in enumerate(design.stages)],
+                             pipeline=pipeline)
     write_s = time.perf_counter() - t0
     progress(f"rtl: {axis.top}: core latency {spec.core_latency} cycles, total {spec.total_latency}, "
              f"{design.n_inputs} x {design.input_format} in, {design.n_outputs} x {design.output_format} out, "
@@ -126,7 +133,7 @@ class StreamBuild:
     graph: object          # fpga_dnn.hw.graph.HwGraph (folds applied)
     plan: object           # fpga_dnn.hw.folding.Plan (predicted figures)
     design: object         # fpga_dnn.rtl.stream.stitch.StreamDesign
-    axis: object           # fpga_dnn.simulate.shell.AxisDesign view (top, sources, data files, spec)
+    axis: Design           # the design in the AXI-Stream shell (design.json)
     spec: object
     out_dir: Path
     trace_seconds: float
@@ -149,8 +156,8 @@ def build_stream_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name
     from ..boards import load_board
     from ..hw import folding
     from ..hw.lower import lower
-    from ..simulate.shell import AxisDesign
-    from .stream.stitch import write_stream_design
+    from .shell import axis_ports
+    from .stream.stitch import debug_ports, write_stream_design
 
     opts = (opts or RtlOptions()).check()
     out_dir = Path(out_dir)
@@ -173,8 +180,12 @@ def build_stream_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name
     design = write_stream_design(graph, out_dir, name=top, stream_bits=opts.stream_bits, clock_mhz=clock_mhz,
                                  output_shape=out_shape, input_shape=in_shape)
     spec = design.spec
-    axis = AxisDesign(spec=spec, top=design.top, sources=list(design.sources), directory=out_dir,
-                      data_files=list(design.memfiles))
+    axis = Design(spec=spec, top=design.top, sources=list(design.sources), directory=out_dir,
+                  data_files=list(design.memfiles), kind="streaming", core=design.core,
+                  ports={**axis_ports(spec, keep=False), **debug_ports(design)}, interval=int(plan.cycles_per_frame),
+                  modules=tuple(Module(inst, design.instances[inst], node) for node, insts in design.modules.items()
+                                for inst in insts))
+    axis.save()
     write_s = time.perf_counter() - t0 - lowered
     progress(f"rtl: {design.top}: {len(graph)} streaming units, predicted {plan.cycles_per_frame:,} cycles/frame "
              f"({clock_mhz * 1e6 / max(1, plan.cycles_per_frame):,.0f} inf/s at {clock_mhz:g} MHz); folding in "

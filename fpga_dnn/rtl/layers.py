@@ -23,6 +23,7 @@ from math import ceil, log2
 import numpy as np
 
 from fpga_dnn.errors import UnsupportedLayerError
+from fpga_dnn.hw.hls4ml_types import attr_type as _attr_type, out_type as _out_type  # the one hls4ml type reader
 
 from .precision import (
     OVERFLOW_MODES,
@@ -46,16 +47,6 @@ _SHIFT_INVARIANT_ROUNDING = ("TRN", "RND", "RND_MIN_INF")
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-
-def _out_type(layer) -> HlsType:
-    return HlsType.from_hls4ml(layer.get_output_variable().type.precision, f"layer {layer.name!r} result_t")
-
-
-def _attr_type(layer, name: str) -> HlsType:
-    attr = layer.get_attr(name)
-    if attr is None:
-        raise UnsupportedPrecisionError(f"layer {layer.name!r} has no {name}")
-    return HlsType.from_hls4ml(attr.precision, f"layer {layer.name!r} {name}")
 
 
 def _array(vars_, shape, like):

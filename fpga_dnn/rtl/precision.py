@@ -25,18 +25,18 @@ Values are always on their input grid (step ``u``), so "x + h - u, then floor" r
 ties down and everything else to nearest; that is what makes the table above exact.
 
 Conventions: hls4ml/ap_fixed describe a type by (signed, width W, integer bits I incl. sign);
-da4ml by (k, i, f) = (signed, I - signed, W - I). :class:`HlsType` converts between the two.
+da4ml by (k, i, f) = (signed, I - signed, W - I). :class:`HlsType` (= :class:`FixedFormat`)
+converts between the two.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
 
 from fpga_dnn.errors import FpgaDnnError
-from fpga_dnn.fixedpoint import FixedFormat
+from fpga_dnn.fixedpoint import OVERFLOW_MODES, ROUNDING_MODES, FixedFormat  # noqa: F401 (re-exported)
 
 #: Widest intermediate value da4ml's bit-exact interpreter (``CombLogic.predict``) holds: it
 #: computes in 64-bit integers and warns that wider ops "may compromise bit-exactness".
@@ -45,10 +45,6 @@ INTERPRETER_MAX_BITS = 64
 #: Widest constant/input that numpy float64 represents exactly (53-bit mantissa).
 FLOAT64_EXACT_BITS = 53
 
-ROUNDING_MODES = ("TRN", "RND", "RND_MIN_INF", "RND_CONV", "RND_ZERO", "RND_INF", "TRN_ZERO")
-OVERFLOW_MODES = ("WRAP", "SAT", "SAT_SYM")
-
-
 class UnsupportedPrecisionError(FpgaDnnError):
     """A type the RTL step cannot reproduce exactly (too wide, unknown mode, not fixed point).
 
@@ -56,84 +52,10 @@ class UnsupportedPrecisionError(FpgaDnnError):
     """
 
 
-@dataclass(frozen=True)
-class HlsType:
-    """One ``ap_fixed``/``ap_ufixed`` type with its quantization and overflow modes."""
-
-    signed: bool
-    width: int
-    integer: int
-    rounding: str = "TRN"
-    overflow: str = "WRAP"
-
-    @property
-    def k(self) -> int:
-        return int(self.signed)
-
-    @property
-    def i(self) -> int:
-        """Integer bits without the sign bit (da4ml's ``i``)."""
-        return self.integer - int(self.signed)
-
-    @property
-    def f(self) -> int:
-        return self.width - self.integer
-
-    @property
-    def step(self) -> float:
-        return 2.0 ** -self.f
-
-    @property
-    def format(self) -> FixedFormat:
-        """The bare format (no modes), as used by the runtime's packing code."""
-        return FixedFormat(signed=self.signed, width=self.width, integer=self.integer)
-
-    def __str__(self) -> str:
-        return f"{'' if self.signed else 'u'}fixed<{self.width},{self.integer},{self.rounding},{self.overflow}>"
-
-    @classmethod
-    def from_hls4ml(cls, precision, where: str) -> "HlsType":
-        """Convert an hls4ml ``PrecisionType``; ``where`` names the layer/variable for errors."""
-        from hls4ml.model.types import FixedPrecisionType, IntegerPrecisionType, XnorPrecisionType
-
-        if isinstance(precision, XnorPrecisionType):  # ap_uint<1>; products read 0 as -1 (see layers.py)
-            return cls(False, 1, 1)
-        # IntegerPrecisionType is ap_int/ap_uint: a fixed type with no fraction bits. Check it
-        # before FixedPrecisionType, of which it is not a subclass but might become one.
-        if isinstance(precision, IntegerPrecisionType) and not isinstance(precision, FixedPrecisionType):
-            return cls(bool(precision.signed), int(precision.width), int(precision.width))
-        if not isinstance(precision, FixedPrecisionType):
-            raise UnsupportedPrecisionError(
-                f"{where}: type {precision} ({type(precision).__name__}) is not a fixed-point type; "
-                "RTL generation supports ap_fixed/ap_ufixed/ap_int only"
-            )
-        rnd = _mode_name(precision.rounding_mode, "TRN")
-        sat = _mode_name(precision.saturation_mode, "WRAP")
-        if rnd not in ROUNDING_MODES:
-            raise UnsupportedPrecisionError(f"{where}: rounding mode {rnd} of {precision} is not supported")
-        if sat not in OVERFLOW_MODES:
-            raise UnsupportedPrecisionError(
-                f"{where}: overflow mode {sat} of {precision} is not supported (supported: {', '.join(OVERFLOW_MODES)})"
-            )
-        if int(getattr(precision, "saturation_bits", 0) or 0) != 0:
-            raise UnsupportedPrecisionError(f"{where}: saturation bits (N != 0) of {precision} are not supported")
-        t = cls(bool(precision.signed), int(precision.width), int(precision.integer), rnd, sat)
-        if t.width < 1:
-            raise UnsupportedPrecisionError(f"{where}: type {precision} has no bits")
-        return t
-
-    @classmethod
-    def from_kbi(cls, k: int, b: int, i: int, rounding: str, overflow: str) -> "HlsType":
-        """HGQ's (keep_negative, bits, integer bits incl. sign) as hls4ml writes ``ap_fixed<b,i>``."""
-        return cls(bool(k), int(b), int(i), rounding.upper(), overflow.upper())
-
-
-def _mode_name(mode, default: str) -> str:
-    if mode is None:
-        return default
-    name = getattr(mode, "name", None) or str(mode)
-    name = name.upper()
-    return name[3:] if name.startswith("AP_") else name
+#: One ``ap_fixed``/``ap_ufixed`` type with its quantization and overflow modes: the project's
+#: one fixed-point type class (:class:`fpga_dnn.fixedpoint.FixedFormat`), under its rtl name.
+#: Reading one from hls4ml: :func:`fpga_dnn.hw.hls4ml_types.hls_type` (``HlsType.from_hls4ml``).
+HlsType = FixedFormat
 
 
 # --------------------------------------------------------------------------------------------

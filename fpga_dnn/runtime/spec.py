@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
-from fpga_dnn.errors import ConfigError
+from fpga_dnn.errors import ConfigError, DataError
 from fpga_dnn.fixedpoint import FixedFormat  # the project's one format class (numpy only)
 from fpga_dnn.runtime.packing import BEAT_LAYOUT, beats_per_sample, lane_bits_for, lane_dtype
 
@@ -113,19 +113,14 @@ def format_from_dict(d: Any, where: str = "format") -> FixedFormat:
 
 def parse_format(text: Union[str, FixedFormat]) -> FixedFormat:
     """A format from ap_fixed notation: ``ap_fixed<8,3>``, ``fixed<8,3,RND,SAT>``,
-    ``ufixed<6,0>``, ``ap_uint<4>``, ``int<8>`` (rounding/overflow modes are the core's concern
-    and are ignored). A :class:`FixedFormat` passes through."""
+    ``ufixed<6,0>``, ``ap_uint<4>``, ``int<8>`` (:meth:`FixedFormat.parse`); rounding/overflow
+    modes are the core's concern and are dropped. A :class:`FixedFormat` passes through (bare)."""
     if isinstance(text, FixedFormat):
-        return text
-    m = re.fullmatch(r"\s*(?:ap_)?(u?)(fixed|int)\s*<\s*(\d+)\s*(?:,\s*(-?\d+)\s*)?(?:,[^>]*)?>\s*",
-                     str(text))
-    _need(m is not None, "format", f"cannot parse {text!r} (expected e.g. ap_fixed<8,3>)")
-    unsigned, kind, width, integer = m.groups()
-    if kind == "int":
-        _need(integer is None, "format", f"{text!r}: int<> takes one parameter")
-        integer = width
-    _need(integer is not None, "format", f"{text!r}: fixed<> needs <width,integer>")
-    return FixedFormat(signed=not unsigned, width=int(width), integer=int(integer))
+        return text.format
+    try:
+        return FixedFormat.parse(str(text)).format
+    except DataError as err:
+        raise SpecError(f"spec: format: cannot parse {text!r}: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -155,6 +150,7 @@ class PortSpec:
               "shape", f"expected a non-empty list of positive integers, got {self.shape!r}")
         object.__setattr__(self, "shape", shape)
         _check_format(self.format, "format")
+        object.__setattr__(self, "format", self.format.format)  # the spec holds formats, not cast modes
         _need(_is_int(self.stream_bits) and self.stream_bits >= 8 and self.stream_bits % 8 == 0,
               "stream_bits", f"expected a positive multiple of 8, got {self.stream_bits!r}")
         elements = int(math.prod(shape))

@@ -1,6 +1,6 @@
 """The ``simulate`` step: the generated RTL against C-sim (and so Keras), two ways.
 
-1. **Bulk emulation**: the core compiled by Verilator (:func:`fpga_dnn.rtl.compile_emulator`),
+1. **Bulk emulation**: the core compiled by Verilator (:func:`fpga_dnn.simulate.emulator.compile_emulator`),
    called on the whole test set; fraction of samples identical to C-sim and to Keras, samples/s.
 2. **cocotb + Verilator AXI-Stream testbench** (``sim/tb_axis_shell.py``): the core inside the
    shell, driven beat by beat: every test sample through the stream (outputs must equal C-sim),
@@ -97,7 +97,7 @@ def simulate_rtl(build, x: np.ndarray, csim_out: np.ndarray, keras_out=None,
     """Check ``build`` (an :class:`~fpga_dnn.rtl.build.RtlBuild`) on inputs ``x`` against C-sim
     (or, for a softmax-terminated ``model``, against its logits: :func:`rtl_reference`), and on
     the probe set ``probe_x`` (C-sim's outputs ``probe_csim``) likewise."""
-    from ..rtl.verilog import compile_emulator
+    from .emulator import compile_emulator
     from ..runtime.packing import to_fixed
     from .cocotb_runner import run_axis_testbench
 

@@ -28,7 +28,7 @@ from typing import Any, Dict, Iterator, Mapping, Optional, Sequence
 import numpy as np
 
 from fpga_dnn.errors import MismatchError, ToolError
-from fpga_dnn.simulate.shell import SHELL_MODULE, SIM_DIR, AxisDesign
+from fpga_dnn.rtl.shell import SHELL_MODULE, SIM_DIR, AxisDesign
 from fpga_dnn.simulate.verilator import (DEFAULT_OPT, OUTPUT_SPLIT, build_seconds, cache_root, cached_build,
                                          last_error_line, verilator_environment)
 

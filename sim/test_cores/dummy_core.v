@@ -7,7 +7,7 @@
 // with in_j read as signed when IN_SIGNED, else unsigned — a function whose every output
 // depends on the input and on its position, so misrouted lanes, beats or samples show up —
 // and delays it by LATENCY register stages (0 = combinational), like a pipelined core.
-// The Python reference is fpga_dnn.simulate.shell.dummy_core_reference.
+// The Python reference is fpga_dnn.rtl.shell.dummy_core_reference.
 
 `timescale 1 ns / 1 ps
 

@@ -51,7 +51,7 @@ def test_sim_backend_with_rtl_equals_csim(built):
     x, y = data["x_test"], data["y_test"]
     csim = np.load(built / "csim" / "outputs.npy")
     worker = WorkerModelFn([str(TOOLCHAIN_PY), "-m", "fpga_dnn.runtime.bridge", "--factory",
-                            "fpga_dnn.rtl.verilog:emulator_model_fn", str(built / "rtl" / "core")])
+                            "fpga_dnn.simulate.emulator:emulator_model_fn", str(built / "rtl" / "core")])
     try:
         with Accelerator.open(built / "bundle" / "sim", backend="sim", model=worker,
                               trusted_keys=[built / "keys" / "throwaway.pub"]) as acc:

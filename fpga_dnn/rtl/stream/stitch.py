@@ -91,6 +91,7 @@ class StreamDesign:
     fifos: list[Fifo]
     spec: object = None           # fpga_dnn.runtime.spec.Spec
     modules: dict = field(default_factory=dict)   # node name -> instance names
+    instances: dict = field(default_factory=dict)  # instance name -> Verilog module
 
     def save_info(self) -> Path:
         path = self.directory / "stream_design.json"
@@ -176,6 +177,7 @@ class _Writer:
         self.fifos: list[Fifo] = []
         self.memfiles: list[Path] = []
         self.modules: dict[str, list[str]] = {}
+        self.instances: dict[str, str] = {}   # instance name -> Verilog module
         self.used: set[str] = {"fd_fifo"}
         self.n = 0
 
@@ -190,6 +192,7 @@ class _Writer:
         iname = f"u{self.n}_{_ident(label)}"
         self.used.add(module)
         self.modules.setdefault(node, []).append(iname)
+        self.instances[iname] = module
 
         def fmt(v):
             return f'"{v}"' if isinstance(v, str) else str(int(v))
@@ -425,7 +428,7 @@ def stitch(graph: HwGraph, directory, *, name: str | None = None) -> StreamDesig
         path.write_text(text)
     sources = memfiles.hdl_sources(*sorted(wr.used)) + [path]
     return StreamDesign(graph, directory, core, core, sources, wr.memfiles, wr.streams, wr.fifos,
-                        modules=wr.modules)
+                        modules=wr.modules, instances=wr.instances)
 
 
 def stream_spec(graph: HwGraph, *, name: str, stream_bits: int = 64, clock_mhz: float = 100.0,
@@ -528,6 +531,13 @@ endmodule
     design.sources = [SHELL_SOURCE, *design.sources, top_path]
     design.save_info()
     return design
+
+
+def debug_ports(design: StreamDesign) -> dict:
+    """The streaming top's debug ports ``{name: (direction, bits)}`` as :func:`write_stream_design`
+    declares them (one valid/ready bit per stream, a 16-bit maximum occupancy per FIFO)."""
+    ns, nf = len(design.streams), max(1, len(design.fifos))
+    return {"dbg_valid": ("output", ns), "dbg_ready": ("output", ns), "dbg_fifo_max": ("output", 16 * nf)}
 
 
 def latency_estimate(graph: HwGraph) -> int:

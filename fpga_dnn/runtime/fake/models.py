@@ -40,7 +40,7 @@ def reference_fn(spec: Spec) -> ModelFn:
 
     ``out_i = (in_{i mod N_in} * 3 + i) mod 2**W_out``, read as signed when the output format
     is (as ``fpga_dnn_dummy_core`` in ``sim/test_cores`` and
-    ``fpga_dnn.simulate.shell.dummy_core_reference``): every input element influences some
+    ``fpga_dnn.rtl.shell.dummy_core_reference``): every input element influences some
     output, and output lane bits wrap exactly like hardware would.
     """
     n_in, n_out = spec.input.elements, spec.output.elements

@@ -28,7 +28,7 @@ from fpga_dnn.errors import FpgaDnnError
 from fpga_dnn.runtime import packing
 from fpga_dnn.simulate.verilator import cached_build, run_logged, verilator_env
 
-from .stitch import StreamDesign
+from fpga_dnn.rtl.stream.stitch import StreamDesign
 
 HARNESS_VERSION = 1
 VERILATOR_FLAGS = ["--cc", "--exe", "--build", "-j", "2", "-Wno-fatal", "-Wno-lint", "-Wno-style",
@@ -58,7 +58,7 @@ class StreamRun:
 
 
 def _harness(top: str, s_bits: int, m_bits: int, n_streams: int, n_fifos: int) -> str:
-    return f"""// fpga_dnn.rtl.stream.emulate harness v{HARNESS_VERSION} for {top}.
+    return f"""// fpga_dnn.simulate.stream_emulator harness v{HARNESS_VERSION} for {top}.
 // usage: sim IN.bin N_BEATS_IN BEATS_PER_SAMPLE_OUT N_SAMPLES OUT.bin STATS.txt SEED P_BUBBLE P_STALL MAX_IDLE
 #include <cstdint>
 #include <cstdio>
@@ -322,7 +322,7 @@ def first_departing_layer(graph, codes: np.ndarray, directory: Path, stream_bits
     Costs a Verilator build per node checked: run it on a mismatch, with the failing samples."""
     from fpga_dnn.hw import reference
 
-    from .stitch import write_stream_design
+    from fpga_dnn.rtl.stream.stitch import write_stream_design
 
     want = reference.run(graph, codes, keep=True)
     for node in graph.nodes[1:]:

@@ -1,0 +1,126 @@
+"""The code layout's boundaries (issue 15, "the house"), checked on the source and in behaviour.
+
+* ``fpga_dnn/rtl`` and ``fpga_dnn/hw`` (generation) import nothing from ``fpga_dnn/simulate``;
+* the runtime imports nothing of the toolchain but the numpy-only fixed-point module;
+* one fixed-point type class: the rtl's ``HlsType`` and the spec's format are ``FixedFormat``;
+* estimate and overlay take what they need from the ``Design`` and read no generated Verilog:
+  with reading ``.v`` files made to fail, the overlay scripts are written and the split
+  synthesis is planned all the same.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+import fpga_dnn
+
+PKG = Path(fpga_dnn.__file__).parent
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute module names imported anywhere in ``path`` (relative imports resolved)."""
+    rel = path.relative_to(PKG.parent).with_suffix("")
+    package = list(rel.parts[:-1]) if rel.name != "__init__" else list(rel.parts[:-1])
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            names.add(mod)
+            names.update(f"{mod}.{a.name}" for a in node.names)
+        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module"
+              and node.args and isinstance(node.args[0], ast.Constant)):
+            names.add(str(node.args[0].value))
+    return names
+
+
+def _offenders(folder: str, forbidden: str) -> list[str]:
+    return [f"{p.relative_to(PKG.parent)}: {m}" for p in sorted((PKG / folder).rglob("*.py"))
+            for m in sorted(_imports(p)) if m == forbidden or m.startswith(forbidden + ".")]
+
+
+@pytest.mark.parametrize("folder", ["rtl", "hw"])
+def test_generation_imports_nothing_from_simulate(folder):
+    assert _offenders(folder, "fpga_dnn.simulate") == []
+
+
+def test_import_walker_sees_relative_and_lazy_imports(tmp_path):
+    # the check above can fail: a relative import inside a function is found
+    probe = PKG / "rtl" / "_layout_probe.py"
+    probe.write_text("def f():\n    from ..simulate.verilator import cached_build\n")
+    try:
+        assert _offenders("rtl", "fpga_dnn.simulate") == [
+            "fpga_dnn/rtl/_layout_probe.py: fpga_dnn.simulate.verilator",
+            "fpga_dnn/rtl/_layout_probe.py: fpga_dnn.simulate.verilator.cached_build"]
+    finally:
+        probe.unlink()
+
+
+def test_runtime_imports_only_the_numpy_only_toolchain_modules():
+    allowed = ("fpga_dnn.runtime", "fpga_dnn.fixedpoint", "fpga_dnn.errors")
+    ours = {m for p in (PKG / "runtime").rglob("*.py") for m in _imports(p) if m.startswith("fpga_dnn")}
+    assert "fpga_dnn.fixedpoint.FixedFormat" in ours  # the runtime's format class is the toolchain's
+    assert sorted(m for m in ours if not any(m == a or m.startswith(a + ".") for a in allowed)) == []
+
+
+def test_one_fixed_point_type_class():
+    from fpga_dnn.fixedpoint import FixedFormat
+    from fpga_dnn.rtl.precision import HlsType
+    from fpga_dnn.runtime.spec import parse_format
+
+    assert HlsType is FixedFormat
+    t = FixedFormat(True, 8, 3, "RND_CONV", "SAT")
+    assert (t.k, t.i, t.f, t.frac) == (1, 2, 5, 5) and str(t) == "fixed<8,3,RND_CONV,SAT>"
+    assert t.format == FixedFormat(True, 8, 3) and str(t.format) == "fixed<8,3>"
+    assert FixedFormat.parse(str(t)) == t and FixedFormat.parse("ap_uint<4>") == FixedFormat(False, 4, 4)
+    assert parse_format("ap_fixed<8,3,RND,SAT>") == FixedFormat(True, 8, 3)  # the spec keeps formats only
+
+
+def _no_verilog_reads(monkeypatch):
+    real = Path.read_text
+
+    def read_text(self, *a, **k):
+        if self.suffix in (".v", ".sv", ".cpp", ".h"):
+            raise AssertionError(f"read generated source {self}")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+
+
+def test_overlay_reads_the_design_not_the_verilog(tmp_path, monkeypatch):
+    from fpga_dnn.fixedpoint import FixedFormat
+    from fpga_dnn.overlay import generate_overlay
+    from fpga_dnn.rtl.design import Design
+    from fpga_dnn.rtl.shell import dummy_core_spec, write_dummy_design
+
+    spec = dummy_core_spec("dummy", (6,), FixedFormat(True, 8, 3), (5,), FixedFormat(True, 12, 4), 2, stream_bits=64)
+    design = write_dummy_design(spec, tmp_path / "d")
+    assert Design.load(tmp_path / "d") == design and design.interval == 2 and design.latency == 4
+    _no_verilog_reads(monkeypatch)
+    scripts = generate_overlay(tmp_path / "d", "pynq-z2", tmp_path / "o")
+    assert (scripts.out_dir / "rtl" / f"{design.top}.v").is_file()
+    wrong = dataclasses.replace(design, ports={**design.ports, "m_axis_tdata": ("output", 32)})
+    with pytest.raises(fpga_dnn.errors.ConfigError, match="m_axis_tdata should be output"):
+        generate_overlay(wrong, "pynq-z2", tmp_path / "o2")
+
+
+def test_split_synthesis_is_planned_from_the_design(tmp_path, monkeypatch):
+    from fpga_dnn import estimate
+    from fpga_dnn.rtl.design import Pipeline, Stage
+
+    files = {n: tmp_path / f"{n}.v" for n in ("top", "core", "s0", "s1", "s2", "lib")}
+    for f in files.values():
+        f.write_text("// not read\n" * 10)
+    pipe = Pipeline("core", files["core"], tuple(Stage(f"s{k}", files[f"s{k}"], 8 - k, 7 - k) for k in range(3)))
+    _no_verilog_reads(monkeypatch)
+    pieces = estimate._split([files["lib"], files["s0"], files["s1"], files["s2"], files["core"], files["top"]],
+                             "top", pipe)
+    assert [p.top for p in pieces][-1] == "top" and len(pieces) == 3
+    assert pieces[-1].blackboxes == ("core",) and files["core"].name in pieces[-1].lib
+    assert estimate._split(list(files.values()), "top", None) is None  # no pipeline recorded: flat
