@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import interpret
 from .trace import TracedModel
 
 
@@ -72,7 +73,7 @@ def compare_routes(traced: TracedModel, keras_model, x, *, hgq2_comb=None, n_thr
     xq = traced.quantize_inputs(x)  # the same input bits for both routes
     n = len(xq)
     ours = traced.predict(xq, n_threads=n_threads).reshape(n, -1)
-    theirs = np.asarray(hgq2_comb.predict(xq, n_threads=n_threads), dtype=np.float64).reshape(n, -1)
+    theirs = interpret.predict(hgq2_comb, xq, n_threads=n_threads).reshape(n, -1)
     if ours.shape != theirs.shape:
         raise AssertionError(f"the routes disagree on the output size: {ours.shape} vs {theirs.shape}")
     same = np.all(ours == theirs, axis=1)

@@ -93,9 +93,12 @@ class TracedModel:
         return quantize_np(x.reshape(-1, self.n_inputs), self.input_type)
 
     def predict(self, x, n_threads: int = 1) -> np.ndarray:
-        """Bit-exact outputs from da4ml's interpreter; shape (n, *output_shape)."""
+        """Bit-exact outputs of the traced logic; shape (n, *output_shape). da4ml's C++ interpreter
+        where it is exact, else :mod:`.interpret`'s evaluation (see there: wide signed values)."""
+        from .interpret import predict
+
         xq = self.quantize_inputs(x)
-        y = self.comb.predict(xq, n_threads=n_threads)
+        y = predict(self.comb, xq, n_threads=n_threads)
         return np.asarray(y, dtype=np.float64).reshape((len(xq),) + self.output_shape)
 
 
