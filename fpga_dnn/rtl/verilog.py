@@ -89,6 +89,20 @@ class RtlDesign:
     input_type: str = ""
     output_type: str = ""
     write_seconds: float = 0.0
+    #: The pipeline registers, element by element (:class:`fpga_dnn.rtl.registers.RegisterLayout`
+    #: as a dict): what TMR and fault injection address.
+    registers: dict | None = None
+    #: Which register bits are triplicated (:class:`fpga_dnn.rtl.registers.TmrPlan` spec).
+    tmr: str = "none"
+
+    @property
+    def layout(self):
+        """The register layout (:class:`fpga_dnn.rtl.registers.RegisterLayout`)."""
+        from .registers import RegisterLayout
+
+        if self.registers is None:
+            raise AssertionError(f"design {self.top} was written without its register layout")
+        return RegisterLayout.from_dict(self.registers)
 
     @property
     def register_depth(self) -> int:
@@ -151,20 +165,24 @@ class RtlDesign:
 
 
 def write_verilog(traced: TracedModel, out_dir, *, name: str = "fpga_dnn_core", latency_cutoff: float = 5.0,
-                  clock_period: float = 5.0, part_name: str = "xc7z020clg400-1") -> RtlDesign:
+                  clock_period: float = 5.0, part_name: str = "xc7z020clg400-1", tmr: str = "none") -> RtlDesign:
     """Write the pipelined Verilog of ``traced`` under ``out_dir``; returns its :class:`RtlDesign`.
 
     ``latency_cutoff`` (> 0) bounds each stage's estimated delay: smaller means more stages,
     more registers and a faster clock. ``clock_period`` (ns) and ``part_name`` go into da4ml's
-    timing constraints and Vivado project script, not into the logic.
+    timing constraints and Vivado project script, not into the logic. ``tmr``: which register
+    bits to triplicate with majority voters (:class:`fpga_dnn.rtl.registers.TmrPlan`).
     """
     from da4ml.codegen import VerilogModel
+
+    from .registers import RegisterLayout, TmrPlan, register_module
     from da4ml.trace import to_pipeline
 
     if not _IDENT.match(name):
         raise ConfigError(f"RTL module name {name!r} is not a Verilog identifier")
     if not latency_cutoff > 0:
         raise ConfigError(f"latency_cutoff must be > 0 (a pipelined core), got {latency_cutoff}")
+    plan = TmrPlan.parse(tmr)
     t0 = time.perf_counter()
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -179,7 +197,10 @@ def write_verilog(traced: TracedModel, out_dir, *, name: str = "fpga_dnn_core", 
     # stage0_inp register) to the edge that presents the output. See RtlDesign.register_depth.
     latency = int(meta["latency"])
     top = f"{name}_wrapper"
-    (out_dir / "src" / f"{top}.v").write_text(uniform_wrapper(pipe, name, traced.input_type, traced.output_type))
+    layout = RegisterLayout.from_pipeline(pipe, name)
+    if plan.enabled:  # the register module with voters replaces da4ml's
+        (out_dir / "src" / f"{name}.v").write_text(register_module(layout, plan))
+    (out_dir / "src" / f"{top}.v").write_text(uniform_wrapper(layout, traced.input_type, traced.output_type))
     (out_dir / "sim" / f"{top}_binder.cc").write_text(
         _binder(top, traced.n_inputs, traced.n_outputs, traced.input_type.width, traced.output_type.width, latency)
     )
@@ -206,22 +227,24 @@ def write_verilog(traced: TracedModel, out_dir, *, name: str = "fpga_dnn_core", 
         input_type=str(traced.input_type),
         output_type=str(traced.output_type),
         write_seconds=time.perf_counter() - t0,
+        registers=layout.to_dict(),
+        tmr=plan.spec,
     )
     design.save()
     return design
 
 
-def uniform_wrapper(pipe, core: str, in_type: HlsType, out_type: HlsType) -> str:
+def uniform_wrapper(layout, in_type: HlsType, out_type: HlsType, fault_bits: int = 0) -> str:
     """``<core>_wrapper``: the core with every element of a port in one fixed-point format.
 
-    The core packs each element in its own minimal format (da4ml's interval analysis). Each
-    input element takes the bits of its slot that its format needs; each output element is
-    placed at its slot's binary point, zero-filled below and sign/zero-extended above.
+    The core packs each element in its own minimal format (da4ml's interval analysis; the first
+    and last registers of ``layout``). Each input element takes the bits of its slot that its
+    format needs; each output element is placed at its slot's binary point, zero-filled below and
+    sign/zero-extended above. ``fault_bits`` > 0 adds the fault-injection input ``fi_mask``
+    passed to the core (see :mod:`fpga_dnn.rtl.registers`).
     """
-    from da4ml.types import minimal_kif
-
-    in_kifs = [minimal_kif(q) for q in pipe.inp_qint]
-    out_kifs = [minimal_kif(q) for q in pipe.out_qint]
+    core = layout.core
+    in_kifs, out_kifs = layout.elements[0], layout.elements[-1]
     w_in, w_out = in_type.width, out_type.width
     lines_in, off = [], 0
     for j, (k, i, f) in enumerate(in_kifs):
@@ -257,13 +280,15 @@ def uniform_wrapper(pipe, core: str, in_type: HlsType, out_type: HlsType) -> str
     body_in = "\n    ".join(lines_in)
     body_out = "\n    ".join(lines_out)
     n_in, n_out = len(in_kifs), len(out_kifs)
+    fi_port = f"\n    input [{fault_bits - 1}:0] fi_mask," if fault_bits else ""
+    fi_conn = "\n        .fi_mask(fi_mask)," if fault_bits else ""
     return f"""`timescale 1 ns / 1 ps
 
 // Generated by fpga_dnn.rtl: {core} with uniform ports.
 // model_inp: {n_in} x {in_type.format} (element j at bits [j*{w_in}+{w_in - 1}:j*{w_in}])
 // model_out: {n_out} x {out_type.format} (element j at bits [j*{w_out}+{w_out - 1}:j*{w_out}])
 module {core}_wrapper (
-    input clk,
+    input clk,{fi_port}
     // verilator lint_off UNUSEDSIGNAL
     input [{n_in * w_in - 1}:0] model_inp,
     // verilator lint_on UNUSEDSIGNAL
@@ -277,7 +302,7 @@ module {core}_wrapper (
     {body_in}
 
     {core} op (
-        .clk(clk),
+        .clk(clk),{fi_conn}
         .model_inp(packed_inp),
         .model_out(packed_out)
     );
@@ -318,41 +343,12 @@ void inference(int32_t *c_inp, int32_t *c_out, size_t n_samples, size_t n_thread
 # Verilator emulation
 # --------------------------------------------------------------------------------------------
 
-def emulator_harness(design: RtlDesign) -> str:
-    """C++ that drives ``design``'s top on a whole batch: ``fpga_dnn_emulate(in, out, n, threads)``.
-
-    Replaces da4ml's binder loop (``binder_util.hh``), which allocates three ``std::vector`` per
-    sample to pack and unpack the buses. Here every element is OR-ed straight into the port's
-    32-bit words and read back sign-extended, so Python gets final integer codes. The clocking
-    is the same: per sample (one per clock) write ``model_inp``, ``eval()`` with ``clk`` low,
-    ``eval()`` with ``clk`` high, and after the first ``latency_cycles`` rising edges read the
-    output of the sample presented ``latency_cycles`` edges earlier. Verilator folds all of the
-    core's combinational logic into the rising-edge evaluation, so the falling-edge ``eval()``
-    costs little (it only sees the input bus change).
-
-    Threads: each of ``threads`` ``std::thread`` (no OpenMP runtime, which could clash with
-    TensorFlow's in the same process) runs its own ``VerilatedContext`` and model instance and
-    streams chunks of :data:`EMULATOR_CHUNK` samples that it claims from a shared counter, one
-    chunk after the other without draining the pipeline in between, until the batch is done.
-    """
+def port_helpers(design: RtlDesign) -> str:
+    """C++ (inside an anonymous namespace) shared by the harnesses that drive ``design``'s top:
+    the port constants, ``put``/``get`` for every Verilator port type, and ``pack``/``unpack``
+    between int32 element codes and the flat buses."""
     fi, fo = design.input_format, design.output_format
-    top = design.top
-    chunk = EMULATOR_CHUNK
-    return f"""// Generated by fpga_dnn.rtl.verilog (harness v{HARNESS_VERSION}): bulk emulation of {top}.
-#include <algorithm>
-#include <atomic>
-#include <cstddef>
-#include <cstdint>
-#include <memory>
-#include <thread>
-#include <vector>
-
-#include <verilated.h>
-#include "V{top}.h"
-
-namespace {{
-
-constexpr std::size_t N_IN = {design.n_inputs}, W_IN = {fi.width};
+    return f"""constexpr std::size_t N_IN = {design.n_inputs}, W_IN = {fi.width};
 constexpr std::size_t N_OUT = {design.n_outputs}, W_OUT = {fo.width};
 constexpr std::size_t LATENCY = {design.latency_cycles};
 constexpr bool OUT_SIGNED = {"true" if fo.signed else "false"};
@@ -395,7 +391,43 @@ inline void unpack(const uint32_t* w, int32_t* y) {{
     }}
 }}
 
-// One model instance streams samples, one per clock, from chunks of CHUNK samples that it
+"""
+
+
+def emulator_harness(design: RtlDesign) -> str:
+    """C++ that drives ``design``'s top on a whole batch: ``fpga_dnn_emulate(in, out, n, threads)``.
+
+    Replaces da4ml's binder loop (``binder_util.hh``), which allocates three ``std::vector`` per
+    sample to pack and unpack the buses. Here every element is OR-ed straight into the port's
+    32-bit words and read back sign-extended, so Python gets final integer codes. The clocking
+    is the same: per sample (one per clock) write ``model_inp``, ``eval()`` with ``clk`` low,
+    ``eval()`` with ``clk`` high, and after the first ``latency_cycles`` rising edges read the
+    output of the sample presented ``latency_cycles`` edges earlier. Verilator folds all of the
+    core's combinational logic into the rising-edge evaluation, so the falling-edge ``eval()``
+    costs little (it only sees the input bus change).
+
+    Threads: each of ``threads`` ``std::thread`` (no OpenMP runtime, which could clash with
+    TensorFlow's in the same process) runs its own ``VerilatedContext`` and model instance and
+    streams chunks of :data:`EMULATOR_CHUNK` samples that it claims from a shared counter, one
+    chunk after the other without draining the pipeline in between, until the batch is done.
+    """
+    top = design.top
+    chunk = EMULATOR_CHUNK
+    return f"""// Generated by fpga_dnn.rtl.verilog (harness v{HARNESS_VERSION}): bulk emulation of {top}.
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <verilated.h>
+#include "V{top}.h"
+
+namespace {{
+
+{port_helpers(design)}// One model instance streams samples, one per clock, from chunks of CHUNK samples that it
 // claims from a shared counter until none are left, then drains the pipeline. The pipeline is
 // feed-forward (no reset, no state besides its registers), so the output read after rising
 // edge t belongs to the sample presented at edge t - LATENCY, whichever chunk it came from.
@@ -499,7 +531,6 @@ class RtlEmulator:
         self._lib = ctypes.CDLL(str(self.lib_path))
         self._lib.fpga_dnn_emulate.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t]
         self._lib.fpga_dnn_emulate.restype = None
-        self._in_type = _parse_type(design.input_type)
 
     def predict_raw(self, raw_in: np.ndarray, n_threads: int | None = None) -> np.ndarray:
         """Integer element codes in, integer element codes out (n, n_outputs), sign-extended.
@@ -528,24 +559,8 @@ class RtlEmulator:
         return out
 
     def input_codes(self, x) -> np.ndarray:
-        """Float samples -> input element codes (n, n_inputs), converted like C-sim's predict.
-
-        Inputs already on the input type's grid and in its range (the usual case: the data was
-        checked or quantized) are scaled directly; anything else goes through
-        :func:`quantize_np` (hls4ml's rounding and overflow).
-        """
-        d, t = self.design, self._in_type
-        x = np.asarray(x, dtype=np.float64)
-        if x.size % d.n_inputs or (x.ndim > 1 and int(np.prod(x.shape[1:])) != d.n_inputs):
-            raise DataError(f"input of shape {x.shape} does not hold samples of shape {d.input_shape}")
-        x = x.reshape(-1, d.n_inputs)
-        lo, hi = (-(2.0 ** (t.width - 1)), 2.0 ** (t.width - 1) - 1) if t.signed else (0.0, 2.0 ** t.width - 1)
-        scaled = np.ldexp(x, t.f)
-        if scaled.size:
-            codes = np.rint(scaled)
-            if np.array_equal(codes, scaled) and codes.min() >= lo and codes.max() <= hi:
-                return codes.astype(np.int32)
-        return np.ldexp(quantize_np(x, t), t.f).astype(np.int64)
+        """Float samples -> input element codes (n, n_inputs): :func:`input_codes`."""
+        return input_codes(self.design, x)
 
     def predict(self, x, n_threads: int | None = None) -> np.ndarray:
         """Float samples in (converted like C-sim's predict), values out: (n, *output_shape)."""
@@ -553,6 +568,27 @@ class RtlEmulator:
         codes = self._run(self.input_codes(x), n_threads)
         values = np.ldexp(codes, -d.output_format.frac)  # float64, exact (codes have <= 32 bits)
         return values.reshape((codes.shape[0],) + tuple(d.output_shape))
+
+
+def input_codes(design: RtlDesign, x) -> np.ndarray:
+    """Float samples -> ``design``'s input element codes (n, n_inputs), converted like C-sim's predict.
+
+    Inputs already on the input type's grid and in its range (the usual case: the data was
+    checked or quantized) are scaled directly; anything else goes through
+    :func:`quantize_np` (hls4ml's rounding and overflow).
+    """
+    d, t = design, _parse_type(design.input_type)
+    x = np.asarray(x, dtype=np.float64)
+    if x.size % d.n_inputs or (x.ndim > 1 and int(np.prod(x.shape[1:])) != d.n_inputs):
+        raise DataError(f"input of shape {x.shape} does not hold samples of shape {d.input_shape}")
+    x = x.reshape(-1, d.n_inputs)
+    lo, hi = (-(2.0 ** (t.width - 1)), 2.0 ** (t.width - 1) - 1) if t.signed else (0.0, 2.0 ** t.width - 1)
+    scaled = np.ldexp(x, t.f)
+    if scaled.size:
+        codes = np.rint(scaled)
+        if np.array_equal(codes, scaled) and codes.min() >= lo and codes.max() <= hi:
+            return codes.astype(np.int32)
+    return np.ldexp(quantize_np(x, t), t.f).astype(np.int64)
 
 
 def _parse_type(text: str) -> HlsType:
@@ -589,7 +625,7 @@ def compile_emulator(design: RtlDesign, *, opt: str = DEFAULT_OPT, jobs: int = 2
     harness's int32 buffers) and :class:`fpga_dnn.errors.ToolError` (with the log path) when
     Verilator or the compiler fails.
     """
-    from fpga_dnn.simulate.verilator import build_seconds, cached_build, run_logged, verilator_root
+    from fpga_dnn.simulate.verilator import build_seconds, cached_build
 
     if not re.fullmatch(r"-O[0-3sg]?", opt):
         raise ConfigError(f"opt must be one compiler optimisation flag such as -O1 or -Os, got {opt!r}")
@@ -604,35 +640,50 @@ def compile_emulator(design: RtlDesign, *, opt: str = DEFAULT_OPT, jobs: int = 2
     sources = list(design.sources)
     params = {"top": top, "opt": opt, "split": list(OUTPUT_SPLIT), "verilator_flags": list(EMULATOR_VERILATOR_FLAGS),
               "harness": harness, "flow": "fpga_dnn.rtl.verilog/2"}
-    root = verilator_root()
 
     def build(bdir: Path) -> None:
-        mdir = bdir / "obj_dir"
-        shutil.rmtree(mdir, ignore_errors=True)
-        for mem in design.memfiles:  # $readmemh opens them relative to the working directory
-            shutil.copy(mem, bdir)
-        cc = bdir / f"{top}_harness.cc"
-        cc.write_text(harness)
-        cflags = f"-std=c++17 -fPIC {opt}"
-        run_logged(
-            ["verilator", "--cc", "--build", "-j", str(jobs), "--Mdir", str(mdir), "--prefix", f"V{top}",
-             "--top-module", top, "-Wno-fatal", "-Wno-lint", "-Wno-style", "--no-timing",
-             *OUTPUT_SPLIT, *EMULATOR_VERILATOR_FLAGS,
-             "-CFLAGS", cflags, "-MAKEFLAGS", f"OPT_FAST={opt} OPT_SLOW={opt} OPT_GLOBAL={opt}",
-             *map(str, design.sources)],
-            bdir / "verilator.log", "Verilator build of the RTL emulator", cwd=bdir, timeout=timeout,
-        )
-        archives = [mdir / f"V{top}__ALL.a", mdir / "libverilated.a"]
-        run_logged(
-            ["g++", "-std=c++17", "-fPIC", "-O2", "-shared", f"-I{mdir}", f"-I{root / 'include'}",
-             f"-I{root / 'include' / 'vltstd'}", "-o", str(bdir / f"lib{top}.so"), str(cc),
-             *map(str, archives), "-pthread", "-latomic"],
-            bdir / "link.log", "linking the RTL emulator", cwd=bdir, timeout=timeout,
-        )
+        build_harness_library(bdir, top, sources, design.memfiles, harness, opt=opt, jobs=jobs, timeout=timeout)
 
     bdir, built_now = cached_build("rtl_emulator", sources, params, build)
     return RtlEmulator(design, bdir / f"lib{top}.so", bdir, build_seconds(bdir), built_now)
 
+
+
+def build_harness_library(bdir: Path, top: str, sources, memfiles, harness: str, *, opt: str = DEFAULT_OPT,
+                          jobs: int = 2, timeout: float = 1800.0) -> Path:
+    """Verilate ``top`` from ``sources`` and link it with the C++ ``harness`` into
+    ``bdir/lib<top>.so`` (the body of a :func:`~fpga_dnn.simulate.verilator.cached_build`).
+
+    ``memfiles`` are copied into ``bdir``: ``$readmemh`` opens them relative to the working
+    directory, which the caller sets to ``bdir`` while it runs the model.
+    """
+    from fpga_dnn.simulate.verilator import run_logged, verilator_root
+
+    root = verilator_root()
+    mdir = bdir / "obj_dir"
+    shutil.rmtree(mdir, ignore_errors=True)
+    for mem in memfiles:
+        shutil.copy(mem, bdir)
+    cc = bdir / f"{top}_harness.cc"
+    cc.write_text(harness)
+    cflags = f"-std=c++17 -fPIC {opt}"
+    run_logged(
+        ["verilator", "--cc", "--build", "-j", str(jobs), "--Mdir", str(mdir), "--prefix", f"V{top}",
+         "--top-module", top, "-Wno-fatal", "-Wno-lint", "-Wno-style", "--no-timing",
+         *OUTPUT_SPLIT, *EMULATOR_VERILATOR_FLAGS,
+         "-CFLAGS", cflags, "-MAKEFLAGS", f"OPT_FAST={opt} OPT_SLOW={opt} OPT_GLOBAL={opt}",
+         *map(str, sources)],
+        bdir / "verilator.log", f"Verilator build of {top}", cwd=bdir, timeout=timeout,
+    )
+    archives = [mdir / f"V{top}__ALL.a", mdir / "libverilated.a"]
+    lib = bdir / f"lib{top}.so"
+    run_logged(
+        ["g++", "-std=c++17", "-fPIC", "-O2", "-shared", f"-I{mdir}", f"-I{root / 'include'}",
+         f"-I{root / 'include' / 'vltstd'}", "-o", str(lib), str(cc),
+         *map(str, archives), "-pthread", "-latomic"],
+        bdir / "link.log", f"linking the {top} harness", cwd=bdir, timeout=timeout,
+    )
+    return lib
 
 
 def emulator_model_fn(design_dir):

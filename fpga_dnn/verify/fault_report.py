@@ -1,0 +1,176 @@
+"""``fpga-dnn faults``: an SEU campaign on the unprotected core, the TMR variant the ranking names
+measured by the same campaign, their yosys costs side by side; ``faults.json``/``.md``/``.png``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..log import progress
+from ..rtl.registers import TmrPlan, register_module
+from ..rtl.verilog import RtlDesign
+from .rtl_faults import Campaign, run_campaign, suggest_tmr
+
+
+def tmr_sources(design: RtlDesign, plan: TmrPlan, out_dir: Path) -> list[Path]:
+    """``design``'s sources with its register module triplicated per ``plan`` (what
+    ``[rtl] tmr = ...`` generates), for synthesis beside the unprotected design."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    core = out_dir / f"{design.core}.v"
+    core.write_text(register_module(design.layout, plan))
+    return [core if Path(s).name == core.name else Path(s) for s in design.sources]
+
+
+def fault_study(design: RtlDesign, x, out_dir, *, reference=None, n_injections: int = 10_000, seed: int = 0,
+                tmr: str = "auto", yosys: bool = True, model_name: str = "") -> dict:
+    """The campaign on ``design`` as built (no TMR expected), then on ``tmr`` ('auto': the
+    :func:`suggest_tmr` of the first campaign), with the yosys cost of both; writes the report."""
+    from ..errors import ConfigError
+
+    if design.tmr != "none":
+        raise ConfigError(f"fpga-dnn faults compares a design without TMR against its TMR variant; this design "
+                          f"was generated with tmr = {design.tmr!r}: set [rtl] tmr = 'none'")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    progress(f"faults: {n_injections:,} single-bit upsets into {design.top} ({design.layout.total_bits:,} "
+             f"register bits, {design.register_depth} registers deep)")
+    base = run_campaign(design, x, reference=reference, n_injections=n_injections, seed=seed, plan="none")
+    _say(base)
+    plan = suggest_tmr(base) if tmr == "auto" else TmrPlan.parse(tmr)
+    campaigns = {"unprotected": base}
+    if plan.enabled:
+        progress(f"faults: the same campaign on TMR {plan.spec}" + (" (named by the ranking)" if tmr == "auto" else ""))
+        prot = run_campaign(design, x, reference=reference, n_injections=n_injections, seed=seed, plan=plan)
+        _say(prot)
+        campaigns[f"tmr {plan.spec}"] = prot
+    costs = {}
+    if yosys:
+        from ..estimate import synthesize
+
+        for label, camp in campaigns.items():
+            srcs = design.sources if camp.tmr == "none" else tmr_sources(design, TmrPlan.parse(camp.tmr),
+                                                                           out_dir / "tmr_src")
+            progress(f"faults: yosys cost of {label}")
+            res = synthesize(srcs, design.top, "xc7", data_files=design.memfiles, method="flat")
+            costs[label] = {"lut": res.lut, "ff": res.ff, "carry": res.carry, "yosys_s": res.yosys_seconds}
+    report = _report(design, model_name, campaigns, costs, time.perf_counter() - t0)
+    write_report(report, out_dir)
+    return report
+
+
+def _say(c: Campaign) -> None:
+    o = c.overall
+    progress(f"faults: tmr {c.tmr}: {c.injections:,} injections in {c.seconds:.1f} s "
+             f"({c.injections_per_s:,.0f}/s); SDC {o['sdc_rate']:.2%} [{o['sdc_ci95'][0]:.2%}, "
+             f"{o['sdc_ci95'][1]:.2%}], misclassified {o['misclass_rate']:.2%}, hangs {o['hang']}")
+
+
+def _report(design, model_name, campaigns: dict, costs: dict, seconds: float) -> dict:
+    base = campaigns["unprotected"]
+    variants = []
+    for label, c in campaigns.items():
+        o = c.overall
+        # Upsets strike every flip-flop at the same rate, so a design's corruptions per unit time
+        # scale with (SDC per upset) x (flip-flops): TMR adds targets, most of them masked.
+        per_time = o["sdc_rate"] * c.flip_flops / (base.overall["sdc_rate"] * base.flip_flops or 1)
+        variants.append({"variant": label, "tmr": c.tmr, "flip_flops": c.flip_flops, **{k: o[k] for k in (
+            "injections", "masked", "sdc_class_unchanged", "sdc_class_changed", "hang", "sdc_rate", "sdc_ci95",
+            "misclass_rate", "misclass_ci95")}, "sdc_per_time_vs_unprotected": per_time,
+            "yosys": costs.get(label)})
+    return {"model": model_name, "design": design.top, "register_depth": design.register_depth,
+            "register_bits": design.layout.total_bits, "samples": base.samples, "seed": base.seed,
+            "golden_exact": base.golden_exact, "seconds": round(seconds, 1),
+            "method": "one flip-flop flipped for one clock at rising edge c, uniform over (flip-flop, cycle) "
+                      "of the looping test stream; each injection simulated in its own window (latency + "
+                      "warm-up before, latency + drain after) and compared with the golden run; 95% Wilson "
+                      "intervals",
+            "variants": variants, "campaigns": {k: c.to_dict() for k, c in campaigns.items()}}
+
+
+def _pct(v) -> str:
+    return f"{100 * v:.2f}%"
+
+
+def _ci(ci) -> str:
+    return f"[{_pct(ci[0])}, {_pct(ci[1])}]"
+
+
+def write_report(report: dict, out_dir: Path) -> None:
+    out_dir = Path(out_dir)
+    (out_dir / "faults.json").write_text(json.dumps(report, indent=2))
+    (out_dir / "faults.md").write_text(markdown(report))
+    plot(report, out_dir / "faults.png")
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# Single-event upsets in the RTL of {report['model'] or report['design']}", "",
+             f"{report['design']}: {report['register_bits']:,} register bits in {report['register_depth']} pipeline "
+             f"registers; {report['samples']} test samples streaming; golden run equal to the reference on "
+             f"{_pct(report['golden_exact'])} of them. Method: {report['method']}.", "",
+             "| variant | flip-flops (model) | injections | masked | SDC, class unchanged | SDC, class changed | hang "
+             "| SDC rate (95% CI) | misclassification (95% CI) | SDC per unit time vs unprotected | LUT | FF (yosys) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for v in report["variants"]:
+        y = v["yosys"]
+        cost = f"{y['lut']:,} | {y['ff']:,}" if y else "- | -"
+        lines.append(f"| {v['variant']} | {v['flip_flops']:,} | {v['injections']:,} | {v['masked']:,} | "
+                     f"{v['sdc_class_unchanged']:,} | {v['sdc_class_changed']:,} | {v['hang']} | "
+                     f"{_pct(v['sdc_rate'])} {_ci(v['sdc_ci95'])} | {_pct(v['misclass_rate'])} "
+                     f"{_ci(v['misclass_ci95'])} | {v['sdc_per_time_vs_unprotected']:.3f} | {cost} |")
+    lines += ["", "Hangs: the unrolled core has no control state and presents an output every clock, so the "
+              "watchdog (every in-flight sample's output within latency + drain clocks) cannot fire here.", ""]
+    for label, c in report["campaigns"].items():
+        lines += [f"## {label}: per pipeline register", "",
+                  "| register | flip-flops | injections | SDC rate (95% CI) | misclassification (95% CI) |",
+                  "|---|---|---|---|---|"]
+        for r in c["per_register"]:
+            lines.append(f"| {r['register']} {r['name']} | {r['flip_flops']:,} | {r['injections']:,} | "
+                         f"{_pct(r['sdc_rate'])} {_ci(r['sdc_ci95'])} | {_pct(r['misclass_rate'])} "
+                         f"{_ci(r['misclass_ci95'])} |")
+        lines += ["", f"## {label}: per bit position (0 = the element's MSB)", "",
+                  "| bit from MSB | injections | SDC rate (95% CI) | misclassification (95% CI) |", "|---|---|---|---|"]
+        for r in c["per_bit_from_msb"]:
+            lines.append(f"| {r['bit_from_msb']} | {r['injections']:,} | {_pct(r['sdc_rate'])} {_ci(r['sdc_ci95'])} "
+                         f"| {_pct(r['misclass_rate'])} {_ci(r['misclass_ci95'])} |")
+        lines += ["", f"## {label}: sensitivity ranking (register, bit from MSB; most silent corruptions first)", "",
+                  "| rank | register | bit from MSB | injections | SDC | SDC rate (95% CI) |", "|---|---|---|---|---|---|"]
+        for k, r in enumerate(c["ranking"][:15], 1):
+            lines.append(f"| {k} | {r['register']} {r['name']} | {r['bit_from_msb']} | {r['injections']:,} | "
+                         f"{r['sdc']:,} | {_pct(r['sdc_rate'])} {_ci(r['sdc_ci95'])} |")
+        lines += ["", f"{c['injections']:,} injections in {c['seconds']:.1f} s on {c['threads']} threads "
+                  f"({c['injections_per_s']:,.0f}/s); fault-port build {c['build_seconds']:.0f} s.", ""]
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    camps = report["campaigns"]
+    width = 0.8 / max(1, len(camps))
+    for key, ax, xlab in (("per_register", axes[0], "pipeline register (0 = input, last = output)"),
+                          ("per_bit_from_msb", axes[1], "bit position from the element's MSB")):
+        for k, (label, c) in enumerate(camps.items()):
+            rows = c[key]
+            xs = np.arange(len(rows)) + k * width
+            rate = np.array([r["sdc_rate"] for r in rows])
+            lo = rate - np.array([r["sdc_ci95"][0] for r in rows])
+            hi = np.array([r["sdc_ci95"][1] for r in rows]) - rate
+            ax.bar(xs, 100 * rate, width, yerr=100 * np.vstack([lo, hi]), capsize=2, label=label)
+        rows = next(iter(camps.values()))[key]
+        ax.set_xticks(np.arange(len(rows)) + width * (len(camps) - 1) / 2)
+        ax.set_xticklabels([str(r.get("register", r.get("bit_from_msb"))) for r in rows])
+        ax.set_xlabel(xlab)
+        ax.set_ylabel("silent data corruption per upset (%)")
+        ax.legend()
+    fig.suptitle(f"SEU campaign on {report['design']} (95% Wilson intervals)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
