@@ -76,9 +76,11 @@ def _report(design, model_name, campaigns: dict, costs: dict, seconds: float) ->
         # Upsets strike every flip-flop at the same rate, so a design's corruptions per unit time
         # scale with (SDC per upset) x (flip-flops): TMR adds targets, most of them masked.
         per_time = o["sdc_rate"] * c.flip_flops / (base.overall["sdc_rate"] * base.flip_flops or 1)
+        mis_time = o["misclass_rate"] * c.flip_flops / (base.overall["misclass_rate"] * base.flip_flops or 1)
         variants.append({"variant": label, "tmr": c.tmr, "flip_flops": c.flip_flops, **{k: o[k] for k in (
             "injections", "masked", "sdc_class_unchanged", "sdc_class_changed", "hang", "sdc_rate", "sdc_ci95",
             "misclass_rate", "misclass_ci95")}, "sdc_per_time_vs_unprotected": per_time,
+            "misclass_per_time_vs_unprotected": mis_time,
             "yosys": costs.get(label)})
     return {"model": model_name, "design": design.top, "register_depth": design.register_depth,
             "register_bits": design.layout.total_bits, "samples": base.samples, "seed": base.seed,
@@ -111,16 +113,19 @@ def markdown(report: dict) -> str:
              f"registers; {report['samples']} test samples streaming; golden run equal to the reference on "
              f"{_pct(report['golden_exact'])} of them. Method: {report['method']}.", "",
              "| variant | flip-flops (model) | injections | masked | SDC, class unchanged | SDC, class changed | hang "
-             "| SDC rate (95% CI) | misclassification (95% CI) | SDC per unit time vs unprotected | LUT | FF (yosys) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| SDC rate (95% CI) | misclassification (95% CI) | SDC / misclassification per unit time vs unprotected "
+             "| LUT | FF (yosys) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for v in report["variants"]:
         y = v["yosys"]
         cost = f"{y['lut']:,} | {y['ff']:,}" if y else "- | -"
         lines.append(f"| {v['variant']} | {v['flip_flops']:,} | {v['injections']:,} | {v['masked']:,} | "
                      f"{v['sdc_class_unchanged']:,} | {v['sdc_class_changed']:,} | {v['hang']} | "
                      f"{_pct(v['sdc_rate'])} {_ci(v['sdc_ci95'])} | {_pct(v['misclass_rate'])} "
-                     f"{_ci(v['misclass_ci95'])} | {v['sdc_per_time_vs_unprotected']:.3f} | {cost} |")
-    lines += ["", "Hangs: the unrolled core has no control state and presents an output every clock, so the "
+                     f"{_ci(v['misclass_ci95'])} | {v['sdc_per_time_vs_unprotected']:.3f} / "
+                     f"{v['misclass_per_time_vs_unprotected']:.3f} | {cost} |")
+    lines += ["", "Per unit time: upsets strike every flip-flop alike, so a variant's rate per unit time is its rate "
+              "per upset times its flip-flops (the model's count, replicas included), relative to the unprotected "
+              "core.", "", "Hangs: the unrolled core has no control state and presents an output every clock, so the "
               "watchdog (every in-flight sample's output within latency + drain clocks) cannot fire here.", ""]
     for label, c in report["campaigns"].items():
         lines += [f"## {label}: per pipeline register", "",
@@ -135,11 +140,13 @@ def markdown(report: dict) -> str:
         for r in c["per_bit_from_msb"]:
             lines.append(f"| {r['bit_from_msb']} | {r['injections']:,} | {_pct(r['sdc_rate'])} {_ci(r['sdc_ci95'])} "
                          f"| {_pct(r['misclass_rate'])} {_ci(r['misclass_ci95'])} |")
-        lines += ["", f"## {label}: sensitivity ranking (register, bit from MSB; most silent corruptions first)", "",
-                  "| rank | register | bit from MSB | injections | SDC | SDC rate (95% CI) |", "|---|---|---|---|---|---|"]
+        lines += ["", f"## {label}: sensitivity ranking (register, bit from MSB; most misclassifications first)",
+                  "", "| rank | register | bit from MSB | injections | class changed | misclassification (95% CI) | SDC "
+                  "rate (95% CI) |", "|---|---|---|---|---|---|---|"]
         for k, r in enumerate(c["ranking"][:15], 1):
             lines.append(f"| {k} | {r['register']} {r['name']} | {r['bit_from_msb']} | {r['injections']:,} | "
-                         f"{r['sdc']:,} | {_pct(r['sdc_rate'])} {_ci(r['sdc_ci95'])} |")
+                         f"{r['sdc_class_changed']:,} | {_pct(r['misclass_rate'])} {_ci(r['misclass_ci95'])} | "
+                         f"{_pct(r['sdc_rate'])} {_ci(r['sdc_ci95'])} |")
         lines += ["", f"{c['injections']:,} injections in {c['seconds']:.1f} s on {c['threads']} threads "
                   f"({c['injections_per_s']:,.0f}/s); fault-port build {c['build_seconds']:.0f} s.", ""]
     return "\n".join(lines)

@@ -402,20 +402,24 @@ def run_campaign(design: RtlDesign, x, *, reference=None, n_injections: int = 10
         for b in np.unique(from_msb[reg == r]):
             sel = (reg == r) & (from_msb == b)
             groups.append({"register": r, "name": names[r], "bit_from_msb": int(b), **_rate(outcome[sel])})
-    camp.ranking = sorted(groups, key=lambda g: (-g["sdc"], -g["sdc_rate"]))
+    # most misclassifications first, then most silent corruptions
+    camp.ranking = sorted(groups, key=lambda g: (-g["sdc_class_changed"], -g["sdc"]))
     return camp
 
 
 def suggest_tmr(camp: Campaign, share: float = 0.9) -> TmrPlan:
     """The smallest ``msb:N`` whose bit positions (from the MSB) hold ``share`` of the campaign's
-    silent corruptions: the protection the sensitivity ranking names."""
-    total = camp.overall["sdc"]
+    misclassifications: the protection the sensitivity ranking names. (Ranked by class changes,
+    not by all silent corruptions: with wide logits most corruptions are in low bits that never
+    change the class, and protecting those would triplicate nearly every register.)"""
+    key = "sdc_class_changed" if camp.overall["sdc_class_changed"] else "sdc"
+    total = camp.overall[key]
     if total == 0:
         return TmrPlan.parse("msb:1")
     rows = sorted(camp.per_bit_from_msb, key=lambda r: r["bit_from_msb"])
     acc = 0
     for row in rows:
-        acc += row["sdc"]
+        acc += row[key]
         if acc >= share * total:
             n = row["bit_from_msb"] + 1
             return TmrPlan.parse("all" if n > rows[-1]["bit_from_msb"] else f"msb:{n}")
