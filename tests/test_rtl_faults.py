@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from fpga_dnn.rtl.registers import TmrPlan, flip_flop_map, register_module
+from fpga_dnn.verify.fault_report import fault_study
 from fpga_dnn.verify.rtl_faults import (HANG, MASKED, SDC_CLASS_CHANGED, SDC_SAME_CLASS, compile_fault_model,
                                         run_campaign, suggest_tmr)
 
@@ -32,12 +33,17 @@ def tiny(tmp_path_factory):
     traced = TracedModel(comb, t, t, (2,), (2,), [])
     out = tmp_path_factory.mktemp("tiny_faults")
     design = write_verilog(traced, out / "none", name="tiny_fi", latency_cutoff=1.0)
+    # the command's whole study (two fault-port builds, two campaigns, yosys costs) once; the tests
+    # below reuse its cached msb:1 build
+    report = fault_study(design, X, out / "faults", reference=traced.predict(X), n_injections=2000, seed=3,
+                         tmr="msb:1", opt="-O0", model_name="tiny")
     model = compile_fault_model(design, "msb:1", opt="-O0")
-    return design, traced, model, out
+    assert not model.built_now
+    return design, traced, model, out, report
 
 
 def test_register_layout_and_flip_flop_map(tiny):
-    design, _, model, _ = tiny
+    design, _, model, _, _ = tiny
     layout = design.layout
     assert layout.elements[0] == ((1, 2, 3), (1, 2, 3))  # x0, x1 as given
     assert design.register_bits == layout.total_bits     # da4ml's own count
@@ -48,7 +54,7 @@ def test_register_layout_and_flip_flop_map(tiny):
 
 
 def test_hand_computed_flips(tiny):
-    design, traced, model, _ = tiny
+    design, traced, model, _, _ = tiny
     codes = np.ldexp(X, 3).astype(np.int32)
     golden = model.golden(codes)
     np.testing.assert_array_equal(golden, np.ldexp(traced.predict(X), 3))
@@ -76,7 +82,7 @@ def test_hand_computed_flips(tiny):
 
 
 def test_campaign_rates_and_tmr(tiny):
-    design, traced, model, _ = tiny
+    design, traced, model, _, _ = tiny
     camp = run_campaign(design, X, reference=traced.predict(X), n_injections=3000, seed=1, model=model)
     o = camp.overall
     assert o["injections"] == 3000 and o["hang"] == 0
@@ -100,22 +106,50 @@ def test_campaign_rates_and_tmr(tiny):
     assert share(n) >= 0.5 > share(n - 1)
 
 
-def test_tmr_option_keeps_replicas_in_synthesis(tiny):
-    from fpga_dnn.estimate import synthesize
+def test_fault_report_beside_tmr_cost(tiny):
+    design, _, _, out, report = tiny
+    base, prot = report["variants"]
+    assert (base["variant"], prot["variant"]) == ("unprotected", "tmr msb:1")
+    assert base["injections"] == prot["injections"] == 2000 and report["golden_exact"] == 1.0
+    # the same campaign (same seed, draws over each variant's flip-flops): TMR cuts the corruptions
+    assert prot["sdc_rate"] < base["sdc_rate"] and prot["sdc_ci95"][1] < base["sdc_ci95"][0]
+    # yosys: the register module keeps both replicas of each of the 4 triplicated bits, plus voters
+    assert prot["yosys"]["register_module_ff"] == base["yosys"]["register_module_ff"] + 2 * 4
+    assert prot["yosys"]["ff"] == base["yosys"]["ff"] + 8 and prot["yosys"]["lut"] > base["yosys"]["lut"]
+    md = (out / "faults" / "faults.md").read_text()
+    assert "| tmr msb:1 |" in md and "95% CI" in md and "sensitivity ranking" in md
+    assert (out / "faults" / "faults.png").stat().st_size > 10_000
+    import json
 
-    design, _, _, out = tiny
-    layout = design.layout
-    text = register_module(layout, TmrPlan.parse("all"))
-    assert "keep_hierarchy" in text and text.count("_r (.clk(clk)") == 2 * layout.depth
-    tmr_dir = out / "tmr"
-    tmr_dir.mkdir()
-    (tmr_dir / f"{design.core}.v").write_text(text)
-    sources = [tmr_dir / f"{design.core}.v" if s.name == f"{design.core}.v" else s for s in design.sources]
+    assert json.loads((out / "faults" / "faults.json").read_text())["variants"][1]["tmr"] == "msb:1"
+
+
+@pytest.mark.extended  # two flat yosys runs (~1 min); the register-module costs above cover the feature
+def test_tmr_option_keeps_replicas_in_flat_synthesis(tiny):
+    from fpga_dnn.estimate import synthesize
+    from fpga_dnn.rtl.verilog import RtlDesign, write_verilog
+
+    design, traced, _, out, _ = tiny
+    # the RTL option: [rtl] tmr = "all" writes the register module with voters in place of da4ml's
+    tmr = write_verilog(traced, out / "tmr", name="tiny_fi", latency_cutoff=1.0, tmr="all")
+    assert RtlDesign.load(tmr.out_dir).tmr == "all"
+    text = (tmr.out_dir / "src" / "tiny_fi.v").read_text()
+    assert text == register_module(design.layout, TmrPlan.parse("all"))
+    assert "keep_hierarchy" in text and text.count("_r (.clk(clk)") == 2 * design.layout.depth
     base = synthesize(design.sources, design.top, "xc7", method="flat")
-    tmr = synthesize(sources, design.top, "xc7", method="flat")
+    prot = synthesize(tmr.sources, tmr.top, "xc7", method="flat")
     # yosys keeps both replicas of every register bit it keeps at all (not merged by opt_merge)
-    assert tmr.ff >= 3 * base.ff - 2, (base.ff, tmr.ff)
-    assert tmr.lut > base.lut  # the voters
+    assert prot.ff >= 3 * base.ff - 2, (base.ff, prot.ff)
+    assert prot.lut > base.lut  # the voters
+
+
+def test_tmr_rtl_option(tiny, tmp_path):
+    from fpga_dnn.rtl.verilog import RtlDesign, write_verilog
+
+    design, traced, _, _, _ = tiny
+    tmr = write_verilog(traced, tmp_path, name="tiny_fi", latency_cutoff=1.0, tmr="msb:2")
+    assert RtlDesign.load(tmr.out_dir).tmr == "msb:2"
+    assert (tmr.out_dir / "src" / "tiny_fi.v").read_text() == register_module(design.layout, TmrPlan.parse("msb:2"))
 
 
 def test_tmr_spec_errors():

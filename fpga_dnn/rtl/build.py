@@ -95,6 +95,10 @@ def build_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name: str =
 
     opts = (opts or RtlOptions()).check()
     if choose_architecture(hls_model, opts) == "streaming":
+        if opts.tmr != "none":
+            raise ConfigError(f"[rtl] tmr = {opts.tmr!r} triplicates the unrolled core's pipeline registers; the "
+                              "streaming architecture has no such option yet: set tmr = 'none' or architecture = "
+                              "'unrolled'")
         return build_stream_rtl(hls_model, out_dir, opts=opts, name=name, clock_mhz=clock_mhz, board=board)
     out_dir = Path(out_dir)
     core = module_name(opts.name or f"{name}_core")

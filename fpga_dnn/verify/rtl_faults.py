@@ -34,7 +34,6 @@ sensitivity ranking of (register, bit position) groups.
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -349,7 +348,7 @@ class Campaign:
 
 def run_campaign(design: RtlDesign, x, *, reference=None, n_injections: int = 10_000, seed: int = 0,
                  plan: TmrPlan | str | None = None, threads: int | None = None,
-                 model: FaultModel | None = None) -> Campaign:
+                 model: FaultModel | None = None, opt: str = DEFAULT_OPT) -> Campaign:
     """Inject ``n_injections`` single-bit upsets, uniform over (flip-flop, cycle of the looping
     stream of ``x``), into ``design`` (registers triplicated per ``plan``; default the design's).
 
@@ -359,7 +358,7 @@ def run_campaign(design: RtlDesign, x, *, reference=None, n_injections: int = 10
     if n_injections < 1:
         raise ConfigError(f"n_injections must be >= 1, got {n_injections}")
     t_build = time.perf_counter()
-    model = model or compile_fault_model(design, plan)
+    model = model or compile_fault_model(design, plan, opt=opt)
     build_s = time.perf_counter() - t_build
     codes = input_codes(design, x)
     if not len(codes):
