@@ -183,13 +183,17 @@ def cmd_overlay(args):
 
 def cmd_faults(args):
     from .convert import check_input
+    from .errors import ConfigError
     from .flow import run_flow_state
+    from .rtl.registers import TmrPlan
     from .verify.fault_report import fault_study
 
+    if args.tmr != "auto":
+        TmrPlan.parse(args.tmr)  # a bad spec fails before the flow runs
+    if args.injections < 1:
+        raise ConfigError(f"--injections must be >= 1, got {args.injections}")
     cfg, build = _hw_config(args, ["train", "convert", "csim", "rtl"])
     if cfg.rtl.architecture != "unrolled":
-        from .errors import ConfigError
-
         raise ConfigError(f"fpga-dnn faults injects into the unrolled core; --architecture {cfg.rtl.architecture} "
                           "is not covered yet")
     cfg.rtl.tmr = "none"  # the campaign compares the plain core with its TMR variant
