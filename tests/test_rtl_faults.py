@@ -160,3 +160,18 @@ def test_tmr_spec_errors():
         TmrPlan.parse("msb:0")
     with pytest.raises(ConfigError, match="accepted"):
         TmrPlan.parse("half")
+
+
+def test_tmr_plans_on_a_layout():
+    from fpga_dnn.errors import ConfigError
+    from fpga_dnn.rtl.registers import RegisterLayout
+
+    layout = RegisterLayout("c", (((1, 2, 3), (0, 1, 1)), ((1, 5, 0),)))  # 6 + 2 bits, then 6 bits
+    assert layout.total_bits == 14 and layout.name(0) == "stage0_inp" and layout.name(1) == "model_out"
+    assert TmrPlan.parse("msb:2").protected(layout, 0) == [False] * 4 + [True] * 2 + [True] * 2
+    assert TmrPlan.parse("stages:1").flip_flops(layout) == 14 + 2 * 6
+    assert TmrPlan.parse("all").flip_flops(layout) == 3 * 14
+    with pytest.raises(ConfigError, match="registers 0..1, not \\[2\\]"):
+        TmrPlan.parse("stages:2").protected(layout, 0)
+    text = register_module(layout, TmrPlan.parse("msb:1"), fault_port=True)
+    assert "input [19:0] fi_mask" in text  # 14 + 2 replicas x 3 protected bits (one MSB per element)
