@@ -6,6 +6,7 @@ noisy: compare ratios within a run, not numbers across runs.
     python -m fpga_dnn.bench --out build/bench [--only toolchain]
     python -m fpga_dnn.bench --only hardware --case digits_mlp_qkeras_w6a6 --no-synth
     python -m fpga_dnn.bench --only stream --case rn07
+    python -m fpga_dnn.bench --only faults [--no-synth]
 """
 
 from __future__ import annotations
@@ -372,8 +373,44 @@ def bench_sweep(out: Path) -> list[dict]:
     return rows
 
 
+def bench_faults(out: Path, cases: list[str] | None = None, synth: bool = True) -> list[dict]:
+    """``fpga-dnn faults digits_mlp``: 10,000 single-bit upsets into the unrolled core and the same
+    campaign on the TMR variant the ranking names (target: >= 10,000 injections in under 10
+    minutes on 2 cores). Times: the flow up to the RTL (training reused when cached), the
+    fault-port Verilator builds, the injections themselves, the yosys costs."""
+    from .cli import _config_from_args, build_parser
+    from .convert import check_input
+    from .flow import run_flow_state
+    from .verify.fault_report import fault_study
+
+    model = "digits_mlp"
+    args = build_parser().parse_args(["faults", model, "--build-dir", str(out / "faults" / model)])
+    cfg, build = _config_from_args(args, ["train", "convert", "csim", "rtl"])
+    t0 = time.perf_counter()
+    st = run_flow_state(cfg.check(), build)
+    flow_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    rep = fault_study(st.rtl.design, check_input(st.model, st.x), build / "faults", reference=st.csim.outputs,
+                      n_injections=10_000, yosys=synth, model_name=model)
+    study_s = time.perf_counter() - t1
+    rows = []
+    for v in rep["variants"]:
+        c = rep["campaigns"][v["variant"]]
+        rows.append({"model": model, "variant": v["variant"], "register_bits": rep["register_bits"],
+                     "flip_flops": v["flip_flops"], "injections": c["injections"], "inject_s": c["seconds"],
+                     "injections_per_s": c["injections_per_s"], "threads": c["threads"],
+                     "fault_build_s": c["build_seconds"], "sdc_rate": round(v["sdc_rate"], 4),
+                     "sdc_ci95": [round(b, 4) for b in v["sdc_ci95"]], "misclass_rate": round(v["misclass_rate"], 4),
+                     "misclass_ci95": [round(b, 4) for b in v["misclass_ci95"]],
+                     "lut": (v["yosys"] or {}).get("lut"), "ff": (v["yosys"] or {}).get("ff")})
+    rows[0].update({"flow_to_rtl_s": round(flow_s, 1), "faults_command_s": round(study_s, 1),
+                    "target_s_for_10k": 600})
+    (out / "faults.json").write_text(json.dumps(rows, indent=2))
+    return rows
+
+
 BENCHES = {"toolchain": bench_toolchain, "hardware": bench_hardware, "stream": bench_stream, "runtime": bench_runtime,
-           "sweep": bench_sweep}
+           "sweep": bench_sweep, "faults": bench_faults}
 
 
 def to_markdown(results: dict) -> str:
@@ -404,7 +441,7 @@ def main(argv=None) -> int:
                "started": time.strftime("%Y-%m-%d %H:%M:%S"), "benches": {}}
     for name in args.only or BENCHES:
         t0 = time.perf_counter()
-        kwargs = {"cases": args.case, "synth": not args.no_synth} if name in ("hardware", "stream") else {}
+        kwargs = {"cases": args.case, "synth": not args.no_synth} if name in ("hardware", "stream", "faults") else {}
         results["benches"][name] = BENCHES[name](args.out, **kwargs)
         progress(f"bench: {name} done in {time.perf_counter() - t0:.1f} s")
     (args.out / "bench.json").write_text(json.dumps(results, indent=2))

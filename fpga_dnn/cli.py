@@ -182,6 +182,31 @@ def cmd_overlay(args):
     return _run(*_hw_config(args, steps))
 
 
+def cmd_faults(args):
+    from .convert import check_input
+    from .errors import ConfigError
+    from .flow import run_flow_state
+    from .rtl.registers import TmrPlan
+    from .verify.fault_report import fault_study
+
+    if args.tmr != "auto":
+        TmrPlan.parse(args.tmr)  # a bad spec fails before the flow runs
+    if args.injections < 1:
+        raise ConfigError(f"--injections must be >= 1, got {args.injections}")
+    cfg, build = _hw_config(args, ["train", "convert", "csim", "rtl"])
+    if cfg.rtl.architecture != "unrolled":
+        raise ConfigError(f"fpga-dnn faults injects into the unrolled core; --architecture {cfg.rtl.architecture} "
+                          "is not covered yet")
+    cfg.rtl.tmr = "none"  # the campaign compares the plain core with its TMR variant
+    st = run_flow_state(cfg, build)
+    out = args.out or build / "faults"
+    rep = fault_study(st.rtl.design, check_input(st.model, st.x), out, reference=st.csim.outputs,
+                      n_injections=args.injections, seed=args.fault_seed, tmr=args.tmr, yosys=not args.no_yosys, model_name=str(args.model))
+    print((out / "faults.md").read_text().split("\n## ")[0])
+    print(f"report: {out / 'faults.json'}, {out / 'faults.md'}, {out / 'faults.png'} ({rep['seconds']:.0f} s)")
+    return 0
+
+
 def cmd_run(args):
     from .runtime.run import run
 
@@ -308,6 +333,25 @@ def build_parser() -> argparse.ArgumentParser:
                            help="one flat synth_xilinx run of the whole design per family (slower; the default "
                                 "splits a da4ml pipeline into pieces synthesised in parallel)")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("faults", help="SEU fault injection into the generated RTL, and a TMR mitigation measured",
+                       description="Flip one flip-flop for one clock while the test set streams through the "
+                                   "Verilated unrolled core, thousands of times (uniform over flip-flop and cycle); "
+                                   "classify masked / silent data corruption (class unchanged or changed) / hang; "
+                                   "rates with 95% intervals per pipeline register and bit position, a sensitivity "
+                                   "ranking, and the same campaign on a TMR variant with its yosys LUT/FF cost. "
+                                   "Writes faults.json/.md/.png.")
+    _add_model_args(p)
+    _add_convert_args(p)
+    hw(p)
+    p.add_argument("--injections", type=int, default=10_000, help="upsets per campaign (default 10000)")
+    p.add_argument("--tmr", default="auto",
+                   help="the mitigation measured: auto (the fewest MSB positions holding 90%% of the silent "
+                        "corruptions), none, all, msb:N or stages:a,b")
+    p.add_argument("--fault-seed", type=int, default=0, help="seed of the injection sample (default 0)")
+    p.add_argument("--no-yosys", action="store_true", help="skip the yosys cost of both variants")
+    p.add_argument("--out", type=Path, default=None, help="report folder (default <build>/faults)")
+    p.set_defaults(func=cmd_faults)
 
     p = sub.add_parser("compress", help="compress a QAT model (prune, low-rank, cluster, distill, bit widths)",
                        description="Apply compression techniques in order, fine-tuning after each, then convert "

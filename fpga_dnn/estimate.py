@@ -393,6 +393,29 @@ def synthesize(sources, top: str, family: str = "xc7", cache_dir=None, timeout: 
                           method="split", pieces=len(pieces))
 
 
+def synthesize_module(sources, top: str, blackbox_files=(), family: str = "xc7", cache_dir=None,
+                      timeout: float = 3600) -> ResourceReport:
+    """Synthesise module ``top`` of ``sources`` with the modules of ``blackbox_files`` as black boxes
+    (read with ``-lib``, their cells not counted): the cost of one level of a design, e.g. a
+    pipeline's register module without its stage logic. Cached like the pieces of :func:`synthesize`."""
+    if family not in FAMILIES:
+        raise ToolError(f"unknown yosys family {family!r}; known: {', '.join(FAMILIES)}")
+    if cache_dir is None:
+        from .simulate.verilator import cache_root
+
+        cache_dir = cache_root() / "yosys"
+    blackbox_files = [Path(f) for f in blackbox_files]
+    boxes = tuple(m for f in blackbox_files for m in re.findall(r"^\s*module\s+(\w+)", f.read_text(), re.M))
+    piece = _Piece(f"{top} without {len(boxes)} black-box modules", top, blackbox_files + [Path(f) for f in sources],
+                   lib=frozenset(f.name for f in blackbox_files), blackboxes=boxes)
+    version = yosys_version()
+    res = _piece_future(piece, family, family, Path(cache_dir), (), True, version, timeout).result()
+    cells = {k: int(v) for k, v in res.cells.items() if k not in boxes}
+    return ResourceReport(top=top, family=family, **count_resources(cells), logic_levels=res.levels,
+                          cells=dict(sorted(cells.items())), yosys_seconds=round(res.seconds, 2), yosys_version=version,
+                          cached=res.cached, method="module", pieces=1)
+
+
 def _synthesize_flat(sources: list[Path], top: str, family: str, root: Path, timeout: float,
                      data_files) -> ResourceReport:
     from .cache import content_hash

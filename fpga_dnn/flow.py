@@ -649,6 +649,11 @@ STEPS = {"train": step_train, "compress": step_compress, "convert": step_convert
 
 
 def run_flow(config: FlowConfig, build_dir) -> FlowReport:
+    return run_flow_state(config, build_dir).report
+
+
+def run_flow_state(config: FlowConfig, build_dir) -> FlowState:
+    """Run the flow's steps; returns what they handed on (for verbs that work on the artifacts)."""
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     c = config
@@ -671,4 +676,4 @@ def run_flow(config: FlowConfig, build_dir) -> FlowReport:
         st.report.step_time(name, time.perf_counter() - t0)
     st.report.set(total_s=round(time.perf_counter() - t_start, 2))
     st.report.write(build_dir)
-    return st.report
+    return st

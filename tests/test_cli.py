@@ -8,7 +8,8 @@ from fpga_dnn.cli import build_parser
 
 def test_help_lists_every_verb():
     r = subprocess.run([sys.executable, "-m", "fpga_dnn", "--help"], capture_output=True, text=True, check=True)
-    for verb in ("train", "convert", "csim", "flow", "rtl", "sim", "estimate", "overlay", "run", "bundle", "compress", "pareto"):
+    for verb in ("train", "convert", "csim", "flow", "rtl", "sim", "estimate", "overlay", "run", "bundle", "compress", "pareto",
+                 "faults"):
         assert verb in r.stdout
 
 
@@ -17,10 +18,19 @@ def test_help_lists_every_verb():
                                           ("rtl", "--stream-bits"), ("sim", "--no-cocotb"),
                                           ("estimate", "--target-board"), ("overlay", "--vivado"),
                                           ("run", "--sim"), ("bundle", "bundle"),
-                                          ("compress", "--techniques"), ("pareto", "--yosys")])
+                                          ("compress", "--techniques"), ("pareto", "--yosys"),
+                                          ("faults", "--injections")])
 def test_each_verb_has_its_own_help(verb, option):
     r = subprocess.run([sys.executable, "-m", "fpga_dnn", verb, "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and option in r.stdout and f"fpga-dnn {verb}" in r.stdout
+
+
+def test_faults_refuses_a_bad_tmr_spec_before_any_work(capsys):
+    from fpga_dnn.cli import main
+
+    assert main(["faults", "digits_mlp", "--tmr", "half"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "tmr 'half' is not understood; accepted: none, all, msb:N" in err[0]
 
 
 def test_parser_defaults():

@@ -38,6 +38,9 @@ class RtlOptions:
     target_inf_per_s: float | None = None  # streaming: the folding chooser's target (None: fastest that fits)
     folding: str | None = None   # streaming: a folding file ([layer] pe = .., simd = ..) instead of the chooser
     auto_max_weights: int = 4096  # auto: streaming above this many weights (the unrolled path's practical size)
+    # unrolled: pipeline register bits triplicated with majority voters against upsets:
+    # "none", "all", "msb:N" (N top bits of every element) or "stages:a,b" (fpga_dnn.rtl.registers.TmrPlan)
+    tmr: str = "none"
 
     def check(self) -> "RtlOptions":
         if not self.latency_cutoff > 0:
@@ -53,6 +56,9 @@ class RtlOptions:
             raise ConfigError(f"target_inf_per_s must be > 0, got {self.target_inf_per_s!r}")
         if self.softmax not in ("logits", "argmax"):
             raise ConfigError(f"softmax must be 'logits' or 'argmax', got {self.softmax!r}")
+        from .registers import TmrPlan
+
+        self.tmr = TmrPlan.parse(self.tmr).spec
         return self
 
 
@@ -90,6 +96,10 @@ def build_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name: str =
 
     opts = (opts or RtlOptions()).check()
     if choose_architecture(hls_model, opts) == "streaming":
+        if opts.tmr != "none":
+            raise ConfigError(f"[rtl] tmr = {opts.tmr!r} triplicates the unrolled core's pipeline registers; the "
+                              "streaming architecture has no such option yet: set tmr = 'none' or architecture = "
+                              "'unrolled'")
         return build_stream_rtl(hls_model, out_dir, opts=opts, name=name, clock_mhz=clock_mhz, board=board)
     out_dir = Path(out_dir)
     core = module_name(opts.name or f"{name}_core")
@@ -97,7 +107,7 @@ def build_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name: str =
     traced = trace_model_graph(hls_model, softmax=opts.softmax)
     t0 = time.perf_counter()
     design = write_verilog(traced, out_dir / "core", name=core, latency_cutoff=opts.latency_cutoff,
-                           clock_period=1000.0 / clock_mhz)
+                           clock_period=1000.0 / clock_mhz, tmr=opts.tmr)
     # An argmax output is a scalar per sample: one element on the stream.
     spec = Spec.create(module_name(name), design.input_shape, design.input_format, design.output_shape or (1,),
                        design.output_format, core_latency=design.register_depth, stream_bits=opts.stream_bits,

@@ -64,6 +64,20 @@ class RtlDesign:
     write_seconds: float = 0.0
     #: The register-chained stages [module, file, in bits, out bits] (the Design's pipeline).
     stages: list = field(default_factory=list)
+    #: The pipeline registers, element by element (:class:`fpga_dnn.rtl.registers.RegisterLayout`
+    #: as a dict): what TMR and fault injection address.
+    registers: dict | None = None
+    #: Which register bits are triplicated (:class:`fpga_dnn.rtl.registers.TmrPlan` spec).
+    tmr: str = "none"
+
+    @property
+    def layout(self):
+        """The register layout (:class:`fpga_dnn.rtl.registers.RegisterLayout`)."""
+        from .registers import RegisterLayout
+
+        if self.registers is None:
+            raise AssertionError(f"design {self.top} was written without its register layout")
+        return RegisterLayout.from_dict(self.registers)
 
     @property
     def register_depth(self) -> int:
@@ -127,20 +141,24 @@ class RtlDesign:
 
 
 def write_verilog(traced: TracedModel, out_dir, *, name: str = "fpga_dnn_core", latency_cutoff: float = 5.0,
-                  clock_period: float = 5.0, part_name: str = "xc7z020clg400-1") -> RtlDesign:
+                  clock_period: float = 5.0, part_name: str = "xc7z020clg400-1", tmr: str = "none") -> RtlDesign:
     """Write the pipelined Verilog of ``traced`` under ``out_dir``; returns its :class:`RtlDesign`.
 
     ``latency_cutoff`` (> 0) bounds each stage's estimated delay: smaller means more stages,
     more registers and a faster clock. ``clock_period`` (ns) and ``part_name`` go into da4ml's
-    timing constraints and Vivado project script, not into the logic.
+    timing constraints and Vivado project script, not into the logic. ``tmr``: which register
+    bits to triplicate with majority voters (:class:`fpga_dnn.rtl.registers.TmrPlan`).
     """
     from da4ml.codegen import VerilogModel
+
+    from .registers import RegisterLayout, TmrPlan, register_module
     from da4ml.trace import to_pipeline
 
     if not _IDENT.match(name):
         raise ConfigError(f"RTL module name {name!r} is not a Verilog identifier")
     if not latency_cutoff > 0:
         raise ConfigError(f"latency_cutoff must be > 0 (a pipelined core), got {latency_cutoff}")
+    plan = TmrPlan.parse(tmr)
     t0 = time.perf_counter()
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -155,7 +173,10 @@ def write_verilog(traced: TracedModel, out_dir, *, name: str = "fpga_dnn_core", 
     # stage0_inp register) to the edge that presents the output. See RtlDesign.register_depth.
     latency = int(meta["latency"])
     top = f"{name}_wrapper"
-    (out_dir / "src" / f"{top}.v").write_text(uniform_wrapper(pipe, name, traced.input_type, traced.output_type))
+    layout = RegisterLayout.from_pipeline(pipe, name)
+    if plan.enabled:  # the register module with voters replaces da4ml's
+        (out_dir / "src" / f"{name}.v").write_text(register_module(layout, plan))
+    (out_dir / "src" / f"{top}.v").write_text(uniform_wrapper(layout, traced.input_type, traced.output_type))
     (out_dir / "sim" / f"{top}_binder.cc").write_text(
         _binder(top, traced.n_inputs, traced.n_outputs, traced.input_type.width, traced.output_type.width, latency)
     )
@@ -190,22 +211,24 @@ def write_verilog(traced: TracedModel, out_dir, *, name: str = "fpga_dnn_core", 
         write_seconds=time.perf_counter() - t0,
         stages=[[f"{name}_stage{k}", str(f), int(i), int(o)] for k, (f, i, o) in enumerate(zip(stages, in_bits, out_bits))]
         if getattr(model, "_register_layers", 1) == 1 else [],
+        registers=layout.to_dict(),
+        tmr=plan.spec,
     )
     design.save()
     return design
 
 
-def uniform_wrapper(pipe, core: str, in_type: HlsType, out_type: HlsType) -> str:
+def uniform_wrapper(layout, in_type: HlsType, out_type: HlsType, fault_bits: int = 0) -> str:
     """``<core>_wrapper``: the core with every element of a port in one fixed-point format.
 
-    The core packs each element in its own minimal format (da4ml's interval analysis). Each
-    input element takes the bits of its slot that its format needs; each output element is
-    placed at its slot's binary point, zero-filled below and sign/zero-extended above.
+    The core packs each element in its own minimal format (da4ml's interval analysis; the first
+    and last registers of ``layout``). Each input element takes the bits of its slot that its
+    format needs; each output element is placed at its slot's binary point, zero-filled below and
+    sign/zero-extended above. ``fault_bits`` > 0 adds the fault-injection input ``fi_mask``
+    passed to the core (see :mod:`fpga_dnn.rtl.registers`).
     """
-    from da4ml.types import minimal_kif
-
-    in_kifs = [minimal_kif(q) for q in pipe.inp_qint]
-    out_kifs = [minimal_kif(q) for q in pipe.out_qint]
+    core = layout.core
+    in_kifs, out_kifs = layout.elements[0], layout.elements[-1]
     w_in, w_out = in_type.width, out_type.width
     lines_in, off = [], 0
     for j, (k, i, f) in enumerate(in_kifs):
@@ -241,13 +264,15 @@ def uniform_wrapper(pipe, core: str, in_type: HlsType, out_type: HlsType) -> str
     body_in = "\n    ".join(lines_in)
     body_out = "\n    ".join(lines_out)
     n_in, n_out = len(in_kifs), len(out_kifs)
+    fi_port = f"\n    input [{fault_bits - 1}:0] fi_mask," if fault_bits else ""
+    fi_conn = "\n        .fi_mask(fi_mask)," if fault_bits else ""
     return f"""`timescale 1 ns / 1 ps
 
 // Generated by fpga_dnn.rtl: {core} with uniform ports.
 // model_inp: {n_in} x {in_type.format} (element j at bits [j*{w_in}+{w_in - 1}:j*{w_in}])
 // model_out: {n_out} x {out_type.format} (element j at bits [j*{w_out}+{w_out - 1}:j*{w_out}])
 module {core}_wrapper (
-    input clk,
+    input clk,{fi_port}
     // verilator lint_off UNUSEDSIGNAL
     input [{n_in * w_in - 1}:0] model_inp,
     // verilator lint_on UNUSEDSIGNAL
@@ -261,7 +286,7 @@ module {core}_wrapper (
     {body_in}
 
     {core} op (
-        .clk(clk),
+        .clk(clk),{fi_conn}
         .model_inp(packed_inp),
         .model_out(packed_out)
     );

@@ -242,10 +242,13 @@ def test_stuck_accelerator_times_out_and_the_next_predict_works(digits_spec, mak
     with open_sim(make_bundle(digits_spec), model=model, timeout_s=0.05) as acc:
         x = acc.random_inputs(3)
         acc.predict(x)
+        resets = acc.backend.resets
         with pytest.raises(DmaTimeoutError, match="did not return its output") as err:
             acc.predict(x)
         assert "did not finish within 0.05 s" in str(err.value)  # the timeout asked for, not the default
         assert err.value.channel == "S2MM"
+        # a hang is recovered: the DMA is reset before the error is raised, the next call works
+        assert acc.backend.resets == resets + 1 and "the DMA was reset" in str(err.value)
         np.testing.assert_array_equal(acc.predict(x), reference(digits_spec, x))
         assert model.faults == 1
 
