@@ -52,6 +52,9 @@ board-env: $(BOARD_STAMP)
 
 demo: $(STAMP) $(BOARD_STAMP)
 	$(VENV)/bin/fpga-dnn flow fpga_dnn/configs/demo.toml --build-dir $(BUILD)/demo
+	@echo "== the bundle's golden vectors (known-answer test) on the RTL emulation =="
+	$(VENV)/bin/fpga-dnn verify $(BUILD)/demo/bundle/sim --sim --design $(BUILD)/demo/rtl/core \
+	  --trusted-key $(BUILD)/demo/keys/throwaway.pub
 	@echo "== the same bundle on the real pynq package, fake board at register level, RTL behind the DMA =="
 	$(BOARD_PY) -m fpga_dnn.runtime run $(BUILD)/demo/bundle/sim --input $(BUILD)/demo/train/data.npz --sim \
 	  --trusted-key $(BUILD)/demo/keys/throwaway.pub \

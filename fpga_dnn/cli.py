@@ -181,10 +181,8 @@ def cmd_overlay(args):
     return _run(*_hw_config(args, steps))
 
 
-def cmd_run(args):
-    from .runtime.run import run
-
-    backend = "emulate" if args.sim else "pynq"
+def _sim_options(args) -> tuple[str, dict]:
+    """``run``/``verify``: the backend, and with --sim --design the RTL emulation behind it."""
     options = {}
     if args.sim:
         from .rtl.verilog import emulator_model_fn
@@ -197,9 +195,26 @@ def cmd_run(args):
                 raise ConfigError(f"--design {args.design}: not an RTL design folder (the rtl step's rtl/core, "
                                   "with rtl_design.json)")
             options["model"] = emulator_model_fn(args.design)
+    return ("emulate" if args.sim else "pynq"), options
+
+
+def cmd_run(args):
+    from .runtime.run import run
+
+    backend, options = _sim_options(args)
     run(args.bundle, args.input, backend=backend, labels_path=args.labels, batch=args.batch,
-        trusted_keys=args.trusted_key, allow_unsigned=args.allow_unsigned, min_version=args.min_version, **options)
+        trusted_keys=args.trusted_key, allow_unsigned=args.allow_unsigned, min_version=args.min_version,
+        self_test=not args.no_self_test, **options)
     return 0
+
+
+def cmd_verify(args):
+    from .runtime.golden import verify
+
+    backend, options = _sim_options(args)
+    rep = verify(args.bundle, backend=backend, trusted_keys=args.trusted_key, allow_unsigned=args.allow_unsigned,
+                 min_version=args.min_version, **options)
+    return 0 if rep.status == "passed" else 1
 
 
 def cmd_bundle(args):
@@ -389,8 +404,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sim", action="store_true", help="no board: the bundle's RTL emulation behind the runtime")
     p.add_argument("--design", type=Path, default=None,
                    help="with --sim: the RTL design to emulate (the rtl step's <build>/rtl/core)")
+    p.add_argument("--no-self-test", action="store_true", help="skip the golden-vector self-test at open")
     _add_trust_args(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("verify", help="run a bundle's golden vectors (known-answer test): pass/fail table",
+                       description="Open the bundle (signature and checksums checked), run every golden vector "
+                                   "through the board (or --sim the RTL emulation) and compare the outputs bit for "
+                                   "bit; exit 0 when all pass, 1 otherwise. On a PYNQ board: python -m "
+                                   "fpga_dnn.runtime verify.")
+    p.add_argument("bundle", type=Path, help="bundle folder (spec.json, golden.npz [+ .bit + .hwh])")
+    p.add_argument("--sim", action="store_true", help="no board: the RTL emulation behind the runtime")
+    p.add_argument("--design", type=Path, default=None,
+                   help="with --sim: the RTL design to emulate (the rtl step's <build>/rtl/core)")
+    _add_trust_args(p)
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("bundle", help="check a bundle folder (and its signature)",
                        description="Check a deployable bundle: strict layout, signature (with --trusted-key), "
