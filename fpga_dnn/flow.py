@@ -672,6 +672,12 @@ STEPS = {"train": step_train, "compress": step_compress, "convert": step_convert
 
 
 def run_flow(config: FlowConfig, build_dir) -> FlowReport:
+    return execute_flow(config, build_dir).report
+
+
+def execute_flow(config: FlowConfig, build_dir) -> FlowState:
+    """:func:`run_flow`, returning every step's artifacts (for tools built on the flow's results,
+    e.g. :mod:`fpga_dnn.verify`)."""
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     c = config
@@ -694,4 +700,4 @@ def run_flow(config: FlowConfig, build_dir) -> FlowReport:
         st.report.step_time(name, time.perf_counter() - t0)
     st.report.set(total_s=round(time.perf_counter() - t_start, 2))
     st.report.write(build_dir)
-    return st.report
+    return st
