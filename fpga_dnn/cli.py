@@ -217,6 +217,24 @@ def cmd_verify(args):
     return 0 if rep.status == "passed" else 1
 
 
+def cmd_model_faults(args):
+    from .verify.model_faults import run_model_faults
+
+    cfg, build = _config_from_args(args, ["train", "convert", "csim"])
+    paths = run_model_faults(cfg, build, args.out, trials=args.trials, seed=args.seed)
+    print(f"model-level fault report: {paths['md']} ({paths['json'].name}, {paths['png'].name})")
+    return 0
+
+
+def cmd_robustness(args):
+    from .verify.robustness import run_robustness
+
+    cfg, build = _config_from_args(args, ["train", "convert", "csim"])
+    paths = run_robustness(cfg, build, args.out, hsj_samples=args.hsj_samples, seed=args.seed)
+    print(f"robustness report: {paths['md']} ({paths['json'].name}, {paths['png'].name})")
+    return 0
+
+
 def cmd_bundle(args):
     from .runtime.bundle import check_bundle
 
@@ -419,6 +437,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --sim: the RTL design to emulate (the rtl step's <build>/rtl/core)")
     _add_trust_args(p)
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("model-faults", help="bit errors in the quantized weights/activations: accuracy vs BER",
+                       description="On the bit-exact fixed-point model (checked equal to C-sim): bit-error rates "
+                                   "1e-6..1e-2 and single flips per bit position in every layer's weights and "
+                                   "activations; writes model_faults.json/.md/.png (accuracy vs BER per layer).")
+    _add_model_args(p)
+    p.add_argument("--out", type=Path, default=None, help="report folder (default <build>/faults)")
+    p.add_argument("--trials", type=int, default=10, help="draws per BER point (default 10)")
+    p.set_defaults(func=cmd_model_faults)
+
+    p = sub.add_parser("robustness", help="noise, occlusion and adversarial robustness: float vs QAT vs hardware",
+                       description="Accuracy under Gaussian input noise and random occlusion, FGSM and PGD crafted "
+                                   "on the QAT model and transferred, HopSkipJump on the bit-exact hardware model as "
+                                   "a black box; writes robustness.json/.md/.png.")
+    _add_model_args(p)
+    p.add_argument("--out", type=Path, default=None, help="report folder (default <build>/robustness)")
+    p.add_argument("--hsj-samples", type=int, default=20, help="samples HopSkipJump attacks (default 20; 0: skip)")
+    p.set_defaults(func=cmd_robustness)
 
     p = sub.add_parser("bundle", help="check a bundle folder (and its signature)",
                        description="Check a deployable bundle: strict layout, signature (with --trusted-key), "
