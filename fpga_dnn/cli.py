@@ -267,6 +267,12 @@ def cmd_sign(args):
     return 0
 
 
+def _add_sim_args(p: argparse.ArgumentParser):
+    p.add_argument("--sim", action="store_true", help="no board: the bundle's RTL emulation behind the runtime")
+    p.add_argument("--design", type=Path, default=None,
+                   help="with --sim: the RTL design to emulate (the rtl step's <build>/rtl/core)")
+
+
 def _add_trust_args(p: argparse.ArgumentParser):
     g = p.add_argument_group("bundle signature")
     g.add_argument("--trusted-key", action="append", type=Path, default=[], metavar="PUB",
@@ -419,9 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, type=Path, help="inputs: .npy, or .npz with x_test[, y_test]")
     p.add_argument("--labels", type=Path, default=None, help="labels .npy (default: y_test of the .npz)")
     p.add_argument("--batch", type=int, default=None, help="samples per predict call (default: all)")
-    p.add_argument("--sim", action="store_true", help="no board: the bundle's RTL emulation behind the runtime")
-    p.add_argument("--design", type=Path, default=None,
-                   help="with --sim: the RTL design to emulate (the rtl step's <build>/rtl/core)")
+    _add_sim_args(p)
     p.add_argument("--no-self-test", action="store_true", help="skip the golden-vector self-test at open")
     _add_trust_args(p)
     p.set_defaults(func=cmd_run)
@@ -432,9 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "bit; exit 0 when all pass, 1 otherwise. On a PYNQ board: python -m "
                                    "fpga_dnn.runtime verify.")
     p.add_argument("bundle", type=Path, help="bundle folder (spec.json, golden.npz [+ .bit + .hwh])")
-    p.add_argument("--sim", action="store_true", help="no board: the RTL emulation behind the runtime")
-    p.add_argument("--design", type=Path, default=None,
-                   help="with --sim: the RTL design to emulate (the rtl step's <build>/rtl/core)")
+    _add_sim_args(p)
     _add_trust_args(p)
     p.set_defaults(func=cmd_verify)
 
