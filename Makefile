@@ -3,6 +3,7 @@
 #   make test   - the test suite
 #   make bench  - benchmarks, JSON under build/bench
 #   make pareto - compression sweeps: accuracy vs LUTs for digits_mlp and jet_mlp (build/pareto)
+#   make robustness - noise/adversarial robustness and model-level fault curves, digits_mlp and jet_mlp
 #   make clean  - remove generated output (build/); make distclean also removes the venvs
 
 SHELL := /bin/bash
@@ -23,7 +24,7 @@ BUILD ?= build
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: all env board-env demo test test-all bench pareto clean distclean
+.PHONY: all env board-env demo test test-all bench pareto robustness clean distclean
 
 all: demo
 
@@ -52,6 +53,9 @@ board-env: $(BOARD_STAMP)
 
 demo: $(STAMP) $(BOARD_STAMP)
 	$(VENV)/bin/fpga-dnn flow fpga_dnn/configs/demo.toml --build-dir $(BUILD)/demo
+	@echo "== the bundle's golden vectors (known-answer test) on the RTL emulation =="
+	$(VENV)/bin/fpga-dnn verify $(BUILD)/demo/bundle/sim --sim --design $(BUILD)/demo/rtl/core \
+	  --trusted-key $(BUILD)/demo/keys/throwaway.pub
 	@echo "== the same bundle on the real pynq package, fake board at register level, RTL behind the DMA =="
 	$(BOARD_PY) -m fpga_dnn.runtime run $(BUILD)/demo/bundle/sim --input $(BUILD)/demo/train/data.npz --sim \
 	  --trusted-key $(BUILD)/demo/keys/throwaway.pub \
@@ -81,6 +85,12 @@ bench: $(STAMP) $(BOARD_STAMP)
 pareto: $(STAMP)
 	$(PY) -m fpga_dnn pareto digits_mlp --out $(BUILD)/pareto/digits_mlp
 	$(PY) -m fpga_dnn pareto jet_mlp --out $(BUILD)/pareto/jet_mlp
+
+robustness: $(STAMP)
+	for m in digits_mlp jet_mlp; do \
+	  $(PY) -m fpga_dnn robustness $$m --build-dir $(BUILD)/verify/$$m --out $(BUILD)/robustness/$$m && \
+	  $(PY) -m fpga_dnn model-faults $$m --build-dir $(BUILD)/verify/$$m --out $(BUILD)/faults/$$m || exit 1; \
+	done
 
 clean:
 	rm -rf $(BUILD)

@@ -380,14 +380,14 @@ def bench_faults(out: Path, cases: list[str] | None = None, synth: bool = True) 
     fault-port Verilator builds, the injections themselves, the yosys costs."""
     from .cli import _config_from_args, build_parser
     from .convert import check_input
-    from .flow import run_flow_state
+    from .flow import execute_flow
     from .verify.fault_report import fault_study
 
     model = "digits_mlp"
     args = build_parser().parse_args(["faults", model, "--build-dir", str(out / "faults" / model)])
     cfg, build = _config_from_args(args, ["train", "convert", "csim", "rtl"])
     t0 = time.perf_counter()
-    st = run_flow_state(cfg.check(), build)
+    st = execute_flow(cfg.check(), build)
     flow_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     rep = fault_study(st.rtl.design, check_input(st.model, st.x), build / "faults", reference=st.csim.outputs,

@@ -185,7 +185,7 @@ def cmd_overlay(args):
 def cmd_faults(args):
     from .convert import check_input
     from .errors import ConfigError
-    from .flow import run_flow_state
+    from .flow import execute_flow
     from .rtl.registers import TmrPlan
     from .verify.fault_report import fault_study
 
@@ -198,7 +198,7 @@ def cmd_faults(args):
         raise ConfigError(f"fpga-dnn faults injects into the unrolled core; --architecture {cfg.rtl.architecture} "
                           "is not covered yet")
     cfg.rtl.tmr = "none"  # the campaign compares the plain core with its TMR variant
-    st = run_flow_state(cfg, build)
+    st = execute_flow(cfg, build)
     out = args.out or build / "faults"
     rep = fault_study(st.rtl.design, check_input(st.model, st.x), out, reference=st.csim.outputs,
                       n_injections=args.injections, seed=args.fault_seed, tmr=args.tmr, yosys=not args.no_yosys, model_name=str(args.model))
@@ -207,10 +207,8 @@ def cmd_faults(args):
     return 0
 
 
-def cmd_run(args):
-    from .runtime.run import run
-
-    backend = "emulate" if args.sim else "pynq"
+def _sim_options(args) -> tuple[str, dict]:
+    """``run``/``verify``: the backend, and with --sim --design the RTL emulation behind it."""
     options = {}
     if args.sim:
         from .simulate.emulator import emulator_model_fn
@@ -223,8 +221,43 @@ def cmd_run(args):
                 raise ConfigError(f"--design {args.design}: not an RTL design folder (the rtl step's rtl/core, "
                                   "with rtl_design.json)")
             options["model"] = emulator_model_fn(args.design)
+    return ("emulate" if args.sim else "pynq"), options
+
+
+def cmd_run(args):
+    from .runtime.run import run
+
+    backend, options = _sim_options(args)
     run(args.bundle, args.input, backend=backend, labels_path=args.labels, batch=args.batch,
-        trusted_keys=args.trusted_key, allow_unsigned=args.allow_unsigned, min_version=args.min_version, **options)
+        trusted_keys=args.trusted_key, allow_unsigned=args.allow_unsigned, min_version=args.min_version,
+        self_test=not args.no_self_test, **options)
+    return 0
+
+
+def cmd_verify(args):
+    from .runtime.golden import verify
+
+    backend, options = _sim_options(args)
+    rep = verify(args.bundle, backend=backend, trusted_keys=args.trusted_key, allow_unsigned=args.allow_unsigned,
+                 min_version=args.min_version, **options)
+    return 0 if rep.status == "passed" else 1
+
+
+def cmd_model_faults(args):
+    from .verify.model_faults import run_model_faults
+
+    cfg, build = _config_from_args(args, ["train", "convert", "csim"])
+    paths = run_model_faults(cfg, build, args.out, trials=args.trials, seed=args.seed)
+    print(f"model-level fault report: {paths['md']} ({paths['json'].name}, {paths['png'].name})")
+    return 0
+
+
+def cmd_robustness(args):
+    from .verify.robustness import run_robustness
+
+    cfg, build = _config_from_args(args, ["train", "convert", "csim"])
+    paths = run_robustness(cfg, build, args.out, hsj_samples=args.hsj_samples, seed=args.seed)
+    print(f"robustness report: {paths['md']} ({paths['json'].name}, {paths['png'].name})")
     return 0
 
 
@@ -258,6 +291,12 @@ def cmd_sign(args):
         line += f"; verified with {public}"
     print(line)
     return 0
+
+
+def _add_sim_args(p: argparse.ArgumentParser):
+    p.add_argument("--sim", action="store_true", help="no board: the bundle's RTL emulation behind the runtime")
+    p.add_argument("--design", type=Path, default=None,
+                   help="with --sim: the RTL design to emulate (the rtl step's <build>/rtl/core)")
 
 
 def _add_trust_args(p: argparse.ArgumentParser):
@@ -434,11 +473,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, type=Path, help="inputs: .npy, or .npz with x_test[, y_test]")
     p.add_argument("--labels", type=Path, default=None, help="labels .npy (default: y_test of the .npz)")
     p.add_argument("--batch", type=int, default=None, help="samples per predict call (default: all)")
-    p.add_argument("--sim", action="store_true", help="no board: the bundle's RTL emulation behind the runtime")
-    p.add_argument("--design", type=Path, default=None,
-                   help="with --sim: the RTL design to emulate (the rtl step's <build>/rtl/core)")
+    _add_sim_args(p)
+    p.add_argument("--no-self-test", action="store_true", help="skip the golden-vector self-test at open")
     _add_trust_args(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("verify", help="run a bundle's golden vectors (known-answer test): pass/fail table",
+                       description="Open the bundle (signature and checksums checked), run every golden vector "
+                                   "through the board (or --sim the RTL emulation) and compare the outputs bit for "
+                                   "bit; exit 0 when all pass, 1 otherwise. On a PYNQ board: python -m "
+                                   "fpga_dnn.runtime verify.")
+    p.add_argument("bundle", type=Path, help="bundle folder (spec.json, golden.npz [+ .bit + .hwh])")
+    _add_sim_args(p)
+    _add_trust_args(p)
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("model-faults", help="bit errors in the quantized weights/activations: accuracy vs BER",
+                       description="On the bit-exact fixed-point model (checked equal to C-sim): bit-error rates "
+                                   "1e-6..1e-2 and single flips per bit position in every layer's weights and "
+                                   "activations; writes model_faults.json/.md/.png (accuracy vs BER per layer).")
+    _add_model_args(p)
+    p.add_argument("--out", type=Path, default=None, help="report folder (default <build>/faults)")
+    p.add_argument("--trials", type=int, default=10, help="draws per BER point (default 10)")
+    p.set_defaults(func=cmd_model_faults)
+
+    p = sub.add_parser("robustness", help="noise, occlusion and adversarial robustness: float vs QAT vs hardware",
+                       description="Accuracy under Gaussian input noise and random occlusion, FGSM and PGD crafted "
+                                   "on the QAT model and transferred, HopSkipJump on the bit-exact hardware model as "
+                                   "a black box; writes robustness.json/.md/.png.")
+    _add_model_args(p)
+    p.add_argument("--out", type=Path, default=None, help="report folder (default <build>/robustness)")
+    p.add_argument("--hsj-samples", type=int, default=20, help="samples HopSkipJump attacks (default 20; 0: skip)")
+    p.set_defaults(func=cmd_robustness)
 
     p = sub.add_parser("bundle", help="check a bundle folder (and its signature)",
                        description="Check a deployable bundle: strict layout, signature (with --trusted-key), "

@@ -295,6 +295,7 @@ class FlowState:
     overlay: object = None     # overlay.OverlayScripts
     keras_out: np.ndarray | None = None
     report: FlowReport = None
+    golden: tuple | None = None  # (GoldenVectors, info) for the bundles: see _golden
 
 
 def step_train(st: FlowState) -> None:
@@ -606,9 +607,27 @@ def step_overlay(st: FlowState) -> None:
                                          r(psk) if psk else None, r(ssk) if ssk else None)
     st.overlay = generate_overlay(design, board, out, path=o.path, bundle_dir=st.build_dir / "bundle" / board,
                                   vivado=o.vivado, jobs=o.jobs, encryption=encryption,
-                                  spec=st.rtl.spec if (o.path == "hls" and st.rtl) else None)
+                                  spec=st.rtl.spec if (o.path == "hls" and st.rtl) else None,
+                                  golden=_golden(st) if st.rtl else None)
     progress(f"overlay: {st.overlay.next_step()}")
     st.report.set(overlay=st.overlay.next_step() if not st.overlay.ran else f"bitstream in {st.overlay.bundle_dir}")
+
+
+def _golden(st: FlowState) -> tuple:
+    """The build's golden vectors and their coverage (made once; every bundle carries them):
+    test samples, input-grid edges and probes covering saturation and rounding ties, with the
+    RTL emulation's outputs, checked equal to C-sim (:mod:`fpga_dnn.verify.golden`)."""
+    if st.golden is None:
+        from .convert import check_input
+        from .verify.golden import golden_for_build
+
+        gv, cov = golden_for_build(st.rtl, st.convert.hls_model, st.model, check_input(st.model, st.x))
+        st.golden = (gv, {"coverage": cov.as_dict()})
+        progress(f"golden vectors: {len(gv)} (test samples, edges, probes), the RTL emulation's outputs equal to "
+                 f"C-sim; they reach {cov.covered} of {cov.reachable} reachable design events "
+                 f"({len(cov.names)} in all: saturation and rounding ties per unit and element)")
+        st.report.set(golden_vectors=len(gv), golden_events_covered=f"{cov.covered}/{cov.reachable}")
+    return st.golden
 
 
 def step_deploy(st: FlowState) -> None:
@@ -619,7 +638,9 @@ def step_deploy(st: FlowState) -> None:
     from .runtime.signing import generate_key, sign_bundle
     from .simulate.check import rows_equal
 
-    bundle = write_sim_bundle(st.rtl.spec, st.build_dir / "bundle" / "sim", board=st.config.target_board())
+    golden, golden_info = _golden(st)
+    bundle = write_sim_bundle(st.rtl.spec, st.build_dir / "bundle" / "sim", board=st.config.target_board(),
+                              golden=golden, golden_info=golden_info)
     # Signed like a real bundle, with a throwaway key made for this build folder (a deployment
     # signs with its own: fpga-dnn keygen / fpga-dnn sign); the runtime verifies it before use.
     key = st.build_dir / "keys" / "throwaway.key"
@@ -630,6 +651,7 @@ def step_deploy(st: FlowState) -> None:
     model_fn = emulator_model_fn(st.rtl.design.out_dir)
     with Accelerator.open(bundle, backend=st.config.deploy.backend, model=model_fn,
                           trusted_keys=[key.with_suffix(".pub")]) as acc:
+        self_test = acc.self_test_report   # the golden vectors ran at open: the bundle is refused otherwise
         out = acc.predict(x.reshape((len(x),) + st.rtl.spec.input.shape))
         bench = acc.benchmark(n=st.config.deploy.bench_calls, batch=1, x=x[:64].reshape((-1,) + st.rtl.spec.input.shape))
     from .simulate.check import rtl_reference
@@ -640,7 +662,7 @@ def step_deploy(st: FlowState) -> None:
     progress(f"deploy: runtime ({st.config.deploy.backend} backend, RTL emulation behind the DMA): "
              f"{int(exact.sum())}/{len(x)} samples equal the {what}, accuracy {acc_}, host overhead "
              f"{bench.get('host_us_per_call')} us per batch-1 call; bundle {bundle}")
-    st.report.set(runtime_exact_csim=float(exact.mean()), runtime_accuracy=acc_,
+    st.report.set(runtime_self_test=self_test.status, runtime_exact_csim=float(exact.mean()), runtime_accuracy=acc_,
                   runtime_host_us=bench.get("host_us_per_call"), bundle=str(bundle))
 
 
@@ -649,11 +671,12 @@ STEPS = {"train": step_train, "compress": step_compress, "convert": step_convert
 
 
 def run_flow(config: FlowConfig, build_dir) -> FlowReport:
-    return run_flow_state(config, build_dir).report
+    return execute_flow(config, build_dir).report
 
 
-def run_flow_state(config: FlowConfig, build_dir) -> FlowState:
-    """Run the flow's steps; returns what they handed on (for verbs that work on the artifacts)."""
+def execute_flow(config: FlowConfig, build_dir) -> FlowState:
+    """:func:`run_flow`, returning every step's artifacts (for tools built on the flow's results,
+    e.g. :mod:`fpga_dnn.verify`)."""
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     c = config

@@ -8,8 +8,8 @@ from fpga_dnn.cli import build_parser
 
 def test_help_lists_every_verb():
     r = subprocess.run([sys.executable, "-m", "fpga_dnn", "--help"], capture_output=True, text=True, check=True)
-    for verb in ("train", "convert", "csim", "flow", "rtl", "sim", "estimate", "overlay", "run", "bundle", "compress", "pareto",
-                 "faults"):
+    for verb in ("train", "convert", "csim", "flow", "rtl", "sim", "estimate", "overlay", "run", "verify", "bundle", "compress",
+                 "pareto", "faults", "model-faults", "robustness"):
         assert verb in r.stdout
 
 
@@ -17,7 +17,7 @@ def test_help_lists_every_verb():
                                           ("csim", "--reuse-factor"), ("flow", "config"),
                                           ("rtl", "--stream-bits"), ("sim", "--no-cocotb"),
                                           ("estimate", "--target-board"), ("overlay", "--vivado"),
-                                          ("run", "--sim"), ("bundle", "bundle"),
+                                          ("run", "--sim"), ("verify", "--design"), ("bundle", "bundle"),
                                           ("compress", "--techniques"), ("pareto", "--yosys"),
                                           ("faults", "--injections")])
 def test_each_verb_has_its_own_help(verb, option):

@@ -102,31 +102,38 @@ def _pool(node: PoolNode, x: np.ndarray) -> np.ndarray:
     return requant_chain(red, node.requant)
 
 
-def run(graph: HwGraph, x_int: np.ndarray, keep: bool = False):
+def evaluate(node, ins: list) -> np.ndarray:
+    """One node's output codes from its inputs' (the input node: ``ins[0]`` itself)."""
+    if isinstance(node, InputNode):
+        y = np.asarray(ins[0], dtype=np.int64).reshape((-1,) + node.out_shape)
+    elif isinstance(node, MatVecNode):
+        y = _matvec(node, ins[0])
+    elif isinstance(node, AffineNode):
+        y = _affine(node, ins[0])
+    elif isinstance(node, PoolNode):
+        y = _pool(node, ins[0])
+    elif isinstance(node, AddNode):
+        y = requant_chain((ins[0] << np.int64(node.shift_a)) + (ins[1] << np.int64(node.shift_b)), node.requant)
+    elif isinstance(node, ConcatNode):
+        y = np.concatenate([requant_chain(ins[0], node.requant_a), requant_chain(ins[1], node.requant_b)], axis=-1)
+    elif isinstance(node, RequantNode):
+        y = requant_chain(ins[0], node.requant)
+    else:  # pragma: no cover - every node kind is handled above
+        raise AssertionError(f"no reference for node kind {node.kind}")
+    return y.reshape((-1,) + node.out_shape)
+
+
+def run(graph: HwGraph, x_int: np.ndarray, keep: bool = False, hook=None):
     """Execute ``graph`` on input codes ``x_int`` (n, H, W, C).
 
     Returns the output node's codes (n, OH, OW, C), or with ``keep`` a dict of every node's.
+    ``hook(node, codes) -> codes``, if given, sees (and may replace) every node's output before
+    the nodes after it read it (fault injection: :mod:`fpga_dnn.verify.model_faults`).
     """
     vals: dict[str, np.ndarray] = {}
     for node in graph:
-        ins = [vals[i] for i in node.inputs]
-        if isinstance(node, InputNode):
-            y = np.asarray(x_int, dtype=np.int64).reshape((-1,) + node.out_shape)
-        elif isinstance(node, MatVecNode):
-            y = _matvec(node, ins[0])
-        elif isinstance(node, AffineNode):
-            y = _affine(node, ins[0])
-        elif isinstance(node, PoolNode):
-            y = _pool(node, ins[0])
-        elif isinstance(node, AddNode):
-            y = requant_chain((ins[0] << np.int64(node.shift_a)) + (ins[1] << np.int64(node.shift_b)), node.requant)
-        elif isinstance(node, ConcatNode):
-            y = np.concatenate([requant_chain(ins[0], node.requant_a), requant_chain(ins[1], node.requant_b)], axis=-1)
-        elif isinstance(node, RequantNode):
-            y = requant_chain(ins[0], node.requant)
-        else:  # pragma: no cover - every node kind is handled above
-            raise AssertionError(f"no reference for node kind {node.kind}")
-        vals[node.name] = y.reshape((-1,) + node.out_shape)
+        y = evaluate(node, [x_int] if isinstance(node, InputNode) else [vals[i] for i in node.inputs])
+        vals[node.name] = y if hook is None else hook(node, y)
         if not keep:  # drop values no later node reads
             for name in list(vals):
                 if name != node.name and not any(name in m.inputs for m in graph.nodes[graph.nodes.index(node) + 1:]):

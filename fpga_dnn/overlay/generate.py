@@ -36,6 +36,7 @@ from typing import Optional, Sequence, Union
 from fpga_dnn.boards import Board, load_board
 from fpga_dnn.errors import ConfigError
 from fpga_dnn.log import progress
+from fpga_dnn.runtime.golden import attach, golden_file
 from fpga_dnn.runtime.spec import BOARD_STREAM_BITS, SPEC_FILENAME, Spec
 
 from .bundle import bundle_files, finalize_bundle
@@ -193,13 +194,15 @@ def _bundle_spec(spec: Spec, board: Board, flow: str, accel_vlnv: str, inputs_sh
 
 
 def _as_generated(spec: Spec) -> Spec:
-    """``spec`` without what the Vivado run adds (checksums, the real PL clock)."""
+    """``spec`` without what the Vivado run adds (checksums but the golden vectors', the real PL clock)."""
     overlay = dict(spec.extra.get("overlay") or {})
     requested = overlay.get("clock_mhz_requested", spec.clock_mhz)
     if overlay:
         overlay["clock_mhz"] = requested
     extra = {**spec.extra, "overlay": overlay} if overlay else spec.extra
-    return spec.replace(checksums={}, clock_mhz=requested, extra=extra)
+    golden = golden_file(spec)
+    return spec.replace(checksums={k: v for k, v in spec.checksums.items() if k == golden}, clock_mhz=requested,
+                        extra=extra)
 
 
 def _drop_unless_build_of(bundle_dir: Path, spec: Spec) -> bool:
@@ -230,7 +233,8 @@ def _write_bundle_spec(bundle_dir: Path, spec: Spec) -> None:
 def _deliver(built: Path, dest: Path, spec: Spec) -> None:
     """Copy the finished bundle (spec.json, .bit, .hwh) from the overlay folder to ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in (SPEC_FILENAME, *bundle_files(spec)):
+    golden = golden_file(spec)
+    for name in (SPEC_FILENAME, *bundle_files(spec), *([golden] if golden else [])):
         shutil.copy2(built / name, dest / name)
     Spec.load(dest / SPEC_FILENAME).verify_checksums(dest)
 
@@ -259,7 +263,7 @@ def _install(src: Path, dest: Path, executable: bool = False, subs: Optional[dic
 def generate_overlay(design, board: Union[str, Board], out_dir, path: str = "rtl", *,
                      bundle_dir=None, spec: Optional[Spec] = None, stream_bits: int = 64,
                      vivado=None, jobs: int = 2, tclargs: Sequence[str] = (),
-                     encryption=None) -> OverlayScripts:
+                     encryption=None, golden=None) -> OverlayScripts:
     """Write the overlay scripts for ``design`` on ``board`` into ``out_dir``; run Vivado if named.
 
     ``path='rtl'``: ``design`` is a :class:`~fpga_dnn.rtl.design.Design` or its folder (Verilog sources,
@@ -273,6 +277,8 @@ def generate_overlay(design, board: Union[str, Board], out_dir, path: str = "rtl
     ``jobs``: parallel Vivado jobs. ``tclargs``: passed to ``build_overlay.tcl`` (e.g. ``--bd-only``).
     ``encryption``: a :class:`~fpga_dnn.overlay.encryption.BitstreamEncryption` to encrypt the
     bitstream (the scripts then hold the key files' paths, never the keys); None: plaintext.
+    ``golden``: ``(GoldenVectors, info)`` for the bundle's self-test (:mod:`fpga_dnn.runtime.golden`),
+    written into the bundle now and covered by the spec's checksums.
     """
     if path not in PATHS:
         raise ConfigError(f"unknown overlay path {path!r}; known: {', '.join(PATHS)}")
@@ -320,6 +326,9 @@ def generate_overlay(design, board: Union[str, Board], out_dir, path: str = "rtl
     if enc_values:   # scheme and key source only: no key, no key path in the bundle
         bundle_spec = bundle_spec.replace(extra={**bundle_spec.extra, "overlay": {
             **bundle_spec.extra["overlay"], "encryption": describe_encryption(enc_values)}})
+    if golden is not None:
+        built_dir.mkdir(parents=True, exist_ok=True)
+        bundle_spec = attach(built_dir, bundle_spec, *golden)
     _write_bundle_spec(built_dir, bundle_spec)
     if bundle_dir.resolve() != built_dir.resolve() and bundle_dir.exists():
         _drop_unless_build_of(bundle_dir, bundle_spec)   # drops a copy of another design's build

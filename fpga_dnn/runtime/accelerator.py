@@ -61,6 +61,7 @@ import numpy as np
 from fpga_dnn.errors import DataError, DeviceError, UnknownNameError
 from fpga_dnn.runtime.backends import Backend, EmulatedBackend, StageTimes
 from fpga_dnn.runtime.bundle import Bundle, BundleError, open_bundle
+from fpga_dnn.runtime.golden import check_golden_option, run_open_self_test, self_test as run_self_test
 from fpga_dnn.runtime.packing import (OVERFLOW_POLICIES, ROUNDING_POLICIES, PortCodec, encoder, from_fixed, int_range,
                                       pack, prepared_call, to_fixed, unpack)
 from fpga_dnn.runtime.spec import Spec
@@ -132,6 +133,9 @@ class Accelerator:
         self._last_times = StageTimes()
         self._calls = 0
         self._samples = 0
+        #: the open-time known-answer test's result (:class:`~fpga_dnn.runtime.golden.SelfTestReport`),
+        #: None when it was skipped
+        self.self_test_report = None
 
     # -- construction ---------------------------------------------------------------------------------
     @classmethod
@@ -141,7 +145,8 @@ class Accelerator:
              timeout_s: Optional[float] = None, device=None, dma: Optional[str] = None,
              board: Optional[str] = None, design=None, access: str = "mmap", poll_delay: int = 0,
              trace: bool = False, max_transfer_bytes: Optional[int] = None,
-             bandwidth: Union[float, None, str] = "board", chunk_bytes: Optional[int] = None) -> "Accelerator":
+             bandwidth: Union[float, None, str] = "board", chunk_bytes: Optional[int] = None,
+             self_test: Union[bool, str] = True) -> "Accelerator":
         """Open a bundle folder (``spec.json`` [+ ``.bit`` + ``.hwh``]) on a backend.
 
         bundle_dir: the bundle folder (see :mod:`fpga_dnn.runtime.bundle`). It is first copied
@@ -169,7 +174,14 @@ class Accelerator:
             PYNQ-Z2 HP port, 800 MB/s; ``None``: transfers complete at once).
         chunk_bytes: bytes per transfer when a large batch is split to overlap host and DMA
             (default 256 KiB for a batch, 1 MiB per piece of a stream).
+        self_test: run the bundle's golden vectors through the board before returning (the
+            known-answer test, :mod:`fpga_dnn.runtime.golden`) and refuse it with a
+            :class:`~fpga_dnn.runtime.golden.SelfTestError` naming the first differing vector
+            and element. A bundle without golden vectors logs a warning and runs;
+            ``'required'`` refuses it; ``False`` skips the test. The result is kept in
+            :attr:`self_test_report`.
         """
+        check_golden_option(self_test)
         bundle = open_bundle(bundle_dir, trusted_keys=trusted_keys, allow_unsigned=allow_unsigned,
                              min_version=min_version, verify=verify)
         try:
@@ -177,7 +189,7 @@ class Accelerator:
                                       timeout_s=timeout_s, device=device, dma=dma, board=board, design=design,
                                       access=access, poll_delay=poll_delay, trace=trace,
                                       max_transfer_bytes=max_transfer_bytes, bandwidth=bandwidth,
-                                      chunk_bytes=chunk_bytes)
+                                      chunk_bytes=chunk_bytes, self_test=self_test)
         except BaseException:
             shutil.rmtree(bundle.directory, ignore_errors=True)
             raise
@@ -185,7 +197,7 @@ class Accelerator:
     @classmethod
     def _open_verified(cls, bundle: Bundle, backend, *, model, overflow, rounding, timeout_s, device, dma, board,
                        design, access, poll_delay, trace, max_transfer_bytes, bandwidth,
-                       chunk_bytes) -> "Accelerator":
+                       chunk_bytes, self_test=False) -> "Accelerator":
         """:meth:`open` once the bundle's private copy is verified: the backend on its files."""
         spec = bundle.spec
         if isinstance(backend, Backend):
@@ -216,10 +228,19 @@ class Accelerator:
         else:
             raise UnknownNameError("backend", str(backend), BACKENDS)
         try:
-            return cls(spec, be, overflow=overflow, rounding=rounding, bundle=bundle, chunk_bytes=chunk_bytes)
+            acc = cls(spec, be, overflow=overflow, rounding=rounding, bundle=bundle, chunk_bytes=chunk_bytes)
         except Exception:
             be.close()
             raise
+        if self_test:
+            try:
+                acc.self_test_report = run_open_self_test(acc, self_test)
+            except BaseException:
+                be.close()
+                raise
+            acc.times = StageTimes()   # the self-test's calls are not the user's
+            acc._calls = acc._samples = 0
+        return acc
 
     # -- policies (setting one drops the prepared calls built for the old one) ------------------------------
     @property
@@ -663,6 +684,16 @@ class Accelerator:
             "host_us_per_call": None if accel is None else float(lat.mean() * 1e6 - accel),
             "transfers_per_call": math.ceil(batch / self.samples_per_transfer),
         }
+
+    def self_test(self):
+        """Run the bundle's golden vectors now (the ``fpga-dnn verify`` regression test after an
+        image, driver or bitstream update); returns the
+        :class:`~fpga_dnn.runtime.golden.SelfTestReport` (``status`` passed / failed / none)."""
+        from fpga_dnn.runtime.golden import GoldenVectors
+
+        golden = None if self.bundle is None or self.bundle.golden is None else \
+            GoldenVectors.load(self.bundle.golden, self.spec)
+        return run_self_test(self, golden)
 
     # -- lifetime --------------------------------------------------------------------------------------
     def info(self) -> Dict[str, Any]:

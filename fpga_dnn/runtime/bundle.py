@@ -6,6 +6,8 @@ Layout (the overlay step writes it; ``fpga-dnn sign`` signs it; ``fpga-dnn bundl
       spec.json      the design contract (fpga_dnn.runtime.spec); its "checksums" cover the files below
       <stem>.bit     the bitstream (absent in a simulation-only bundle); <stem>.bin for a bootgen image
       <stem>.hwh     its hardware handoff, same stem (pynq finds it next to the .bit)
+      golden.npz     golden vectors: inputs with their verified outputs, the open-time self-test
+                     (fpga_dnn.runtime.golden; named in the spec's extra.golden and its checksums)
       bundle.sig     the signature over every file of the folder (fpga_dnn.runtime.signing)
       ...            anything else (reports, README) is ignored by the runtime but covered by the signature
 
@@ -38,6 +40,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from fpga_dnn.errors import ConfigError
+from fpga_dnn.runtime.golden import golden_file
 from fpga_dnn.runtime.signing import SIGNATURE_FILENAME, SignatureError, trusted_key_list, verify_bundle
 from fpga_dnn.runtime.spec import SPEC_FILENAME, Spec, SpecError, file_checksum
 
@@ -166,6 +169,9 @@ def read_spec(path: PathLike) -> Spec:
         for key in ("bitstream", "hwh"):
             if key in overlay:
                 check_file_name(overlay[key], f"{path}: extra.overlay.{key}")
+    golden = golden_file(spec)
+    if golden is not None:
+        check_file_name(golden, f"{path}: extra.golden.file")
     return spec
 
 
@@ -241,13 +247,14 @@ def read_bit_header(path: PathLike) -> Dict[str, Any]:
 
 @dataclass(frozen=True)
 class Bundle:
-    """A bundle folder, read: its spec and (when present) bitstream and handoff paths."""
+    """A bundle folder, read: its spec and (when present) bitstream, handoff and golden vectors' paths."""
 
     directory: Path
     spec: Spec
     bitfile: Optional[Path]
     hwh: Optional[Path]
     source: Optional[Path] = None   # the original folder, when ``directory`` is a private copy of it
+    golden: Optional[Path] = None   # the golden vectors (fpga_dnn.runtime.golden), when the spec names them
 
     @classmethod
     def load(cls, directory: PathLike, verify: bool = True) -> "Bundle":
@@ -256,7 +263,7 @@ class Bundle:
 
         Raises :class:`~fpga_dnn.runtime.spec.SpecError` (bad spec, checksum mismatch) or
         :class:`BundleError` (no folder, an unsafe entry or name, several bitstreams, a ``.bit``
-        without its ``.hwh``).
+        without its ``.hwh``, golden vectors missing or not covered by a checksum).
         """
         directory = Path(directory)
         names = scan_bundle(directory)
@@ -270,7 +277,14 @@ class Bundle:
         if hwh is not None and not hwh.is_file():
             raise BundleError(f"bundle {directory}: {bitfile.name} has no hardware handoff {hwh.name} beside it "
                               "(pynq needs both, with the same name)")
-        return cls(directory, spec, bitfile, hwh)
+        golden = golden_file(spec)
+        if golden is not None:
+            if golden not in spec.checksums:
+                raise BundleError(f"bundle {directory}: the golden vectors {golden} are not covered by a checksum "
+                                  "in spec.json (a self-test must not trust an unchecked file)")
+            if not (directory / golden).is_file():
+                raise BundleError(f"bundle {directory}: the spec names golden vectors {golden}, which are missing")
+        return cls(directory, spec, bitfile, hwh, golden=None if golden is None else directory / golden)
 
 
 def find_bitfile(directory: Path, spec: Spec) -> Optional[Path]:
@@ -364,6 +378,27 @@ def _pl_clock_mhz(ps_params: Dict[str, str]) -> Optional[float]:
     return None
 
 
+def _check_golden(rep: BundleReport, directory: Path, spec: Spec) -> None:
+    """The golden vectors: declared, covered by a checksum, readable, shaped like the ports."""
+    from fpga_dnn.errors import DataError
+    from fpga_dnn.runtime.golden import GoldenVectors
+
+    name = golden_file(spec)
+    if name is None:
+        rep.facts["golden_vectors"] = "none"
+        rep.warnings.append("no golden vectors: the runtime cannot self-test this bundle (rebuild it with the flow)")
+        return
+    if name not in spec.checksums:
+        rep.problems.append(f"the golden vectors {name} are not covered by a checksum in spec.json")
+    if not (directory / name).is_file():
+        rep.problems.append(f"the spec names golden vectors {name}, which are missing")
+        return
+    try:
+        rep.facts["golden_vectors"] = f"{len(GoldenVectors.load(directory / name, spec))} in {name}"
+    except DataError as err:
+        rep.problems.append(str(err))
+
+
 def check_bundle(directory: PathLike, trusted_keys=None) -> BundleReport:
     """Check a bundle folder without loading anything on hardware; never raises for bad content.
 
@@ -409,6 +444,7 @@ def check_bundle(directory: PathLike, trusted_keys=None) -> BundleReport:
                          f"{spec.input.sample_bytes} bytes/sample"
     rep.facts["output"] = f"{spec.output.shape} {spec.output.format}, {spec.output.stream_bits}-bit stream, " \
                           f"{spec.output.sample_bytes} bytes/sample"
+    _check_golden(rep, directory, spec)
     for name, expected in sorted(spec.checksums.items()):
         path = directory / name
         if not path.is_file():

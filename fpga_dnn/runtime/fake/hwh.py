@@ -546,10 +546,13 @@ def read_dma_parameters(hwh_path: PathLike) -> List[Dict[str, str]]:
     return found
 
 
-def write_sim_bundle(spec, directory: PathLike, board: Optional[str] = None, **overrides) -> Path:
+def write_sim_bundle(spec, directory: PathLike, board: Optional[str] = None, golden=None, golden_info=None,
+                     **overrides) -> Path:
     """A bundle folder for the fake board: ``<name>.bit`` + ``<name>.hwh`` generated for ``spec``
     (see :meth:`OverlayDesign.for_spec`; ``overrides`` are design fields, e.g.
-    ``sg_length_width=12``) and ``spec.json`` with their checksums. Returns the folder.
+    ``sg_length_width=12``), the ``golden`` vectors (a
+    :class:`~fpga_dnn.runtime.golden.GoldenVectors`, if given) and ``spec.json`` with their
+    checksums. Returns the folder.
 
     What the overlay step's Vivado run would export, for testing and demos without Vivado; the
     ``.bit`` holds no configuration data (only the fake device accepts it).
@@ -561,5 +564,8 @@ def write_sim_bundle(spec, directory: PathLike, board: Optional[str] = None, **o
     extra.setdefault("board", design.board)
     extra["simulated_bitstream"] = True
     spec = spec.replace(extra=extra).with_checksums(directory, [f"{spec.name}.bit", f"{spec.name}.hwh"])
+    if golden is not None:
+        from fpga_dnn.runtime.golden import attach
+        spec = attach(directory, spec, golden, golden_info)
     spec.save(directory)
     return directory
