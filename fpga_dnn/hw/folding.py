@@ -21,7 +21,8 @@ Resource model (one place: :func:`node_resources`; a prediction, checked against
 bench):
 
 * DSP48: one per multiplier, PE*SIMD per MVU (``fd_mvu`` registers each product, DSP48 MREG;
-  it does not pack two 8-bit products per DSP). An :class:`~fpga_dnn.hw.graph.AffineNode`
+  it does not pack two 8-bit products per DSP); a product wider than 25 x 18 bits (weights of a
+  fused BatchNorm can grow) counts the slices it cascades (:func:`dsps_per_product`). An :class:`~fpga_dnn.hw.graph.AffineNode`
   (BatchNorm left unfused) multiplies all C channels of a pixel at once: C DSPs.
 * BRAM36: the weight ROM is NF*KF words of PE*SIMD*WW bits; ``fd_mvu`` puts it in block RAM when
   it has >= 32 words and >= 16384 bits (else LUTs). Block RAM count uses the RAMB18 aspect
@@ -221,6 +222,14 @@ def node_cycles(node: Node, fold: Fold | None = None) -> int:
     return max(node.in_pixels, node.out_pixels, swg_cycles(node))  # one pixel per cycle
 
 
+def dsps_per_product(a_bits: int, b_bits: int) -> int:
+    """DSP48E1s for a signed ``a_bits`` x ``b_bits`` product (25 x 18 per slice; wider ones cascade)."""
+    a, b = sorted((a_bits, b_bits))
+    if a <= 18 and b <= 25:
+        return 1
+    return math.ceil(a / 17) * math.ceil(b / 24)
+
+
 def bram36_for(depth: int, width: int) -> float:
     """BRAM36 count of a depth x width memory built from RAMB18 aspect ratios (halves allowed)."""
     for max_depth, w in RAMB18_SHAPES:
@@ -264,7 +273,7 @@ def node_resources(node: Node, fold: Fold | None = None) -> Resources:
                 lut += math.ceil(lb_bits / m["rom_bits_per_lut"])
             ff += node.k * node.in_bits + m["unit_overhead_ff"]         # the window registers
             lut += m["unit_overhead_lut"]
-        return Resources(lut, ff, lanes, bram)
+        return Resources(lut, ff, lanes * dsps_per_product(node.weight_width, node.in_bits + 1), bram)
     c = node.out_shape[2]
     if isinstance(node, AffineNode):
         return Resources(c * node.out_bits * m["lut_per_requant_bit"] + c * node.acc_width + m["unit_overhead_lut"],
