@@ -104,6 +104,9 @@ def test_plain_streamed_equals_csim_keras_and_reference(plain):
     assert d.interval == build.plan.cycles_per_frame and d.ports["dbg_fifo_max"][0] == "output"
     assert {"c1", "c2", "d"} <= {m.layer for m in d.modules}
     assert sorted(m.name for m in d.modules) == sorted(i for insts in build.design.modules.values() for i in insts)
+    # ... and the chooser's prediction (MVUs, window generators, the shell) is within 5%
+    predicted = build.plan.cycles_per_frame
+    assert abs(rep.cycles_per_frame - predicted) <= 0.05 * predicted, (rep.cycles_per_frame, predicted)
 
 
 def test_skip_bn_pool_streamed_equals_csim_under_backpressure(skip):
@@ -126,3 +129,40 @@ def test_stall_names_the_blocked_stream(plain):
     with pytest.raises(StreamStallError, match=r"stalled after \d+ cycles .*blocked at ") as err:
         _run(build, hls_model, _grid((9, 9, 2), n=4), p_stall=1.0, max_idle=500)
     assert "FIFO" in str(err.value) or "'" not in str(err.value)
+
+
+def test_per_layer_check_names_a_corrupted_layer(plain, tmp_path):
+    """A design whose second conv lost a channel's weights: the check passes c1 and names c2."""
+    from dataclasses import replace
+
+    from fpga_dnn.hw import reference
+    from fpga_dnn.hw.graph import HwGraph
+    from fpga_dnn.simulate.stream_emulator import first_departing_layer
+
+    _, _, build = plain
+    good = build.graph
+    codes = reference.quantize_inputs(good, _grid((9, 9, 2), n=16, seed=9))
+    w = good["c2"].w.copy()
+    w[np.argmax(np.abs(w).sum(1))] = 0          # one output channel's weights lost
+    bad = HwGraph(good.name, [replace(n, w=w) if n.name == "c2" else n for n in good], good.output)
+    expected = reference.run(good, codes, keep=True)
+    assert first_departing_layer(bad, codes, tmp_path, expected=expected) == "c2"
+
+
+def test_cocotb_testbench_with_bubbles_and_backpressure(plain):
+    """The project's cocotb AXI-Stream testbench (sim/tb_axis_shell.py) on the stitched design."""
+    from fpga_dnn.hw import reference
+    from fpga_dnn.runtime.packing import to_fixed
+    from fpga_dnn.simulate.cocotb_runner import run_axis_testbench
+
+    _, hls_model, build = plain
+    spec = build.spec
+    x = _grid((9, 9, 2), n=24, seed=11)
+    codes = reference.quantize_inputs(build.graph, x).reshape((len(x),) + spec.input.shape)
+    csim = np.asarray(hls_model.predict(np.ascontiguousarray(x))).reshape(len(x), -1)
+    expected = to_fixed(csim, spec.output.format).reshape((len(x),) + spec.output.shape)
+    tb = run_axis_testbench(build.axis, codes, expected, testcases=["test_batch", "test_backpressure"],
+                            options={"stress_samples": len(x)})
+    tb.raise_for_failures()
+    assert tb.metrics("test_batch")["samples"] == tb.metrics("test_backpressure")["samples"] == len(x)
+    assert tb.metrics("test_backpressure")["in_stall_cycles"] > 0

@@ -117,11 +117,39 @@ def test_skip_bn_pool_model_equals_csim(skip_model, tmp_path, io_type):
     hls_model = _convert(skip_model, tmp_path / "hls", io_type)
     graph = _check(hls_model, _grid((8, 8, 1)))
     kinds = [n.kind for n in graph]
-    assert kinds == ["input", "conv", "affine", "conv", "add", "pool", "dense"], kinds
-    # the ReLUs are fused into the units before them; the skip is a fork of the BN unit
-    assert graph["bn"].layers == ("bn", "r1") and len(graph.consumers("bn")) == 2
+    # the BatchNorm is folded into c1 (c1's 'auto' result is its exact accumulator), the ReLUs
+    # into the units before them; the skip is a fork of c1's unit
+    assert kinds == ["input", "conv", "conv", "add", "pool", "dense"], kinds
+    assert graph["c1"].layers == ("c1", "bn", "r1") and len(graph.consumers("c1")) == 2
     assert graph["c1"].window.pb == 1 and graph["c1"].window.sh == 2  # 'same', stride 2
     assert graph["d"].in_shape == (2, 2, 4) and graph["d"].in_elems == 4  # Dense after Flatten
+
+
+def test_batchnorm_after_a_rounding_result_stays_an_affine_unit(skip_model, tmp_path):
+    """hls4ml rounds c1's pinned result before the BatchNorm: folding would change the codes."""
+    hls_model = _convert(skip_model, tmp_path / "hls", "io_stream",
+                         precision={"c1": {"result": "fixed<9,3,RND_CONV,SAT>"}})
+    graph = _check(hls_model, _grid((8, 8, 1)))
+    assert [n.kind for n in graph] == ["input", "conv", "affine", "conv", "add", "pool", "dense"]
+    assert graph["bn"].layers == ("bn", "r1") and "bn" not in graph["c1"].layers
+
+
+def test_merged_shift_chain_gives_the_same_codes():
+    from fpga_dnn.hw.graph import Requant
+    from fpga_dnn.hw.lower import lossless_shift, merge_shifts
+    from fpga_dnn.hw.reference import requant_chain
+    from fpga_dnn.rtl.precision import HlsType
+
+    wide = Requant(-4, HlsType(True, 24, 8))            # an exact x << 4 of a 16-bit integer
+    relu = Requant(9, HlsType(False, 8, 1, "RND_CONV", "SAT"), relu=True)
+    chain = (wide, relu)
+    assert lossless_shift((wide,), 16) == 4 and lossless_shift(chain, 16) is None
+    merged = merge_shifts(chain, 16)
+    assert merged == (Requant(5, relu.out, relu=True),)
+    x = np.arange(-(1 << 15), 1 << 15, 7)
+    assert np.array_equal(requant_chain(x, chain), requant_chain(x, merged))
+    assert merge_shifts(chain, 22) == chain          # x << 4 of a 22-bit integer overflows 24 bits
+    assert merge_shifts((wide,), 16) == (wide,)      # a last widening step stays (it sets the type)
 
 
 @pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])

@@ -5,10 +5,11 @@ set by the slowest unit. For a Conv/Dense node (a :class:`~fpga_dnn.hw.graph.Mat
 ``N`` outputs, ``K`` inputs, ``PE`` output lanes and ``SIMD`` input lanes, the lib engineer's
 ``fd_mvu`` takes exactly ``max((N/PE)*(K/SIMD), NB)`` cycles per vector in steady state (``NB`` =
 input beats per vector: 1 for a Conv's window beat, ``K/C`` for a Dense reading ``C``-element
-pixels), and a Conv's ``fd_swg`` walks its padded input, ``Hp*Wp`` cycles per frame. So::
+pixels), and a Conv's ``fd_swg`` walks its padded input, ``Hp*Wp`` steps per frame, of which the
+``vectors`` that emit a window wait for the MVU and the others take one cycle each. So::
 
-    cycles/frame(node) = max(vectors * max((N/PE)*(K/SIMD), NB), Hp*Wp if windowed)
-    II = max over nodes (and the input stream, one pixel per beat); inf/s = clock / II
+    cycles/frame(node) = vectors * max((N/PE)*(K/SIMD), NB) + (Hp*Wp - vectors if windowed)
+    II = max over nodes and the AXI-Stream shell (one element per cycle in, one out); inf/s = clock / II
 
 The chooser takes the smallest PE*SIMD per node that keeps it at or under the target cycles
 (fewest multipliers, then fewest BRAMs), which balances the pipeline: no unit is faster than it
@@ -21,7 +22,8 @@ Resource model (one place: :func:`node_resources`; a prediction, checked against
 bench):
 
 * DSP48: one per multiplier, PE*SIMD per MVU (``fd_mvu`` registers each product, DSP48 MREG;
-  it does not pack two 8-bit products per DSP). An :class:`~fpga_dnn.hw.graph.AffineNode`
+  it does not pack two 8-bit products per DSP); a product wider than 25 x 18 bits (weights of a
+  fused BatchNorm can grow) counts the slices it cascades (:func:`dsps_per_product`). An :class:`~fpga_dnn.hw.graph.AffineNode`
   (BatchNorm left unfused) multiplies all C channels of a pixel at once: C DSPs.
 * BRAM36: the weight ROM is NF*KF words of PE*SIMD*WW bits; ``fd_mvu`` puts it in block RAM when
   it has >= 32 words and >= 16384 bits (else LUTs). Block RAM count uses the RAMB18 aspect
@@ -65,6 +67,7 @@ LUT_MODEL = {
     "unit_overhead_ff": 60,
 }
 DEFAULT_LUT_FRACTION = 0.85    # the fit verdict's LUT limit (issue 15: LUT <= 85%)
+OUTPUT_SHELL = "output shell"  # the plan's row for the AXI-Stream shell packing the results
 
 
 class FoldingError(ConfigError):
@@ -209,16 +212,35 @@ def swg_cycles(node) -> int:
 
 
 def mvu_cycles(node: MatVecNode, fold: Fold) -> int:
+    """Cycles per frame of the node's MVU, with the window generator's steps that emit no window
+    (1 cycle each: the FIFO ahead of the generator has their pixels ready, see
+    ``fpga_dnn.rtl.stream.stitch.window_fifo_depth``)."""
     nb = node.k // in_elems(node)
-    return node.vectors_per_frame * max((node.n // fold.pe) * (node.k // fold.simd), nb)
+    busy = node.vectors_per_frame * max((node.n // fold.pe) * (node.k // fold.simd), nb)
+    steps = swg_cycles(node)
+    return busy + max(0, steps - node.vectors_per_frame) if steps else busy
 
 
 def node_cycles(node: Node, fold: Fold | None = None) -> int:
     if isinstance(node, MatVecNode):
         return max(mvu_cycles(node, fold or node.fold), swg_cycles(node))
     if isinstance(node, InputNode):
-        return node.out_pixels                       # the input streams one pixel per beat
+        return shell_cycles(node)
     return max(node.in_pixels, node.out_pixels, swg_cycles(node))  # one pixel per cycle
+
+
+def dsps_per_product(a_bits: int, b_bits: int) -> int:
+    """DSP48E1s for a signed ``a_bits`` x ``b_bits`` product (25 x 18 per slice; wider ones cascade)."""
+    a, b = sorted((a_bits, b_bits))
+    if a <= 18 and b <= 25:
+        return 1
+    return math.ceil(a / 17) * math.ceil(b / 24)
+
+
+def shell_cycles(node: Node) -> int:
+    """Cycles per frame of the AXI-Stream shell at the design's input or output: it moves one
+    element per cycle between the fpga_dnn-lanes-v1 beats and the pixel stream."""
+    return node.out_elems
 
 
 def bram36_for(depth: int, width: int) -> float:
@@ -264,7 +286,7 @@ def node_resources(node: Node, fold: Fold | None = None) -> Resources:
                 lut += math.ceil(lb_bits / m["rom_bits_per_lut"])
             ff += node.k * node.in_bits + m["unit_overhead_ff"]         # the window registers
             lut += m["unit_overhead_lut"]
-        return Resources(lut, ff, lanes, bram)
+        return Resources(lut, ff, lanes * dsps_per_product(node.weight_width, node.in_bits + 1), bram)
     c = node.out_shape[2]
     if isinstance(node, AffineNode):
         return Resources(c * node.out_bits * m["lut_per_requant_bit"] + c * node.acc_width + m["unit_overhead_lut"],
@@ -319,13 +341,14 @@ def plan_for(graph: HwGraph, folds: dict[str, Fold], board, clock_mhz: float | N
         layers.append(LayerPlan(node.name, node.kind, fold, node_cycles(node, fold), node_latency(node, fold),
                                 node_resources(node, fold), getattr(node, "k", 0), getattr(node, "n", 0),
                                 getattr(node, "vectors_per_frame", node.out_pixels)))
+    layers.append(LayerPlan(OUTPUT_SHELL, "shell", None, shell_cycles(graph.out_node), 1, Resources()))
     return Plan(graph.name, board.name, float(clock_mhz or board.pl_clock_mhz), layers, dict(board.budget),
                 lut_fraction, target_ips)
 
 
 def _floor_cycles(graph: HwGraph) -> tuple[int, str]:
     """The fastest any folding can go (every MVU fully parallel), and the node that bounds it."""
-    worst = (0, "")
+    worst = (shell_cycles(graph.out_node), OUTPUT_SHELL)
     for node in graph:
         if isinstance(node, MatVecNode):
             c = max(mvu_cycles(node, Fold(node.n, max(legal_simd(node)))), swg_cycles(node))
@@ -361,7 +384,7 @@ def choose(graph: HwGraph, board, target_ips: float | None = None, clock_mhz: fl
     if target_ips is not None:
         if not target_ips > 0:
             raise ConfigError(f"target must be a positive number of inferences/s, got {target_ips!r}")
-        target_cycles = int(clock * 1e6 // target_ips)
+        target_cycles = math.floor(clock * 1e6 / target_ips * (1 + 1e-12))  # a plan's own inf/s reaches it
         p = plan_at(target_cycles) if target_cycles >= floor else None
         if p is not None and p.fits:
             return p

@@ -134,6 +134,53 @@ def requant_chain(steps: list[Requant | None]) -> tuple[Requant, ...]:
     return tuple(s for s in steps if s is not None)
 
 
+def _widened(rq: Requant, width: int) -> int | None:
+    """Bits after ``rq`` when it is an exact left shift of a signed ``width``-bit integer, else None."""
+    if rq.relu or rq.shift > 0 or not rq.out.signed:
+        return None
+    lo, hi = type_range(rq.out)
+    if lo <= -(1 << (width - 1)) << -rq.shift and ((1 << (width - 1)) - 1) << -rq.shift <= hi:
+        return rq.out.width
+    return None
+
+
+def lossless_shift(chain: tuple[Requant, ...], width: int) -> int | None:
+    """How far left ``chain`` shifts a signed ``width``-bit integer when every step is exact, else None."""
+    up = 0
+    for rq in chain:
+        width = _widened(rq, width)
+        if width is None:
+            return None
+        up -= rq.shift
+    return up
+
+
+def merge_shifts(chain: tuple[Requant, ...], width: int) -> tuple[Requant, ...]:
+    """``chain`` with each exact widening step folded into the step after it (same codes, fewer
+    wide registers): an exact ``x << d`` followed by a shift right by ``s`` is a shift by ``s - d``."""
+    out, pending = [], 0
+    for i, rq in enumerate(chain):
+        wider = _widened(rq, width)
+        if wider is not None and i + 1 < len(chain):
+            pending += -rq.shift
+            width = wider
+            continue
+        out.append(Requant(rq.shift - pending, rq.out, rq.relu) if pending else rq)
+        pending, width = 0, rq.out.width
+    return tuple(out)
+
+
+def _acc_range(w: np.ndarray, bias: np.ndarray, x_t: HlsType) -> tuple[int, int]:
+    """The extreme values of ``bias + w @ x`` over every input code of ``x_t`` (exact ints)."""
+    lo_x, hi_x = type_range(x_t)
+    wo = w.astype(object)
+    pos, neg = np.clip(wo, 0, None), np.clip(wo, None, 0)
+    b = bias.astype(object)
+    hi = max(pos.sum(1) * hi_x + neg.sum(1) * lo_x + b, default=0)
+    lo = min(pos.sum(1) * lo_x + neg.sum(1) * hi_x + b, default=0)
+    return int(lo), int(hi)
+
+
 # --------------------------------------------------------------------------------------------
 # the lowering
 # --------------------------------------------------------------------------------------------
@@ -224,7 +271,10 @@ class _Lowering:
             t = out
         steps = requant_chain(steps)
         if self._fusable(src, layer):
-            src.requant = src.requant + steps
+            chain = src.requant + steps
+            if isinstance(src, (MatVecNode, AffineNode, AddNode)):  # signed accumulators
+                chain = merge_shifts(chain, src.acc_width)
+            src.requant = chain
             src.out_type = t
             src.layers = src.layers + (layer.name,)
             self.var_node[layer.outputs[0]] = src
@@ -448,10 +498,51 @@ class _Lowering:
         if aw > MAX_BITS:
             raise UnsupportedPrecisionError(f"{where}: x*scale+bias needs {aw} bits (> {MAX_BITS})")
         res = _out_type(layer)
+        chain = requant_chain([requant_step(True, aw, f_m, res)])
+        if self._fuse_affine(layer, src, s_int, b_int, f_m, res, chain):
+            return
         node = AffineNode(layer.name, (src.name,), in_shape, in_shape, x_t, res, layers=(layer.name,),
                           scale=s_int, bias=b_int, scale_width=sw, scale_frac=f_m - x_t.f, acc_width=aw,
-                          acc_frac=f_m, requant=requant_chain([requant_step(True, aw, f_m, res)]))
+                          acc_frac=f_m, requant=chain)
         self._add(node, layer)
+
+    def _fuse_affine(self, layer, src: Node, s_int, b_int, f_m: int, res: HlsType, chain) -> bool:
+        """Fold a BatchNormalization into the Conv/Dense before it, when that is bit-exact.
+
+        hls4ml keeps such a BN a layer of its own (its ``FuseBatchNormalization`` pass skips
+        quantized weights) and computes ``cast_bn(x*scale + bias)`` at full precision on the
+        Conv/Dense *result*. When that result is the exact accumulator (its cast loses nothing
+        and the accumulator never wraps: hls4ml's 'auto' result types), ``scale*(W x + b) + bias
+        = (scale*W) x + (scale*b + bias)`` holds in integers, so one MVU with fused weights and the
+        BN's own cast chain gives the same codes, and the BN needs no multipliers of its own.
+        Otherwise (a rounding or wrapping result type) the BN stays an :class:`AffineNode`.
+        """
+        if not (isinstance(src, MatVecNode) and self._fusable(src, layer)):
+            return False
+        lo, hi = _acc_range(src.w, src.bias, src.in_type)
+        if bits_for(lo, hi) > src.acc_width:          # the accumulator can wrap: not an exact value
+            return False
+        up = lossless_shift(src.requant, src.acc_width)
+        if up is None:                                # the Conv/Dense result rounds or overflows
+            return False
+        # the BN's input code X = acc << up; its integer result = s*X + b on the 2**-f_m grid
+        scale = s_int.astype(np.int64) << np.int64(up)
+        w = src.w * scale[:, None]
+        bias = src.bias * scale + b_int
+        lo, hi = _acc_range(w, bias, src.in_type)
+        aw, ww = bits_for(lo, hi), bits_for(int(w.min(initial=0)), int(w.max(initial=0)))
+        if aw > MAX_BITS or ww > MAX_BITS:
+            return False
+        src.w, src.bias, src.weight_width, src.acc_width, src.acc_frac = w, bias, ww, aw, f_m
+        src.requant = merge_shifts(chain, aw)
+        src.out_type = res
+        src.layers = src.layers + (layer.name,)
+        self.var_node[layer.outputs[0]] = src
+        self.var_shape[layer.outputs[0]] = src.out_shape
+        self.node_var[src.name] = layer.outputs[0]
+        self.notes.append(f"layer {layer.name!r} (BatchNormalization) folded into {src.name!r}: its result type "
+                          f"holds the exact accumulator, so the fused weights give the same codes")
+        return True
 
     def _pool(self, layer) -> None:
         from hls4ml.model.layers import Pooling2D

@@ -314,17 +314,19 @@ def check_stream(build, x, csim_out, keras_out=None, *, backpressure_samples: in
                        emu.build_seconds, bp)
 
 
-def first_departing_layer(graph, codes: np.ndarray, directory: Path, stream_bits: int = 64) -> str | None:
-    """The first node (topological order) whose streamed output departs from the reference.
+def first_departing_layer(graph, codes: np.ndarray, directory: Path, stream_bits: int = 64,
+                          expected: dict | None = None) -> str | None:
+    """The first node (topological order) whose streamed output departs from the expected codes.
 
     Builds the sub-design computing each node in turn (``HwGraph.upto``) and compares its output
-    stream with :func:`fpga_dnn.hw.reference.run` on ``codes``; None when every node agrees.
+    stream with ``expected`` (node name -> codes; default :func:`fpga_dnn.hw.reference.run` on
+    ``codes``, which equals hls4ml's C-sim layer by layer); None when every node agrees.
     Costs a Verilator build per node checked: run it on a mismatch, with the failing samples."""
     from fpga_dnn.hw import reference
 
     from fpga_dnn.rtl.stream.stitch import write_stream_design
 
-    want = reference.run(graph, codes, keep=True)
+    want = expected if expected is not None else reference.run(graph, codes, keep=True)
     for node in graph.nodes[1:]:
         sub = graph.upto(node.name)
         design = write_stream_design(sub, Path(directory) / node.name, name=f"chk_{len(sub)}",

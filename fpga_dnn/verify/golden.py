@@ -199,7 +199,7 @@ def golden_for_build(rtl, hls_model, model, x_test: np.ndarray, **choose_options
             return run(graph, np.asarray(q).reshape((-1,) + graph.input.out_shape)).reshape(len(q), -1)
         q_test = quantize_inputs(graph, x_test).reshape(shape)
     else:
-        from fpga_dnn.rtl.verilog import compile_emulator
+        from fpga_dnn.simulate.emulator import compile_emulator
 
         emu = compile_emulator(rtl.design)
 

@@ -11,6 +11,8 @@
 //   * tlast: a flag per sample (its last input beat's tlast) travels in a FIFO of FLAGS entries
 //     and marks the last output beat of that sample's result; input stalls while FLAGS samples
 //     are in flight. Samples must be whole (the runtime always sends whole samples).
+// Rates: one element per cycle each way; s_axis_tready depends combinationally on the core's
+// s_tready (a new beat loads in the cycle the last one empties).
 // Reset: synchronous active-low aresetn; `rst` (active high, registered) resets the core too.
 `timescale 1 ns / 1 ps
 /* verilator lint_off DECLFILENAME */
@@ -69,8 +71,11 @@ module fd_stream_shell #(
     wire                     take = beat_full & (~pix_full | pix_fire) & flag_room;
     wire                     sample_in_end = take & (elem_i == IN_ELEMENTS - 1);
     wire [IN_WIDTH-1:0]      lane_val = beat_q[lane_i*IN_LANE +: IN_WIDTH];
+    // the beat's last element leaves this cycle: the next beat may load in the same cycle
+    // (else every beat costs one bubble: 72 instead of 64 cycles for an 8x8 image in 8 beats)
+    wire                     beat_done = take & ((elem_i == IN_ELEMENTS - 1) | (lane_i == IN_LPB - 1));
 
-    assign s_axis_tready = ~rst & ~beat_full;
+    assign s_axis_tready = ~rst & (~beat_full | beat_done);
     assign core_s_tdata  = pix_q;
     assign core_s_tvalid = pix_full;
     assign flag_push     = sample_in_end;
@@ -79,9 +84,6 @@ module fd_stream_shell #(
         if (rst) begin
             beat_full <= 1'b0; beat_last <= 1'b0; lane_i <= 0; elem_i <= 0; chan_i <= 0; pix_full <= 1'b0;
         end else begin
-            if (s_axis_tvalid & s_axis_tready) begin
-                beat_q <= s_axis_tdata; beat_full <= 1'b1; beat_last <= s_axis_tlast; lane_i <= 0;
-            end
             if (pix_fire) pix_full <= 1'b0;
             if (take) begin
                 pix_q[chan_i*IN_WIDTH +: IN_WIDTH] <= lane_val;
@@ -94,6 +96,9 @@ module fd_stream_shell #(
                     if (lane_i == IN_LPB - 1) beat_full <= 1'b0;
                     else lane_i <= lane_i + 1;
                 end
+            end
+            if (s_axis_tvalid & s_axis_tready) begin   // after `take`: a new beat wins
+                beat_q <= s_axis_tdata; beat_full <= 1'b1; beat_last <= s_axis_tlast; lane_i <= 0;
             end
         end
     end
