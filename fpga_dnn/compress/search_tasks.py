@@ -51,7 +51,8 @@ class SearchRunner:
         return bool(self.store)
 
     def run(self, tasks, what: str):
-        from ..sweep import ResultStore, results, run_tasks
+        from ..sweep import ResultStore, run_tasks
+        from ..sweep.runner import results
 
         return results(run_tasks(tasks, ResultStore(self.store), workers=self.workers,
                                  ray_address=self.ray_address, what=what))
