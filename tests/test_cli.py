@@ -107,7 +107,8 @@ def test_overlay_verb_on_the_generated_core_then_bundle_verb(tiny_cli, monkeypat
     the scripts build the block design around that core's ports; the bundle then gets what Vivado
     would export (the fake board's .bit/.hwh for this spec) and `fpga-dnn bundle` accepts it, and
     rejects it once the .hwh is changed."""
-    from fpga_dnn.overlay import finalize_bundle, verilog_ports
+    from fpga_dnn.overlay import finalize_bundle
+    from test_overlay import verilog_ports  # the tests' own reader of a top's ports (the toolchain reads the Design)
     from fpga_dnn.runtime.fake.hwh import OverlayDesign
     from fpga_dnn.runtime.spec import Spec
     from test_overlay import STUB_TCL, _check_block_design, run_stub
