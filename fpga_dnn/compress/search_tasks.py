@@ -79,7 +79,10 @@ def save_model(model, runner: SearchRunner) -> Path:
 
 
 def save_arrays(runner: SearchRunner, **arrays) -> Path:
-    return _stored(Path(runner.store) / "inputs", "data", ".npz", lambda p: np.savez(open(p, "wb"), **arrays))
+    from ..runtime.golden import save_npz
+
+    # deterministic bytes: the file's content hash names it and keys the tasks that read it
+    return _stored(Path(runner.store) / "inputs", "data", ".npz", lambda p: save_npz(p, **arrays))
 
 
 def _is_hgq2(model) -> bool:

@@ -80,15 +80,8 @@ class GoldenVectors:
     def save(self, path: PathLike) -> Path:
         """Write the ``.npz``, byte for byte the same for the same vectors (no time stamps: np.savez
         would stamp each member, and a rebuilt bundle's checksum would change for nothing)."""
-        path = Path(path)
-        members = {"inputs": self.inputs, "outputs": self.outputs, "kinds": self.kinds,
-                   "format": np.array(GOLDEN_FORMAT)}
-        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
-            for name, arr in members.items():
-                buf = io.BytesIO()
-                np.lib.format.write_array(buf, np.asarray(arr), allow_pickle=False)
-                zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
-        return path
+        return save_npz(path, inputs=self.inputs, outputs=self.outputs, kinds=self.kinds,
+                        format=np.array(GOLDEN_FORMAT))
 
     @classmethod
     def load(cls, path: PathLike, spec=None) -> "GoldenVectors":
@@ -117,6 +110,19 @@ class GoldenVectors:
                 if arr.min() < lo or arr.max() > hi:
                     raise DataError(f"golden vectors {path.name}: {name} outside {port.format}'s range [{lo}, {hi}]")
         return gv
+
+
+def save_npz(path: PathLike, **arrays) -> Path:
+    """An ``.npz`` (readable by ``np.load(allow_pickle=False)``) that is byte for byte the same for
+    the same arrays: np.savez stamps each member with the time, so its bytes (and any checksum or
+    content hash of the file) change for nothing."""
+    path = Path(path)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, arr in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asarray(arr), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
+    return path
 
 
 def attach(directory: PathLike, spec, golden: GoldenVectors, info: Optional[Dict[str, Any]] = None):
