@@ -70,13 +70,13 @@ demo: $(STAMP) $(BOARD_STAMP)
 TEST_WORKERS ?= 2
 test: $(STAMP) $(BOARD_STAMP)
 	FPGA_DNN_BOARD_PYTHON=$(abspath $(BOARD_PY)) $(PY) -m pytest -q tests --ignore=tests/board -m "not extended" \
-	  -n $(TEST_WORKERS) --dist loadfile --durations=25
+	  -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 	$(BOARD_PY) -m pytest -q tests/board
 
 # Everything, the extended corpora, MLPerf zoo training and Ray cluster runs included (about an hour on 2 cores).
 test-all: $(STAMP) $(BOARD_STAMP)
 	FPGA_DNN_BOARD_PYTHON=$(abspath $(BOARD_PY)) $(PY) -m pytest -q tests --ignore=tests/board \
-	  -n $(TEST_WORKERS) --dist loadfile --durations=25
+	  -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 	$(BOARD_PY) -m pytest -q tests/board
 
 bench: $(STAMP) $(BOARD_STAMP)

@@ -7,6 +7,8 @@ import os
 os.environ.setdefault("FPGA_DNN_QUIET", "1")
 
 import atexit  # noqa: E402
+import contextlib  # noqa: E402
+import json  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -79,7 +81,17 @@ REQUIRED_TOOLS = {
 }
 
 
+#: The slowest test files, slowest first (measured: `--durations`). `make test` hands files to its
+#: two workers in collection order (`--dist loadfile --no-loadscope-reorder`), so starting these
+#: first leaves the quick files to fill the end, instead of one long file running alone at the end.
+SLOW_FILES_FIRST = ("test_rtl_flow.py", "test_compress.py", "test_flow.py", "test_cli.py", "test_user_models.py",
+                    "test_rtl_trace.py", "test_pareto.py", "test_hls4ml_corpus.py", "test_stream_flow.py",
+                    "test_csim_exact.py", "test_axis_shell.py")
+
+
 def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(SLOW_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))   # stable: order kept within
     files = {Path(str(item.fspath)).name for item in items}
     for tool, (needed_by, how) in REQUIRED_TOOLS.items():
         users = sorted(files.intersection(needed_by))
@@ -95,11 +107,33 @@ def pytest_collection_modifyitems(session, config, items):
 TEST_CACHE_ENV = "FPGA_DNN_TEST_CACHE"
 
 
+def _shared_dir(tmp_path_factory) -> Path:
+    """A folder of this test run that every pytest-xdist worker sees: the workers' own base
+    folders' parent (``pytest-N/``; with one process, its base folder). A fresh one per run."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """Hold an exclusive lock on ``lock_path`` (the other workers wait for it)."""
+    import fcntl
+
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def test_build_cache(tmp_path_factory):
     from fpga_dnn.simulate.verilator import CACHE_ENV
 
-    cache = Path(os.environ.get(TEST_CACHE_ENV) or tmp_path_factory.mktemp("build_cache")).resolve()
+    cache = Path(os.environ.get(TEST_CACHE_ENV) or _shared_dir(tmp_path_factory) / "build_cache").resolve()
+    cache.mkdir(parents=True, exist_ok=True)
     previous = os.environ.get(CACHE_ENV)
     os.environ[CACHE_ENV] = str(cache)
     yield cache
@@ -114,31 +148,46 @@ def build_root(tmp_path_factory):
     return tmp_path_factory.mktemp("fpga_dnn")
 
 
-def _trained(build_root, name, framework, epochs, float_baseline=False, **quant):
+@pytest.fixture(scope="session")
+def trained_root(tmp_path_factory):
+    """The session's trained test models, shared by the pytest-xdist workers: the first worker
+    that needs one trains it, the others wait for it and load it (training twice would cost
+    minutes). Nothing else is written there."""
+    return _shared_dir(tmp_path_factory) / "trained"
+
+
+def _trained(trained_root, name, framework, epochs, float_baseline=False, **quant):
     from fpga_dnn import models, train
     from fpga_dnn.modelio import load_model
 
     cfg = train.TrainConfig(epochs=epochs, float_baseline=float_baseline)
-    res = train.train(name, framework, models.Quant(**quant), cfg, build_root / f"{name}_{framework}")
+    out = trained_root / f"{name}_{framework}"
+    with _exclusive(trained_root / f"{name}_{framework}.lock"):
+        meta_path = out / "model.meta.json"   # written last by train.train: there means done
+        if meta_path.is_file():
+            meta = json.loads(meta_path.read_text())
+            res = train.TrainResult(out / meta["model_path"], out / meta["data_path"], meta_path, meta)
+        else:
+            res = train.train(name, framework, models.Quant(**quant), cfg, out)
     model, fw = load_model(res.model_path)
     return res, model
 
 
 @pytest.fixture(scope="session")
-def digits_mlp_qkeras(build_root):
+def digits_mlp_qkeras(trained_root):
     """8-bit QKeras digits_mlp, fully trained (its accuracy is asserted)."""
-    return _trained(build_root, "digits_mlp", "qkeras", epochs=120, float_baseline=True)
+    return _trained(trained_root, "digits_mlp", "qkeras", epochs=120, float_baseline=True)
 
 
 @pytest.fixture(scope="session")
-def digits_cnn_qkeras(build_root):
+def digits_cnn_qkeras(trained_root):
     """With its float twin: the CNN's accuracy floor is that twin's, minus a tolerance."""
-    return _trained(build_root, "digits_cnn", "qkeras", epochs=25, float_baseline=True)
+    return _trained(trained_root, "digits_cnn", "qkeras", epochs=25, float_baseline=True)
 
 
 @pytest.fixture(scope="session")
-def digits_mlp_hgq2(build_root):
-    return _trained(build_root, "digits_mlp", "hgq2", epochs=25)
+def digits_mlp_hgq2(trained_root):
+    return _trained(trained_root, "digits_mlp", "hgq2", epochs=25)
 
 
 @pytest.fixture(scope="session")

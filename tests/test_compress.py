@@ -183,24 +183,18 @@ def test_bitwidth_search_meets_budget(base, digits, tmp_path):
 
 
 @pytest.mark.slow
-def test_bitwidth_search_impossible_budget_says_best(base, digits):
-    from fpga_dnn.compress.bitwidth import BudgetError, greedy_search, require_met
-
-    res = greedy_search(base["clone"](), digits, 10.0, max_rounds=1, ft=_ft(epochs=0))
-    assert not res.met
-    with pytest.raises(BudgetError, match=r"no model within 10 LUT; the smallest found uses [\d,]+ LUT"):
-        require_met(res, 10.0)
-
-
-@pytest.mark.slow
 def test_bitwidth_probes_as_sweep_tasks_equal_inline_and_resume(base, digits, tmp_path):
     """The greedy round's probes run as sweep tasks (the code path of a Ray worker, here in this
-    process): the same round as inline, every probe stored once, and a re-run recomputes none."""
-    from fpga_dnn.compress.bitwidth import greedy_search
+    process): the same round as inline, every probe stored once, and a re-run recomputes none.
+    The budget is impossible: the search also says the smallest model it found."""
+    from fpga_dnn.compress.bitwidth import BudgetError, greedy_search, require_met
     from fpga_dnn.compress.search_tasks import SearchRunner
     from fpga_dnn.sweep import ResultStore
 
     inline = greedy_search(base["clone"](), digits, 10.0, max_rounds=1, ft=_ft(epochs=0))
+    assert not inline.met
+    with pytest.raises(BudgetError, match=r"no model within 10 LUT; the smallest found uses [\d,]+ LUT"):
+        require_met(inline, 10.0)
     runner = SearchRunner(store=str(tmp_path / "store"))
     tasks = greedy_search(base["clone"](), digits, 10.0, max_rounds=1, ft=_ft(epochs=0), runner=runner)
     assert tasks.history == inline.history and tasks.cost.luts == inline.cost.luts
@@ -213,12 +207,17 @@ def test_bitwidth_probes_as_sweep_tasks_equal_inline_and_resume(base, digits, tm
 
 
 @pytest.mark.slow
-def test_hgq2_search_picks_within_budget(digits):
+def test_hgq2_search_picks_within_budget(digits, tmp_path):
+    """The trainings run as sweep tasks with a store (a worker's code path, in this process), so
+    the second search, with another budget, trains nothing again (counted)."""
     from fpga_dnn.compress.bitwidth import hgq2_search
+    from fpga_dnn.compress.search_tasks import SearchRunner
+    from fpga_dnn.sweep import ResultStore
     from fpga_dnn.train import TrainConfig
 
     cfg = TrainConfig(epochs=12, float_baseline=False)
-    res = hgq2_search("digits_mlp", digits, 1e9, betas=(1e-6, 1e-4), train_cfg=cfg)
+    runner = SearchRunner(store=str(tmp_path / "store"))
+    res = hgq2_search("digits_mlp", digits, 1e9, betas=(1e-6, 1e-4), train_cfg=cfg, runner=runner)
     assert res.met and res.method == "hgq2" and len(res.history) == 2
     small = min(h["luts"] for h in res.history)
     big = max(h["luts"] for h in res.history)
@@ -227,7 +226,9 @@ def test_hgq2_search_picks_within_budget(digits):
     # a budget between the two: only the beta=1e-4 model is within it, and it is chosen whatever
     # the other's accuracy
     budget = (small + big) / 2
-    tight = hgq2_search("digits_mlp", digits, budget, betas=(1e-6, 1e-4), train_cfg=cfg)
+    tight = hgq2_search("digits_mlp", digits, budget, betas=(1e-6, 1e-4), train_cfg=cfg, runner=runner)
+    store = ResultStore(tmp_path / "store")
+    assert len(list(store.keys())) == 2 and all(len(store.attempts(k)) == 1 for k in store.keys())
     within = [h for h in tight.history if h["luts"] <= budget]
     assert tight.met and [h["beta"] for h in within] == [1e-4], tight.history
     assert tight.bits == {"beta": 1e-4} and tight.cost.luts <= budget
