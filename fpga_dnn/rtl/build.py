@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..log import progress
-from .design import Design, Module, Pipeline, Stage
+from .design import Design, Module
 from .trace import TracedModel, trace_model_graph
 from .verilog import RtlDesign, write_verilog
 
@@ -113,13 +113,9 @@ def build_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name: str =
                        design.output_format, core_latency=design.register_depth, stream_bits=opts.stream_bits,
                        clock_mhz=clock_mhz, top_module=f"{module_name(name)}_axis",
                        extra={"softmax": traced.softmax})
-    pipeline = None
-    if design.stages:
-        pipeline = Pipeline(design.core, Path(design.out_dir) / "src" / f"{design.core}.v",
-                            tuple(Stage(m, Path(f), i, o) for m, f, i, o in design.stages))
     axis = write_axis_design(spec, design.top, design.sources, out_dir, data_files=design.memfiles,
                              modules=[Module(f"stage{k}", m, "", Path(f)) for k, (m, f, _, _) in enumerate(design.stages)],
-                             pipeline=pipeline)
+                             pipeline=design.pipeline)
     write_s = time.perf_counter() - t0
     progress(f"rtl: {axis.top}: core latency {spec.core_latency} cycles, total {spec.total_latency}, "
              f"{design.n_inputs} x {design.input_format} in, {design.n_outputs} x {design.output_format} out, "

@@ -80,6 +80,18 @@ class RtlDesign:
         return RegisterLayout.from_dict(self.registers)
 
     @property
+    def pipeline(self):
+        """The core's register-chained stages as the Design records them
+        (:class:`fpga_dnn.rtl.design.Pipeline`; None without stages): what the split yosys
+        estimate cuts the core along."""
+        from .design import Pipeline, Stage
+
+        if not self.stages:
+            return None
+        return Pipeline(self.core, Path(self.out_dir) / "src" / f"{self.core}.v",
+                        tuple(Stage(m, Path(f), i, o) for m, f, i, o in self.stages))
+
+    @property
     def register_depth(self) -> int:
         """Register stages from ``model_inp`` to ``model_out``: ``latency_cycles`` plus the input
         register. A value on ``model_inp`` in cycle c is on ``model_out`` after edge

@@ -54,7 +54,7 @@ def yosys_costs(design: RtlDesign, campaigns: dict, out_dir: Path) -> dict:
     from ..estimate import synthesize, synthesize_module
 
     progress(f"faults: yosys cost of {', '.join(campaigns)}")
-    full = synthesize(design.sources, design.top, "xc7", data_files=design.memfiles)
+    full = synthesize(design.sources, design.top, "xc7", data_files=design.memfiles, pipeline=design.pipeline)
     stages = [Path(s) for s in design.sources if Path(s).name.startswith(f"{design.core}_stage")]
     statics = [Path(s) for s in design.sources if Path(s).parent.name == "static"]
 
