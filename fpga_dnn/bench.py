@@ -279,6 +279,7 @@ def _measure_stream(conv, graph, plan, x, keras_out, csim_out, folder: Path, boa
     exactness against Keras (all samples) and C-sim (its samples), emulation frames/s, the cocotb
     testbench with backpressure on the design's AXI-Stream top, and with ``synth`` yosys
     resources beside the folding model's."""
+    from .errors import FpgaDnnError
     from .estimate import fit_check, resource_table, synthesize_design
     from .simulate.stream_emulator import build_emulator
     from .rtl.stream.stitch import write_stream_design
@@ -304,7 +305,11 @@ def _measure_stream(conv, graph, plan, x, keras_out, csim_out, folder: Path, boa
         row.update(_cocotb_stream(axis, codes[:cocotb_samples], run.outputs[:cocotb_samples],
                                   got[:cocotb_samples], keras_out[:cocotb_samples]))
     if synth:
-        rep = synthesize_design(axis, board.yosys_family, method="flat")
+        try:
+            rep = synthesize_design(axis, board.yosys_family, method="flat")
+        except FpgaDnnError as err:   # the measurements above stay in the row
+            row["yosys"] = f"failed: {err}"[:300]
+            return row
         for r in resource_table(rep, board, plan.resources.as_dict()):
             row[f"yosys_{r['resource'].lower()}"] = r["yosys"]
             row[f"yosys_{r['resource'].lower()}_pct"] = r["percent"]
