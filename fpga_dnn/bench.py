@@ -276,14 +276,17 @@ def _measure_stream(conv, graph, plan, x, keras_out, csim_out, folder: Path, boa
                     cocotb_samples: int = 20) -> dict:
     """Build the folded design with the streaming generator, stream the whole test split through
     its Verilator emulation, and measure: cycles/frame beside the chooser's prediction, bit
-    exactness against Keras (all samples) and C-sim (its samples), emulation frames/s, and with
-    ``synth`` yosys resources beside the folding model's."""
-    from .estimate import resource_table, synthesize
+    exactness against Keras (all samples) and C-sim (its samples), emulation frames/s, the cocotb
+    testbench with backpressure on the design's AXI-Stream top, and with ``synth`` yosys
+    resources beside the folding model's."""
+    from .errors import FpgaDnnError
+    from .estimate import fit_check, resource_table, synthesize_design
     from .simulate.stream_emulator import build_emulator
     from .rtl.stream.stitch import write_stream_design
 
     folded = graph.with_folds(plan.folds)
     design = write_stream_design(folded, folder.resolve() / "rtl", name=graph.name, clock_mhz=board.pl_clock_mhz)
+    axis = design.axis_design(plan.cycles_per_frame)     # the Design (design.json) later steps read
     emu = build_emulator(design)
     codes = np.round(x * 2.0 ** graph.input.out_type.f).astype(np.int64)
     run = emu.run(codes)
@@ -299,38 +302,44 @@ def _measure_stream(conv, graph, plan, x, keras_out, csim_out, folder: Path, boa
            "verilator_build_s": round(run.build_seconds, 1) if run.build_seconds else None,
            "fifo_max_ok": all(m <= d for m, d in run.fifo_max.values())}
     if cocotb_samples:
-        row.update(_cocotb_stream(design, codes[:cocotb_samples], run.outputs[:cocotb_samples],
+        row.update(_cocotb_stream(axis, codes[:cocotb_samples], run.outputs[:cocotb_samples],
                                   got[:cocotb_samples], keras_out[:cocotb_samples]))
     if synth:
-        rep = synthesize(design.sources, design.top, board.yosys_family, data_files=design.memfiles, method="flat")
+        try:
+            rep = synthesize_design(axis, board.yosys_family, method="flat")
+        except FpgaDnnError as err:   # the measurements above stay in the row
+            row["yosys"] = f"failed: {err}"[:300]
+            return row
         for r in resource_table(rep, board, plan.resources.as_dict()):
             row[f"yosys_{r['resource'].lower()}"] = r["yosys"]
+            row[f"yosys_{r['resource'].lower()}_pct"] = r["percent"]
+        row["yosys_fits"] = fit_check(rep, board).fits
         row["yosys_s"] = rep.yosys_seconds
     return row
 
 
-def _cocotb_stream(design, codes, rtl_codes, rtl_values, keras_values) -> dict:
+def _cocotb_stream(axis, codes, rtl_codes, rtl_values, keras_values) -> dict:
     """The cocotb AXI-Stream testbench (sim/tb_axis_shell.py: whole batch, then random bubbles and
-    backpressure) on the stitched design, expecting Keras' outputs (checked equal to the RTL's)."""
+    backpressure) on the stitched design's top (the unrolled top's ports, tkeep too), expecting
+    the emulated RTL's outputs, which must equal Keras' on these samples."""
     from .simulate.cocotb_runner import run_axis_testbench
-    from .simulate.shell import AxisDesign
 
     n = len(codes)
     if not np.array_equal(rtl_values.reshape(n, -1), np.asarray(keras_values).reshape(n, -1)):
-        return {"cocotb": "skipped: the emulated RTL departs from Keras on these samples"}
-    spec = design.spec
-    axis = AxisDesign(spec=spec, top=design.top, sources=list(design.sources), directory=design.directory,
-                      data_files=list(design.memfiles))
+        return {"cocotb": "not run: the emulated RTL departs from Keras on these samples"}
+    spec = axis.spec
     tb = run_axis_testbench(axis, codes.reshape((n,) + spec.input.shape),
                             np.asarray(rtl_codes, dtype=np.int64).reshape((n,) + spec.output.shape),
                             testcases=["test_batch", "test_backpressure"], options={"stress_samples": n})
-    bp = tb.tests.get("test_backpressure", {})
-    return {"cocotb_samples": n, "cocotb_passed": not tb.failures(),
-            "cocotb_backpressure_samples": tb.metrics("test_backpressure").get("samples"),
-            "cocotb_in_stall_cycles": tb.metrics("test_backpressure").get("in_stall_cycles"),
-            "cocotb_failures": "; ".join(f"{k}: {v}" for k, v in tb.failures().items())[:300] or None,
-            "cocotb_build_s": round(tb.build_seconds, 1) if tb.build_seconds else None,
-            "cocotb_backpressure_passed": bp.get("passed")}
+    batch, bp = tb.metrics("test_batch"), tb.metrics("test_backpressure")
+    return {"cocotb_samples": batch.get("samples"), "cocotb_passed": not tb.failures,
+            "cocotb_backpressure_samples": bp.get("samples"), "cocotb_backpressure_passed": tb.passed("test_backpressure"),
+            "cocotb_in_stall_cycles": bp.get("in_stall_cycles"), "cocotb_out_stall_cycles": bp.get("out_stall_cycles"),
+            "cocotb_in_bubble_cycles": bp.get("in_bubble_cycles"),
+            # a batch of n frames back to back, fill and drain included: an upper bound of the interval
+            "cocotb_batch_cycles_per_sample": round(batch["cycles"] / n, 1) if batch.get("cycles") else None,
+            "cocotb_failures": "; ".join(f"{k}: {v}" for k, v in tb.failures.items())[:300] or None,
+            "cocotb_build_s": round(tb.build_seconds, 1) if tb.build_seconds else None}
 
 
 def bench_runtime(out: Path) -> list[dict]:

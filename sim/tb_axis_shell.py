@@ -1,5 +1,7 @@
-"""cocotb testbench of a core inside the AXI-Stream shell (any design written by
-``fpga_dnn.rtl.shell.write_axis_design``).
+"""cocotb testbench of a core inside the AXI-Stream shell (any Design: an unrolled core written by
+``fpga_dnn.rtl.shell.write_axis_design``, or a stitched streaming design; both tops have the same
+AXI-Stream ports, ``fpga_dnn.rtl.shell.axis_ports``). ``test_reset_mid_stream`` and
+``test_latency_throughput`` are the unrolled shell's (credits, one sample per beat group).
 
 Run through ``fpga_dnn.simulate.cocotb_runner.run_axis_testbench``, never by hand: the runner
 writes a JSON config (path in ``$FPGA_DNN_TB_CONFIG``) with the design's spec, ``.npy`` files of
@@ -78,16 +80,27 @@ class StallSchedule:
     SOURCE_PAUSE = 0.3  # the source also pauses every 4th cycle: bubbles are certain
     DRAIN_PAUSE = 0.5
 
-    def __init__(self, spec: Spec, rng: random.Random):
+    def __init__(self, spec: Spec, rng: random.Random, design: dict = None):
         self.rng = rng
+        design = design or {}
         self.in_beats = spec.input.beats_per_sample
         self.out_beats = spec.output.beats_per_sample
-        self.depth = shell_fifo_depth(spec.core_latency)
-        self.fill_samples = self.depth + 2
-        # the source delivers at least 3/4 * (1 - 0.3) of a beat per cycle on average: twice the
-        # beats needed at that rate, plus the pipeline's own latency, is a wide margin
-        beats = (self.fill_samples - 1) * self.in_beats + 1
-        self.hold_cycles = int(2 * beats / (0.75 * (1 - self.SOURCE_PAUSE))) + spec.total_latency + 8
+        # the design's own pace (the Design's interval): a streaming core takes many cycles a sample
+        self.sample_cycles = max(self.in_beats, self.out_beats, int(design.get("interval") or 0))
+        if design.get("kind") == "streaming":
+            # No output FIFO and no credits: the units' line buffers, banks and FIFOs hold what is
+            # in flight, a few samples at most. A core slower than its input stream pushes back on
+            # s_axis by itself; a hold of four samples' time backs the whole pipeline up to it.
+            self.depth = None
+            self.fill_samples = 2
+            self.hold_cycles = 4 * self.sample_cycles + spec.total_latency + 8
+        else:
+            self.depth = shell_fifo_depth(spec.core_latency)
+            self.fill_samples = self.depth + 2
+            # the source delivers at least 3/4 * (1 - 0.3) of a beat per cycle on average: twice
+            # the beats needed at that rate, plus the pipeline's own latency, is a wide margin
+            beats = (self.fill_samples - 1) * self.in_beats + 1
+            self.hold_cycles = int(2 * beats / (0.75 * (1 - self.SOURCE_PAUSE))) + spec.total_latency + 8
         self.drain_cycles = self.hold_cycles
 
     def source(self):
@@ -101,7 +114,7 @@ class StallSchedule:
 
     def extra_cycles(self, samples: int) -> int:
         """Simulated cycles the hold windows add to a run of ``samples`` samples (for budgets)."""
-        drained_per_period = max(1, self.drain_cycles // (4 * self.out_beats))
+        drained_per_period = max(1, self.drain_cycles // (4 * max(self.out_beats, self.sample_cycles)))
         return (samples // drained_per_period + 2) * (self.hold_cycles + self.drain_cycles)
 
 
@@ -159,7 +172,7 @@ class Bench:
             raise ValueError("inputs and expected outputs differ in length")
         self.options = _CONFIG.get("options", {})
         self.rng = random.Random(_CONFIG.get("seed", 1))
-        self.schedule = StallSchedule(self.spec, self.rng)
+        self.schedule = StallSchedule(self.spec, self.rng, _CONFIG.get("design"))
         self.in_beat_bytes = self.spec.input.stream_bits // 8
         self.out_sample_bytes = self.spec.output.sample_bytes
         self.clock = Clock(dut.clk, CLOCK_NS, unit="ns")
@@ -236,7 +249,7 @@ class Bench:
     def cycle_budget(self, samples: int) -> int:
         """Generous simulated time for `samples` to pass even at 20% output duty: a hang fails
         the test instead of running forever."""
-        per_sample = max(self.spec.input.beats_per_sample, self.spec.output.beats_per_sample)
+        per_sample = self.schedule.sample_cycles
         return (samples * per_sample * 10 + 20 * (self.spec.total_latency + 10)
                 + self.schedule.extra_cycles(samples)) * CLOCK_NS
 

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -141,6 +142,43 @@ def test_overlay_verb_on_the_generated_core_then_bundle_verb(tiny_cli, monkeypat
     hwh = bundle / f"{spec.name}.hwh"
     hwh.write_text(hwh.read_text().replace("<", " <", 1))
     assert _verb("bundle", bundle) == 1
+
+
+@pytest.mark.slow
+def test_overlay_verb_on_a_streaming_design(tiny_cli, tmp_path, monkeypatch):
+    """The flow's overlay step on the streaming generator's design (the tiny model, folded), Vivado
+    played by the recording double: the overlay reads the streaming Design (its AXI-Stream ports,
+    tkeep too, are the unrolled top's), copies the fd_* library, the stitched top and the weight
+    ROMs' memory files, packages them and builds the same block design."""
+    from fpga_dnn.rtl.design import Design
+    from fpga_dnn.rtl.shell import axis_ports
+    from fpga_dnn.runtime.spec import Spec
+    from test_overlay import STUB_TCL, _check_block_design, calls_of, run_stub, tcl_list, verilog_ports
+
+    model, data, out = tiny_cli
+    monkeypatch.delenv("FPGA_DNN_VIVADO", raising=False)
+    monkeypatch.delenv("XILINX_VIVADO", raising=False)
+    assert _verb("overlay", model, "--data", data, "--build-dir", out / "ovs", "--target-board", "pynq-z2",
+                 "--architecture", "streaming") == 0
+    design = Design.load(out / "ovs" / "rtl")
+    assert design.kind == "streaming" and design.data_files
+    top = (design.directory / f"{design.top}.v").read_text()
+    assert verilog_ports(top, design.top) == dict(design.ports)
+    assert axis_ports(design.spec).items() <= design.ports.items()
+    scripts_dir = out / "ovs" / "overlay" / "pynq-z2-rtl"
+    spec = Spec.load(scripts_dir / "bundle")
+    assert spec.top_module == design.top and spec.extra["architecture"] == "streaming"
+    stub = tmp_path / "stub.tcl"
+    stub.write_text(STUB_TCL)
+    rc, log, runs = run_stub(stub, scripts_dir / "build_overlay.tcl", bytes_s_axis=design.ports["s_axis_tdata"][1] // 8,
+                             bytes_m_axis=design.ports["m_axis_tdata"][1] // 8)
+    assert rc == 0, log
+    calls = runs["build_overlay.tcl"]
+    _check_block_design(calls, "pynq-z2", spec, f"fpga-dnn.org:user:{design.top}", "clk", "aresetn")
+    sources, tables = (tcl_list(c[1]) for c in calls_of(calls, "add_files")[:2])
+    assert [Path(f).name for f in sources] == [Path(f).name for f in design.sources]
+    assert sorted(Path(f).name for f in tables) == sorted(Path(f).name for f in design.data_files)
+    assert f"IP synthesis files include the {len(design.data_files)} $readmemh table(s)" in log
 
 
 @pytest.mark.slow

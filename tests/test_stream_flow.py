@@ -104,12 +104,11 @@ def test_plain_streamed_equals_csim_keras_and_reference(plain):
     assert d.interval == build.plan.cycles_per_frame and d.ports["dbg_fifo_max"][0] == "output"
     assert {"c1", "c2", "d"} <= {m.layer for m in d.modules}
     assert sorted(m.name for m in d.modules) == sorted(i for insts in build.design.modules.values() for i in insts)
-    # ... and the chooser's prediction (MVUs, window generators, the shell) bounds it from above.
-    # The 5% target is MISSED on this small design (measured 302 vs predicted 396 cycles: the
-    # window generators' window-less steps overlap the MVUs' work more than the chooser counts;
-    # rn07: +2.8%); issue 15's note tracks it.
+    # ... and the chooser's prediction (the window generators' and MVUs' schedule replayed, the
+    # shell) is within 5% of the measured cycles per frame (it was 396 against 302 while the
+    # generators' window-less steps were counted a cycle each)
     predicted = build.plan.cycles_per_frame
-    assert rep.cycles_per_frame <= predicted, (rep.cycles_per_frame, predicted)
+    assert abs(predicted - rep.cycles_per_frame) <= 0.05 * rep.cycles_per_frame, (rep.cycles_per_frame, predicted)
 
 
 def test_skip_bn_pool_streamed_equals_csim_under_backpressure(skip):
@@ -152,22 +151,30 @@ def test_per_layer_check_names_a_corrupted_layer(plain, tmp_path):
     assert first_departing_layer(bad, codes, tmp_path, expected=expected) == "c2"
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN GAP (open, issue 15): the stitched streaming top has no "
-                   "s_axis_tkeep/m_axis_tkeep ports, which the cocotb testbench drives (and the overlay checks)")
 def test_cocotb_testbench_with_bubbles_and_backpressure(plain):
-    """The project's cocotb AXI-Stream testbench (sim/tb_axis_shell.py) on the stitched design."""
+    """The project's cocotb AXI-Stream testbench (sim/tb_axis_shell.py) on the stitched design's
+    top, which has the unrolled top's AXI-Stream ports (tkeep too): every sample equal to C-sim,
+    in whole batches, under random bubbles and backpressure, and in frames of random sizes (tlast
+    on each frame's last beat, m_axis_tkeep all ones)."""
     from fpga_dnn.hw import reference
+    from fpga_dnn.rtl.shell import axis_ports
     from fpga_dnn.runtime.packing import to_fixed
     from fpga_dnn.simulate.cocotb_runner import run_axis_testbench
+    from test_overlay import verilog_ports
 
     _, hls_model, build = plain
-    spec = build.spec
+    spec, design = build.spec, build.axis
+    top = (design.directory / f"{design.top}.v").read_text()
+    assert axis_ports(spec).items() <= verilog_ports(top, design.top).items()
+    assert verilog_ports(top, design.top) == dict(design.ports)
     x = _grid((9, 9, 2), n=24, seed=11)
     codes = reference.quantize_inputs(build.graph, x).reshape((len(x),) + spec.input.shape)
     csim = np.asarray(hls_model.predict(np.ascontiguousarray(x))).reshape(len(x), -1)
     expected = to_fixed(csim, spec.output.format).reshape((len(x),) + spec.output.shape)
-    tb = run_axis_testbench(build.axis, codes, expected, testcases=["test_batch", "test_backpressure"],
+    tb = run_axis_testbench(design, codes, expected, testcases=["test_batch", "test_backpressure", "test_framing"],
                             options={"stress_samples": len(x)})
     tb.raise_for_failures()
-    assert tb.metrics("test_batch")["samples"] == tb.metrics("test_backpressure")["samples"] == len(x)
-    assert tb.metrics("test_backpressure")["in_stall_cycles"] > 0
+    assert all(tb.metrics(t)["samples"] == len(x) for t in ("test_batch", "test_backpressure", "test_framing"))
+    bp = tb.metrics("test_backpressure")
+    assert bp["in_stall_cycles"] > 0 and bp["out_stall_cycles"] > 0 and bp["in_bubble_cycles"] > 0
+    assert max(tb.metrics("test_framing")["frame_sizes"]) > 1     # multi-sample frames, tlast per frame

@@ -162,8 +162,7 @@ def build_stream_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name
     from ..boards import load_board
     from ..hw import folding
     from ..hw.lower import lower
-    from .shell import axis_ports
-    from .stream.stitch import debug_ports, write_stream_design
+    from .stream.stitch import write_stream_design
 
     opts = (opts or RtlOptions()).check()
     out_dir = Path(out_dir)
@@ -186,12 +185,7 @@ def build_stream_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name
     design = write_stream_design(graph, out_dir, name=top, stream_bits=opts.stream_bits, clock_mhz=clock_mhz,
                                  output_shape=out_shape, input_shape=in_shape)
     spec = design.spec
-    axis = Design(spec=spec, top=design.top, sources=list(design.sources), directory=out_dir,
-                  data_files=list(design.memfiles), kind="streaming", core=design.core,
-                  ports={**axis_ports(spec, keep=False), **debug_ports(design)}, interval=int(plan.cycles_per_frame),
-                  modules=tuple(Module(inst, design.instances[inst], node) for node, insts in design.modules.items()
-                                for inst in insts))
-    axis.save()
+    axis = design.axis_design(plan.cycles_per_frame)
     write_s = time.perf_counter() - t0 - lowered
     progress(f"rtl: {design.top}: {len(graph)} streaming units, predicted {plan.cycles_per_frame:,} cycles/frame "
              f"({clock_mhz * 1e6 / max(1, plan.cycles_per_frame):,.0f} inf/s at {clock_mhz:g} MHz); folding in "

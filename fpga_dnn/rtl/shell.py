@@ -44,18 +44,39 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 AxisDesign = Design
 
 
-def axis_ports(spec: Spec, keep: bool = True) -> dict:
-    """``{port: (direction, bits)}`` of a top in the shell: what :func:`render_axis_top` (and the
-    streaming top, ``keep=False``: no tkeep) declare, recorded in the Design for the overlay."""
+def axis_ports(spec: Spec) -> dict:
+    """``{port: (direction, bits)}`` of every top in the AXI-Stream shell, unrolled or streaming:
+    what :func:`axis_port_declarations` declares and the Design records for the overlay."""
     inp, out = spec.input.stream_bits, spec.output.stream_bits
-    ports = {"clk": ("input", 1), "aresetn": ("input", 1),
-             "s_axis_tdata": ("input", inp), "s_axis_tvalid": ("input", 1), "s_axis_tready": ("output", 1),
-             "s_axis_tlast": ("input", 1),
-             "m_axis_tdata": ("output", out), "m_axis_tvalid": ("output", 1), "m_axis_tready": ("input", 1),
-             "m_axis_tlast": ("output", 1)}
-    if keep:
-        ports.update({"s_axis_tkeep": ("input", inp // 8), "m_axis_tkeep": ("output", out // 8)})
-    return ports
+    return {"clk": ("input", 1), "aresetn": ("input", 1),
+            "s_axis_tdata": ("input", inp), "s_axis_tvalid": ("input", 1), "s_axis_tready": ("output", 1),
+            "s_axis_tlast": ("input", 1), "s_axis_tkeep": ("input", inp // 8),
+            "m_axis_tdata": ("output", out), "m_axis_tvalid": ("output", 1), "m_axis_tready": ("input", 1),
+            "m_axis_tlast": ("output", 1), "m_axis_tkeep": ("output", out // 8)}
+
+
+#: Why a port is there, where it is not obvious (a comment beside its declaration).
+_PORT_NOTES = {"s_axis_tkeep": "accepted, ignored: whole beats only",
+               "m_axis_tkeep": "all ones: every output beat is whole"}
+
+
+def axis_port_declarations(ports: Mapping[str, tuple]) -> str:
+    """The ANSI port list (the lines between ``module top (`` and ``);``) of ``ports``,
+    ``{name: (direction, bits)}``: :func:`axis_ports`, plus any a generator adds (debug ports)."""
+    lines = []
+    for i, (name, (direction, bits)) in enumerate(ports.items()):
+        if not _IDENT.fullmatch(name) or direction not in ("input", "output") or int(bits) < 1:
+            raise ValueError(f"not a port: {name!r} ({direction}, {bits} bits)")
+        width = f"[{int(bits) - 1}:0]" if (int(bits) > 1 or name.endswith("_tkeep")) else ""
+        comma = "," if i < len(ports) - 1 else ""
+        note = f"   // {_PORT_NOTES[name]}" if name in _PORT_NOTES else ""
+        lines.append(f"    {direction:<6} wire {width:<8} {name}{comma}{note}")
+    return "\n".join(lines)
+
+
+def axis_shell_connections(spec: Spec) -> str:
+    """The shell instance's connections of the top's AXI-Stream ports (same names on both sides)."""
+    return ",\n        ".join(f".{name}({name})" for name in axis_ports(spec))
 
 
 def render_axis_top(spec: Spec, core_module: str, core_parameters: Optional[Mapping[str, int]] = None,
@@ -91,18 +112,7 @@ def render_axis_top(spec: Spec, core_module: str, core_parameters: Optional[Mapp
 `timescale 1 ns / 1 ps
 
 module {top} (
-    input  wire                        clk,
-    input  wire                        aresetn,
-    input  wire [{inp.stream_bits - 1}:0] s_axis_tdata,
-    input  wire                        s_axis_tvalid,
-    output wire                        s_axis_tready,
-    input  wire                        s_axis_tlast,
-    input  wire [{inp.stream_bits // 8 - 1}:0] s_axis_tkeep,   // accepted, ignored: whole beats only
-    output wire [{out.stream_bits - 1}:0] m_axis_tdata,
-    output wire                        m_axis_tvalid,
-    input  wire                        m_axis_tready,
-    output wire                        m_axis_tlast,
-    output wire [{out.stream_bits // 8 - 1}:0] m_axis_tkeep    // all ones: every output beat is whole
+{axis_port_declarations(axis_ports(spec))}
 );
     wire [{inp.elements * inp.format.width - 1}:0] core_inp;
     wire [{out.elements * out.format.width - 1}:0] core_out;
@@ -110,11 +120,7 @@ module {top} (
     {SHELL_MODULE} #(
         {plist(shell_params)}
     ) shell (
-        .clk(clk), .aresetn(aresetn),
-        .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid),
-        .s_axis_tready(s_axis_tready), .s_axis_tlast(s_axis_tlast), .s_axis_tkeep(s_axis_tkeep),
-        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid),
-        .m_axis_tready(m_axis_tready), .m_axis_tlast(m_axis_tlast), .m_axis_tkeep(m_axis_tkeep),
+        {axis_shell_connections(spec)},
         .core_inp(core_inp), .core_out(core_out)
     );
 

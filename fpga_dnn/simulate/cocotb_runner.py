@@ -29,6 +29,7 @@ import numpy as np
 
 from fpga_dnn.errors import MismatchError, ToolError
 from fpga_dnn.rtl.shell import SHELL_MODULE, SIM_DIR, AxisDesign
+from fpga_dnn.rtl.stream.stitch import SHELL_MODULE as STREAM_SHELL_MODULE
 from fpga_dnn.simulate.verilator import (DEFAULT_OPT, OUTPUT_SPLIT, build_seconds, cache_root, cached_build,
                                          last_error_line, verilator_environment)
 
@@ -115,6 +116,8 @@ def _on_sys_path(path: Path) -> Iterator[None]:
 #: public signals cannot be optimised away). The core stays cycle-exact (publicity does not
 #: change the model's behaviour); its internals are still in the waveforms (``waves=True``).
 VPI_PUBLIC_MODULES = (SHELL_MODULE,)
+#: ... per Design kind: a streaming design's shell is ``fd_stream_shell``.
+SHELL_MODULES = {"unrolled": SHELL_MODULE, "streaming": STREAM_SHELL_MODULE}
 
 #: Name of the control file written into each build directory.
 VPI_CONTROL_FILE = "vpi_public.vlt"
@@ -160,7 +163,7 @@ def build_axis_testbench(design: AxisDesign, waves: bool = False) -> tuple:
     """
     import cocotb
 
-    control = vpi_control_file(design.top)
+    control = vpi_control_file(design.top, (SHELL_MODULES.get(design.kind, SHELL_MODULE),))
     params = {"top": design.top, "waves": bool(waves), "args": list(VERILATOR_BUILD_ARGS),
               "cocotb": cocotb.__version__, "flow": "cocotb-runner-v2", "opt": DEFAULT_OPT,
               "vpi_control": control}
@@ -229,6 +232,8 @@ def run_axis_testbench(design: AxisDesign, inputs: np.ndarray, expected: np.ndar
         "result_path": str(result_path),
         "seed": int(seed),
         "options": dict(options or {}),
+        # what the testbench paces itself by: the interface kind and the cycles per sample
+        "design": {"kind": design.kind, "interval": int(design.interval)},
     }
     if partial is not None:
         config["partial"] = {k: (np.asarray(v).tolist() if k == "expected" else int(v))

@@ -30,7 +30,7 @@ from fpga_dnn.simulate.verilator import cached_build, run_logged, verilator_env
 
 from fpga_dnn.rtl.stream.stitch import StreamDesign
 
-HARNESS_VERSION = 1
+HARNESS_VERSION = 2
 VERILATOR_FLAGS = ["--cc", "--exe", "--build", "-j", "2", "-Wno-fatal", "-Wno-lint", "-Wno-style",
                    "-CFLAGS", "-O1", "--x-initial", "unique", "--x-assign", "unique"]
 
@@ -114,6 +114,7 @@ int main(int argc, char** argv) {{
     std::vector<long> frame_done((size_t)n_samples, 0);
     V{top}* top = new V{top};
     top->clk = 0; top->aresetn = 0; top->s_axis_tvalid = 0; top->m_axis_tready = 0; top->s_axis_tlast = 0;
+    {{ std::vector<uint8_t> ones((SB + 7) / 8, 0xff); put_bytes(top->s_axis_tkeep, ones.data(), (SB + 7) / 8); }}  // whole beats
     for (int i = 0; i < 4; ++i) {{ top->clk = 0; top->eval(); top->clk = 1; top->eval(); }}
     top->aresetn = 1;
     long ii = 0, oi = 0, cyc = 0, idle = 0, first_in = -1;

@@ -8,6 +8,9 @@
 //     (core_s_*); the padding lanes after a sample's last element are dropped;
 //   * output: pixel beats of OUT_C elements (core_m_*) are unpacked one element per cycle into
 //     lanes (sign- or zero-extended), a beat is sent when full or when the sample ends;
+//   * tkeep: as in sim/axis_shell.v, s_axis_tkeep is accepted and ignored (the host sends whole
+//     beats: samples are padded to whole beats) and m_axis_tkeep is all ones (every output beat
+//     is whole), so the DMA's S2MM channel gets a driven TKEEP;
 //   * tlast: a flag per sample (its last input beat's tlast) travels in a FIFO of FLAGS entries
 //     and marks the last output beat of that sample's result; input stalls while FLAGS samples
 //     are in flight. Samples must be whole (the runtime always sends whole samples).
@@ -35,10 +38,14 @@ module fd_stream_shell #(
     input  wire                        s_axis_tvalid,
     output wire                        s_axis_tready,
     input  wire                        s_axis_tlast,
+    /* verilator lint_off UNUSEDSIGNAL */  // whole beats only (see tkeep above)
+    input  wire [S_AXIS_BITS/8-1:0]    s_axis_tkeep,
+    /* verilator lint_on UNUSEDSIGNAL */
     output wire [M_AXIS_BITS-1:0]      m_axis_tdata,
     output wire                        m_axis_tvalid,
     input  wire                        m_axis_tready,
     output wire                        m_axis_tlast,
+    output wire [M_AXIS_BITS/8-1:0]    m_axis_tkeep,
     output wire [IN_C*IN_WIDTH-1:0]    core_s_tdata,
     output wire                        core_s_tvalid,
     input  wire                        core_s_tready,
@@ -121,6 +128,7 @@ module fd_stream_shell #(
     assign m_axis_tdata  = obeat_q;
     assign m_axis_tvalid = obeat_full;
     assign m_axis_tlast  = obeat_last;
+    assign m_axis_tkeep  = {(M_AXIS_BITS/8){1'b1}};
     assign flag_pop      = sample_out_end;
 
     integer b;

@@ -189,7 +189,13 @@ module fd_mvu #(
         initial $readmemh(WEIGHT_FILE, wrom);
         always @(posedge clk) if (issue) wa <= wrom[waddr];
     end else begin : g_wdist
+`ifdef YOSYS
+        // yosys refuses rom_style "distributed" on a ROM ("no valid mapping found for memory")
+        // and maps an unattributed one to LUTs, which is what the attribute asks Vivado for
+        reg [WWORD-1:0] wrom [0:WD-1];
+`else
         (* rom_style = "distributed" *) reg [WWORD-1:0] wrom [0:WD-1];
+`endif
         initial $readmemh(WEIGHT_FILE, wrom);
         always @(posedge clk) if (issue) wa <= wrom[waddr];
     end
