@@ -22,6 +22,17 @@ site-packages) before hls4ml is used.
   ``fixed<16,6>`` input did, and C-sim flipped ~1% of samples more often than plain hls4ml).
   :func:`exact_binary_thresholds` rounds up instead, which is exact for any ``data_T``.
   The ternary thresholds (``data > hi``, ``data <= lo``) are exact when floored and stay.
+
+* da4ml 0.6.0, ``trace/fixed_variable.py``, ``_const_f`` ("the minimum f such that const * 2**f is
+  an integer") bisects f only inside (-32, 32]: a constant that is a multiple of 2**32 gets f = -31
+  and one that needs more than 32 fraction bits gets f = 32 (its ``int(data)`` then truncates). The
+  Python and C++ interpreters compute such a constant right (``data * step``), but the Verilog
+  ``mux`` of an msb_mux whose constant input is finer than the mux output drops the negative shift
+  (``codegen/rtl/verilog/comb.py``: ``shift1 * (shift1 > 0)``) and so doubles the constant. SAT
+  casts are ``min_of(max)`` muxes against constants, and da4ml holds values in unscaled units
+  (the BN scale's 2**-36 factor makes ``3.9375`` the unscaled ``63 * 2**32``): a saturating
+  ``ufixed<6,2,RND_CONV,SAT>`` gave 3.875 instead of 3.9375 in Verilator, nowhere else.
+  :func:`_const_f_exact` computes the minimum f from the float's mantissa, for any exponent.
 """
 
 from __future__ import annotations
@@ -56,9 +67,54 @@ def needs_product_fix() -> bool:
         return True
 
 
+def _const_f_exact(const) -> int:
+    """da4ml's ``_const_f`` without its (-32, 32] range: the least f with ``const * 2**f`` an integer
+    (-32 for zero, as da4ml has it)."""
+    import math
+
+    const = abs(float(const))
+    if const == 0:
+        return -32
+    mantissa, exponent = math.frexp(const)  # const = mantissa * 2**exponent, 0.5 <= mantissa < 1
+    n = int(mantissa * 2**53)  # an integer: const = n * 2**(exponent - 53)
+    trailing_zeros = (n & -n).bit_length() - 1
+    return 53 - exponent - trailing_zeros
+
+
+#: da4ml's own ``_const_f``, kept once replaced (the tests check it is still wrong).
+_da4ml_const_f = None
+
+#: da4ml modules that hold their own reference to ``_const_f`` (``from ... import _const_f``).
+_CONST_F_MODULES = ("da4ml.trace.fixed_variable", "da4ml.trace.tracer", "da4ml.codegen.hls.hls_codegen")
+
+
+def needs_const_f_fix() -> bool:
+    """True when da4ml's ``_const_f`` is the range-limited one (wrong for ``2**40``)."""
+    from da4ml.trace import fixed_variable
+
+    return fixed_variable._const_f is not _const_f_exact and fixed_variable._const_f(2.0**40) != -40
+
+
+def apply_da4ml() -> list[str]:
+    """The da4ml fixes alone (tracing needs them, hls4ml need not be imported); returns those applied now."""
+    import importlib
+
+    global _da4ml_const_f
+    if not needs_const_f_fix():
+        return []
+    from da4ml.trace import fixed_variable
+
+    _da4ml_const_f = fixed_variable._const_f
+    for name in _CONST_F_MODULES:
+        module = importlib.import_module(name)
+        if hasattr(module, "_const_f"):
+            module._const_f = _const_f_exact
+    return ["da4ml _const_f: exact for any exponent"]
+
+
 def apply() -> list[str]:
     """Apply every fix this environment needs; returns the names of those applied now."""
-    applied = []
+    applied = apply_da4ml()
     if needs_product_fix():
         from hls4ml.model.types import ExponentWeightVariable
 

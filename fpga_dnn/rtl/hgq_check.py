@@ -54,6 +54,9 @@ def trace_hgq2(keras_model, input_type=None, *, hwconf=None, solver_options=None
     from da4ml.converter import trace_model
     from da4ml.trace import HWConfig, comb_trace
 
+    from fpga_dnn import compat
+
+    compat.apply_da4ml()
     hwconf = HWConfig(*(hwconf or (1, -1, -1)))
     kif = None if input_type is None else (input_type.k, input_type.i, input_type.f)
     inp, out = trace_model(keras_model, hwconf, solver_options, inputs_kif=kif)

@@ -117,6 +117,9 @@ def trace_model_graph(hls_model, *, softmax: str = "logits", hwconf=None, solver
     """
     from da4ml.trace import FixedVariableArray, HWConfig, comb_trace
 
+    from fpga_dnn import compat
+
+    compat.apply_da4ml()  # da4ml 0.6.0 emits large/fine constants wrongly in Verilog: see compat.py
     if softmax not in SOFTMAX_MODES:
         raise ValueError(f"softmax must be one of {SOFTMAX_MODES}, got {softmax!r}")
     t0 = time.perf_counter()
