@@ -444,6 +444,27 @@ def test_fused_bn_binary_layer_is_named_by_its_class():
     assert hls_class(fake) == "BatchNormalizationQuantizedTanh" and hls_class(fake) in HANDLERS
 
 
+def test_known_hls4ml_difference_is_named_in_the_mismatch_text():
+    """Fast cover of the report wording (the end-to-end case below is extended)."""
+    from fpga_dnn.csim import describe_mismatch, known_hls4ml_difference
+
+    class Act:
+        class_name = "Activation"
+
+        def __init__(self, act):
+            self.act = act
+
+        def get_attr(self, name, default=None):
+            return self.act if name == "activation" else default
+
+    note = known_hls4ml_difference(Act("binary_tanh"))
+    assert note and known_hls4ml_difference(Act("relu")) is None
+    m = {"sample": 3, "layer": "act", "element": 0, "hls": 1.0, "keras": -1.0, "differing_elements": 1,
+         "known_hls4ml_difference": note}
+    assert describe_mismatch(m).endswith(f"known in hls4ml: {note}") and "RTL follows C-sim" in note
+
+
+@pytest.mark.extended  # two conversions, three g++ compiles
 def test_csim_report_reads_binary_outputs_in_keras_encoding_and_names_known_differences(tmp_path):
     """binary(): hls4ml's 0/1 compared as Keras's -1/+1 and the report says so; a mismatch inside
     hls4ml's binary_tanh (an input of exactly 0) is named by layer as hls4ml's own difference."""

@@ -220,7 +220,7 @@ INEXACT_IN_HLS4ML = {
 
 def _refuse_inexact_keras_layers(hls_model) -> None:
     """hls4ml expands some Keras layers into several graph nodes; refuse by the Keras layer."""
-    model = hls_model.config.config.get("KerasModel")
+    model = (getattr(getattr(hls_model, "config", None), "config", None) or {}).get("KerasModel")
     for layer in getattr(model, "layers", None) or []:
         why = INEXACT_IN_HLS4ML.get(type(layer).__name__)
         if why:
