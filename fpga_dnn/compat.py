@@ -12,6 +12,9 @@ site-packages) before hls4ml is used.
 :func:`apply` is idempotent and a no-op where the fix is not needed (a numpy that still has
 ``product``, or an hls4ml whose method no longer calls it).
 
+* hls4ml 1.3.0's bit-exact pass has no ``produce_kif`` for ZeroPadding1D/2D (HGQ2 models stop in
+  conversion); upstream's fix (PR #1482) is registered here, see :func:`missing_zeropadding_kif`.
+
 * hls4ml 1.3.0 fuses ``BatchNormalization -> binary`` into ``BatchNormalizationQuantizedTanh``
   (``backends/fpga/fpga_layers.py``, ``set_thresholds``): the threshold ``t = -bias/scale`` is
   *floored* onto the grid of the BN's input type ``data_T``, and ``nnet::normalize_binary_tanh``
@@ -121,7 +124,61 @@ def apply() -> list[str]:
         setattr(_exponent_iter, _APPLIED_MARK, True)
         ExponentWeightVariable.__iter__ = _exponent_iter
         applied.append("hls4ml ExponentWeightVariable np.product -> np.prod")
+    for cls in missing_zeropadding_kif():
+        _register_zeropadding_kif(cls)
+        applied.append(f"hls4ml bit_exact produce_kif for {cls.__name__} (upstream PR #1482)")
     return applied
+
+
+# --------------------------------------------------------------------------------------------
+# ZeroPadding1D/2D in hls4ml's bit-exact pass (HGQ2 models)
+# --------------------------------------------------------------------------------------------
+# hls4ml 1.3.0's bit_exact pass (model/optimizer/passes/bit_exact.py) propagates each layer's
+# (k, i, f) bit widths with the singledispatch function ``_produce_kif``, which has no case for
+# ZeroPadding1D/2D: every HGQ2 model with a ZeroPadding layer stops in conversion with
+# ``NotImplementedError: No implementation of produce_kif for ... ZeroPadding1D``. Upstream fixed
+# it after 1.3.0 (fastmachinelearning/hls4ml PR #1482, commit b2184c3): the padded cells are exact
+# zeros (k = i = f = 0), so the output's kif is the input's padded with zeros along the spatial
+# axes (channels_last). The same rule, registered by us when the installed hls4ml lacks it.
+
+
+def _zeropadding_pads(layer) -> tuple:
+    """Pads per axis of a channels_last kif array, as in PR #1482."""
+    from hls4ml.model.layers import ZeroPadding2D
+
+    a = layer.attributes
+    if a.get("data_format", "channels_last") != "channels_last":
+        raise NotImplementedError(f"{layer.class_name} {layer.name!r}: only channels_last is supported "
+                                  "by hls4ml's bit-exact pass")
+    if isinstance(layer, ZeroPadding2D):
+        return (int(a["pad_top"]), int(a["pad_bottom"])), (int(a["pad_left"]), int(a["pad_right"]))
+    return ((int(a["pad_left"]), int(a["pad_right"])),)
+
+
+def _zeropadding_kif(layer):
+    import numpy as np
+    from hls4ml.model.optimizer.passes.bit_exact import get_input_kifs
+
+    k, i, f = get_input_kifs(layer)[0]
+    spatial = _zeropadding_pads(layer)
+    pads = spatial + ((0, 0),) * (k.ndim - len(spatial))  # channels are not padded
+    k, i, f = (np.pad(a, pads, mode="constant", constant_values=0) for a in (k, i, f))
+    return k.astype(np.int16), i, f
+
+
+def missing_zeropadding_kif() -> list:
+    """ZeroPadding layer classes hls4ml's bit-exact ``_produce_kif`` has no case for."""
+    from hls4ml.model.layers import Layer, ZeroPadding1D, ZeroPadding2D
+    from hls4ml.model.optimizer.passes.bit_exact import _produce_kif
+
+    fallback = _produce_kif.dispatch(Layer)  # the case that raises NotImplementedError
+    return [cls for cls in (ZeroPadding1D, ZeroPadding2D) if _produce_kif.dispatch(cls) is fallback]
+
+
+def _register_zeropadding_kif(cls) -> None:
+    from hls4ml.model.optimizer.passes.bit_exact import _produce_kif
+
+    _produce_kif.register(cls, _zeropadding_kif)
 
 
 # --------------------------------------------------------------------------------------------

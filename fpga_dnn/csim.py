@@ -228,12 +228,43 @@ def compared_outputs(hls_model, model, x: np.ndarray, keras_out, out=None) -> tu
     if node is None or model.layers[-1].__class__.__name__ not in ("Activation", "Softmax", "QSoftmax",
                                                                    "QActivation"):
         keras_out = np.asarray(keras_out if keras_out is not None else _keras_predict(model, x))
+        if xnor_output(hls_model):
+            return out, np.where(out == 0, -1.0, 1.0), keras_out.reshape(len(x), -1), XNOR_COMPARED
         return out, out, keras_out.reshape(len(x), -1), "outputs"
     node.set_attr("trace", True)
     with contextlib.redirect_stdout(io.StringIO()):
         _, trace = hls_model.trace(np.ascontiguousarray(x, dtype=np.float64))
     logits = np.asarray(trace[node.name], dtype=np.float64).reshape(len(x), -1)
     return out, logits, softmax_input(model, x), "logits (the softmax's input)"
+
+
+#: How a binary() output is compared: hls4ml's XNOR type holds 0/1 where Keras gives -1/+1.
+XNOR_COMPARED = "outputs in Keras's -1/+1 encoding (hls4ml's uint<1> XNOR output: 0 read as -1, 1 as +1)"
+
+
+def _is_xnor(variable) -> bool:
+    from hls4ml.model.types import XnorPrecisionType
+
+    return isinstance(variable.type.precision, XnorPrecisionType)
+
+
+def _xnor_typed(layer) -> bool:
+    return _is_xnor(layer.get_output_variable())
+
+
+def xnor_output(hls_model) -> bool:
+    """The model's output is hls4ml's 1-bit XNOR type (a QKeras ``binary()`` activation)."""
+    return _is_xnor(hls_model.get_output_variables()[0])
+
+
+#: Where hls4ml's own C++ differs from Keras, by the hls4ml layer a mismatch is located in: plain
+#: hls4ml computes the same, and the RTL follows C-sim (bit-exact with hls4ml's C++).
+def known_hls4ml_difference(layer) -> str | None:
+    act = str(layer.get_attr("activation", "")).lower()
+    if layer.class_name in ("Activation", "TernaryTanh") and act == "binary_tanh":
+        return ("hls4ml's nnet::binary_tanh gives +1 for an input of exactly 0 where QKeras binary_tanh gives -1 "
+                "(round half to even); plain hls4ml differs the same way; the RTL follows C-sim")
+    return None
 
 
 def _keras_predict(model, x):
@@ -282,11 +313,16 @@ def locate_mismatch(hls_model, model, x: np.ndarray, index: int, traced_twin=Non
     for name in [l.name for l in hls_model.get_layers()]:
         if name in trace and name in ref:
             h = np.asarray(trace[name], dtype=np.float64).ravel()
+            if _xnor_typed(hls_model.graph[name]):
+                h = np.where(h == 0, -1.0, 1.0)  # hls4ml's 0/1 in Keras's -1/+1 (see XNOR_COMPARED)
             k = np.asarray(ref[name], dtype=np.float64).ravel()
             if h.size == k.size and not np.array_equal(h, k):
                 j = int(np.flatnonzero(h != k)[0])
                 info.update(layer=name, element=j, hls=float(h[j]), keras=float(k[j]),
                             differing_elements=int((h != k).sum()))
+                known = known_hls4ml_difference(hls_model.graph[name])
+                if known:
+                    info["known_hls4ml_difference"] = known
                 return info
     info["layer"] = None  # only the final outputs differ (or the layer names did not line up)
     return info
@@ -329,7 +365,8 @@ def run_csim(hls_model, model, x: np.ndarray, y: np.ndarray | None = None, keras
 
 def describe_mismatch(m: dict) -> str:
     if m.get("layer"):
-        return (f"sample {m['sample']}, layer '{m['layer']}' element {m['element']}: "
+        text = (f"sample {m['sample']}, layer '{m['layer']}' element {m['element']}: "
                 f"hls4ml {m['hls']!r} vs Keras {m['keras']!r} ({m['differing_elements']} elements differ)")
+        return text + (f"; known in hls4ml: {m['known_hls4ml_difference']}" if m.get("known_hls4ml_difference") else "")
     return f"sample {m['sample']}" + (f" (trace failed: {m['trace_error']})" if "trace_error" in m else
                                      " (only the final outputs differ)")

@@ -290,9 +290,6 @@ CORPUS = {
         qk.QDense(10, activation="binary", kernel_quantizer="binary", bias_quantizer="binary",
                   kernel_initializer="lecun_uniform", name="qdense")]), 10, False, "xnor", "test_qactivation_kwarg"),
     # test_quantised_po2_bit_width (small)
-    "binary_cnn": ("C-sim differs from Keras on 75% of samples and plain hls4ml measures exactly the same "
-                   "(0.2465 on the same inputs); the layer is not yet pinned down (QBatchNormalization's "
-                   "power-of-two quantized statistics folded into the XNOR thresholds is the suspect)"),
     "po2_dense": (lambda: _dense_model(16, lambda qk, k: [
         qk.QDense(6, kernel_quantizer=qk.quantized_po2(4, 1), name="dense")]), 5, False, "fixed",
         "test_quantised_po2_bit_width"),
@@ -445,3 +442,43 @@ def test_fused_bn_binary_layer_is_named_by_its_class():
 
     fake = BatchNormalizationQuantizedTanh.__new__(BatchNormalizationQuantizedTanh)
     assert hls_class(fake) == "BatchNormalizationQuantizedTanh" and hls_class(fake) in HANDLERS
+
+
+def test_known_hls4ml_difference_is_named_in_the_mismatch_text():
+    """Fast cover of the report wording (the end-to-end case below is extended)."""
+    from fpga_dnn.csim import describe_mismatch, known_hls4ml_difference
+
+    class Act:
+        class_name = "Activation"
+
+        def __init__(self, act):
+            self.act = act
+
+        def get_attr(self, name, default=None):
+            return self.act if name == "activation" else default
+
+    note = known_hls4ml_difference(Act("binary_tanh"))
+    assert note and known_hls4ml_difference(Act("relu")) is None
+    m = {"sample": 3, "layer": "act", "element": 0, "hls": 1.0, "keras": -1.0, "differing_elements": 1,
+         "known_hls4ml_difference": note}
+    assert describe_mismatch(m).endswith(f"known in hls4ml: {note}") and "RTL follows C-sim" in note
+
+
+@pytest.mark.extended  # two conversions, three g++ compiles
+def test_csim_report_reads_binary_outputs_in_keras_encoding_and_names_known_differences(tmp_path):
+    """binary(): hls4ml's 0/1 compared as Keras's -1/+1 and the report says so; a mismatch inside
+    hls4ml's binary_tanh (an input of exactly 0) is named by layer as hls4ml's own difference."""
+    from fpga_dnn.csim import XNOR_COMPARED, describe_mismatch, run_csim
+
+    model = CORPUS["btnn7_binary_binary"][0]()
+    x = _grid((10,), 6)
+    res = _ours(model, x, tmp_path / "xnor")
+    rep = run_csim(res.hls_model, model, x, compiled=True)
+    assert rep.compared == XNOR_COMPARED and rep.exact_fraction == 1.0, (rep.compared, rep.exact_fraction)
+
+    model = CORPUS["btnn1_ternary_binary_tanh"][0]()
+    res = _ours(model, x, tmp_path / "tanh")
+    rep = run_csim(res.hls_model, model, x, compiled=True, traced_twin=res.traced_twin)
+    assert 0.0 < rep.exact_fraction < 1.0 and rep.compared == "outputs", rep.exact_fraction
+    text = describe_mismatch(rep.first_mismatch)
+    assert "known in hls4ml" in text and "binary_tanh" in text and "RTL follows C-sim" in text, text

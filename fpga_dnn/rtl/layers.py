@@ -281,6 +281,35 @@ def dense(layer, inputs):
     return cast(_array(products.finish(accs, n_in, x), (n_out,), x), _out_type(layer))
 
 
+def einsum_dense(layer, inputs):
+    """``nnet::einsum_dense`` (nnet_einsum_dense.h, io_parallel, Latency): the input transposed to
+    (inplace I, free L0, contract C), then for every (i, l0) one ``nnet::dense`` (DenseLatency,
+    products and bias into accum_t, each output cast to result_t) of its C values with kernel
+    slice i, written to (I, L0, L1) and transposed to the output. hls4ml's
+    ``init_einsum_dense`` (vivado_backend.py) stores the kernel as (I, C, L1) and the bias
+    broadcast to (I, L0, L1); its recipe comes from ``hls4ml.utils.einsum_utils.parse_einsum``."""
+    x = inputs[0]
+    where = f"layer {layer.name!r} (EinsumDense)"
+    g = layer.get_attr
+    n_l0, n_l1, n_c, n_i = (int(g(a)) for a in ("n_free_data", "n_free_kernel", "n_contract", "n_inplace"))
+    products, w = _products(layer, layer.get_input_variable().type.precision, layer.weights["weight"], where)
+    w = np.asarray(w, np.float64).reshape(n_i, n_c, n_l1)
+    bias_var = layer.weights.get("bias")
+    b = (weight_values(bias_var, f"{where} bias")[0] if bias_var is not None else np.zeros(n_i * n_l0 * n_l1))
+    b = np.asarray(b, np.float64).reshape(n_i, n_l0, n_l1)
+    acc, res = _attr_type(layer, "accum_t"), _out_type(layer)
+    xt = x.reshape(tuple(int(d) for d in g("inp_shape"))).transpose(tuple(g("inp_tpose_idxs")))
+    xt = list(xt._vars.ravel())
+    outs = []
+    for i in range(n_i):
+        for l0 in range(n_l0):
+            taps = xt[(i * n_l0 + l0) * n_c:(i * n_l0 + l0 + 1) * n_c]
+            accs = _affine(taps, w[i], b[i, l0], acc, x, where, "latency", products)
+            outs.extend(cast(_array(products.finish(accs, n_c, x), (n_l1,), x), res)._vars)
+    y = _array(outs, tuple(int(d) for d in g("out_interpert_shape")), x)
+    return y.transpose(tuple(g("out_tpose_idxs"))).reshape(tuple(layer.get_output_variable().shape))
+
+
 def _bias(layer, n_out: int, where: str) -> np.ndarray:
     var = layer.weights.get("bias")
     if var is None:
@@ -614,12 +643,38 @@ def reshape(layer, inputs):
     return inputs[0].reshape(shape)
 
 
+def zeropadding(layer, inputs):
+    """``nnet::zeropad1d_cl`` / ``zeropad2d_cl`` (nnet_padding.h, io_parallel): the data cast to
+    result_t, zeros around it along the width (and height)."""
+    from hls4ml.model.layers import ZeroPadding2D
+
+    x = inputs[0]
+    g = layer.get_attr
+    if g("data_format", "channels_last") != "channels_last":
+        raise UnsupportedLayerError(layer.name, f"{layer.class_name} (channels_first)", supported_layers(), step=STEP)
+    res = _out_type(layer)
+    pads = [(int(g("pad_left")), int(g("pad_right")))]
+    if isinstance(layer, ZeroPadding2D):
+        pads.insert(0, (int(g("pad_top")), int(g("pad_bottom"))))
+    y = cast(x, res)
+    out_shape = tuple(layer.get_output_variable().shape)
+    cells = np.full(out_shape, None, dtype=object)
+    inner = tuple(slice(lo, lo + n) for (lo, _), n in zip(pads, x.shape)) + (slice(None),)
+    cells[inner] = y._vars
+    zero = _const(0.0, x)
+    flat = [zero if v is None else v for v in cells.ravel()]
+    return _array(flat, out_shape, x)
+
+
 def merge(layer, inputs):
-    """``nnet::add`` / ``subtract`` / ``maximum`` / ``minimum``: element-wise at full precision,
-    the second operand indexed ``ii % n_elem2`` (broadcast), then the cast."""
+    """``nnet::add`` / ``subtract`` / ``multiply`` / ``average`` / ``maximum`` / ``minimum``
+    (nnet_merge.h): element-wise at full precision, the operands indexed ``ii % n_elem1`` and
+    ``ii % n_elem2`` (broadcast), then the cast. ``multiply`` is the exact product of two
+    variables (a multiplier; HGQ2's ``QMultiply``), ``average`` is ``(a + b) * 0.5``, exact."""
     a, b = inputs
     op = str(layer.get_attr("op", "")).lower()
-    fns = {"add": lambda p, q: p + q, "subtract": lambda p, q: p - q,
+    fns = {"add": lambda p, q: p + q, "subtract": lambda p, q: p - q, "multiply": lambda p, q: p * q,
+           "average": lambda p, q: (p + q) * 0.5,
            "maximum": lambda p, q: p.max_of(q), "minimum": lambda p, q: p.min_of(q)}
     if op not in fns:
         raise UnsupportedLayerError(layer.name, f"Merge({op})", supported_layers(), step=STEP)
@@ -665,6 +720,7 @@ def _validate_modes(t: HlsType, where: str) -> None:
 
 HANDLERS = {
     "Dense": dense,
+    "EinsumDense": einsum_dense,
     "Conv1D": conv,
     "Conv2D": conv,  # also hls4ml's PointwiseConv1D/2D (1x1 kernels), subclasses of these
     "Activation": activation,
@@ -680,6 +736,8 @@ HANDLERS = {
     "Pooling1D": pooling,
     "Pooling2D": pooling,
     "Reshape": reshape,
+    "ZeroPadding1D": zeropadding,
+    "ZeroPadding2D": zeropadding,
     "Merge": merge,
     "Concatenate": concatenate,
     "FixedPointQuantizer": fixed_point_quantizer,
@@ -689,12 +747,12 @@ HANDLERS = {
 def supported_layers() -> list[str]:
     """What RTL generation accepts, as named in hls4ml's graph (for error messages)."""
     return [
-        "Input", "Dense", "Conv1D", "Conv2D",
+        "Input", "Dense", "EinsumDense", "Conv1D", "Conv2D",
         "Activation(linear|relu|binary_tanh|ternary_tanh)", "ParametrizedActivation(leakyrelu)",
         "BatchNormalization", "ApplyAlpha", "BatchNormalizationQuantizedTanh (BN fused with binary/ternary)",
         "Conv2DBatchnorm", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D/2D (as depthwise + pointwise)",
         "binary/ternary/power-of-two weights (XNOR, shift products)",
-        "Pooling1D(Max|Average)", "Pooling2D(Max|Average)", "Reshape",
-        "Merge(add|subtract|maximum|minimum)", "Concatenate", "FixedPointQuantizer",
+        "Pooling1D(Max|Average)", "Pooling2D(Max|Average)", "Reshape", "ZeroPadding1D", "ZeroPadding2D",
+        "Merge(add|subtract|multiply|average|maximum|minimum)", "Concatenate", "FixedPointQuantizer",
         "Softmax (model output only: argmax or logits)",
     ]

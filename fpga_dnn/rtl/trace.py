@@ -124,6 +124,7 @@ def trace_model_graph(hls_model, *, softmax: str = "logits", hwconf=None, solver
         raise ValueError(f"softmax must be one of {SOFTMAX_MODES}, got {softmax!r}")
     t0 = time.perf_counter()
     _check_flavour(hls_model)
+    _refuse_inexact_keras_layers(hls_model)
     hwconf = HWConfig(*(hwconf or (1, -1, -1)))
     in_names, out_names = list(hls_model.inputs), list(hls_model.outputs)
     if len(in_names) != 1 or len(out_names) != 1:
@@ -209,6 +210,24 @@ def _check_flavour(hls_model) -> None:
         raise UnsupportedGraphError(
             f"RTL generation reproduces the Vivado/Vitis backends' ap_fixed code, not {backend}'s"
         )
+
+
+#: Keras layers hls4ml converts but not bit-exactly (measured in tests/test_hgq2_corpus.py): an
+#: RTL bit-exact with that C-sim would still not be the model, so RTL generation refuses them.
+INEXACT_IN_HLS4ML = {
+    "QMultiHeadAttention": ("hls4ml 1.3.0's own C-sim of HGQ2 multi-head attention is not bit-exact with Keras "
+                            "(its table softmax inside the attention), so no exact RTL can follow it; "
+                            "keep attention in software or replace it with exact layers"),
+}
+
+
+def _refuse_inexact_keras_layers(hls_model) -> None:
+    """hls4ml expands some Keras layers into several graph nodes; refuse by the Keras layer."""
+    model = (getattr(getattr(hls_model, "config", None), "config", None) or {}).get("KerasModel")
+    for layer in getattr(model, "layers", None) or []:
+        why = INEXACT_IN_HLS4ML.get(type(layer).__name__)
+        if why:
+            raise UnsupportedLayerError(layer.name, f"{type(layer).__name__}: {why}", supported_layers(), step=STEP)
 
 
 def _hls_class(layer) -> str:
