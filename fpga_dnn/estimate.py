@@ -112,9 +112,18 @@ def count_resources(cells: dict) -> dict:
     }
 
 
+#: da4ml's ``lookup_table.v`` marks its ROM ``(* rom_style = "distributed" *)`` (for Vivado: LUTs).
+#: yosys 0.70 then stops: "no valid mapping found for memory ...lut_rom"; without the attribute it
+#: maps the ROM to LUTs, which is what Vivado's distributed ROM is. So the attribute is dropped from
+#: those memory cells (da4ml's ``lut_rom`` only: the streaming modules' ROMs keep their styles) just
+#: before yosys maps memories.
+_ROM_STYLE_OFF = "setattr -unset rom_style */t:$mem_v2 */a:rom_style=distributed %i */*lut_rom %i"
+
+
 def _script(sources: list[str], top: str, family: str) -> str:
     reads = "; ".join(f"read_verilog -sv {s}" for s in sources)
-    return (f"{reads}; synth_xilinx -family {family} -noiopad -top {top} -flatten; "
+    synth = f"synth_xilinx -family {family} -noiopad -top {top} -flatten"
+    return (f"{reads}; {synth} -run :map_memory; {_ROM_STYLE_OFF}; {synth} -run map_memory:; "
             f"tee -q -o stat.json stat -json; delete t:FD* t:BUFG; tee -q -o ltp.txt ltp")
 
 
@@ -170,7 +179,7 @@ def _piece_script(piece: _Piece, family: str, fast: bool) -> str:
     return (f"{reads}; " + (f"scratchpad -set abc9.script {FAST_ABC9}; " if fast else "")
             + f"{synth} -run :map_dsp; "
             "tee -q -o family_cells.txt select -count t:$mul t:$macc* t:$mem* m:*; "
-            f"{synth} -run map_dsp:; "
+            f"{synth} -run map_dsp:map_memory; {_ROM_STYLE_OFF}; {synth} -run map_memory:; "
             f"tee -q -o stat.json stat -json; delete {deletes}; tee -q -o ltp.txt ltp")
 
 

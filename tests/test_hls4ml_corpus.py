@@ -245,6 +245,12 @@ def _dense_model(n_in, layers_fn, seed=0):
     return keras.Sequential([keras.layers.Input((n_in,))] + layers_fn(qk, keras))
 
 
+def _fc6(qk):
+    """The QDense in front of the activation corpus models."""
+    return qk.QDense(6, kernel_quantizer=qk.quantized_bits(6, 0, alpha=1), bias_quantizer=qk.quantized_bits(6, 0, alpha=1),
+                     name="fc")
+
+
 def _bn(keras, name="bn"):
     return keras.layers.BatchNormalization(name=name)
 
@@ -324,6 +330,20 @@ CORPUS = {
         qk.QBatchNormalization(name="bn3"), qk.QActivation("binary_tanh", name="act4"),
         qk.QDense(3, kernel_quantizer="binary", activation="linear", use_bias=False, name="q_dense_7")]),
         4, False, "fixed", "test_binary_cnn"),
+    # test_qactivation_kwarg / test_quantizer (quantized_sigmoid, quantized_tanh), and Activation(sigmoid|tanh|
+    # hard_sigmoid) behind a QDense: hls4ml's lookup tables and its clipped line (HardActivation)
+    "qdense_quantized_sigmoid_real": (lambda: _dense_model(8, lambda qk, k: [
+        _fc6(qk), qk.QActivation(qk.quantized_sigmoid(6, use_real_sigmoid=True), name="sig")]), 5, True, "fixed", "test_quantizer"),
+    "qdense_quantized_tanh_real": (lambda: _dense_model(8, lambda qk, k: [
+        _fc6(qk), qk.QActivation(qk.quantized_tanh(6, use_real_tanh=True), name="tanh")]), 5, True, "fixed", "test_quantizer"),
+    "qdense_quantized_sigmoid_hard": (lambda: _dense_model(8, lambda qk, k: [
+        _fc6(qk), qk.QActivation(qk.quantized_sigmoid(6), name="sig")]), 5, True, "fixed", "test_quantizer"),
+    "qdense_quantized_tanh_hard": (lambda: _dense_model(8, lambda qk, k: [
+        _fc6(qk), qk.QActivation(qk.quantized_tanh(6), name="tanh")]), 5, True, "fixed", "test_quantizer"),
+    "qdense_activation_sigmoid": (lambda: _dense_model(8, lambda qk, k: [
+        _fc6(qk), k.layers.Activation("sigmoid", name="sig")]), 5, True, "fixed", "test_qactivation_kwarg"),
+    "qdense_activation_hard_sigmoid": (lambda: _dense_model(8, lambda qk, k: [
+        _fc6(qk), k.layers.Activation("hard_sigmoid", name="hsig")]), 5, True, "fixed", "test_qactivation_kwarg"),
 }
 
 
@@ -377,7 +397,18 @@ def corpus_case(name, tmp_path):
 _BINARY_TANH_ZERO = ("QKeras binary_tanh(0) = 2*round(hard_sigmoid(0)) - 1 = -1 (round half to even), while "
                      "hls4ml's nnet::binary_tanh (nnet_activation.h) gives +1 for data >= 0: samples whose Dense "
                      "output is exactly 0 differ")
+_REAL_TABLE = ("hls4ml's nnet::{f} (nnet_activation.h) reads a {n}-entry table of ap_fixed<18,8> at the input "
+               "truncated towards zero to a 1/{s} step ((int)(data * 1024 / {d})), i.e. {f} of a point up to one step "
+               "nearer zero, truncated to 10 fraction bits; QKeras applies {f} to the exact input, then its 6-bit "
+               "quantizer: the two land on different 6-bit steps for some inputs")
 KNOWN_HLS4ML_DIFFERENCES = {
+    "qdense_quantized_sigmoid_real": _REAL_TABLE.format(f="sigmoid", n=1024, s=64, d=16),
+    "qdense_quantized_tanh_real": _REAL_TABLE.format(f="tanh", n=1024, s=128, d=8),
+    "qdense_activation_sigmoid": ("Keras's float sigmoid against hls4ml's table (1/64 input steps, ap_fixed<18,8> "
+                                  "entries) cast to the default result fixed<16,6>: almost no output is equal"),
+    "qdense_activation_hard_sigmoid": ("Keras computes 0.2 * x + 0.5 in float32; hls4ml's HardActivation holds the slope "
+                                       "in slope_t = ufixed<16,0> (0.2 truncated to 0.1999969) and casts to the default "
+                                       "result fixed<16,6> (truncating)"),
     "btnn1_ternary_binary_tanh": _BINARY_TANH_ZERO,
     "btnn2_binary_binary_tanh": _BINARY_TANH_ZERO,
     "binary_cnn": ("C-sim differs from Keras on 75% of samples and plain hls4ml measures exactly the same "
@@ -405,7 +436,8 @@ def test_corpus_model_through_every_step(name, tmp_path):
         assert r["csim_keras"] == 1.0, msg
 
 
-VERILATOR_CASES = ("btnn3_ternary_bn_binary", "binary_cnn")  # the fused threshold and the XNOR convolutions
+#: the fused threshold, the XNOR convolutions, a lookup table (lookup_table.v, $readmemh)
+VERILATOR_CASES = ("btnn3_ternary_bn_binary", "binary_cnn", "qdense_quantized_sigmoid_real")
 
 
 @pytest.mark.extended

@@ -92,7 +92,7 @@ def test_argmax_softmax_option_and_unsupported_layer(tmp_path, digits):
     assert (got == want).mean() == 1.0, f"{int((got == want).sum())}/{len(x)} argmax indices equal"
     assert len(np.unique(want)) >= 3  # several classes picked: not a constant output
     inp = k.Input((8,), name="x_in")
-    model = k.Model(inp, k.layers.Activation("tanh", name="ln")(k.layers.Dense(4, name="d")(inp)))
+    model = k.Model(inp, k.layers.Activation("softsign", name="ln")(k.layers.Dense(4, name="d")(inp)))
     conv = convert.convert(model, None, convert.ConvertOptions(input_precision="fixed<8,3>"),
                            output_dir=tmp_path / "hls2")
     with pytest.raises(UnsupportedLayerError, match="'ln'.*supported"):

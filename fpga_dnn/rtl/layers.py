@@ -25,6 +25,7 @@ import numpy as np
 from fpga_dnn.errors import UnsupportedLayerError
 from fpga_dnn.hw.hls4ml_types import attr_type as _attr_type, out_type as _out_type  # the one hls4ml type reader
 
+from . import activations
 from .precision import (
     OVERFLOW_MODES,
     ROUNDING_MODES,
@@ -399,7 +400,8 @@ def _depthwise_as_conv(layer, w: np.ndarray, products, where: str) -> np.ndarray
 
 def activation(layer, inputs):
     """``nnet::linear`` (a cast), ``nnet::relu`` (``x > 0 ? x : 0``, then the cast),
-    ``nnet::binary_tanh`` and ``nnet::ternary_tanh`` (nnet_activation.h)."""
+    ``nnet::binary_tanh`` and ``nnet::ternary_tanh`` (nnet_activation.h); the table ones
+    (``nnet::sigmoid``, ``nnet::tanh``) are in :mod:`.activations`."""
     x = inputs[0]
     act = str(layer.get_attr("activation", "")).lower()
     res = _out_type(layer)
@@ -412,6 +414,8 @@ def activation(layer, inputs):
     if act == "ternary_tanh":
         return _ternary_tanh(x, HlsType.from_hls4ml(layer.get_input_variable().type.precision,
                                                     f"layer {layer.name!r} input"), res)
+    if act in activations.TABLE_FUNCTIONS:
+        return activations.table_activation(layer, x)
     raise UnsupportedLayerError(layer.name, f"{layer.class_name}({act})", supported_layers(), step=STEP)
 
 
@@ -741,6 +745,8 @@ HANDLERS = {
     "Merge": merge,
     "Concatenate": concatenate,
     "FixedPointQuantizer": fixed_point_quantizer,
+    "HardActivation": activations.hard_activation,  # also QKeras quantized_sigmoid/quantized_tanh
+    "UnaryLUT": activations.unary_lut,  # HGQ2's QUnaryFunctionLUT (homogeneous table)
 }
 
 
@@ -748,7 +754,8 @@ def supported_layers() -> list[str]:
     """What RTL generation accepts, as named in hls4ml's graph (for error messages)."""
     return [
         "Input", "Dense", "EinsumDense", "Conv1D", "Conv2D",
-        "Activation(linear|relu|binary_tanh|ternary_tanh)", "ParametrizedActivation(leakyrelu)",
+        "Activation(linear|relu|binary_tanh|ternary_tanh|sigmoid|tanh)", "HardActivation(hard_sigmoid|hard_tanh)",
+        "UnaryLUT (HGQ2, homogeneous table)", "ParametrizedActivation(leakyrelu)",
         "BatchNormalization", "ApplyAlpha", "BatchNormalizationQuantizedTanh (BN fused with binary/ternary)",
         "Conv2DBatchnorm", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D/2D (as depthwise + pointwise)",
         "binary/ternary/power-of-two weights (XNOR, shift products)",
