@@ -24,7 +24,7 @@ BUILD ?= build
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: all env board-env demo test test-all bench pareto robustness clean distclean
+.PHONY: all env board-env envs demo test test-all bench pareto robustness clean distclean
 
 all: demo
 
@@ -51,7 +51,7 @@ $(BOARD_STAMP): requirements/board.lock
 
 board-env: $(BOARD_STAMP)
 
-demo: $(STAMP) $(BOARD_STAMP)
+demo: envs
 	$(VENV)/bin/fpga-dnn flow fpga_dnn/configs/demo.toml --build-dir $(BUILD)/demo
 	@echo "== the bundle's golden vectors (known-answer test) on the RTL emulation =="
 	$(VENV)/bin/fpga-dnn verify $(BUILD)/demo/bundle/sim --sim --design $(BUILD)/demo/rtl/core \
@@ -67,11 +67,21 @@ demo: $(STAMP) $(BOARD_STAMP)
 # Two pytest workers (pytest-xdist), a test file per worker at a time (a file's module fixtures stay
 # in one process): most of the time goes to single-threaded tools (g++, Verilator, cocotb, yosys).
 # TEST_WORKERS=0 runs in one process. --durations lists the slowest, to keep the suite in budget.
+# The board tests (their own venv, much of it fake-board waiting) run beside the toolchain tests;
+# their output is printed after the toolchain run's, and either failing fails `make test`.
 TEST_WORKERS ?= 2
-test: $(STAMP) $(BOARD_STAMP)
+test: envs
+	@mkdir -p $(BUILD)
+	@$(BOARD_PY) -m pytest -q tests/board > $(BUILD)/board-tests.log 2>&1 & board=$$!; trap "kill $$board 2>/dev/null" INT TERM; \
 	FPGA_DNN_BOARD_PYTHON=$(abspath $(BOARD_PY)) $(PY) -m pytest -q tests --ignore=tests/board -m "not extended" \
-	  -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
-	$(BOARD_PY) -m pytest -q tests/board
+	  -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25; rc=$$?; \
+	wait $$board; brc=$$?; \
+	echo "== board tests (.venv-board: $(BOARD_PY) -m pytest -q tests/board) =="; cat $(BUILD)/board-tests.log; \
+	if [ $$rc -ne 0 ] || [ $$brc -ne 0 ]; then echo "make test: toolchain tests rc=$$rc, board tests rc=$$brc"; exit 1; fi
+
+# Both environments, installed side by side (each install is mostly one core's unpacking).
+envs:
+	@$(MAKE) --no-print-directory -j2 $(STAMP) $(BOARD_STAMP)
 
 # Everything, the extended corpora, MLPerf zoo training and Ray cluster runs included (about an hour on 2 cores).
 test-all: $(STAMP) $(BOARD_STAMP)

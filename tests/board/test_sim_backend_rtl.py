@@ -5,6 +5,7 @@ test sample."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -36,10 +37,20 @@ def built(tmp_path_factory):
         pytest.fail(f"the toolchain environment is missing ({TOOLCHAIN_PY}): run `make env`")
     work = tmp_path_factory.mktemp("board_sim")
     (work / "flow.toml").write_text(FLOW)
-    r = subprocess.run([str(TOOLCHAIN_PY), "-m", "fpga_dnn", "flow", str(work / "flow.toml"),
-                        "--build-dir", str(work / "b")], capture_output=True, text=True, timeout=900, cwd=REPO)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return work / "b"
+    # Its own build cache, never make demo's build/cache (a warm demo would hide the cold cost):
+    # the flow and the model worker the tests start (a subprocess each) both inherit it.
+    previous = os.environ.get("FPGA_DNN_CACHE")
+    os.environ["FPGA_DNN_CACHE"] = str(work / "cache")
+    try:
+        r = subprocess.run([str(TOOLCHAIN_PY), "-m", "fpga_dnn", "flow", str(work / "flow.toml"),
+                            "--build-dir", str(work / "b")], capture_output=True, text=True, timeout=900, cwd=REPO)
+        assert r.returncode == 0, r.stderr[-3000:]
+        yield work / "b"
+    finally:
+        if previous is None:
+            os.environ.pop("FPGA_DNN_CACHE", None)
+        else:
+            os.environ["FPGA_DNN_CACHE"] = previous
 
 
 @pytest.mark.slow
