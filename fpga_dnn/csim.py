@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .csim_build import fast_build_script, parallel_build_script  # noqa: F401 (re-exported)
 from .errors import ToolError
 from .log import progress
 
@@ -132,10 +133,10 @@ def compile_model(hls_model) -> float:
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
-            hls_model.write()   # what hls_model.compile() does, with the build script's two
+            hls_model.write()   # what hls_model.compile() does, with a faster build script
             out_dir = getattr(hls_model.config, "get_output_dir", lambda: None)()
             if out_dir:
-                parallel_build_script(Path(out_dir) / "build_lib.sh")
+                fast_build_script(Path(out_dir))
             hls_model._compile()  # compiles and loads the library (compile() = write() + _compile())
     except Exception as err:
         text = out.getvalue()
@@ -147,32 +148,6 @@ def compile_model(hls_model) -> float:
         cause = first_compiler_error(text) or str(err).strip()
         raise ToolError(f"hls4ml C-sim compile failed: {cause[:300]}", log_path=log_path) from err
     return time.perf_counter() - t0
-
-
-#: The two translation units of hls4ml's ``build_lib.sh`` (1.3.0), compiled one after the other.
-_BUILD_LINES = ('${CC} ${CFLAGS} ${INCFLAGS} -D WEIGHTS_DIR="${WEIGHTS_DIR}" -c firmware/${PROJECT}.cpp -o ${PROJECT}.o\n',
-                '${CC} ${CFLAGS} ${INCFLAGS} -D WEIGHTS_DIR="${WEIGHTS_DIR}" -c ${PROJECT}_bridge.cpp -o ${PROJECT}_bridge.o\n')
-
-
-def parallel_build_script(path: Path) -> bool:
-    """Compile the model and its ctypes bridge side by side in hls4ml's ``build_lib.sh``.
-
-    Both translation units parse the whole ap_types/nnet_utils header set (about 7 s and 4 s on
-    these machines); -O levels make no difference, parsing dominates. Run in parallel, a build
-    takes the longer one's time on two cores. Same compiler, flags and sources, so the library is
-    the same; a script of another hls4ml version (lines not found) is left as it is. True if changed.
-    """
-    try:
-        text = path.read_text()
-    except OSError:
-        return False
-    main, bridge = _BUILD_LINES
-    if main not in text or bridge not in text:
-        return False
-    text = text.replace(main, main.rstrip("\n") + " &\nmain_pid=$!\n", 1)
-    text = text.replace(bridge, bridge + "wait $main_pid\n", 1)
-    path.write_text(text)
-    return True
 
 
 def first_compiler_error(text: str) -> str | None:

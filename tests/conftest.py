@@ -213,9 +213,10 @@ def _hardware(build_root, trained, dataset, tag):
     x = convert.check_input(model, dataset.x_test)
     conv = convert.convert(model, x, output_dir=build_root / f"{tag}_hls")
     rep = csim.run_csim(conv.hls_model, model, x, dataset.y_test)
+    rep.probe = csim.run_probes(conv.hls_model, model, conv.input_format)  # 2,000 on-grid inputs
     rtl = build_rtl(conv.hls_model, build_root / f"{tag}_rtl", name=tag)
     return {"model": model, "x": x, "y": dataset.y_test, "csim": rep, "rtl": rtl,
-            "keras": model.predict(x, verbose=0)}
+            "keras": model.predict(x, verbose=0), "hls": conv.hls_model}
 
 
 @pytest.fixture(scope="session")

@@ -17,19 +17,46 @@ CASES = ["hw_digits_mlp", "hw_digits_cnn", "hw_digits_mlp_hgq2"]
 
 @pytest.mark.parametrize("case", CASES)
 def test_rtl_equals_csim_and_keras(case, request):
+    """Every test sample and the 2,000 C-sim probes through the AXI-Stream testbench (one Verilator
+    build of core + shell per case). The bare core's bulk emulation (a second build) runs for the
+    MLP only, on 20,000 more grid inputs against C-sim and against the traced adder graph: the
+    other cases' cores are the same generator's, and the testbench already compares each output."""
     hw = request.getfixturevalue(case)
-    assert hw["csim"].exact_fraction == 1.0
-    rep = simulate_rtl(hw["rtl"], hw["x"], hw["csim"].outputs, hw["keras"], SimOptions(cocotb=True))
+    probe = hw["csim"].probe
+    assert hw["csim"].exact_fraction == 1.0 and probe.exact_fraction == 1.0 and probe.n_samples == 2000
+    emulate = case == "hw_digits_mlp"
+    rep = simulate_rtl(hw["rtl"], hw["x"], hw["csim"].outputs, hw["keras"],
+                       SimOptions(cocotb=True, emulation=emulate), probe_x=probe.x, probe_csim=probe.outputs)
     n = len(hw["x"])
     assert n == 450
-    assert rep.emu_exact_csim == 1.0 and rep.emu_exact_keras == 1.0
     assert rep.tb_passed, rep.failures()
-    assert rep.tb_exact_samples == n  # every test sample through the AXI-Stream shell
+    assert rep.tb_exact_samples == n + 2000  # every test sample and probe, through the shell
     assert rep.latency_measured == [hw["rtl"].spec.total_latency] * len(rep.latency_measured)
     lat = rep.tb["test_latency_throughput"]["metrics"]
     assert lat["interval_max"] == max(hw["rtl"].spec.input.beats_per_sample, hw["rtl"].spec.output.beats_per_sample)
     for t in ("test_backpressure", "test_framing", "test_reset_mid_stream"):
         assert rep.tb[t]["passed"], rep.tb[t]["message"]
+    if not emulate:
+        assert rep.emu_exact_csim is None and rep.emu_build_s is None  # no second build
+        return
+    assert rep.emu_exact_csim == 1.0 and rep.emu_exact_keras == 1.0 and rep.emu_probe_exact == 1.0
+    from fpga_dnn.simulate.emulator import compile_emulator
+
+    emu = compile_emulator(hw["rtl"].design)  # the build simulate_rtl made (cached)
+    assert not emu.built_now
+    grid = np.random.default_rng(3).integers(0, 32, size=(20000, 64)) / 16.0  # ufixed<5,1>'s grid
+    got = np.asarray(emu.predict(grid)).reshape(len(grid), -1)
+    csim_out = np.asarray(hw["hls"].predict(np.ascontiguousarray(grid))).reshape(len(grid), -1)
+    traced = np.asarray(hw["rtl"].traced.predict(grid)).reshape(len(grid), -1)
+    assert (got == csim_out).all(axis=1).mean() == 1.0
+    assert (got == traced).all(axis=1).mean() == 1.0
+
+
+def test_testbench_only_needs_the_testbench():
+    from fpga_dnn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="emulation = false needs cocotb = true"):
+        simulate_rtl(None, np.zeros((1, 1)), np.zeros((1, 1)), opts=SimOptions(cocotb=False, emulation=False))
 
 
 def test_spec_is_the_contract(hw_digits_mlp):
@@ -64,7 +91,7 @@ def test_unrolled_design_records_what_the_generator_wrote(hw_digits_mlp):
 
 
 def test_argmax_softmax_option_and_unsupported_layer(tmp_path, digits):
-    from fpga_dnn import convert, kerasenv
+    from fpga_dnn import convert, csim, kerasenv
     from fpga_dnn.errors import UnsupportedLayerError
     from fpga_dnn.rtl.build import RtlOptions, build_rtl
 
@@ -75,7 +102,7 @@ def test_argmax_softmax_option_and_unsupported_layer(tmp_path, digits):
                   bias_quantizer=qk.quantized_bits(6, 0, alpha=1), name="d")(inp)
     model = k.Model(inp, k.layers.Activation("softmax", name="sm")(h))
     conv = convert.convert(model, digits.x_test, output_dir=tmp_path / "hls")
-    conv.hls_model.compile()
+    csim.compile_model(conv.hls_model)
     rtl = build_rtl(conv.hls_model, tmp_path / "rtl", opts=RtlOptions(softmax="argmax"), name="argmax_net")
     assert rtl.spec.output.shape == (1,) and rtl.traced.softmax == "argmax"
     # The argmax Verilog itself, in the Verilator emulation, against np.argmax of the logits the

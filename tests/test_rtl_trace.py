@@ -471,24 +471,3 @@ def test_verilog_design_and_spec(mlp, tmp_path):
     assert again == design
     with pytest.raises(FpgaDnnError):
         write_verilog(traced, tmp_path / "bad", latency_cutoff=0)
-
-
-@pytest.mark.slow
-def test_verilator_emulation_equals_csim(mlp, digits64, tmp_path):
-    """The Verilog itself, compiled by Verilator, on every digits sample and random grid inputs."""
-    from fpga_dnn.rtl import write_verilog
-    from fpga_dnn.simulate.emulator import compile_emulator
-
-    hls_model, traced, _ = mlp
-    design = write_verilog(traced, tmp_path / "rtl", latency_cutoff=5)
-    t0 = time.perf_counter()
-    emulator = compile_emulator(design)
-    print(f"\nVerilator model: {time.perf_counter() - t0:.1f} s "
-          f"({'built' if emulator.built_now else 'cached'}; build took {emulator.build_seconds} s), "
-          f"{design.latency_cycles} cycles latency")
-    x = np.concatenate([digits64[0], _grid((64,), n=20000, seed=3)])
-    rtl = emulator.predict(x)
-    same, n = _exact(rtl, hls_model.predict(np.ascontiguousarray(x)))
-    assert (same, n) == (1797 + 20000, 1797 + 20000)
-    assert _exact(rtl, traced.predict(x)) == (n, n)
-

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..log import progress
 
 ALL_TESTS = ("test_batch", "test_backpressure", "test_framing", "test_reset_mid_stream", "test_latency_throughput")
@@ -27,14 +28,17 @@ class SimOptions:
     cocotb: bool = True          # run the AXI-Stream testbench (else bulk emulation only)
     tests: list = field(default_factory=lambda: list(ALL_TESTS))
     emulator_threads: int = 2    # threads for the bulk emulation
+    # The bulk emulation (a Verilator build of the bare core). Off, the testbench alone checks
+    # every sample, through the shell: one Verilator build instead of two (needs cocotb).
+    emulation: bool = True
 
 
 @dataclass
 class SimReport:
     n_samples: int
-    emu_exact_csim: float
+    emu_exact_csim: float | None          # None: no bulk emulation (SimOptions.emulation off)
     emu_exact_keras: float | None
-    emu_samples_per_s: float
+    emu_samples_per_s: float | None
     emu_build_s: float | None
     tb: dict | None = None       # per test: passed / message / metrics
     tb_exact_samples: int | None = None
@@ -54,7 +58,7 @@ class SimReport:
 
     def failures(self) -> list[str]:
         out = []
-        if self.emu_exact_csim < 1.0:
+        if self.emu_exact_csim is not None and self.emu_exact_csim < 1.0:
             out.append(f"RTL emulation equals the {self.compared_with} on {self.emu_exact_csim:.4f} of the test samples")
         if self.emu_probe_exact is not None and self.emu_probe_exact < 1.0:
             out.append(f"RTL emulation equals the {self.compared_with} on {self.emu_probe_exact:.4f} of "
@@ -96,51 +100,62 @@ def simulate_rtl(build, x: np.ndarray, csim_out: np.ndarray, keras_out=None,
                  probe_csim: np.ndarray | None = None) -> SimReport:
     """Check ``build`` (an :class:`~fpga_dnn.rtl.build.RtlBuild`) on inputs ``x`` against C-sim
     (or, for a softmax-terminated ``model``, against its logits: :func:`rtl_reference`), and on
-    the probe set ``probe_x`` (C-sim's outputs ``probe_csim``) likewise."""
-    from .emulator import compile_emulator
+    the probe set ``probe_x`` (C-sim's outputs ``probe_csim``) likewise: in the bulk emulation
+    and/or the testbench (which streams the test split and the probes, comparing every output)."""
+    from .emulator import compile_emulator, input_codes
     from ..runtime.packing import to_fixed
-    from .cocotb_runner import run_axis_testbench
 
     opts = opts or SimOptions()
+    if not opts.emulation and not opts.cocotb:
+        raise ConfigError("[simulate] emulation = false needs cocotb = true (else nothing is simulated)")
     softmax = getattr(build.traced, "softmax", None)
     if softmax is not None and model is None:
         raise ValueError("a softmax-terminated design is compared with the model's logits: pass model=")
     ref, what = rtl_reference(model, x, csim_out, softmax)
-    progress(f"simulate: Verilator emulation of {build.design.top} (built once, cached by content hash)")
-    emu = compile_emulator(build.design)
-    t0 = time.perf_counter()
-    out = emu.predict(x, n_threads=opts.emulator_threads)
-    emu_s = time.perf_counter() - t0
-    rep = SimReport(
-        n_samples=len(x),
-        emu_exact_csim=float(rows_equal(out, ref).mean()),
-        emu_exact_keras=float(rows_equal(out, keras_out).mean()) if keras_out is not None and softmax is None
-        else None,
-        emu_samples_per_s=round(len(x) / max(emu_s, 1e-9), 1),
-        emu_build_s=emu.build_seconds, latency_reported=build.spec.total_latency, outputs=out,
-        compared_with=what,
-    )
-    progress(f"simulate: emulation {int(rep.emu_exact_csim * len(x))}/{len(x)} test samples equal the {what} "
-             f"({rep.emu_samples_per_s:,.0f} samples/s)")
+    rep = SimReport(n_samples=len(x), emu_exact_csim=None, emu_exact_keras=None, emu_samples_per_s=None,
+                    emu_build_s=None, latency_reported=build.spec.total_latency, compared_with=what)
     x_all, ref_all = np.asarray(x), np.asarray(ref).reshape(len(x), -1)
-    if probe_x is not None and len(probe_x):
+    has_probes = probe_x is not None and len(probe_x) > 0
+    if has_probes:
         p_ref, _ = rtl_reference(model, probe_x, probe_csim, softmax)
-        p_out = emu.predict(probe_x, n_threads=opts.emulator_threads)
-        exact = rows_equal(p_out, p_ref)
-        rep.probe_samples, rep.emu_probe_exact = len(probe_x), float(exact.mean())
-        progress(f"simulate: emulation {int(exact.sum())}/{len(probe_x)} probe inputs equal the {what}")
+        rep.probe_samples = len(probe_x)
         x_all = np.concatenate([x_all, probe_x])
         ref_all = np.concatenate([ref_all, np.asarray(p_ref).reshape(len(probe_x), -1)])
+    if opts.emulation:
+        progress(f"simulate: Verilator emulation of {build.design.top} (built once, cached by content hash)")
+        emu = compile_emulator(build.design)
+        t0 = time.perf_counter()
+        out = emu.predict(x, n_threads=opts.emulator_threads)
+        emu_s = time.perf_counter() - t0
+        rep.emu_exact_csim = float(rows_equal(out, ref).mean())
+        if keras_out is not None and softmax is None:
+            rep.emu_exact_keras = float(rows_equal(out, keras_out).mean())
+        rep.emu_samples_per_s = round(len(x) / max(emu_s, 1e-9), 1)
+        rep.emu_build_s, rep.outputs = emu.build_seconds, out
+        progress(f"simulate: emulation {int(rep.emu_exact_csim * len(x))}/{len(x)} test samples equal the {what} "
+                 f"({rep.emu_samples_per_s:,.0f} samples/s)")
+        if has_probes:
+            exact = rows_equal(emu.predict(probe_x, n_threads=opts.emulator_threads), p_ref)
+            rep.emu_probe_exact = float(exact.mean())
+            progress(f"simulate: emulation {int(exact.sum())}/{len(probe_x)} probe inputs equal the {what}")
     if not opts.cocotb:
         return rep
-    spec = build.spec
-    n = len(x_all)
+    spec, n = build.spec, len(x_all)
     # converted into the core's input type as C-sim's predict converts them (an HGQ2 model's input
     # quantizer may have fewer fraction bits than the data: the core takes its codes)
-    q_in = np.asarray(emu.input_codes(x_all), dtype=np.int64).reshape((n,) + spec.input.shape)
+    q_in = np.asarray(input_codes(build.design, x_all), dtype=np.int64).reshape((n,) + spec.input.shape)
     q_out = to_fixed(ref_all, spec.output.format).reshape((n,) + spec.output.shape)
+    _run_testbench(rep, build, q_in, q_out, opts, n_split=len(x))
+    return rep
+
+
+def _run_testbench(rep: SimReport, build, q_in, q_out, opts: SimOptions, *, n_split: int) -> None:
+    """The cocotb AXI-Stream testbench on the input codes ``q_in`` (expected ``q_out``), into ``rep``."""
+    from .cocotb_runner import run_axis_testbench
+
+    n = len(q_in)
     progress(f"simulate: cocotb AXI-Stream testbench ({', '.join(opts.tests)}) on {n} samples "
-             f"(test split{' + probes' if n > len(x) else ''})")
+             f"(test split{' + probes' if n > n_split else ''})")
     tb = run_axis_testbench(build.axis, q_in, q_out, testcases=list(opts.tests))
     rep.tb = {k: {"passed": v.get("passed"), "message": v.get("message", ""), "metrics": v.get("metrics", {})}
               for k, v in tb.tests.items()}
@@ -155,4 +170,3 @@ def simulate_rtl(build, x: np.ndarray, csim_out: np.ndarray, keras_out=None,
     progress(f"simulate: testbench {'passed' if rep.tb_passed else 'FAILED'}; latency measured "
              f"{rep.latency_measured} vs reported {rep.latency_reported} cycles"
              + (f"; {rep.tb_cycles_per_s:,.0f} cycles/s" if rep.tb_cycles_per_s else ""))
-    return rep
