@@ -183,14 +183,20 @@ def test_bitwidth_search_meets_budget(base, digits, tmp_path):
 
 
 @pytest.mark.slow
-def test_bitwidth_probes_as_sweep_tasks_equal_inline_and_resume(base, digits, tmp_path):
+def test_bitwidth_probes_as_sweep_tasks_equal_inline_and_resume(digits, tmp_path):
     """The greedy round's probes run as sweep tasks (the code path of a Ray worker, here in this
     process): the same round as inline, every probe stored once, and a re-run recomputes none.
     The budget is impossible: the search also says the smallest model it found."""
+    from fpga_dnn import models
     from fpga_dnn.compress.bitwidth import BudgetError, greedy_search, require_met
+    from fpga_dnn.compress.chain import clone
     from fpga_dnn.compress.search_tasks import SearchRunner
     from fpga_dnn.sweep import ResultStore
 
+    # A narrow untrained twin (64-8-8-10): the round's probes are what is compared, not accuracy,
+    # and each probe traces the model (the 64-32-32-10 base took 100 s for the three searches).
+    small = models.build_model("digits_mlp", "qkeras", models.Quant(), hidden=(8, 8))
+    base = {"clone": lambda: clone(small)}
     inline = greedy_search(base["clone"](), digits, 10.0, max_rounds=1, ft=_ft(epochs=0))
     assert not inline.met
     with pytest.raises(BudgetError, match=r"no model within 10 LUT; the smallest found uses [\d,]+ LUT"):
