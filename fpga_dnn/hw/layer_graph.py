@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fpga_dnn.fixedpoint import FixedFormat
-from fpga_dnn.rtl.precision import UnsupportedPrecisionError
+from fpga_dnn.errors import UnsupportedPrecisionError
 
 #: ``Port.kind`` / ``Weight.kind``: what the precision class makes of the products (hls4ml's
 #: ``FPGABackend.product_type``): a plain fixed-point value, an XNOR bit (0/1 reads as -1/+1) or a

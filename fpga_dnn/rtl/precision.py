@@ -35,7 +35,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from fpga_dnn.errors import FpgaDnnError
+from fpga_dnn.errors import UnsupportedPrecisionError  # defined with the other user errors; imported from here too
 from fpga_dnn.fixedpoint import OVERFLOW_MODES, ROUNDING_MODES, FixedFormat  # noqa: F401 (re-exported)
 
 #: Widest intermediate value da4ml's bit-exact interpreter (``CombLogic.predict``) holds: it
@@ -44,13 +44,6 @@ INTERPRETER_MAX_BITS = 64
 
 #: Widest constant/input that numpy float64 represents exactly (53-bit mantissa).
 FLOAT64_EXACT_BITS = 53
-
-class UnsupportedPrecisionError(FpgaDnnError):
-    """A type the RTL step cannot reproduce exactly (too wide, unknown mode, not fixed point).
-
-    Derives from :class:`fpga_dnn.errors.FpgaDnnError`, so the CLI prints it as one line.
-    """
-
 
 #: One ``ap_fixed``/``ap_ufixed`` type with its quantization and overflow modes: the project's
 #: one fixed-point type class (:class:`fpga_dnn.fixedpoint.FixedFormat`), under its rtl name.
