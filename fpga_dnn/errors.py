@@ -43,6 +43,10 @@ class UnsupportedLayerError(FpgaDnnError):
         )
 
 
+class UnsupportedPrecisionError(FpgaDnnError):
+    """A type the RTL step cannot reproduce exactly (too wide, unknown mode, not fixed point)."""
+
+
 class ToolError(FpgaDnnError):
     """An external tool (g++, Verilator, yosys, Vivado) is missing or failed. Says where the log is."""
 

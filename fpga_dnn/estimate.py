@@ -410,7 +410,7 @@ def synthesize_module(sources, top: str, blackbox_files=(), family: str = "xc7",
     if family not in FAMILIES:
         raise ToolError(f"unknown yosys family {family!r}; known: {', '.join(FAMILIES)}")
     if cache_dir is None:
-        from .simulate.verilator import cache_root
+        from .cache import cache_root
 
         cache_dir = cache_root() / "yosys"
     blackbox_files = [Path(f) for f in blackbox_files]

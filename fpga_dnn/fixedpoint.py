@@ -123,8 +123,8 @@ class FixedFormat:
     @classmethod
     def from_hls4ml(cls, precision, where: str) -> "FixedFormat":
         """An hls4ml ``PrecisionType`` as this type; ``where`` names the layer/variable for errors.
-        The reading lives in :mod:`fpga_dnn.hw.hls4ml_types` (the hardware side's hls4ml reader)."""
-        from fpga_dnn.hw.hls4ml_types import hls_type
+        The reading lives in :mod:`fpga_dnn.hw.from_hls4ml` (the hardware side's hls4ml reader)."""
+        from fpga_dnn.hw.from_hls4ml import hls_type
 
         return hls_type(precision, where)
 

@@ -470,7 +470,8 @@ def test_fused_bn_binary_layer_is_named_by_its_class():
     """hls4ml's fused layer lives in its FPGA backend: a refusal must not call it just 'Layer'."""
     from hls4ml.backends.fpga.fpga_layers import BatchNormalizationQuantizedTanh
 
-    from fpga_dnn.rtl.layers import HANDLERS, hls_class
+    from fpga_dnn.hw.from_hls4ml import hls_class
+    from fpga_dnn.rtl.layers import HANDLERS
 
     fake = BatchNormalizationQuantizedTanh.__new__(BatchNormalizationQuantizedTanh)
     assert hls_class(fake) == "BatchNormalizationQuantizedTanh" and hls_class(fake) in HANDLERS

@@ -1,6 +1,8 @@
 """The code layout's boundaries (issue 15, "the house"), checked on the source and in behaviour.
 
 * ``fpga_dnn/rtl`` and ``fpga_dnn/hw`` (generation) import nothing from ``fpga_dnn/simulate``;
+* ``fpga_dnn/hw/from_hls4ml.py`` is the hardware side's one reader of hls4ml: no other module of
+  rtl, hw, simulate, overlay or estimate imports hls4ml or calls hls4ml's layer API;
 * the runtime imports nothing of the toolchain but the numpy-only fixed-point module;
 * one fixed-point type class: the rtl's ``HlsType`` and the spec's format are ``FixedFormat``;
 * estimate and overlay take what they need from the ``Design`` and read no generated Verilog:
@@ -48,6 +50,47 @@ def _offenders(folder: str, forbidden: str) -> list[str]:
 @pytest.mark.parametrize("folder", ["rtl", "hw"])
 def test_generation_imports_nothing_from_simulate(folder):
     assert _offenders(folder, "fpga_dnn.simulate") == []
+
+
+#: the one module of the hardware side that reads hls4ml's objects
+HLS4ML_READER = "fpga_dnn/hw/from_hls4ml.py"
+#: hls4ml's ModelGraph / Layer API: what a module reading hls4ml objects calls
+HLS4ML_LAYER_API = ("get_attr", "get_input_variable", "get_output_variable", "get_input_variables",
+                    "get_output_variables", "get_layers", "get_weights", "get_config_value", "mask_kbi")
+
+
+def _hardware_side() -> list[Path]:
+    files = [p for d in ("rtl", "hw", "simulate", "overlay") for p in sorted((PKG / d).rglob("*.py"))]
+    return files + [PKG / "estimate.py"]
+
+
+def _hls4ml_readers(files) -> list[str]:
+    """Modules (but the reader) that import hls4ml or use hls4ml's layer API, with what they use."""
+    found = []
+    for p in files:
+        where = str(p.relative_to(PKG.parent))
+        if where == HLS4ML_READER:
+            continue
+        found += [f"{where}: import {m}" for m in sorted(_imports(p)) if m == "hls4ml" or m.startswith("hls4ml.")]
+        found += [f"{where}:{n.lineno}: .{n.attr}" for n in ast.walk(ast.parse(p.read_text()))
+                  if isinstance(n, ast.Attribute) and n.attr in HLS4ML_LAYER_API]
+    return found
+
+
+def test_from_hls4ml_is_the_only_reader_of_hls4ml_on_the_hardware_side():
+    assert (PKG.parent / HLS4ML_READER).is_file()
+    assert _hls4ml_readers(_hardware_side()) == []
+
+
+def test_only_reader_check_can_fail(tmp_path):
+    probe = PKG / "rtl" / "_reader_probe.py"
+    probe.write_text("def f(layer):\n    from hls4ml.model.layers import Conv2D\n    return layer.get_attr('x')\n")
+    try:
+        assert _hls4ml_readers([probe]) == ["fpga_dnn/rtl/_reader_probe.py: import hls4ml.model.layers",
+                                            "fpga_dnn/rtl/_reader_probe.py: import hls4ml.model.layers.Conv2D",
+                                            "fpga_dnn/rtl/_reader_probe.py:3: .get_attr"]
+    finally:
+        probe.unlink()
 
 
 def test_import_walker_sees_relative_and_lazy_imports(tmp_path):

@@ -144,17 +144,16 @@ def test_unary_lut_rtl_equals_csim_and_keras(unary_lut_model):
 
 
 def test_unary_lut_of_the_wrong_size_is_refused_by_name():
-    from types import SimpleNamespace
-
-    from hls4ml.model.types import FixedPrecisionType
-
     from fpga_dnn.errors import UnsupportedLayerError
+    from fpga_dnn.fixedpoint import FixedFormat
+    from fpga_dnn.hw.layer_graph import LayerNode, Port, Weight
     from fpga_dnn.rtl.activations import unary_lut
 
-    table_var = SimpleNamespace(data=np.zeros(8), precision_fmt="{:.4f}",
-                                type=SimpleNamespace(precision=FixedPrecisionType(8, 4)))
-    layer = SimpleNamespace(name="lut", class_name="UnaryLUT", weights={"table": table_var},
-                            get_input_variable=lambda: SimpleNamespace(type=SimpleNamespace(precision=FixedPrecisionType(4, 2))))
+    # the handler reads the layer as fpga_dnn.hw.from_hls4ml hands it on: plain data, no hls4ml object
+    table = Weight(np.zeros(8), np.zeros(8), FixedFormat(True, 8, 4))
+    layer = LayerNode("lut", "UnaryLUT", "UnaryLUT", ("UnaryLUT", "Layer"), ("x",), ("lut",),
+                      in_ports=(Port((8,), FixedFormat(True, 4, 2)),), out_port=Port((8,), FixedFormat(True, 8, 4)),
+                      weights={"table": table})
     with pytest.raises(UnsupportedLayerError, match=r"layer 'lut' \(UnaryLUT with 8 entries for a 4-bit input"):
         unary_lut(layer, [None])
 

@@ -1,6 +1,7 @@
 """Lowering: hls4ml ``ModelGraph`` (io_parallel or io_stream; QKeras or HGQ2) -> :class:`HwGraph`.
 
-The only reader of hls4ml objects on the streaming path. The numeric rules are those of the
+Reads the graph as plain data (:func:`fpga_dnn.hw.from_hls4ml.read_model_graph`, the hardware
+side's one reader of hls4ml objects) and fuses its layers into hardware units. The numeric rules are those of the
 unrolled path (:mod:`fpga_dnn.rtl.layers`, which cites the ``nnet_utils`` header each rule comes
 from) restated for integer hardware:
 
@@ -31,9 +32,10 @@ from math import prod
 import numpy as np
 
 from fpga_dnn.errors import UnsupportedLayerError
-from fpga_dnn.hw.hls4ml_types import attr_type as _attr_type, out_type as _out_type  # the one hls4ml type reader
-from fpga_dnn.rtl.precision import HlsType, UnsupportedPrecisionError, quantize_np, weight_values
-from fpga_dnn.rtl.trace import SOFTMAX_MODES, UnsupportedGraphError, _consumers, _hls_class
+from fpga_dnn.rtl.precision import HlsType, UnsupportedPrecisionError, quantize_np
+from fpga_dnn.rtl.trace import SOFTMAX_MODES, UnsupportedGraphError
+
+from .from_hls4ml import read_model_graph
 
 from .graph import (
     AddNode,
@@ -48,6 +50,7 @@ from .graph import (
     RequantNode,
     Window,
 )
+from .layer_graph import LayerGraph, attr_type as _attr_type, out_type as _out_type, weight_values
 
 STEP = "streaming RTL generation"
 
@@ -186,7 +189,8 @@ def _acc_range(w: np.ndarray, bias: np.ndarray, x_t: HlsType) -> tuple[int, int]
 # --------------------------------------------------------------------------------------------
 
 def lower(hls_model, *, name: str = "model", softmax: str = "logits") -> HwGraph:
-    """The hardware graph of a converted hls4ml model.
+    """The hardware graph of a converted hls4ml model (a ``ModelGraph`` or the
+    :class:`~fpga_dnn.hw.layer_graph.LayerGraph` read from one).
 
     Raises :class:`~fpga_dnn.errors.UnsupportedLayerError` (names the layer, lists
     :func:`supported_layers`) or :class:`UnsupportedPrecisionError` for what a streaming design
@@ -194,22 +198,22 @@ def lower(hls_model, *, name: str = "model", softmax: str = "logits") -> HwGraph
     """
     if softmax not in SOFTMAX_MODES:
         raise ValueError(f"softmax must be one of {SOFTMAX_MODES}, got {softmax!r}")
-    _check_flavour(hls_model)
-    in_names, out_names = list(hls_model.inputs), list(hls_model.outputs)
+    layers = read_model_graph(hls_model)
+    _check_flavour(layers)
+    in_names, out_names = list(layers.inputs), list(layers.outputs)
     if len(in_names) != 1 or len(out_names) != 1:
         raise UnsupportedGraphError(f"streaming RTL needs one input and one output; the model has "
                                     f"{len(in_names)} inputs and {len(out_names)} outputs")
-    lw = _Lowering(hls_model, softmax)
-    for layer in hls_model.get_layers():
+    lw = _Lowering(layers, softmax)
+    for layer in layers.layers:
         lw.layer(layer)
     out = lw.var_node[out_names[0]]
     graph = HwGraph(name, lw.nodes, out.name, lw.softmax_used, lw.notes)
     return graph
 
 
-def _check_flavour(hls_model) -> None:
-    get = hls_model.config.get_config_value
-    io_type, backend = str(get("IOType")), str(get("Backend") or "")
+def _check_flavour(layers: LayerGraph) -> None:
+    io_type, backend = layers.io_type, layers.backend
     if io_type not in ("io_parallel", "io_stream"):
         raise UnsupportedGraphError(f"streaming RTL reads io_parallel or io_stream graphs, not {io_type}")
     if backend and backend.lower() not in ("vivado", "vitis"):
@@ -228,16 +232,15 @@ def _shape3(shape) -> tuple[int, int, int]:
 
 
 class _Lowering:
-    def __init__(self, hls_model, softmax: str):
-        self.model = hls_model
+    def __init__(self, layers: LayerGraph, softmax: str):
         self.softmax = softmax
         self.softmax_used: str | None = None
         self.nodes: list[Node] = []
         self.var_node: dict[str, Node] = {}      # hls4ml variable name -> node producing it
         self.var_shape: dict[str, tuple] = {}    # hls4ml variable name -> (H, W, C) as streamed
         self.pending_pad: dict[str, tuple] = {}  # ZeroPadding output var -> (source var, pads)
-        self.users = _consumers(hls_model)       # variable -> consuming layer names
-        self.out_names = list(hls_model.outputs)
+        self.users = layers.consumers()          # variable -> consuming layer names
+        self.out_names = list(layers.outputs)
         self.notes: list[str] = []
         self.node_var: dict[str, str] = {}       # node name -> the variable its stream now carries
 
@@ -287,7 +290,7 @@ class _Lowering:
 
     # -- dispatch --------------------------------------------------------------------------------
     def layer(self, layer) -> None:
-        cls = _hls_class(layer)
+        cls = layer.hls_class
         if cls == "Layer":  # backend-defined layers (io_stream's Clone) derive from the base class
             cls = str(layer.class_name)
         if cls in ("Conv1D", "Conv2D") or cls.startswith("PointwiseConv"):
@@ -298,8 +301,8 @@ class _Lowering:
         handler(layer)
 
     def _l_Input(self, layer) -> None:
-        t = HlsType.from_hls4ml(layer.get_output_variable().type.precision, f"input {layer.name!r}")
-        shape = _shape3(layer.get_output_variable().shape)
+        t = layer.out_port.type(f"input {layer.name!r}")
+        shape = _shape3(layer.out_shape)
         self._add(InputNode(layer.name, (), shape, shape, t, t, layers=(layer.name,)), layer)
 
     def _l_Clone(self, layer) -> None:
@@ -310,7 +313,7 @@ class _Lowering:
 
     def _l_Reshape(self, layer) -> None:
         src = self._src(layer)
-        new = tuple(int(d) for d in layer.get_output_variable().shape)
+        new = tuple(layer.out_shape)
         old = self.var_shape[layer.inputs[0]]
         if isinstance(src, InputNode) and len(self.nodes) == 1:
             # The input streams in the reshaped pixel layout: the flat element order is the same.
@@ -330,30 +333,30 @@ class _Lowering:
         raise _unsupported(layer, f"Reshape {old} -> {tuple(new)} (changes the channels per pixel)")
 
     def _l_ZeroPadding1D(self, layer) -> None:
-        g = layer.get_attr
+        g = layer.attr
         self.pending_pad[layer.outputs[0]] = (layer.inputs[0], (0, g("pad_left"), 0, g("pad_right")), layer.name)
 
     def _l_ZeroPadding2D(self, layer) -> None:
-        g = layer.get_attr
+        g = layer.attr
         self.pending_pad[layer.outputs[0]] = (layer.inputs[0], (g("pad_top"), g("pad_left"), g("pad_bottom"),
                                                                 g("pad_right")), layer.name)
 
     def _l_Activation(self, layer) -> None:
-        act = str(layer.get_attr("activation", "")).lower()
+        act = str(layer.attr("activation", "")).lower()
         if act not in ("linear", "relu"):
             raise _unsupported(layer, f"{layer.class_name}({act})")
         self._cast_after(layer, self._src(layer), [(_out_type(layer), act == "relu")])
 
     def _l_FixedPointQuantizer(self, layer) -> None:
         src = self._src(layer)
-        k, b, i = (np.asarray(a)[0] for a in layer.mask_kbi)
+        k, b, i = (np.asarray(a)[0] for a in layer.attr("mask_kbi"))
         if not all(np.all(a == a.ravel()[0]) for a in (k, b, i)):
             raise _unsupported(layer, "FixedPointQuantizer with per-element bit widths (streaming needs one type "
                                       "per tensor: set the HGQ2 activation quantizer's scope to per-tensor)")
         k, b, i = int(k.ravel()[0]), int(b.ravel()[0]), int(i.ravel()[0])
         if b <= 0:
             raise _unsupported(layer, "FixedPointQuantizer with 0 bits (a constant-zero tensor)")
-        t = HlsType.from_kbi(k, b, i, str(layer.RND), str(layer.SAT))
+        t = HlsType.from_kbi(k, b, i, str(layer.attr("RND")), str(layer.attr("SAT")))
         if t.overflow not in Requant.OVERFLOW_CODES or t.rounding not in Requant.ROUNDING_CODES:
             raise UnsupportedPrecisionError(f"layer {layer.name!r}: modes {t.rounding}/{t.overflow} are not supported")
         self._cast_after(layer, src, [(t, False), (_out_type(layer), False)])
@@ -388,7 +391,11 @@ class _Lowering:
         n_out = w_kn.shape[1]
         b = self._bias(layer, n_out, where)
         b_acc = quantize_np(b, acc)
-        wt = HlsType.from_hls4ml(layer.weights["weight"].type.precision, f"{where} weight")
+        if layer.weights["weight"].kind != "fixed":  # XNOR / power-of-two products: the unrolled path's
+            raise UnsupportedPrecisionError(f"{where}: {layer.weights['weight'].kind} weights are not supported by "
+                                            "the streaming units (fixed-point weights only); use the unrolled "
+                                            "architecture")
+        _, wt = weight_values(layer.weights["weight"], f"{where} weight")
         f_w = min_frac(w_kn, wt.f)
         f_p = x_t.f + f_w
         if f_p > acc.f and np.any(w_kn):
@@ -429,7 +436,7 @@ class _Lowering:
         where = f"layer {layer.name!r} (Dense)"
         src = self._src(layer)
         w, _ = weight_values(layer.weights["weight"], f"{where} weight")
-        if layer.get_attr("_weights_transposed", False):
+        if layer.attr("_weights_transposed", False):
             w = w.T  # the Resource strategy stores (n_out, n_in)
         n_in, n_out = w.shape
         in_shape = self.var_shape[layer.inputs[0]]
@@ -438,12 +445,10 @@ class _Lowering:
         self._matvec(layer, src, in_shape, w, None, (1, 1, n_out))
 
     def _l_Conv(self, layer) -> None:
-        from hls4ml.model.layers import Conv2D
-
-        g = layer.get_attr
+        g = layer.attr
         name = layer.class_name
         where = f"layer {layer.name!r} ({name})"
-        two_d = isinstance(layer, Conv2D)
+        two_d = layer.is_a("Conv2D")
         if g("data_format", "channels_last") != "channels_last":
             raise _unsupported(layer, f"{name} (channels_first)")
         dil = (g("dilation_height", 1) if two_d else 1, g("dilation_width", 1))
@@ -469,7 +474,7 @@ class _Lowering:
         if in_shape[2] != cin:
             raise _unsupported(layer, f"{name} on a {in_shape} input")
         oh, ow = win.out_hw(in_shape[0], in_shape[1])
-        out_shape = _shape3(layer.get_output_variable().shape)
+        out_shape = _shape3(layer.out_shape)
         if (oh, ow, nf) != out_shape:
             raise _unsupported(layer, f"{name} whose output {out_shape} is not the window's ({oh}, {ow}, {nf})")
         self._matvec(layer, src, in_shape, w.reshape(kh * kw * cin, nf), win, out_shape)
@@ -545,11 +550,9 @@ class _Lowering:
         return True
 
     def _pool(self, layer) -> None:
-        from hls4ml.model.layers import Pooling2D
-
-        g = layer.get_attr
+        g = layer.attr
         name = layer.class_name
-        two_d = isinstance(layer, Pooling2D)
+        two_d = layer.is_a("Pooling2D")
         op = str(g("pool_op", "")).lower()
         if op not in ("max", "average"):
             raise _unsupported(layer, f"{name}({op})")
@@ -563,7 +566,7 @@ class _Lowering:
         if win.padded:
             raise _unsupported(layer, f"{name} with padding {pads} (hls4ml's padded pooling counts only the "
                                       "unpadded cells; use 'valid' pooling)")
-        out_shape = _shape3(layer.get_output_variable().shape)
+        out_shape = _shape3(layer.out_shape)
         oh, ow = win.out_hw(in_shape[0], in_shape[1])
         if (oh, ow, in_shape[2]) != out_shape:
             raise _unsupported(layer, f"{name} whose output {out_shape} is not the window's ({oh}, {ow})")
@@ -600,7 +603,7 @@ class _Lowering:
     _l_Pooling2D = _pool
 
     def _l_Merge(self, layer) -> None:
-        op = str(layer.get_attr("op", "")).lower()
+        op = str(layer.attr("op", "")).lower()
         if op != "add":
             raise _unsupported(layer, f"Merge({op})")
         a, b = self._src(layer, 0), self._src(layer, 1)
@@ -622,7 +625,7 @@ class _Lowering:
     def _l_Concatenate(self, layer) -> None:
         a, b = self._src(layer, 0), self._src(layer, 1)
         sa, sb = self.var_shape[layer.inputs[0]], self.var_shape[layer.inputs[1]]
-        out = _shape3(layer.get_output_variable().shape)
+        out = _shape3(layer.out_shape)
         if sa[:2] != sb[:2] or out != (sa[0], sa[1], sa[2] + sb[2]):
             raise _unsupported(layer, f"Concatenate of {sa} and {sb} into {out} (the channel axis only)")
         res = _out_type(layer)

@@ -30,9 +30,9 @@ from functools import lru_cache
 import numpy as np
 
 from fpga_dnn.errors import ToolError, UnsupportedLayerError
-from fpga_dnn.hw.hls4ml_types import attr_type, out_type
+from fpga_dnn.hw.layer_graph import attr_type, in_type, out_type, weight_values
 
-from .precision import HlsType, UnsupportedPrecisionError, cast, cast_scalar, quantize_np, weight_values
+from .precision import HlsType, UnsupportedPrecisionError, cast, cast_scalar, quantize_np
 
 #: function -> (half the input span of init_*_table, the span S the index divides by)
 TABLE_FUNCTIONS = {"sigmoid": (8.0, 16), "tanh": (4.0, 8)}
@@ -128,13 +128,13 @@ def table_index_np(x, n: int, span: int) -> np.ndarray:
 
 def table_activation(layer, x):
     """``nnet::sigmoid`` / ``nnet::tanh`` on every element of ``x``."""
-    act = str(layer.get_attr("activation", "")).lower()
+    act = str(layer.attr("activation", "")).lower()
     where = f"layer {layer.name!r} ({layer.class_name}({act}))"
-    n = int(layer.get_attr("table_size", 1024))
+    n = int(layer.attr("table_size", 1024))
     _, span = TABLE_FUNCTIONS[act]
     table_t = attr_type(layer, "table_t")
     res = out_type(layer)
-    data_t = HlsType.from_hls4ml(layer.get_input_variable().type.precision, f"{where} input")
+    data_t = in_type(layer, f"{where} input")
     if max(abs(data_t.min_value), abs(data_t.max_value)) * n / span >= 2**31:
         raise UnsupportedPrecisionError(f"{where}: data * table_size overflows the C++ int index for input {data_t}")
     entries = quantize_np(quantize_np(np.array(c_table(act, n)), table_t), res)  # (res_T) table_t(value)
@@ -164,14 +164,14 @@ def hard_activation(layer, inputs):
     ``0`` when below 0, then ``res = datareg``; ``nnet::hard_tanh``: ``res = 2 * sigmoid - 1``.
     ``slope``/``shift`` are ``slope_t``/``shift_t`` constants printed from the layer's floats."""
     x = inputs[0]
-    act = str(layer.get_attr("activation", "")).lower()
+    act = str(layer.attr("activation", "")).lower()
     if act not in ("hard_sigmoid", "hard_tanh"):
         raise _refuse(layer, f"HardActivation({act})")
     where = f"layer {layer.name!r} (HardActivation({act}))"
     slope_t, shift_t = attr_type(layer, "slope_t"), attr_type(layer, "shift_t")
-    slope = float(quantize_np(float(layer.get_attr("slope")), slope_t))
-    shift = float(quantize_np(float(layer.get_attr("shift")), shift_t))
-    data_t = HlsType.from_hls4ml(layer.get_input_variable().type.precision, f"{where} input")
+    slope = float(quantize_np(float(layer.attr("slope")), slope_t))
+    shift = float(quantize_np(float(layer.attr("shift")), shift_t))
+    data_t = in_type(layer, f"{where} input")
     signed, integer = _sum_integer_bits(data_t, slope_t, shift_t)
     if integer - int(signed) < 1:  # datareg = 1 would wrap in C++
         raise UnsupportedPrecisionError(f"{where}: slope * data + shift has no room for the value 1")
@@ -193,7 +193,7 @@ def unary_lut(layer, inputs):
     ``table_t`` weight) for every element."""
     x = inputs[0]
     where = f"layer {layer.name!r} (UnaryLUT)"
-    data_t = HlsType.from_hls4ml(layer.get_input_variable().type.precision, f"{where} input")
+    data_t = in_type(layer, f"{where} input")
     table, _table_t = weight_values(layer.weights["table"], f"{where} table")
     table = table.ravel()
     if table.size != 2**data_t.width:

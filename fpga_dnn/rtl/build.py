@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from ..errors import ConfigError
 from ..log import progress
@@ -95,16 +94,19 @@ def build_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name: str =
     from .shell import write_axis_design
 
     opts = (opts or RtlOptions()).check()
-    if choose_architecture(hls_model, opts) == "streaming":
+    from ..hw.from_hls4ml import read_model_graph
+
+    layers = read_model_graph(hls_model)  # the one reading of hls4ml's objects, for either generator
+    if choose_architecture(layers, opts) == "streaming":
         if opts.tmr != "none":
             raise ConfigError(f"[rtl] tmr = {opts.tmr!r} triplicates the unrolled core's pipeline registers; the "
                               "streaming architecture has no such option yet: set tmr = 'none' or architecture = "
                               "'unrolled'")
-        return build_stream_rtl(hls_model, out_dir, opts=opts, name=name, clock_mhz=clock_mhz, board=board)
+        return build_stream_rtl(layers, out_dir, opts=opts, name=name, clock_mhz=clock_mhz, board=board)
     out_dir = Path(out_dir)
     core = module_name(opts.name or f"{name}_core")
     progress(f"rtl: tracing the hls4ml graph with da4ml ({core})")
-    traced = trace_model_graph(hls_model, softmax=opts.softmax)
+    traced = trace_model_graph(layers, softmax=opts.softmax)
     t0 = time.perf_counter()
     design = write_verilog(traced, out_dir / "core", name=core, latency_cutoff=opts.latency_cutoff,
                            clock_period=1000.0 / clock_mhz, tmr=opts.tmr)
@@ -123,12 +125,12 @@ def build_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name: str =
     return RtlBuild(traced, design, axis, axis.spec, out_dir, traced.trace_seconds, write_s)
 
 
-def choose_architecture(hls_model, opts: RtlOptions) -> str:
-    """'unrolled' or 'streaming' for ``opts.architecture`` ('auto': by the number of weights)."""
+def choose_architecture(layers, opts: RtlOptions) -> str:
+    """'unrolled' or 'streaming' for ``opts.architecture`` ('auto': by the number of weights of the
+    :class:`~fpga_dnn.hw.layer_graph.LayerGraph` ``layers``)."""
     if opts.architecture != "auto":
         return opts.architecture
-    n = sum(int(np.size(v.data)) for layer in hls_model.get_layers()
-            for k, v in layer.weights.items() if k == "weight")
+    n = layers.n_weights()
     return "unrolled" if n <= opts.auto_max_weights else "streaming"
 
 
@@ -157,10 +159,12 @@ class StreamBuild:
 
 def build_stream_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name: str = "model",
                      clock_mhz: float = 100.0, board: str = "pynq-z2") -> StreamBuild:
-    """Lower ``hls_model``, fold it (folding file, or the chooser at ``opts.target_inf_per_s``),
+    """Lower ``hls_model`` (a ``ModelGraph`` or the ``LayerGraph`` read from one), fold it (folding
+    file, or the chooser at ``opts.target_inf_per_s``),
     stitch the streaming design inside the AXI-Stream shell and write ``spec.json``."""
     from ..boards import load_board
     from ..hw import folding
+    from ..hw.from_hls4ml import read_model_graph
     from ..hw.lower import lower
     from .stream.stitch import write_stream_design
 
@@ -169,7 +173,8 @@ def build_stream_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name
     top = module_name(opts.name or name)
     t0 = time.perf_counter()
     progress(f"rtl: lowering the hls4ml graph to streaming units ({top})")
-    graph = lower(hls_model, name=top, softmax=opts.softmax)
+    layers = read_model_graph(hls_model)
+    graph = lower(layers, name=top, softmax=opts.softmax)
     brd = load_board(board)
     if opts.folding:
         folds = folding.read_folding(opts.folding, graph)
@@ -180,8 +185,7 @@ def build_stream_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name
     out_dir.mkdir(parents=True, exist_ok=True)
     folding.write_folding(plan, out_dir / "folding.toml")
     lowered = time.perf_counter() - t0
-    out_shape = tuple(int(d) for d in hls_model.get_output_variables()[0].shape)
-    in_shape = tuple(int(d) for d in hls_model.get_input_variables()[0].shape)
+    out_shape, in_shape = layers.output_shapes[0], layers.input_shapes[0]
     design = write_stream_design(graph, out_dir, name=top, stream_bits=opts.stream_bits, clock_mhz=clock_mhz,
                                  output_shape=out_shape, input_shape=in_shape)
     spec = design.spec

@@ -1,9 +1,10 @@
 """One function per hls4ml layer class: the layer's C++ (io_parallel) rebuilt with da4ml's tracer.
 
-Each handler takes the hls4ml layer and the traced values of its inputs (``FixedVariableArray``
-shaped like hls4ml's variables, channels_last) and returns its traced output, already cast to
-the layer's ``result_t``. The semantics copied here were read from hls4ml 1.3's Vivado
-``nnet_utils`` headers; the comments name the function each handler mirrors, so a reviewer can
+Each handler takes one layer of hls4ml's graph as read by :mod:`fpga_dnn.hw.from_hls4ml` (a
+:class:`~fpga_dnn.hw.layer_graph.LayerNode`: attributes, weights, types as plain data) and the
+traced values of its inputs (``FixedVariableArray`` shaped like hls4ml's variables, channels_last)
+and returns its traced output, already cast to the layer's ``result_t``. The semantics copied
+here were read from hls4ml 1.3's Vivado ``nnet_utils`` headers; the comments name the function each handler mirrors, so a reviewer can
 check one against the other.
 
 The key rule, from ``nnet_dense_latency.h`` / ``nnet_conv2d_latency.h``: every product is
@@ -23,7 +24,12 @@ from math import ceil, log2
 import numpy as np
 
 from fpga_dnn.errors import UnsupportedLayerError
-from fpga_dnn.hw.hls4ml_types import attr_type as _attr_type, out_type as _out_type  # the one hls4ml type reader
+from fpga_dnn.hw.layer_graph import (  # the layer as read from hls4ml's graph (fpga_dnn.hw.from_hls4ml)
+    attr_type as _attr_type,
+    in_type as _in_type,
+    out_type as _out_type,
+    weight_values,
+)
 
 from . import activations
 from .precision import (
@@ -35,7 +41,6 @@ from .precision import (
     cast_scalar,
     check_width,
     quantize_np,
-    weight_values,
 )
 
 STEP = "RTL generation"
@@ -92,24 +97,24 @@ def _on_grid(values: np.ndarray, step: float) -> np.ndarray:
 
 
 def _strategy(layer) -> str:
-    return str(layer.get_attr("strategy", "latency") or "latency").lower()
+    return str(layer.attr("strategy", "latency") or "latency").lower()
 
 
 # --------------------------------------------------------------------------------------------
 # products: nnet_mult.h's product classes, chosen as FPGABackend.product_type chooses them
 # --------------------------------------------------------------------------------------------
 
-def _product_kind(data_prec, weight_prec) -> str:
-    """``FPGABackend.product_type`` (hls4ml/backends/fpga/fpga_backend.py)."""
-    from hls4ml.model.types import ExponentPrecisionType, XnorPrecisionType
-
-    if isinstance(weight_prec, ExponentPrecisionType):
+def _product_kind(data_kind: str, weight_kind: str) -> str:
+    """``FPGABackend.product_type`` (hls4ml/backends/fpga/fpga_backend.py), from the kinds of the
+    data and weight precisions (``ExponentPrecisionType`` / ``XnorPrecisionType``: see
+    :data:`fpga_dnn.hw.layer_graph.KINDS`)."""
+    if weight_kind == "exponent":
         return "weight_exponential"
-    if isinstance(weight_prec, XnorPrecisionType) and isinstance(data_prec, XnorPrecisionType):
+    if weight_kind == "xnor" and data_kind == "xnor":
         return "both_binary"
-    if isinstance(weight_prec, XnorPrecisionType):
+    if weight_kind == "xnor":
         return "weight_binary"
-    if isinstance(data_prec, XnorPrecisionType):
+    if data_kind == "xnor":
         return "data_binary"
     return "mult"  # also weight_ternary: w in {-1, 0, 1} gives a*w exactly
 
@@ -166,11 +171,11 @@ class _Products:
         return [cast_scalar(a * 2.0 - float(n_in), t) for a in accs]
 
 
-def _products(layer, data_var_prec, weight_var, where: str):
-    """The products of ``layer`` and its weight values (as the products use them)."""
+def _products(layer, weight_var, where: str):
+    """The products of ``layer`` (data: its first input) and its weight values (as the products use them)."""
     w, w_type = weight_values(weight_var, f"{where} weight")
-    data_t = HlsType.from_hls4ml(data_var_prec, f"{where} input")
-    p = _Products(_product_kind(data_var_prec, weight_var.type.precision), data_t, w_type)
+    data_t = _in_type(layer, f"{where} input")
+    p = _Products(_product_kind(layer.in_ports[0].kind, weight_var.kind), data_t, w_type)
     return p, p.weights(w)
 
 
@@ -269,8 +274,8 @@ def dense(layer, inputs):
     """``nnet::dense`` (latency and resource strategies): products and bias into accum_t."""
     x = inputs[0]
     where = f"layer {layer.name!r} (Dense)"
-    products, w = _products(layer, layer.get_input_variable().type.precision, layer.weights["weight"], where)
-    if layer.get_attr("_weights_transposed", False):
+    products, w = _products(layer, layer.weights["weight"], where)
+    if layer.attr("_weights_transposed", False):
         w = w.T  # the Resource strategy stores (n_out, n_in)
     n_in, n_out = w.shape
     b = _bias(layer, n_out, where)
@@ -291,9 +296,9 @@ def einsum_dense(layer, inputs):
     broadcast to (I, L0, L1); its recipe comes from ``hls4ml.utils.einsum_utils.parse_einsum``."""
     x = inputs[0]
     where = f"layer {layer.name!r} (EinsumDense)"
-    g = layer.get_attr
+    g = layer.attr
     n_l0, n_l1, n_c, n_i = (int(g(a)) for a in ("n_free_data", "n_free_kernel", "n_contract", "n_inplace"))
-    products, w = _products(layer, layer.get_input_variable().type.precision, layer.weights["weight"], where)
+    products, w = _products(layer, layer.weights["weight"], where)
     w = np.asarray(w, np.float64).reshape(n_i, n_c, n_l1)
     bias_var = layer.weights.get("bias")
     b = (weight_values(bias_var, f"{where} bias")[0] if bias_var is not None else np.zeros(n_i * n_l0 * n_l1))
@@ -308,7 +313,7 @@ def einsum_dense(layer, inputs):
             accs = _affine(taps, w[i], b[i, l0], acc, x, where, "latency", products)
             outs.extend(cast(_array(products.finish(accs, n_c, x), (n_l1,), x), res)._vars)
     y = _array(outs, tuple(int(d) for d in g("out_interpert_shape")), x)
-    return y.transpose(tuple(g("out_tpose_idxs"))).reshape(tuple(layer.get_output_variable().shape))
+    return y.transpose(tuple(g("out_tpose_idxs"))).reshape(tuple(layer.out_shape))
 
 
 def _bias(layer, n_out: int, where: str) -> np.ndarray:
@@ -321,26 +326,24 @@ def _bias(layer, n_out: int, where: str) -> np.ndarray:
 
 def conv(layer, inputs):
     """``nnet::conv_1d_cl`` / ``conv_2d_cl`` (io_parallel): zero-padded im2col, then as Dense."""
-    from hls4ml.model.layers import Conv2D
-
     x = inputs[0]
     name = layer.class_name
     where = f"layer {layer.name!r} ({name})"
-    two_d = isinstance(layer, Conv2D)  # hls4ml's 1x1 PointwiseConv2D and Conv2DBatchnorm derive from it
-    if layer.get_attr("data_format", "channels_last") != "channels_last":
+    two_d = layer.is_a("Conv2D")  # hls4ml's 1x1 PointwiseConv2D and Conv2DBatchnorm derive from it
+    if layer.attr("data_format", "channels_last") != "channels_last":
         raise UnsupportedLayerError(layer.name, f"{name} (channels_first)", supported_layers(), step=STEP)
     # Conv2DBatchnorm (QKeras QConv2DBatchnorm): hls4ml folded the BN into weight/bias already.
-    products, w = _products(layer, layer.get_input_variable().type.precision, layer.weights["weight"], where)
-    if layer.get_attr("_weights_transposed", False):  # Resource strategy: (F, [H,] W, C)
+    products, w = _products(layer, layer.weights["weight"], where)
+    if layer.attr("_weights_transposed", False):  # Resource strategy: (F, [H,] W, C)
         w = np.moveaxis(w, 0, -1)
     if not two_d:
         w = w[None]  # (1, W, C, F): a 1-D conv is a 2-D conv of height 1
         x = x.reshape((1,) + tuple(x.shape))
-    if name.startswith("Depthwise") or hls_class(layer).startswith("Depthwise"):
+    if name.startswith("Depthwise") or layer.hls_class.startswith("Depthwise"):
         w = _depthwise_as_conv(layer, w, products, where)
     kh, kw, cin, nf = w.shape
     b = _bias(layer, nf, where)
-    g = layer.get_attr
+    g = layer.attr
     dil = (g("dilation_height", 1) if two_d else 1, g("dilation_width", 1))
     if dil != (1, 1):
         raise UnsupportedLayerError(layer.name, f"{name} with dilation {dil}", supported_layers(), step=STEP)
@@ -386,10 +389,10 @@ def _depthwise_as_conv(layer, w: np.ndarray, products, where: str) -> np.ndarray
     (zero weights add no logic). hls4ml asserts a depth multiplier of 1."""
     kh, kw, c = w.shape[0], w.shape[1], w.shape[2]
     if w.size != kh * kw * c:
-        raise UnsupportedLayerError(layer.name, f"{hls_class(layer)} with depth multiplier {w.size // (kh * kw * c)}",
+        raise UnsupportedLayerError(layer.name, f"{layer.hls_class} with depth multiplier {w.size // (kh * kw * c)}",
                                     supported_layers(), step=STEP)
     if products.kind == "both_binary":
-        raise UnsupportedLayerError(layer.name, f"{hls_class(layer)} of XNOR data with XNOR weights",
+        raise UnsupportedLayerError(layer.name, f"{layer.hls_class} of XNOR data with XNOR weights",
                                     supported_layers(), step=STEP)
     full = np.zeros((kh, kw, c, c))
     flat = w.reshape(kh, kw, c)
@@ -403,7 +406,7 @@ def activation(layer, inputs):
     ``nnet::binary_tanh`` and ``nnet::ternary_tanh`` (nnet_activation.h); the table ones
     (``nnet::sigmoid``, ``nnet::tanh``) are in :mod:`.activations`."""
     x = inputs[0]
-    act = str(layer.get_attr("activation", "")).lower()
+    act = str(layer.attr("activation", "")).lower()
     res = _out_type(layer)
     if act == "linear":
         return cast(x, res)
@@ -412,8 +415,7 @@ def activation(layer, inputs):
     if act == "binary_tanh":
         return _binary_tanh(x, res)
     if act == "ternary_tanh":
-        return _ternary_tanh(x, HlsType.from_hls4ml(layer.get_input_variable().type.precision,
-                                                    f"layer {layer.name!r} input"), res)
+        return _ternary_tanh(x, _in_type(layer, f"layer {layer.name!r} input"), res)
     if act in activations.TABLE_FUNCTIONS:
         return activations.table_activation(layer, x)
     raise UnsupportedLayerError(layer.name, f"{layer.class_name}({act})", supported_layers(), step=STEP)
@@ -446,11 +448,11 @@ def parametrized_activation(layer, inputs):
     ``param_t`` constant (the layer's ``activ_param``); the product is exact, then the cast.
     QKeras ``quantized_relu(negative_slope=...)`` becomes this layer."""
     x = inputs[0]
-    act = str(layer.get_attr("activation", "")).lower()
+    act = str(layer.attr("activation", "")).lower()
     if act not in ("leakyrelu", "leaky_relu"):
         raise UnsupportedLayerError(layer.name, f"ParametrizedActivation({act})", supported_layers(), step=STEP)
     param_t = _attr_type(layer, "param_t")
-    alpha = float(quantize_np(float(layer.get_attr("activ_param", 1.0)), param_t))
+    alpha = float(quantize_np(float(layer.attr("activ_param", 1.0)), param_t))
     vals = []
     for v in x._vars.ravel():
         # v > 0 ? v : alpha*v  ==  relu(v) - alpha * relu(-v), exactly (one of the two is 0)
@@ -467,10 +469,10 @@ def batchnorm_quantized_tanh(layer, inputs):
     x = inputs[0]
     where = f"layer {layer.name!r} (BatchNormalization fused with a binary/ternary activation)"
     n = x.size
-    n_filt = layer.get_attr("n_filt", -1)
+    n_filt = layer.attr("n_filt", -1)
     idx = np.arange(n) if (n_filt is None or n_filt in (-1, 0)) else np.arange(n) % n_filt
     flat = x._vars.ravel()
-    q = layer.get_attr("quantize")
+    q = layer.attr("quantize")
     vals = []
     if q == 2:
         t, _ = weight_values(layer.weights["threshold"], f"{where} threshold")
@@ -497,13 +499,13 @@ def batchnorm_quantized_tanh(layer, inputs):
 def batchnorm(layer, inputs):
     """``nnet::normalize``: ``res = data * scale + bias`` at full precision, then the cast."""
     x = inputs[0]
-    where = f"layer {layer.name!r} ({_hls_class_name(layer)})"
+    where = f"layer {layer.name!r} ({layer.hls_class})"
     # the product is CONFIG_T::product<data_T, scale_t> (a shift for ApplyAlpha's po2 scale)
-    products, scale = _products(layer, layer.get_input_variable().type.precision, layer.weights["scale"], where)
+    products, scale = _products(layer, layer.weights["scale"], where)
     bias, _ = weight_values(layer.weights["bias"], f"{where} bias")
     scale, bias = scale.ravel(), bias.ravel()
     n = x.size
-    n_filt = layer.get_attr("n_filt", -1)
+    n_filt = layer.attr("n_filt", -1)
     idx = np.arange(n) if (n_filt is None or n_filt == -1) else np.arange(n) % n_filt
     if idx.max() >= scale.size or idx.max() >= bias.size:
         raise UnsupportedLayerError(layer.name, "BatchNormalization with mismatched scale size",
@@ -521,22 +523,6 @@ def batchnorm(layer, inputs):
     return cast(y, _out_type(layer))
 
 
-#: hls4ml layer classes defined outside hls4ml.model (the FPGA backends' fused/optimised layers).
-_BACKEND_LAYER_MODULES = ("hls4ml.backends.fpga.fpga_layers",)
-
-
-def hls_class(layer) -> str:
-    """hls4ml's own layer class (backends wrap it in generated subclasses), e.g. the fused
-    ``BatchNormalizationQuantizedTanh`` rather than its base ``Layer``."""
-    for c in type(layer).__mro__:
-        if c.__module__.startswith("hls4ml.model.") or c.__module__ in _BACKEND_LAYER_MODULES:
-            return c.__name__
-    return str(layer.class_name)
-
-
-_hls_class_name = hls_class
-
-
 def pooling(layer, inputs):
     """``nnet::pooling1d_cl`` / ``pooling2d_cl`` (io_parallel, channels_last), Max or Average.
 
@@ -545,13 +531,11 @@ def pooling(layer, inputs):
     divides by the count of unpadded cells (``count_pad`` false) with C's truncation towards
     zero, and the max/average is cast to accum_t before the cast to result_t.
     """
-    from hls4ml.model.layers import Pooling2D
-
     x = inputs[0]
     name = layer.class_name
     where = f"layer {layer.name!r} ({name})"
-    two_d = isinstance(layer, Pooling2D)
-    g = layer.get_attr
+    two_d = layer.is_a("Pooling2D")
+    g = layer.attr
     op = str(g("pool_op", "")).lower()
     if op not in ("max", "average"):
         raise UnsupportedLayerError(layer.name, f"{name}({op})", supported_layers(), step=STEP)
@@ -564,7 +548,7 @@ def pooling(layer, inputs):
     sh, sw = (g("stride_height"), g("stride_width")) if two_d else (1, g("stride_width"))
     pt, pl = (g("pad_top"), g("pad_left")) if two_d else (0, g("pad_left"))
     out_h, out_w = (g("out_height"), g("out_width")) if two_d else (1, g("n_out"))  # Pooling1D: n_in/n_out
-    data_t = HlsType.from_hls4ml(layer.get_input_variable().type.precision, f"{where} input")
+    data_t = _in_type(layer, f"{where} input")
     acc = _attr_type(layer, "accum_t")
     res = _out_type(layer)
     # pad_val<data_T, Max>(): x = 0; x[x.width - 1] = 1
@@ -643,25 +627,23 @@ def _trunc_div(y, n: int, acc: HlsType, like):
 
 def reshape(layer, inputs):
     """``Reshape``/``Flatten`` in io_parallel: the same array viewed in a new shape (no cast)."""
-    shape = tuple(layer.get_output_variable().shape)
+    shape = tuple(layer.out_shape)
     return inputs[0].reshape(shape)
 
 
 def zeropadding(layer, inputs):
     """``nnet::zeropad1d_cl`` / ``zeropad2d_cl`` (nnet_padding.h, io_parallel): the data cast to
     result_t, zeros around it along the width (and height)."""
-    from hls4ml.model.layers import ZeroPadding2D
-
     x = inputs[0]
-    g = layer.get_attr
+    g = layer.attr
     if g("data_format", "channels_last") != "channels_last":
         raise UnsupportedLayerError(layer.name, f"{layer.class_name} (channels_first)", supported_layers(), step=STEP)
     res = _out_type(layer)
     pads = [(int(g("pad_left")), int(g("pad_right")))]
-    if isinstance(layer, ZeroPadding2D):
+    if layer.is_a("ZeroPadding2D"):
         pads.insert(0, (int(g("pad_top")), int(g("pad_bottom"))))
     y = cast(x, res)
-    out_shape = tuple(layer.get_output_variable().shape)
+    out_shape = tuple(layer.out_shape)
     cells = np.full(out_shape, None, dtype=object)
     inner = tuple(slice(lo, lo + n) for (lo, _), n in zip(pads, x.shape)) + (slice(None),)
     cells[inner] = y._vars
@@ -676,14 +658,14 @@ def merge(layer, inputs):
     ``ii % n_elem2`` (broadcast), then the cast. ``multiply`` is the exact product of two
     variables (a multiplier; HGQ2's ``QMultiply``), ``average`` is ``(a + b) * 0.5``, exact."""
     a, b = inputs
-    op = str(layer.get_attr("op", "")).lower()
+    op = str(layer.attr("op", "")).lower()
     fns = {"add": lambda p, q: p + q, "subtract": lambda p, q: p - q, "multiply": lambda p, q: p * q,
            "average": lambda p, q: (p + q) * 0.5,
            "maximum": lambda p, q: p.max_of(q), "minimum": lambda p, q: p.min_of(q)}
     if op not in fns:
         raise UnsupportedLayerError(layer.name, f"Merge({op})", supported_layers(), step=STEP)
     fa, fb = a._vars.ravel(), b._vars.ravel()
-    shape = tuple(layer.get_output_variable().shape)
+    shape = tuple(layer.out_shape)
     n = int(np.prod(shape))
     vals = [fns[op](fa[e % fa.size], fb[e % fb.size]) for e in range(n)]
     return cast(_array(vals, shape, a), _out_type(layer))
@@ -692,7 +674,7 @@ def merge(layer, inputs):
 def concatenate(layer, inputs):
     """``nnet::concatenate{1,2,3}d``: copy both operands into result_t along ``axis``."""
     a, b = inputs
-    axis = int(layer.get_attr("axis", -1))
+    axis = int(layer.attr("axis", -1))
     if axis > 0:
         axis -= 1  # hls4ml counts the batch axis in positive axes
     return cast(np.concatenate([a, b], axis=axis), _out_type(layer))
@@ -702,8 +684,8 @@ def fixed_point_quantizer(layer, inputs):
     """HGQ2's ``FixedPointQuantizer`` left in the graph (heterogeneous, not fused):
     ``out[i] = ap_fixed<b_i, i_i, RND, SAT>(inp[i])`` (0 where b_i == 0), then result_t."""
     x = inputs[0]
-    k, b, i = (np.broadcast_to(np.asarray(a)[0], x.shape) for a in layer.mask_kbi)
-    rnd, sat = str(layer.RND).upper(), str(layer.SAT).upper()
+    k, b, i = (np.broadcast_to(np.asarray(a)[0], x.shape) for a in layer.attr("mask_kbi"))
+    rnd, sat = str(layer.attr("RND")).upper(), str(layer.attr("SAT")).upper()
     flat = x._vars.ravel()
     kf, bf, iff = k.ravel(), b.ravel(), i.ravel()
     vals = []

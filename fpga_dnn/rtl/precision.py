@@ -35,7 +35,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from fpga_dnn.errors import FpgaDnnError
+from fpga_dnn.errors import UnsupportedPrecisionError  # defined with the other user errors; imported from here too
 from fpga_dnn.fixedpoint import OVERFLOW_MODES, ROUNDING_MODES, FixedFormat  # noqa: F401 (re-exported)
 
 #: Widest intermediate value da4ml's bit-exact interpreter (``CombLogic.predict``) holds: it
@@ -45,16 +45,9 @@ INTERPRETER_MAX_BITS = 64
 #: Widest constant/input that numpy float64 represents exactly (53-bit mantissa).
 FLOAT64_EXACT_BITS = 53
 
-class UnsupportedPrecisionError(FpgaDnnError):
-    """A type the RTL step cannot reproduce exactly (too wide, unknown mode, not fixed point).
-
-    Derives from :class:`fpga_dnn.errors.FpgaDnnError`, so the CLI prints it as one line.
-    """
-
-
 #: One ``ap_fixed``/``ap_ufixed`` type with its quantization and overflow modes: the project's
 #: one fixed-point type class (:class:`fpga_dnn.fixedpoint.FixedFormat`), under its rtl name.
-#: Reading one from hls4ml: :func:`fpga_dnn.hw.hls4ml_types.hls_type` (``HlsType.from_hls4ml``).
+#: Reading one from hls4ml: :func:`fpga_dnn.hw.from_hls4ml.hls_type` (``HlsType.from_hls4ml``).
 HlsType = FixedFormat
 
 
@@ -111,39 +104,6 @@ def quantize_np(x, t: HlsType) -> np.ndarray:
     else:  # pragma: no cover - HlsType validates the mode
         raise UnsupportedPrecisionError(f"overflow mode {t.overflow}")
     return np.ldexp(v, -t.f)
-
-
-def weight_values(var, where: str) -> tuple[np.ndarray, HlsType]:
-    """A weight variable's values as the C++ build sees them, and its type.
-
-    hls4ml prints each weight with ``precision_fmt`` (``'{:.Nf}'`` with N = the type's fraction
-    bits), the compiler parses that decimal text to double and ``ap_fixed`` casts it. A weight
-    that is not on its type's grid is therefore first rounded to N decimals, then cast.
-    """
-    from hls4ml.model.types import ExponentPrecisionType
-
-    data = np.asarray(var.data, dtype=np.float64)
-    if isinstance(var.type.precision, ExponentPrecisionType):
-        return _po2_values(data, var.type.precision, where)
-    t = HlsType.from_hls4ml(var.type.precision, where)
-    fmt = var.precision_fmt
-    if fmt:
-        flat = np.array([float(fmt.format(v)) for v in data.ravel()], dtype=np.float64)
-        data = flat.reshape(data.shape)
-    return quantize_np(data, t), t
-
-
-def _po2_values(data: np.ndarray, precision, where: str) -> tuple[np.ndarray, HlsType]:
-    """A power-of-two weight as hls4ml writes it (``ExponentWeightVariable._format``): the sign
-    (w >= 0) and ``int(log2|w|)`` in an ``ap_int<width>`` exponent. Returns the values
-    ``+-2**e`` the C++ uses, and the exponent's type (an integer type of that width)."""
-    if np.any(data == 0) or not np.all(np.isfinite(data)):
-        raise UnsupportedPrecisionError(f"{where}: a power-of-two weight of 0 has no exponent (hls4ml writes "
-                                        "log2(0)); such weights are not supported")
-    exp = (np.log2(np.abs(data)) / np.log2(2.0)).astype("int")
-    e_type = HlsType(bool(precision.signed), int(precision.width), int(precision.width))
-    exp = quantize_np(exp.astype(np.float64), e_type)  # the ap_int<width> the header holds
-    return np.where(data < 0, -1.0, 1.0) * np.ldexp(1.0, exp.astype(int)), e_type
 
 
 # --------------------------------------------------------------------------------------------

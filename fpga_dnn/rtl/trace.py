@@ -1,5 +1,9 @@
 """Trace hls4ml's ``ModelGraph`` into a da4ml ``CombLogic``: the network as a fixed-point dataflow.
 
+The graph is read once, as plain data, by :func:`fpga_dnn.hw.from_hls4ml.read_model_graph` (the
+hardware side's one reader of hls4ml); the tracing below and the handlers of :mod:`.layers` read
+that :class:`~fpga_dnn.hw.layer_graph.LayerGraph`.
+
 Why start from hls4ml's graph and not from Keras: the graph is the model *after* hls4ml's
 parsing, optimizers and precision inference, i.e. exactly what C-sim computes. Reading every
 type from it (and following ``ap_fixed``'s rounding/overflow rules, see :mod:`.precision`) makes
@@ -21,8 +25,9 @@ import numpy as np
 
 from fpga_dnn.errors import DataError, FpgaDnnError, UnsupportedLayerError
 from fpga_dnn.fixedpoint import FixedFormat
+from fpga_dnn.hw.layer_graph import LayerGraph, in_type as _in_type
 
-from .layers import HANDLERS, STEP, hls_class, supported_layers
+from .layers import HANDLERS, STEP, supported_layers
 from .precision import (
     INTERPRETER_MAX_BITS,
     HlsType,
@@ -103,7 +108,8 @@ class TracedModel:
 
 
 def trace_model_graph(hls_model, *, softmax: str = "logits", hwconf=None, solver_options=None) -> TracedModel:
-    """Trace a converted hls4ml model (io_parallel) into a da4ml ``CombLogic``.
+    """Trace a converted hls4ml model (io_parallel; a ``ModelGraph`` or the
+    :class:`~fpga_dnn.hw.layer_graph.LayerGraph` read from one) into a da4ml ``CombLogic``.
 
     ``softmax`` decides what happens to a Softmax at the model's output, which the RTL does not
     implement: ``'logits'`` drops it (the core outputs the softmax's input, in its type) and
@@ -118,15 +124,17 @@ def trace_model_graph(hls_model, *, softmax: str = "logits", hwconf=None, solver
     from da4ml.trace import FixedVariableArray, HWConfig, comb_trace
 
     from fpga_dnn import compat
+    from fpga_dnn.hw.from_hls4ml import read_model_graph
 
     compat.apply_da4ml()  # da4ml 0.6.0 emits large/fine constants wrongly in Verilog: see compat.py
     if softmax not in SOFTMAX_MODES:
         raise ValueError(f"softmax must be one of {SOFTMAX_MODES}, got {softmax!r}")
     t0 = time.perf_counter()
-    _check_flavour(hls_model)
-    _refuse_inexact_keras_layers(hls_model)
+    graph = read_model_graph(hls_model)
+    _check_flavour(graph)
+    _refuse_inexact_keras_layers(graph)
     hwconf = HWConfig(*(hwconf or (1, -1, -1)))
-    in_names, out_names = list(hls_model.inputs), list(hls_model.outputs)
+    in_names, out_names = list(graph.inputs), list(graph.outputs)
     if len(in_names) != 1 or len(out_names) != 1:
         raise UnsupportedGraphError(
             f"RTL generation needs one input and one output; the model has {len(in_names)} "
@@ -138,13 +146,13 @@ def trace_model_graph(hls_model, *, softmax: str = "logits", hwconf=None, solver
     in_type = out_type = None
     in_shape: tuple[int, ...] = ()
     softmax_used: str | None = None
-    consumers = _consumers(hls_model)
+    consumers = graph.consumers()
 
-    for layer in hls_model.get_layers():
-        cls = _hls_class(layer)
+    for layer in graph.layers:
+        cls = layer.hls_class
         if cls == "Input":
-            in_type = HlsType.from_hls4ml(layer.get_output_variable().type.precision, f"input {layer.name!r}")
-            in_shape = tuple(int(d) for d in layer.get_output_variable().shape)
+            in_type = layer.out_port.type(f"input {layer.name!r}")
+            in_shape = tuple(layer.out_shape)
             full = lambda v: np.full(in_shape, v, dtype=np.int64)  # noqa: E731
             values[layer.outputs[0]] = FixedVariableArray.from_kif(
                 full(in_type.k), full(in_type.i), full(in_type.f), hwconf, 0.0, solver_options
@@ -167,11 +175,11 @@ def trace_model_graph(hls_model, *, softmax: str = "logits", hwconf=None, solver
         if handler is None:
             raise UnsupportedLayerError(layer.name, cls, supported_layers(), step=STEP)
         out = handler(layer, ins)
-        expected = tuple(int(d) for d in layer.get_output_variable().shape)
+        expected = tuple(layer.out_shape)
         if tuple(out.shape) != expected:  # an internal fault, not a user error
             raise AssertionError(f"layer {layer.name}: traced shape {out.shape} != hls4ml shape {expected}")
         values[layer.outputs[0]] = out
-        res_type = HlsType.from_hls4ml(layer.get_output_variable().type.precision, layer.name)
+        res_type = layer.out_port.type(layer.name)
         infos.append(LayerInfo(layer.name, cls, expected, str(res_type)))
         if layer.outputs[0] in out_names:
             out_type = res_type
@@ -181,7 +189,7 @@ def trace_model_graph(hls_model, *, softmax: str = "logits", hwconf=None, solver
     final = values[out_names[0]]
     if out_type is None:
         raise UnsupportedGraphError(f"no layer produces the model output {out_names[0]!r}")
-    inp = _input_array(values, hls_model)
+    inp = _input_array(values, graph)
     comb = comb_trace(list(inp._vars.ravel()), list(np.ravel(final._vars)), keep_dead_inputs=True)
     _check_comb_widths(comb)
     return TracedModel(
@@ -197,10 +205,9 @@ def trace_model_graph(hls_model, *, softmax: str = "logits", hwconf=None, solver
     )
 
 
-def _check_flavour(hls_model) -> None:
+def _check_flavour(graph: LayerGraph) -> None:
     """The layer semantics here are those of the Vivado/Vitis io_parallel templates (ap_fixed)."""
-    get = hls_model.config.get_config_value
-    io_type, backend = str(get("IOType")), str(get("Backend") or "")
+    io_type, backend = graph.io_type, graph.backend
     if io_type != "io_parallel":
         raise UnsupportedGraphError(
             f"RTL generation reproduces hls4ml's io_parallel code; this model was converted with "
@@ -221,37 +228,24 @@ INEXACT_IN_HLS4ML = {
 }
 
 
-def _refuse_inexact_keras_layers(hls_model) -> None:
+def _refuse_inexact_keras_layers(graph: LayerGraph) -> None:
     """hls4ml expands some Keras layers into several graph nodes; refuse by the Keras layer."""
-    model = (getattr(getattr(hls_model, "config", None), "config", None) or {}).get("KerasModel")
-    for layer in getattr(model, "layers", None) or []:
-        why = INEXACT_IN_HLS4ML.get(type(layer).__name__)
+    for name, cls in graph.keras_layers:
+        why = INEXACT_IN_HLS4ML.get(cls)
         if why:
-            raise UnsupportedLayerError(layer.name, f"{type(layer).__name__}: {why}", supported_layers(), step=STEP)
+            raise UnsupportedLayerError(name, f"{cls}: {why}", supported_layers(), step=STEP)
 
 
-def _hls_class(layer) -> str:
-    return hls_class(layer)
-
-
-def _consumers(hls_model) -> dict[str, list[str]]:
-    users: dict[str, list[str]] = {}
-    for layer in hls_model.get_layers():
-        for name in layer.inputs:
-            users.setdefault(name, []).append(layer.name)
-    return users
-
-
-def _input_array(values, hls_model):
-    for layer in hls_model.get_layers():
-        if _hls_class(layer) == "Input":
+def _input_array(values, graph: LayerGraph):
+    for layer in graph.layers:
+        if layer.hls_class == "Input":
             return values[layer.outputs[0]]
     raise UnsupportedGraphError("the hls4ml model has no Input layer")
 
 
 def _replace_softmax(layer, logits, mode: str):
     """The softmax's input unchanged ('logits') or the argmax of it ('argmax')."""
-    logit_type = HlsType.from_hls4ml(layer.get_input_variable().type.precision, f"layer {layer.name!r} input")
+    logit_type = _in_type(layer, f"layer {layer.name!r} input")
     if mode == "logits":
         note = (f"softmax layer {layer.name!r} at the output is not implemented in RTL: the core "
                 f"outputs its input logits ({logit_type.format}) instead")
