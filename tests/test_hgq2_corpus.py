@@ -267,7 +267,8 @@ def test_hgq2_multi_head_attention_refused_for_rtl_with_reason(tmp_path):
 # Conv1D ('same' and stride 2), BatchNormalization, QBatchNormDense, Add, MaxPool2D and
 # AvgPool1D('same'). The fast test puts them all on branches of ONE model (one input, the branch
 # outputs flattened and concatenated), so one C-sim build, one plain-hls4ml build, one trace and
-# one Verilator build cover all seven; each is then judged on its own slice of the output.
+# one Verilator build cover them all; each is then judged on its own slice of the output. Two-operand
+# Einsum (test_qeinsum.py) rides along: both its operands are branches of the one input.
 # ---------------------------------------------------------------------------------------------
 
 ZOO_INPUT = (8, 4)
@@ -275,8 +276,8 @@ ZOO_INPUT = (8, 4)
 
 def _zoo_branches(keras, x):
     """name -> (branch output tensor, the hls4ml layer class that branch exists to test)."""
-    from hgq.layers import (QAdd, QAvgPool1D, QBatchNormalization, QBatchNormDense, QConv1D, QDense,
-                            QMaxPool2D)
+    from hgq.layers import (QAdd, QAvgPool1D, QBatchNormalization, QBatchNormDense, QConv1D, QDense, QEinsum,
+                            QEinsumDense, QMaxPool2D)
 
     flat = keras.layers.Flatten(name="flat")(x)
     grid = keras.layers.Reshape((4, 2, 4), name="as_2d")(x)
@@ -290,11 +291,22 @@ def _zoo_branches(keras, x):
                 "Merge"),
         "maxpool2d": (QMaxPool2D((2, 2), name="maxpool")(grid), "Pooling2D"),
         "avgpool1d_same": (QAvgPool1D(2, strides=1, padding="same", name="avgpool")(x), "Pooling1D"),
+        # test_qeinsum.py's two-operand QEinsum, both operands branches of the one input: free axes on
+        # both sides with a transposed output, and an in-place axis
+        "einsum": (QEinsum("bij,bik->bkj", name="e0")([_ed(QEinsumDense, 3, "ea")(x), _ed(QEinsumDense, 5, "eb")(x)]),
+                   "Einsum"),
+        "einsum_inplace": (QEinsum("bij,bij->bi", name="e1")([_ed(QEinsumDense, 3, "ec")(x),
+                                                              _ed(QEinsumDense, 3, "ed")(x)]), "Einsum"),
     }
 
 
+def _ed(cls, n: int, name: str):
+    """A QEinsumDense over the last axis of the (8, 4) input: (8, n)."""
+    return cls("bij,jk->bik", output_shape=(ZOO_INPUT[0], n), name=name)
+
+
 ZOO_CONFIGS = ("dense", "conv1d_same", "conv1d_stride2", "batchnorm", "batchnorm_dense", "add", "maxpool2d",
-               "avgpool1d_same")
+               "avgpool1d_same", "einsum", "einsum_inplace")
 
 
 def hgq2_layer_zoo(only: tuple[str, ...] = ZOO_CONFIGS):
@@ -330,7 +342,7 @@ def hgq2_layer_zoo(only: tuple[str, ...] = ZOO_CONFIGS):
 
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
-    """The seven configurations on one model: converted, C-simulated, traced and plain-hls4ml'd once."""
+    """The configurations on one model: converted, C-simulated, traced and plain-hls4ml'd once."""
     model, slices = hgq2_layer_zoo()
     return hgq2_case(lambda: model, tmp_path_factory.mktemp("hgq2_zoo")), slices
 
@@ -344,8 +356,8 @@ def _slice_fractions(r, sl) -> dict:
 
 
 def test_hgq2_layer_configs_bit_exact_through_rtl(zoo):
-    """Dense, Conv1D same / stride 2, BatchNormalization, QBatchNormDense, Add, MaxPool2D and
-    AvgPool1D('same'): C-sim = Keras and RTL (trace) = C-sim 1.0 on each one's own outputs, and
+    """Dense, Conv1D same / stride 2, BatchNormalization, QBatchNormDense, Add, MaxPool2D,
+    AvgPool1D('same') and two-operand Einsum: C-sim = Keras and RTL (trace) = C-sim 1.0 on each one's own outputs, and
     never less exact than plain hls4ml on the same inputs."""
     r, slices = zoo
     traced_classes = {li.class_name for li in r["traced"].layers}
@@ -363,10 +375,11 @@ def test_hgq2_layer_configs_bit_exact_through_rtl(zoo):
     avg = graph["avgpool"]  # 'same': a padded last window, averaged over its one real cell (count_pad False)
     assert avg.get_attr("pool_op") == "Average" and avg.get_attr("pad_right") == 1 and not avg.get_attr("count_pad")
     assert graph["maxpool"].get_attr("pool_op") == "Max" and graph["add"].get_attr("op") == "add"
+    assert tuple(graph["e0"].get_attr("out_tpose_idxs")) != (0, 1) and int(graph["e1"].get_attr("n_inplace")) == 8
 
 
 def test_hgq2_layer_configs_verilog_in_verilator_equals_csim(zoo, tmp_path):
-    """The generated Verilog of all seven (one Verilator build) on the same 2,000 inputs."""
+    """The generated Verilog of all of them (one Verilator build) on the same 2,000 inputs."""
     from fpga_dnn.rtl import write_verilog
     from fpga_dnn.simulate.emulator import compile_emulator
 
@@ -376,7 +389,7 @@ def test_hgq2_layer_configs_verilog_in_verilator_equals_csim(zoo, tmp_path):
     assert _rows_equal(out, r["csim"]).mean() == 1.0
 
 
-@pytest.mark.extended  # one model per configuration: seven times the builds of the fast test above
+@pytest.mark.extended  # one model per configuration: ten times the builds of the fast test above
 @pytest.mark.parametrize("config", ZOO_CONFIGS)
 def test_hgq2_layer_config_alone_bit_exact_through_rtl(config, tmp_path):
     """Each configuration as its own model (as hls4ml's tests build them), not on a shared input."""
