@@ -476,6 +476,25 @@ def test_fused_bn_binary_layer_is_named_by_its_class():
     assert hls_class(fake) == "BatchNormalizationQuantizedTanh" and hls_class(fake) in HANDLERS
 
 
+def test_refusal_in_fused_bn_binary_layer_names_the_keras_layers(tmp_path):
+    """A refusal inside hls4ml's fused ``bnbt_bn`` node names the Keras BatchNormalization and the
+    binary activation it came from (``bnbt_bn`` is in no user's model). The refusal is provoked by
+    an encoding the handler does not know (``quantize`` is 2 or 3 in hls4ml)."""
+    from fpga_dnn.convert import convert
+    from fpga_dnn.rtl import trace_model_graph
+    from fpga_dnn.errors import UnsupportedLayerError
+
+    model = _ternary_bn_binary()
+    res = convert(model, _grid((10,), 6, n=64), output_dir=tmp_path / "hls", framework="qkeras")
+    fused = res.hls_model.graph["bnbt_bn"]
+    fused.set_attr("quantize", 5)
+    with pytest.raises(UnsupportedLayerError) as err:
+        trace_model_graph(res.hls_model)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(
+        "layer 'bnbt_bn' (hls4ml's fusion of the Keras layers 'bn' (BatchNormalization) and 'act' (QActivation))"), msg
+
+
 def test_known_hls4ml_difference_is_named_in_the_mismatch_text():
     """Fast cover of the report wording (the end-to-end case below is extended)."""
     from fpga_dnn.csim import describe_mismatch, known_hls4ml_difference

@@ -166,7 +166,11 @@ def trace_model_graph(hls_model, *, softmax: str = "logits", hwconf=None, solver
         handler = HANDLERS.get(cls)
         if handler is None:
             raise UnsupportedLayerError(layer.name, cls, supported_layers(), step=STEP)
-        out = handler(layer, ins)
+        try:
+            out = handler(layer, ins)
+        except FpgaDnnError as err:
+            _name_keras_origin(err, hls_model, layer)
+            raise
         expected = tuple(int(d) for d in layer.get_output_variable().shape)
         if tuple(out.shape) != expected:  # an internal fault, not a user error
             raise AssertionError(f"layer {layer.name}: traced shape {out.shape} != hls4ml shape {expected}")
@@ -228,6 +232,49 @@ def _refuse_inexact_keras_layers(hls_model) -> None:
         why = INEXACT_IN_HLS4ML.get(type(layer).__name__)
         if why:
             raise UnsupportedLayerError(layer.name, f"{type(layer).__name__}: {why}", supported_layers(), step=STEP)
+
+
+#: hls4ml's MergeBatchNormAndQuantizedTanh pass (backends/vivado/passes/bn_quant.py) replaces a
+#: BatchNormalization and the binary/ternary activation after it by one node named this + the BN's name.
+FUSED_BN_PREFIX = "bnbt_"
+
+
+def keras_origin(hls_model, layer) -> str | None:
+    """The Keras layers behind an hls4ml node that has no Keras layer of its own, e.g. the fused
+    ``bnbt_<bn>`` node: "the Keras layers 'bn' (BatchNormalization) and 'act' (QActivation)"."""
+    if hls_class(layer) != "BatchNormalizationQuantizedTanh" or not layer.name.startswith(FUSED_BN_PREFIX):
+        return None
+    model = (getattr(getattr(hls_model, "config", None), "config", None) or {}).get("KerasModel")
+    bn_name = layer.name[len(FUSED_BN_PREFIX):]
+    names = {l.name: l for l in getattr(model, "layers", None) or []}
+    bn = names.get(bn_name)
+    if bn is None:
+        return f"the Keras BatchNormalization {bn_name!r} and the binary/ternary activation after it"
+    act = next((l for l in names.values() if bn in _inbound_layers(l)), None)
+    act_text = f" and {act.name!r} ({type(act).__name__})" if act is not None else " and the activation after it"
+    return f"the Keras layers {bn.name!r} ({type(bn).__name__}){act_text}"
+
+
+def _inbound_layers(layer) -> list:
+    """The layers feeding ``layer`` (Keras 2's ``inbound_layers``, Keras 3's ``parent_nodes``)."""
+    found = []
+    for node in getattr(layer, "_inbound_nodes", None) or []:
+        inbound = getattr(node, "inbound_layers", None)
+        if inbound is None:  # Keras 3
+            inbound = [p.operation for p in getattr(node, "parent_nodes", [])]
+        found.extend(inbound if isinstance(inbound, (list, tuple)) else [inbound])
+    return found
+
+
+def _name_keras_origin(err: Exception, hls_model, layer) -> None:
+    """Rewrite ``err``'s message in place to say which Keras layers ``layer`` stands for, where hls4ml
+    made it up (a user cannot act on a node name that is not in their model)."""
+    origin = keras_origin(hls_model, layer)
+    if origin is None or not err.args:
+        return
+    text, tag = str(err.args[0]), f"layer {layer.name!r}"
+    note = f"{tag} (hls4ml's fusion of {origin})"
+    err.args = (text.replace(tag, note, 1) if tag in text else f"{note}: {text}",) + tuple(err.args[1:])
 
 
 def _hls_class(layer) -> str:
