@@ -4,7 +4,10 @@ rebuilt small: the layers the RTL used to refuse (``Merge(multiply)``, ``EinsumD
 ZeroPadding1D/2D) through convert -> C-sim -> RTL (da4ml trace) -> RTL emulation on >= 2,000 random
 inputs on the input quantizer's grid, C-sim compared with Keras and the RTL with C-sim sample for
 sample, beside plain hls4ml configured as its own HGQ2 tests configure it. Multi-head attention,
-which hls4ml itself converts inexactly, is refused for RTL with a one-line reason.
+which hls4ml itself converts inexactly, is refused for RTL with a one-line reason. The issue's other
+HGQ2 configurations (Dense, Conv1D 'same' / stride 2, BatchNormalization, QBatchNormDense, Add,
+MaxPool2D, AvgPool1D('same')) and the two-operand QEinsum share one model and its builds
+(:func:`hgq2_layer_zoo`).
 """
 
 from __future__ import annotations
