@@ -4,7 +4,10 @@ rebuilt small: the layers the RTL used to refuse (``Merge(multiply)``, ``EinsumD
 ZeroPadding1D/2D) through convert -> C-sim -> RTL (da4ml trace) -> RTL emulation on >= 2,000 random
 inputs on the input quantizer's grid, C-sim compared with Keras and the RTL with C-sim sample for
 sample, beside plain hls4ml configured as its own HGQ2 tests configure it. Multi-head attention,
-which hls4ml itself converts inexactly, is refused for RTL with a one-line reason.
+which hls4ml itself converts inexactly, is refused for RTL with a one-line reason. The issue's other
+HGQ2 configurations (Dense, Conv1D 'same' / stride 2, BatchNormalization, QBatchNormDense, Add,
+MaxPool2D, AvgPool1D('same')) and the two-operand QEinsum share one model and its builds
+(:func:`hgq2_layer_zoo`).
 """
 
 from __future__ import annotations
@@ -135,12 +138,14 @@ def hgq2_case(build, tmp_path, *, plain: bool = True) -> dict:
     csim = np.asarray(res.hls_model.predict(np.ascontiguousarray(x)), np.float64).reshape(len(x), -1)
     traced = trace_model_graph(res.hls_model)
     rtl = traced.predict(x).reshape(len(x), -1)
-    out = {"n": len(x), "x": x, "csim": csim, "traced": traced, "hls_model": res.hls_model,
+    out = {"n": len(x), "x": x, "keras": keras_out, "csim": csim, "rtl": rtl, "traced": traced,
+           "hls_model": res.hls_model,
            "csim_keras": _rows_equal(csim, keras_out).mean(), "rtl_csim": _rows_equal(rtl, csim).mean(),
            "spread": float(np.std(keras_out))}
     if plain:
         hm = _plain_hls4ml(model, tmp_path / "plain")
-        out["plain_keras"] = _rows_equal(hm.predict(np.ascontiguousarray(x)), keras_out).mean()
+        out["plain"] = np.asarray(hm.predict(np.ascontiguousarray(x)), np.float64).reshape(len(x), -1)
+        out["plain_keras"] = _rows_equal(out["plain"], keras_out).mean()
     return out
 
 
@@ -258,3 +263,139 @@ def test_hgq2_multi_head_attention_refused_for_rtl_with_reason(tmp_path):
         trace_model_graph(res.hls_model)
     msg = str(err.value)
     assert "\n" not in msg and "layer 'mha' (QMultiHeadAttention" in msg and "not bit-exact" in msg, msg
+
+
+# ---------------------------------------------------------------------------------------------
+# The HGQ2 layer configurations of the issue (hls4ml's test_hgq_layers.py, HGQ2 side): Dense,
+# Conv1D ('same' and stride 2), BatchNormalization, QBatchNormDense, Add, MaxPool2D and
+# AvgPool1D('same'). The fast test puts them all on branches of ONE model (one input, the branch
+# outputs flattened and concatenated), so one C-sim build, one plain-hls4ml build, one trace and
+# one Verilator build cover them all; each is then judged on its own slice of the output. Two-operand
+# Einsum (test_qeinsum.py) rides along: both its operands are branches of the one input.
+# ---------------------------------------------------------------------------------------------
+
+ZOO_INPUT = (8, 4)
+
+
+def _zoo_branches(keras, x):
+    """name -> (branch output tensor, the hls4ml layer class that branch exists to test)."""
+    from hgq.layers import (QAdd, QAvgPool1D, QBatchNormalization, QBatchNormDense, QConv1D, QDense, QEinsum,
+                            QEinsumDense, QMaxPool2D)
+
+    flat = keras.layers.Flatten(name="flat")(x)
+    grid = keras.layers.Reshape((4, 2, 4), name="as_2d")(x)
+    return {
+        "dense": (QDense(5, activation="relu", name="dense")(flat), "Dense"),
+        "conv1d_same": (QConv1D(3, 3, padding="same", name="conv_same")(x), "Conv1D"),
+        "conv1d_stride2": (QConv1D(3, 3, strides=2, name="conv_s2")(x), "Conv1D"),
+        "batchnorm": (QBatchNormalization(name="bn")(flat), "BatchNormalization"),  # hls4ml 1.3.0 evaluates its quantizer per channel: (8, 4) input fails
+        "batchnorm_dense": (QBatchNormDense(4, name="bnd")(flat), "Dense"),
+        "add": (QAdd(name="add")([QDense(4, name="add_a")(flat), QDense(4, activation="relu", name="add_b")(flat)]),
+                "Merge"),
+        "maxpool2d": (QMaxPool2D((2, 2), name="maxpool")(grid), "Pooling2D"),
+        "avgpool1d_same": (QAvgPool1D(2, strides=1, padding="same", name="avgpool")(x), "Pooling1D"),
+        # test_qeinsum.py's two-operand QEinsum, both operands branches of the one input: free axes on
+        # both sides with a transposed output, and an in-place axis
+        "einsum": (QEinsum("bij,bik->bkj", name="e0")([_ed(QEinsumDense, 3, "ea")(x), _ed(QEinsumDense, 5, "eb")(x)]),
+                   "Einsum"),
+        "einsum_inplace": (QEinsum("bij,bij->bi", name="e1")([_ed(QEinsumDense, 3, "ec")(x),
+                                                              _ed(QEinsumDense, 3, "ed")(x)]), "Einsum"),
+    }
+
+
+def _ed(cls, n: int, name: str):
+    """A QEinsumDense over the last axis of the (8, 4) input: (8, n)."""
+    return cls("bij,jk->bik", output_shape=(ZOO_INPUT[0], n), name=name)
+
+
+ZOO_CONFIGS = ("dense", "conv1d_same", "conv1d_stride2", "batchnorm", "batchnorm_dense", "add", "maxpool2d",
+               "avgpool1d_same", "einsum", "einsum_inplace")
+
+
+def hgq2_layer_zoo(only: tuple[str, ...] = ZOO_CONFIGS):
+    """The configurations ``only`` on branches of one input; (model, {config: (output slice, class)}).
+
+    BatchNormalization statistics are set (not trained) so the normalisation is not the identity."""
+    keras = _hgq()
+    s1, s2 = _scopes()
+    with s1, s2:
+        inp = keras.Input(ZOO_INPUT)
+        branches = _zoo_branches(keras, inp)
+    outs, slices, start = [], {}, 0
+    for name in only:
+        t, cls = branches[name]
+        size = int(np.prod(t.shape[1:]))
+        slices[name] = (slice(start, start + size), cls)
+        start += size
+        outs.append(keras.layers.Flatten(name=f"{name}_flat")(t) if len(only) > 1 else t)
+    out = outs[0]
+    for i, o in enumerate(outs[1:]):  # hls4ml's Concatenate takes two operands
+        out = keras.layers.Concatenate(name=f"cat{i}")([out, o])
+    model = keras.Model(inp, out, name="hgq2_zoo")
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        if layer.name in ("bn", "bnd"):
+            for var in layer.weights:
+                if "moving_mean" in var.path or "beta" in var.path:
+                    var.assign(rng.uniform(-1, 1, var.shape).astype("float32"))
+                elif "moving_variance" in var.path or "gamma" in var.path:
+                    var.assign(rng.uniform(0.5, 2, var.shape).astype("float32"))
+    return model, slices
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    """The configurations on one model: converted, C-simulated, traced and plain-hls4ml'd once."""
+    model, slices = hgq2_layer_zoo()
+    return hgq2_case(lambda: model, tmp_path_factory.mktemp("hgq2_zoo")), slices
+
+
+def _slice_fractions(r, sl) -> dict:
+    """Row exactness of one configuration's slice of the outputs."""
+    return {"csim_keras": _rows_equal(r["csim"][:, sl], r["keras"][:, sl]).mean(),
+            "rtl_csim": _rows_equal(r["rtl"][:, sl], r["csim"][:, sl]).mean(),
+            "plain_keras": _rows_equal(r["plain"][:, sl], r["keras"][:, sl]).mean(),
+            "spread": float(np.std(r["keras"][:, sl]))}
+
+
+def test_hgq2_layer_configs_bit_exact_through_rtl(zoo):
+    """Dense, Conv1D same / stride 2, BatchNormalization, QBatchNormDense, Add, MaxPool2D,
+    AvgPool1D('same') and two-operand Einsum: C-sim = Keras and RTL (trace) = C-sim 1.0 on each one's own outputs, and
+    never less exact than plain hls4ml on the same inputs."""
+    r, slices = zoo
+    traced_classes = {li.class_name for li in r["traced"].layers}
+    for name, (sl, cls) in slices.items():
+        f = _slice_fractions(r, sl)
+        msg = (f"{name}: C-sim = Keras {f['csim_keras']:.4f}, RTL = C-sim {f['rtl_csim']:.4f}, plain hls4ml = Keras "
+               f"{f['plain_keras']:.4f} on {r['n']} grid inputs")
+        print(msg)
+        assert cls in traced_classes and f["spread"] > 0.1, msg
+        assert f["csim_keras"] == 1.0 and f["rtl_csim"] == 1.0 and f["csim_keras"] >= f["plain_keras"], msg
+    assert r["n"] >= N_PROBE
+    graph = r["hls_model"].graph  # the configurations the branches stand for, as hls4ml holds them
+    assert graph["conv_same"].get_attr("pad_left") == 1 == graph["conv_same"].get_attr("pad_right")  # 'same'
+    assert graph["conv_s2"].get_attr("stride_width") == 2
+    avg = graph["avgpool"]  # 'same': a padded last window, averaged over its one real cell (count_pad False)
+    assert avg.get_attr("pool_op") == "Average" and avg.get_attr("pad_right") == 1 and not avg.get_attr("count_pad")
+    assert graph["maxpool"].get_attr("pool_op") == "Max" and graph["add"].get_attr("op") == "add"
+    assert tuple(graph["e0"].get_attr("out_tpose_idxs")) != (0, 1) and int(graph["e1"].get_attr("n_inplace")) == 8
+
+
+def test_hgq2_layer_configs_verilog_in_verilator_equals_csim(zoo, tmp_path):
+    """The generated Verilog of all of them (one Verilator build) on the same 2,000 inputs."""
+    from fpga_dnn.rtl import write_verilog
+    from fpga_dnn.simulate.emulator import compile_emulator
+
+    r, _ = zoo
+    design = write_verilog(r["traced"], tmp_path / "rtl", latency_cutoff=5)
+    out = np.asarray(compile_emulator(design).predict(r["x"]), np.float64).reshape(r["n"], -1)
+    assert _rows_equal(out, r["csim"]).mean() == 1.0
+
+
+@pytest.mark.extended  # one model per configuration: ten times the builds of the fast test above
+@pytest.mark.parametrize("config", ZOO_CONFIGS)
+def test_hgq2_layer_config_alone_bit_exact_through_rtl(config, tmp_path):
+    """Each configuration as its own model (as hls4ml's tests build them), not on a shared input."""
+    model, slices = hgq2_layer_zoo((config,))
+    r = hgq2_case(lambda: model, tmp_path)
+    _assert_exact(config, r, slices[config][1])

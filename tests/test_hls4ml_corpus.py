@@ -409,6 +409,8 @@ KNOWN_HLS4ML_DIFFERENCES = {
     "qdense_activation_hard_sigmoid": ("Keras computes 0.2 * x + 0.5 in float32; hls4ml's HardActivation holds the slope "
                                        "in slope_t = ufixed<16,0> (0.2 truncated to 0.1999969) and casts to the default "
                                        "result fixed<16,6> (truncating)"),
+    # (leaky_relu_4_0.5's corpus inputs stay in [-1, 1), where it is exact; below -1.125 hls4ml differs:
+    # fpga_dnn.csim.KNOWN_HLS4ML_DIFFERENCES, test_leaky_relu_below_minus_one_is_hls4ml_own_difference_...)
     "btnn1_ternary_binary_tanh": _BINARY_TANH_ZERO,
     "btnn2_binary_binary_tanh": _BINARY_TANH_ZERO,
     "binary_cnn": ("C-sim differs from Keras on 75% of samples and plain hls4ml measures exactly the same "
@@ -477,7 +479,65 @@ def test_fused_bn_binary_layer_is_named_by_its_class():
     assert hls_class(fake) == "BatchNormalizationQuantizedTanh" and hls_class(fake) in HANDLERS
 
 
-def test_known_hls4ml_difference_is_named_in_the_mismatch_text():
+def test_refusal_in_fused_bn_binary_layer_names_the_keras_layers(tmp_path):
+    """A refusal inside hls4ml's fused ``bnbt_bn`` node names the Keras BatchNormalization and the
+    binary activation it came from (``bnbt_bn`` is in no user's model). The refusal is provoked by
+    an encoding the handler does not know (``quantize`` is 2 or 3 in hls4ml)."""
+    from fpga_dnn.convert import convert
+    from fpga_dnn.rtl import trace_model_graph
+    from fpga_dnn.errors import UnsupportedLayerError
+
+    model = _ternary_bn_binary()
+    res = convert(model, _grid((10,), 6, n=64), output_dir=tmp_path / "hls", framework="qkeras")
+    fused = res.hls_model.graph["bnbt_bn"]
+    fused.set_attr("quantize", 5)
+    with pytest.raises(UnsupportedLayerError) as err:
+        trace_model_graph(res.hls_model)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(
+        "layer 'bnbt_bn' (hls4ml's fusion of the Keras layers 'bn' (BatchNormalization) and 'act' (QActivation))"), msg
+
+
+def _leaky_case(tmp_path, *, plain: bool):
+    """quantized_relu(4, negative_slope=0.5) on [-4, 4) (the corpus entry's inputs stay in [-1, 1),
+    where hls4ml is exact): Keras, C-sim, RTL (trace) and, if asked, plain hls4ml outputs."""
+    from fpga_dnn.rtl import trace_model_graph
+
+    model = CORPUS["leaky_relu_4_0.5"][0]()
+    x = _grid((1,), 8, signed=True) * 4  # a 1/64 grid on [-4, 4)
+    keras_out = model.predict(x, verbose=0).reshape(len(x), -1).astype(np.float64)
+    ours = _ours(model, x, tmp_path / "ours")
+    csim = np.asarray(ours.hls_model.predict(np.ascontiguousarray(x)), np.float64).reshape(len(x), -1)
+    rtl = trace_model_graph(ours.hls_model).predict(x).reshape(len(x), -1)
+    plain_out = (np.asarray(_plain_hls4ml(model, tmp_path / "plain").predict(np.ascontiguousarray(x)),
+                            np.float64).reshape(len(x), -1) if plain else None)
+    return x.reshape(len(x)), keras_out, csim, rtl, plain_out, ours.hls_model
+
+
+def test_leaky_relu_below_minus_one_is_hls4ml_own_difference_and_rtl_follows_csim(tmp_path):
+    """Below -1.125 hls4ml's nnet::leaky_relu saturates alpha*x at the result minimum (-1.0) where
+    QKeras clips x at -1 first (-0.5): C-sim = Keras exactly on x >= -1.125 and nowhere below; the
+    RTL = C-sim everywhere; the mismatch text names hls4ml's layer and what the RTL follows."""
+    from fpga_dnn.csim import known_hls4ml_difference
+
+    x, keras_out, csim, rtl, _, hls_model = _leaky_case(tmp_path, plain=False)
+    exact = _rows_equal(csim, keras_out)
+    print(f"leaky_relu(4, 0.5) on [-4, 4): C-sim = Keras {exact.mean():.4f}, RTL = C-sim "
+          f"{_rows_equal(rtl, csim).mean():.4f} on {len(x)} inputs")
+    assert len(x) >= N_PROBE and _rows_equal(rtl, csim).all()
+    assert exact[x >= -1.125].all() and not exact[x < -1.125].any()
+    assert keras_out.min() == -0.5 and csim[x == -4.0].ravel().tolist() == [-1.0] * int((x == -4.0).sum())
+    note = known_hls4ml_difference(hls_model.graph["quantizer"])
+    assert note and "leaky_relu" in note and "RTL follows C-sim" in note
+
+
+@pytest.mark.extended  # one more g++ build: plain hls4ml beside it
+def test_leaky_relu_below_minus_one_plain_hls4ml_differs_the_same_way(tmp_path):
+    x, keras_out, csim, _, plain_out, _ = _leaky_case(tmp_path, plain=True)
+    assert (plain_out == csim).all() and _rows_equal(plain_out, keras_out).mean() < 1.0
+
+
+
     """Fast cover of the report wording (the end-to-end case below is extended)."""
     from fpga_dnn.csim import describe_mismatch, known_hls4ml_difference
 

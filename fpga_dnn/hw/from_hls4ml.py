@@ -148,7 +148,38 @@ def hls_class(layer) -> str:
     return classes[0].__name__ if classes else str(layer.class_name)
 
 
-def read_layer(layer) -> LayerNode:
+#: hls4ml's MergeBatchNormAndQuantizedTanh pass (backends/vivado/passes/bn_quant.py) replaces a
+#: BatchNormalization and the binary/ternary activation after it by one node named this + the BN's name.
+FUSED_BN_PREFIX = "bnbt_"
+
+
+def keras_origin(keras_model, layer) -> str | None:
+    """The Keras layers behind an hls4ml node that has no Keras layer of its own, e.g. the fused
+    ``bnbt_<bn>`` node: "the Keras layers 'bn' (BatchNormalization) and 'act' (QActivation)"."""
+    if hls_class(layer) != "BatchNormalizationQuantizedTanh" or not layer.name.startswith(FUSED_BN_PREFIX):
+        return None
+    bn_name = layer.name[len(FUSED_BN_PREFIX):]
+    names = {l.name: l for l in getattr(keras_model, "layers", None) or []}
+    bn = names.get(bn_name)
+    if bn is None:
+        return f"the Keras BatchNormalization {bn_name!r} and the binary/ternary activation after it"
+    act = next((l for l in names.values() if bn in _inbound_layers(l)), None)
+    act_text = f" and {act.name!r} ({type(act).__name__})" if act is not None else " and the activation after it"
+    return f"the Keras layers {bn.name!r} ({type(bn).__name__}){act_text}"
+
+
+def _inbound_layers(layer) -> list:
+    """The layers feeding ``layer`` (Keras 2's ``inbound_layers``, Keras 3's ``parent_nodes``)."""
+    found = []
+    for node in getattr(layer, "_inbound_nodes", None) or []:
+        inbound = getattr(node, "inbound_layers", None)
+        if inbound is None:  # Keras 3
+            inbound = [p.operation for p in getattr(node, "parent_nodes", [])]
+        found.extend(inbound if isinstance(inbound, (list, tuple)) else [inbound])
+    return found
+
+
+def read_layer(layer, keras_model=None) -> LayerNode:
     """One hls4ml layer as a :class:`LayerNode`."""
     from hls4ml.model.types import NamedType, PrecisionType
 
@@ -170,6 +201,7 @@ def read_layer(layer) -> LayerNode:
         inputs=tuple(layer.inputs), outputs=tuple(layer.outputs), in_ports=tuple(ins),
         out_port=_port(out.shape, out.type.precision), attrs=attrs, types=types,
         weights={k: _weight(v) for k, v in layer.weights.items()},
+        origin=keras_origin(keras_model, layer),
     )
 
 
@@ -180,7 +212,7 @@ def read_model_graph(hls_model) -> LayerGraph:
     get = hls_model.config.get_config_value
     keras = (getattr(getattr(hls_model, "config", None), "config", None) or {}).get("KerasModel")
     return LayerGraph(
-        layers=[read_layer(layer) for layer in hls_model.get_layers()],
+        layers=[read_layer(layer, keras) for layer in hls_model.get_layers()],
         inputs=tuple(hls_model.inputs), outputs=tuple(hls_model.outputs),
         io_type=str(get("IOType")), backend=str(get("Backend") or ""),
         input_shapes=tuple(tuple(int(d) for d in v.shape) for v in hls_model.get_input_variables()),

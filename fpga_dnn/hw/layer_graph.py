@@ -76,6 +76,8 @@ class LayerNode:
     attrs: dict = field(default_factory=dict)      # the plain attributes (ints, strings, arrays, ...)
     types: dict = field(default_factory=dict)      # type attributes (accum_t, table_t, ...) -> Port
     weights: dict = field(default_factory=dict)    # weight name -> Weight
+    # For a node hls4ml made up (the fused ``bnbt_<bn>``): the Keras layers it stands for, in words.
+    origin: str | None = None
 
     def attr(self, key: str, default=None):
         """An attribute, as ``Layer.get_attr`` gives it (``default`` when absent)."""

@@ -316,6 +316,44 @@ def einsum_dense(layer, inputs):
     return y.transpose(tuple(g("out_tpose_idxs"))).reshape(tuple(layer.out_shape))
 
 
+def einsum(layer, inputs):
+    """``nnet::einsum`` (nnet_einsum.h, io_parallel, Latency; HGQ2's two-operand ``QEinsum``): both
+    operands transposed by ``inp{0,1}_tpose_idxs`` to (I, L0, C) and (I, L1, C); for every
+    (i, l0, l1) ``accum_t acc = 0; acc += a*b`` over c (each exact product added and the sum cast
+    to accum_t at every step), ``tpose_o = acc`` (the cast to result_t), then ``out_tpose_idxs``.
+    With a TRN/WRAP accumulator, casting each product to accum_t and wrapping once at the end is
+    the same sum (both operands of every step are on the accum_t grid but the product)."""
+    a, b = inputs
+    where = f"layer {layer.name!r} (Einsum)"
+    g = layer.attr
+    kind = _product_kind(layer.in_ports[0].kind, layer.in_ports[1].kind)
+    if kind != "mult":
+        raise UnsupportedLayerError(layer.name, f"Einsum with {kind} products (binary operands)",
+                                    supported_layers(), step=STEP)
+    n_l0, n_l1, n_c, n_i = (int(g(k)) for k in ("n_free0", "n_free1", "n_contract", "n_inplace"))
+    acc, res = _attr_type(layer, "accum_t"), _out_type(layer)
+
+    def transposed(x, which: str) -> list:
+        shape = tuple(int(d) for d in g(f"{which}_shape"))
+        return list(x.reshape(shape).transpose(tuple(g(f"{which}_tpose_idxs")))._vars.ravel())
+
+    a_t, b_t = transposed(a, "inp0"), transposed(b, "inp1")
+    outs = []
+    for i in range(n_i):
+        for l0 in range(n_l0):
+            for l1 in range(n_l1):
+                pairs = [(a_t[(i * n_l0 + l0) * n_c + c], b_t[i * n_l1 * n_c + l1 * n_c + c]) for c in range(n_c)]
+                if acc.overflow == "WRAP" and acc.rounding == "TRN":
+                    total = _sum([cast_scalar(p * q, acc) for p, q in pairs], a)
+                else:
+                    total = _const(0.0, a)
+                    for p, q in pairs:
+                        total = cast_scalar(total + p * q, acc)
+                outs.append(cast_scalar(total, acc))
+    y = cast(_array(outs, tuple(int(d) for d in g("out_interpert_shape")), a), res)
+    return y.transpose(tuple(g("out_tpose_idxs"))).reshape(layer.out_shape)
+
+
 def _bias(layer, n_out: int, where: str) -> np.ndarray:
     var = layer.weights.get("bias")
     if var is None:
@@ -707,6 +745,7 @@ def _validate_modes(t: HlsType, where: str) -> None:
 HANDLERS = {
     "Dense": dense,
     "EinsumDense": einsum_dense,
+    "Einsum": einsum,  # two operands: branches of the one model input
     "Conv1D": conv,
     "Conv2D": conv,  # also hls4ml's PointwiseConv1D/2D (1x1 kernels), subclasses of these
     "Activation": activation,
@@ -735,7 +774,7 @@ HANDLERS = {
 def supported_layers() -> list[str]:
     """What RTL generation accepts, as named in hls4ml's graph (for error messages)."""
     return [
-        "Input", "Dense", "EinsumDense", "Conv1D", "Conv2D",
+        "Input", "Dense", "EinsumDense", "Einsum (two operands from one input)", "Conv1D", "Conv2D",
         "Activation(linear|relu|binary_tanh|ternary_tanh|sigmoid|tanh)", "HardActivation(hard_sigmoid|hard_tanh)",
         "UnaryLUT (HGQ2, homogeneous table)", "ParametrizedActivation(leakyrelu)",
         "BatchNormalization", "ApplyAlpha", "BatchNormalizationQuantizedTanh (BN fused with binary/ternary)",

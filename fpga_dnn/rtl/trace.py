@@ -174,7 +174,11 @@ def trace_model_graph(hls_model, *, softmax: str = "logits", hwconf=None, solver
         handler = HANDLERS.get(cls)
         if handler is None:
             raise UnsupportedLayerError(layer.name, cls, supported_layers(), step=STEP)
-        out = handler(layer, ins)
+        try:
+            out = handler(layer, ins)
+        except FpgaDnnError as err:
+            _name_keras_origin(err, layer)
+            raise
         expected = tuple(layer.out_shape)
         if tuple(out.shape) != expected:  # an internal fault, not a user error
             raise AssertionError(f"layer {layer.name}: traced shape {out.shape} != hls4ml shape {expected}")
@@ -234,6 +238,16 @@ def _refuse_inexact_keras_layers(graph: LayerGraph) -> None:
         why = INEXACT_IN_HLS4ML.get(cls)
         if why:
             raise UnsupportedLayerError(name, f"{cls}: {why}", supported_layers(), step=STEP)
+
+
+def _name_keras_origin(err: Exception, layer) -> None:
+    """Rewrite ``err``'s message in place to say which Keras layers ``layer`` stands for, where hls4ml
+    made it up (a user cannot act on a node name that is not in their model): ``layer.origin``."""
+    if layer.origin is None or not err.args:
+        return
+    text, tag = str(err.args[0]), f"layer {layer.name!r}"
+    note = f"{tag} (hls4ml's fusion of {layer.origin})"
+    err.args = (text.replace(tag, note, 1) if tag in text else f"{note}: {text}",) + tuple(err.args[1:])
 
 
 def _input_array(values, graph: LayerGraph):
