@@ -148,7 +148,8 @@ def test_csim_compile_failure_shows_first_compiler_error_and_keeps_log(qlstm_fil
         compile_model(res.hls_model)
     msg = str(info.value)
     assert "error:" not in msg.split("C-sim compile failed:")[0]
-    assert "nnet_recurrent.h" in msg and "cannot convert" in msg, msg  # g++'s own first error
+    # g++'s own first error (its wording depends on whether the headers came precompiled)
+    assert "nnet_recurrent.h" in msg and ("cannot convert" in msg or "no matching function" in msg), msg
     log = info.value.log_path
     assert log is not None and log.is_file() and log.parent == tmp_path / "hls", msg
     assert "error:" in log.read_text()
