@@ -306,7 +306,7 @@ def _measure_stream(conv, graph, plan, x, keras_out, csim_out, folder: Path, boa
                                   got[:cocotb_samples], keras_out[:cocotb_samples]))
     if synth:
         try:
-            rep = synthesize_design(axis, board.yosys_family, method="flat")
+            rep = synthesize_design(axis, board.yosys_family)   # split: one run per distinct unit
         except FpgaDnnError as err:   # the measurements above stay in the row
             row["yosys"] = f"failed: {err}"[:300]
             return row
@@ -315,6 +315,7 @@ def _measure_stream(conv, graph, plan, x, keras_out, csim_out, folder: Path, boa
             row[f"yosys_{r['resource'].lower()}_pct"] = r["percent"]
         row["yosys_fits"] = fit_check(rep, board).fits
         row["yosys_s"] = rep.yosys_seconds
+        row["yosys_method"], row["yosys_pieces"] = rep.method, rep.pieces
     return row
 
 

@@ -10,6 +10,8 @@ cache). The stall watchdog must name the stream that stalled.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -178,3 +180,49 @@ def test_cocotb_testbench_with_bubbles_and_backpressure(plain):
     bp = tb.metrics("test_backpressure")
     assert bp["in_stall_cycles"] > 0 and bp["out_stall_cycles"] > 0 and bp["in_bubble_cycles"] > 0
     assert max(tb.metrics("test_framing")["frame_sizes"]) > 1     # multi-sample frames, tlast per frame
+
+
+def test_split_estimate_pieces_come_from_the_design(skip):
+    """Which pieces the split estimate runs, read from the Design alone (no yosys): one per
+    distinct (library module, parameters), counted by instances, and the stitching with every
+    library module a black box; the memory files a piece reads are the ones its parameters name."""
+    from fpga_dnn import estimate
+    from fpga_dnn.rtl.design import Design
+
+    d = Design.load(skip[2].out_dir)
+    pieces = estimate._split_modules([Path(s) for s in d.sources], d.top, d.modules, d.data_files)
+    units, glue = pieces[:-1], pieces[-1]
+    assert sum(p.count for p in units) == len(d.modules) and glue.top == d.top
+    assert {p.top for p in units} == {m.module for m in d.modules} == set(glue.blackboxes)
+    mvus = [p for p in units if p.top == "fd_mvu"]
+    assert len(mvus) == 3 and all(len(p.data) == 2 for p in mvus)
+    script = estimate._piece_script(mvus[0], "xc7", True)
+    assert "chparam -set WEIGHT_FILE" in script and f"chparam -set PE {dict(mvus[0].parameters)['PE']} fd_mvu" in script
+
+
+@pytest.mark.extended
+def test_split_estimate_equals_flat_on_a_small_streaming_design(skip, tmp_path):
+    """The per-module yosys estimate of a streaming design (each distinct library instance built
+    once from the Design's modules and parameters, summed by instance count) against one flat
+    ``synth_xilinx`` of the whole design: the same cells but for cross-module optimisation."""
+    from fpga_dnn import estimate
+    from fpga_dnn.rtl.design import Design
+
+    _, _, build = skip
+    d = Design.load(build.out_dir)
+    assert "shell" in {m.name for m in d.modules} and all(m.parameters for m in d.modules)
+    flat = estimate.synthesize_design(d, "xc7", cache_dir=tmp_path / "c", method="flat")
+    split = estimate.synthesize_design(d, "xc7", cache_dir=tmp_path / "c", method="split")
+    distinct = {(m.module, tuple(sorted(m.parameters.items()))) for m in d.modules}
+    assert (split.method, split.pieces) == ("split", len(distinct) + 1) and len(distinct) < len(d.modules)
+    assert not any(k.startswith("fd_") for k in split.cells)
+    assert (split.dsp, split.bram36) == (flat.dsp, flat.bram36)
+    print(f"split vs flat: LUT {split.lut} vs {flat.lut}, FF {split.ff} vs {flat.ff}, DSP {split.dsp}, "
+          f"BRAM36 {split.bram36}, pieces {split.pieces} for {len(d.modules)} instances")
+    # Cross-module optimisation the pieces cannot see: a unit's output bits its consumer never
+    # reads are dead in the flat netlist (an MVU's wrapping accumulator above the bits its
+    # requantiser keeps: the adder trees' upper bits), live at a piece's ports. So the split
+    # figure is an upper bound: measured here LUT 6,388 vs 3,950 (+62%); DSP and BRAM equal.
+    assert flat.lut <= split.lut <= 1.8 * flat.lut and split.ff >= 0.8 * flat.ff
+    again = estimate.synthesize_design(d, "xc7", cache_dir=tmp_path / "c", method="split")
+    assert again.cached and again.lut == split.lut

@@ -35,6 +35,9 @@ class Module:
     module: str                # Verilog module name
     layer: str = ""            # the hls4ml layer it implements ("" when a stage spans layers)
     source: Optional[Path] = None
+    #: the instance's Verilog parameters as the generator set them (a streaming design's library
+    #: instances: the split synthesis builds each distinct (module, parameters) once from these)
+    parameters: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,8 @@ class Design:
             "ports": {k: [d, int(w)] for k, (d, w) in self.ports.items()},
             "latency": self.latency, "interval": self.interval,
             "modules": [{"name": m.name, "module": m.module, "layer": m.layer,
-                         "source": None if m.source is None else str(m.source)} for m in self.modules],
+                         "source": None if m.source is None else str(m.source),
+                         "parameters": dict(m.parameters)} for m in self.modules],
             "pipeline": None if p is None else {
                 "core": p.core, "source": str(p.source), "clock": p.clock,
                 "stages": [[s.module, str(s.source), s.in_bits, s.out_bits] for s in p.stages]},
@@ -149,5 +153,6 @@ class Design:
                    data_files=[Path(f) for f in d["data_files"]], kind=d["kind"], core=d["core"],
                    ports={k: (v[0], int(v[1])) for k, v in d["ports"].items()}, interval=int(d["interval"]),
                    modules=tuple(Module(m["name"], m["module"], m["layer"], None if m["source"] is None
-                                        else Path(m["source"])) for m in d["modules"]),
+                                        else Path(m["source"]), dict(m.get("parameters", {})))
+                                 for m in d["modules"]),
                    pipeline=pipeline)

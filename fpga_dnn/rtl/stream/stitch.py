@@ -94,16 +94,19 @@ class StreamDesign:
     spec: object = None           # fpga_dnn.runtime.spec.Spec
     modules: dict = field(default_factory=dict)   # node name -> instance names
     instances: dict = field(default_factory=dict)  # instance name -> Verilog module
+    parameters: dict = field(default_factory=dict)  # instance name -> its Verilog parameters
     ports: dict = field(default_factory=dict)      # the top's ports {name: (direction, bits)}
 
     def axis_design(self, interval: int) -> Design:
         """The :class:`~fpga_dnn.rtl.design.Design` later steps read (saved as design.json):
-        ``interval`` is the chooser's cycles per frame; a module per unit instance, with its layer."""
+        ``interval`` is the chooser's cycles per frame; a module per library instance (the units,
+        FIFOs and forks, and the AXI-Stream shell), with its layer, source and parameters."""
         design = Design(spec=self.spec, top=self.top, sources=list(self.sources), directory=self.directory,
                         data_files=list(self.memfiles), kind="streaming", core=self.core, ports=dict(self.ports),
                         interval=int(interval),
-                        modules=tuple(Module(inst, self.instances[inst], node) for node, insts in self.modules.items()
-                                      for inst in insts))
+                        modules=tuple(Module(inst, self.instances[inst], node, _library_source(self.instances[inst]),
+                                             self.parameters[inst])
+                                      for node, insts in self.modules.items() for inst in insts))
         design.save()
         return design
 
@@ -116,6 +119,10 @@ class StreamDesign:
             "modules": self.modules,
         }, indent=2))
         return path
+
+
+def _library_source(module: str) -> Path:
+    return SHELL_SOURCE if module == SHELL_MODULE else memfiles.hdl_sources(module)[0]
 
 
 def _ident(name: str) -> str:
@@ -213,6 +220,7 @@ class _Writer:
         self.memfiles: list[Path] = []
         self.modules: dict[str, list[str]] = {}
         self.instances: dict[str, str] = {}   # instance name -> Verilog module
+        self.parameters: dict[str, dict] = {}  # instance name -> its parameters
         self.used: set[str] = {"fd_fifo"}
         self.n = 0
 
@@ -228,6 +236,7 @@ class _Writer:
         self.used.add(module)
         self.modules.setdefault(node, []).append(iname)
         self.instances[iname] = module
+        self.parameters[iname] = dict(params)
 
         def fmt(v):
             return f'"{v}"' if isinstance(v, str) else str(int(v))
@@ -463,7 +472,7 @@ def stitch(graph: HwGraph, directory, *, name: str | None = None) -> StreamDesig
         path.write_text(text)
     sources = memfiles.hdl_sources(*sorted(wr.used)) + [path]
     return StreamDesign(graph, directory, core, core, sources, wr.memfiles, wr.streams, wr.fifos,
-                        modules=wr.modules, instances=wr.instances)
+                        modules=wr.modules, instances=wr.instances, parameters=wr.parameters)
 
 
 def stream_spec(graph: HwGraph, *, name: str, stream_bits: int = 64, clock_mhz: float = 100.0,
@@ -548,6 +557,9 @@ endmodule
         top_path.write_text(text)
     spec = spec.replace(top_module=top)
     spec.save(directory / SPEC_FILENAME)
+    design.modules[""] = ["shell"]   # the shell instance of the top (no layer)
+    design.instances["shell"] = SHELL_MODULE
+    design.parameters["shell"] = params
     design.top = top
     design.spec = spec
     design.sources = [SHELL_SOURCE, *design.sources, top_path]
