@@ -498,7 +498,6 @@ def prepared_call(inp: PortCodec, out: PortCodec, in_rows: np.ndarray, out_rows:
     decode = out.decoder(out_rows, n)
     # the common output case (lanes viewable, no bits above the width): decoded inline
     out_lanes = out.lanes_view(out_rows, (n,) + out.shape) if not out.spare else None
-    step = np.array(out.step, dtype=np.float64)
 
     def slow_encode(x) -> None:
         pack(to_fixed(x, fmt, overflow=overflow, rounding=rounding), port, out=in_rows)
@@ -525,99 +524,62 @@ def prepared_call(inp: PortCodec, out: PortCodec, in_rows: np.ndarray, out_rows:
     f64 = np.dtype(np.float64)
     # frac = 0 and no rounding: float64 values are the integers themselves, no multiply
     unit = inp.scale == 1.0 and rnd is None
-    if small:
-        # The fixed cost of a small batch is the number of numpy calls, so: the constants as
-        # arrays of the batch's shape (a ufunc on two same-shape arrays skips broadcasting and
-        # scalar handling: measured 0.58 against 0.85 us for a 0-d operand at 64 elements);
-        # float32 input checked in float32 when that is exact (see f32_exact), any other real
-        # input cast into float64 scratch by assignment (0.3 us; exact for float16, bool and
-        # integers below 2**53 — larger integers may round, but they are outside every
-        # format's range and still fail the check) rather than by a mixed-type multiply
-        # (1.6 us); the output cast, then scaled in place.
-        def consts(dtype):
-            return (np.empty(shape, dtype), np.empty(shape, dtype)) + tuple(
-                np.full(shape, v, dtype=dtype) for v in (inp.scale, inp.lo, inp.hi, 0.5))
+    # The fixed cost of a small batch is the number of numpy calls, so for one the constants
+    # are arrays of the batch's shape, made once (a ufunc on two same-shape arrays skips
+    # broadcasting and scalar handling: measured 0.58 against 0.85 us for a 0-d operand at 64
+    # elements); a large batch gets 0-d constants and fresh scratch arrays per call. float32
+    # input is checked in float32 when that is exact (f32_exact, small batches); any other
+    # real input is cast into float64 scratch by assignment (0.3 us; exact for float16, bool
+    # and integers below 2**53 — larger integers may round, but they are outside every
+    # format's range and still fail the check) rather than by a mixed-type multiply (1.6 us);
+    # the output is cast, then scaled in place.
+    def consts(dtype, full: bool):
+        return (np.empty(shape, dtype), np.empty(shape, dtype)) + tuple(
+            np.full(shape, v, dtype=dtype) if full else np.array(v, dtype=dtype)
+            for v in (inp.scale, inp.lo, inp.hi, 0.5))
 
-        k64 = consts(np.float64)
-        k32 = consts(np.float32) if f32_exact(inp) else None
-        step = np.full((n,) + out.shape, out.step, dtype=np.float64)
-    else:
-        # 0-d arrays: ufuncs take them faster than Python floats
-        scale, lo, hi, half = (np.array(v, dtype=np.float64) for v in (inp.scale, inp.lo, inp.hi, 0.5))
-    add, fmax, fmin, empty = np.add, np.fmax, np.fmin, np.empty
-
-    if small:
-        f32 = np.dtype(np.float32)
-
-        def call(x, t0: float) -> np.ndarray:
-            dt = x.dtype
-            if dt is f64:
-                s, c, scale, lo, hi, half = k64
-                v = x if unit else mul(x, scale, out=s)
-            elif dt is f32 and k32 is not None:
-                s, c, scale, lo, hi, half = k32
-                v = x if unit else mul(x, scale, out=s)
-            elif dt.kind in "fiub":
-                s, c, scale, lo, hi, half = k64
-                s[...] = x          # an exact cast (see above)
-                v = s
-                if not unit:
-                    mul(s, scale, out=s)
-            else:
-                v = to_fixed(x, fmt)  # raises: not real numbers
-            if rnd is not None:
-                if up:
-                    add(s, half, out=s)
-                rnd(s, out=s)
-            fmax(v, lo, out=c)
-            fmin(c, hi, out=c)
-            lanes[...] = c      # in range and finite: an exact cast
-            c[...] = lanes      # read back
-            if c.tobytes() != v.tobytes():
-                slow_encode(x)  # raises the documented error (or handles -0.0)
-            elif pad is not None:
-                pad[...] = 0
-            t1 = clock()
-            started = transfer()
-            t2 = clock()
-            if out_lanes is not None:
-                y = out_lanes.astype(f64)
-                mul(y, step, out=y)
-            else:
-                y = decode()
-            append((t0, t1, started, t2, clock(), n))
-            if len(log) >= log_limit:
-                fold()
-            return y
-
-        return call
+    k64 = consts(np.float64, True) if small else None
+    k32 = consts(np.float32, True) if small and f32_exact(inp) else None
+    step = np.full((n,) + out.shape, out.step) if small else np.array(out.step, dtype=np.float64)
+    add, fmax, fmin = np.add, np.fmax, np.fmin
+    f32 = np.dtype(np.float32)
 
     def call(x, t0: float) -> np.ndarray:
-        s, c = empty(shape), empty(shape)
         dt = x.dtype
-        if dt is f64 and unit:
-            v = x
+        if dt is f64:
+            s, c, scale, lo, hi, half = k64 or consts(f64, False)
+            v = x if unit else mul(x, scale, out=s)
+        elif dt is f32 and k32 is not None:
+            s, c, scale, lo, hi, half = k32
+            v = x if unit else mul(x, scale, out=s)
         elif dt.kind in "fiub":
-            # in float64 whatever x is (numpy 1.x would multiply float32 by a 0-d array in float32)
-            v = mul(x, scale, out=s) if dt is f64 else mul(x, scale, out=s, dtype=f64)
-            if rnd is not None:
-                if up:
-                    add(s, half, out=s)
-                rnd(s, out=s)
+            s, c, scale, lo, hi, half = k64 or consts(f64, False)
+            s[...] = x          # an exact cast (see above)
+            v = s
+            if not unit:
+                mul(s, scale, out=s)
         else:
             v = to_fixed(x, fmt)  # raises: not real numbers
+        if rnd is not None:
+            if up:
+                add(s, half, out=s)
+            rnd(s, out=s)
         fmax(v, lo, out=c)
         fmin(c, hi, out=c)
         lanes[...] = c      # in range and finite: an exact cast
         c[...] = lanes      # read back
-        if not (c == v).all():
+        if (c.tobytes() != v.tobytes()) if small else not (c == v).all():
             slow_encode(x)  # raises the documented error (or handles -0.0)
         elif pad is not None:
             pad[...] = 0
         t1 = clock()
         started = transfer()
         t2 = clock()
-        y = mul(out_lanes, step) if out_lanes is not None else decode()
+        if out_lanes is not None:
+            y = out_lanes.astype(f64)
+            mul(y, step, out=y)
+        else:
+            y = decode()
         append((t0, t1, started, t2, clock(), n))
         if len(log) >= log_limit:
             fold()
