@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from fpga_dnn.errors import DataError
-from fpga_dnn.runtime.packing import (OVERFLOW_POLICIES, ROUNDING_POLICIES, PortCodec, encoder, f32_exact,
+from fpga_dnn.runtime.packing import (BLOCK_ELEMENTS, OVERFLOW_POLICIES, ROUNDING_POLICIES, PortCodec, encoder, f32_exact,
                                       int_range, pack, prepared_call, to_fixed)
 from fpga_dnn.runtime.spec import Spec
 
@@ -84,9 +84,8 @@ def test_fast_conversions_equal_to_fixed_bit_for_bit(fmt_text):
     spec = Spec.create("conv", (N_EL,), fmt_text, (N_EL,), fmt_text, 1, stream_bits=64)
     port = spec.input
     checked = refused = 0
-    # batches: one sample; the largest "small" prepared batch; a large prepared batch and
-    # several encoder blocks (the encoder's block is 32768 // 20 = 1638 samples)
-    for batch in (1, 700, 1700):
+    # batches: one sample; a small prepared batch; a large prepared batch over two encoder blocks
+    for batch in (1, 700, BLOCK_ELEMENTS // N_EL + 7):
         for kind in KINDS:
             x64 = inputs(port.format, kind, batch, seed=batch + len(kind))
             for x in (x64, x64.astype(np.float32)):
