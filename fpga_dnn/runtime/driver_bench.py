@@ -311,6 +311,18 @@ def _board_rate(fn: Callable[[], Any], device, samples: int, repeats: int) -> Di
             "samples_per_s": samples / board, "best_samples_per_s": samples / min(boards)}
 
 
+def _copy_seconds(x: np.ndarray, repeats: int = 5) -> float:
+    """The best of ``repeats`` plain copies of ``x`` into a preallocated array (seconds)."""
+    dst = np.empty_like(x)
+    np.copyto(dst, x)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.copyto(dst, x)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def bench_overlap(driver_module, workdir: Path, large_batch: int = 10_000, stream_samples: int = 100_000,
                   stream_batch: int = 10_000, repeats: int = 5) -> Dict[str, Any]:
     """Throughput on the timed fake DMA (800 MB/s per channel, a PYNQ-Z2 HP port), board time.
@@ -384,6 +396,12 @@ def bench_overlap(driver_module, workdir: Path, large_batch: int = 10_000, strea
                                                   seq.backend.fake, stream_samples, rounds)}
         for k in ("float64_overlapped", "float64_no_overlap", "fixed_overlapped", "fixed_no_overlap"):
             stream[f"{k}_fraction_of_bound"] = stream[k]["samples_per_s"] / bound
+        # what memory alone costs the float64 stream, same run: one plain numpy copy of its input
+        # (every float64 conversion reads these bytes at least once) against the DMA's time
+        copy_s = _copy_seconds(xs)
+        stream["float64_input_bytes"] = xs.nbytes
+        stream["float64_input_numpy_copy_s"] = copy_s
+        stream["float64_input_copy_fraction_of_dma_time"] = copy_s / (stream_samples / bound)
         res["stream"] = stream
     finally:
         acc.close()
@@ -466,6 +484,7 @@ def bench_drivers(hls4ml_driver: Optional[Path] = None, large_batch: int = 10_00
         "timed_dma_ratio_zero_copy_vs_hls4ml": timed["large_batch"]["ratio_zero_copy_vs_hls4ml"],
         **{f"stream_{k}_fraction_of_dma_bound": timed["stream"][f"{k}_fraction_of_bound"]
            for k in ("float64_overlapped", "float64_no_overlap", "fixed_overlapped", "fixed_no_overlap")},
+        "stream_float64_input_copy_fraction_of_dma_time": timed["stream"]["float64_input_copy_fraction_of_dma_time"],
         "instant_dma_ratio_large_batch_vs_hls4ml": result["ours"][f"batch_{large_batch}"]["samples_per_s"]
         / result["hls4ml"][f"batch_{large_batch}"]["samples_per_s"],
     })
