@@ -183,7 +183,10 @@ class _PieceResult:
 
 
 def _chparam(name: str, value) -> str:
-    return f'chparam -set {name} "{value}"' if isinstance(value, str) else f"chparam -set {name} {int(value)}"
+    if isinstance(value, str):
+        return f'chparam -set {name} "{value}"'
+    v = int(value)  # yosys reads a bare -4 as a string ("Can't decode value"): a signed constant
+    return f"chparam -set {name} {v}" if v >= 0 else f"chparam -set {name} -32'sd{-v}"
 
 
 def _piece_script(piece: _Piece, family: str, fast: bool) -> str:
