@@ -64,10 +64,15 @@ def parallel_build_script(path: Path) -> bool:
     main, bridge = _BUILD_LINES
     if main not in text or bridge not in text:
         return False
-    text = text.replace(main, main.rstrip("\n") + " &\nmain_pid=$!\n", 1)
-    text = text.replace(bridge, bridge + "wait $main_pid\n", 1)
-    path.write_text(text)
+    path.write_text(_side_by_side(text, main, bridge))
     return True
+
+
+def _side_by_side(text: str, main: str, bridge: str, before_wait: str = "") -> str:
+    """``text`` with the ``main`` compile line run in the background and waited for after the
+    ``bridge`` line (and ``before_wait``, more commands to run meanwhile)."""
+    text = text.replace(main, main.rstrip("\n") + " &\nmain_pid=$!\n", 1)
+    return text.replace(bridge, bridge + before_wait + "wait $main_pid\n", 1)
 
 
 def fast_build_script(project_dir: Path) -> str:
@@ -87,16 +92,16 @@ def fast_build_script(project_dir: Path) -> str:
     pch = None if os.environ.get(PCH_ENV, "1") == "0" else precompiled_headers(project_dir / "firmware")
     if pch is None:
         return "parallel" if parallel_build_script(script) else "unchanged"
-    main, bridge = _BUILD_LINES
     use = f"${{FPGA_DNN_PCH}} {_WEIGHTS_DEFINE}"
+    main, bridge = (line.replace(_HLS4ML_DEFINE, use) for line in _BUILD_LINES)
+    for hls4ml_line, line in zip(_BUILD_LINES, (main, bridge)):
+        text = text.replace(hls4ml_line, line, 1)
     text = text.replace(_INCFLAGS_LINE, _INCFLAGS_LINE + f'# fpga_dnn: hls4ml\'s headers precompiled once (fpga_dnn/csim_build.py)\n'
                                                        f'FPGA_DNN_PCH="-include {pch} -Winvalid-pch"\n', 1)
-    text = text.replace(main, main.replace(_HLS4ML_DEFINE, use).rstrip("\n") + " &\nmain_pid=$!\n", 1)
-    text = text.replace(bridge, bridge.replace(_HLS4ML_DEFINE, use)
-                        + f"printf 'const char *{WEIGHTS_FUNCTION}() {{ return %s; }}\\n' \"${{WEIGHTS_DIR}}\""
-                          f" > {WEIGHTS_FUNCTION}.cpp\n"
-                        + f"${{CC}} ${{CFLAGS}} -c {WEIGHTS_FUNCTION}.cpp -o {WEIGHTS_FUNCTION}.o\n"
-                        + "wait $main_pid\n", 1)
+    weights_unit = (f"printf 'const char *{WEIGHTS_FUNCTION}() {{ return %s; }}\\n' \"${{WEIGHTS_DIR}}\""
+                    f" > {WEIGHTS_FUNCTION}.cpp\n"
+                    f"${{CC}} ${{CFLAGS}} -c {WEIGHTS_FUNCTION}.cpp -o {WEIGHTS_FUNCTION}.o\n")
+    text = _side_by_side(text, main, bridge, before_wait=weights_unit)
     text = text.replace(_LINK_LINE, _LINK_LINE.replace("${PROJECT}_bridge.o", f"${{PROJECT}}_bridge.o {WEIGHTS_FUNCTION}.o"), 1)
     script.write_text(text)
     return "pch"
