@@ -55,8 +55,12 @@ def test_rtl_equals_csim_and_keras(case, request):
 def test_testbench_only_needs_the_testbench():
     from fpga_dnn.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="emulation = false needs cocotb = true"):
-        simulate_rtl(None, np.zeros((1, 1)), np.zeros((1, 1)), opts=SimOptions(cocotb=False, emulation=False))
+    # checked before anything is built: no design is needed to be refused
+    for opts in (SimOptions(cocotb=False, emulation=False),
+                 SimOptions(cocotb=True, emulation=False, tests=["test_backpressure", "test_framing"])):
+        with pytest.raises(ConfigError, match=r"emulation = false .* needs cocotb = true and 'test_batch' in tests"):
+            simulate_rtl(None, np.zeros((1, 1)), np.zeros((1, 1)), opts=opts)
+    assert SimOptions(emulation=False, tests=["test_batch"]).check().tests == ["test_batch"]
 
 
 def test_spec_is_the_contract(hw_digits_mlp):
