@@ -5,9 +5,11 @@
   rtl, hw, simulate, overlay or estimate imports hls4ml or calls hls4ml's layer API;
 * the runtime imports nothing of the toolchain but the numpy-only fixed-point module;
 * one fixed-point type class: the rtl's ``HlsType`` and the spec's format are ``FixedFormat``;
-* estimate and overlay take what they need from the ``Design`` and read no generated Verilog:
-  with reading ``.v`` files made to fail, the overlay scripts are written and the split
-  synthesis is planned all the same.
+* estimate and overlay take what they need from the ``Design`` (and the HLS path from the
+  ``HlsInterface``) and read no generated Verilog, C++ or tcl: with reading those files made to
+  fail, the overlay scripts are written and the split synthesis is planned all the same; every
+  regular expression in estimate and overlay is on a list that says what it reads (tool reports,
+  names we write); the library files' declarations (``rtl/library.py``) match the files.
 """
 
 from __future__ import annotations
