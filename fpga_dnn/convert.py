@@ -296,6 +296,11 @@ def convert(model, x: np.ndarray | None, opts: ConvertOptions | None = None, out
                 apply_batchnorm_data(hls_model, bn_data)
             if write:
                 hls_model.write()
+                from .hw.from_hls4ml import read_interface
+
+                # the top function's interface as data, beside the project: what the HLS overlay
+                # reads later (in this process or another), instead of parsing the C++ above
+                read_interface(hls_model).save(output_dir)
     except FpgaDnnError:
         raise
     except Exception as err:

@@ -135,19 +135,14 @@ def _script(sources: list[str], top: str, family: str) -> str:
             f"tee -q -o stat.json stat -json; delete t:FD* t:BUFG; tee -q -o ltp.txt ltp")
 
 
-_READMEM = re.compile(r'"([^"\s]+\.(?:mem|hex|dat))"')  # memory file names in string literals
-
-
-def _placeholder_memfiles(work: Path, names: list[str]) -> None:
-    """Library modules name a default memory file for ``$readmemh`` (da4ml's
-    ``lookup_table.v``: ``parameter MEM_FILE = "whatever.mem"``). yosys opens it when it reads the module even if no
-    instance uses that default, and stops; an empty file lets it read on. Real tables (the
-    instances' parameters) are the data files copied beside the sources."""
-    for name in names:
-        for mem in _READMEM.findall((work / name).read_text(errors="replace")):
-            target = work / Path(mem).name
-            if not target.exists():
-                target.write_text("")
+def _memfile_defaults(files, source_info) -> tuple:
+    """The memory files that ``files`` name as parameter defaults, as their generator recorded
+    them (:attr:`fpga_dnn.rtl.design.Design.source_info`; da4ml's ``lookup_table.v``:
+    ``parameter MEM_FILE = "whatever.mem"``). yosys opens such a file when it reads the module, even
+    if no instance keeps the default, and stops; :func:`_prepare` writes an empty one so that it
+    reads on. Real tables (the instances' parameters) are the data files copied beside the sources."""
+    info = source_info or {}
+    return tuple(sorted({m for f in files for m in getattr(info.get(str(Path(f))), "memfile_defaults", ())}))
 
 
 METHODS = ("split", "flat")
@@ -170,6 +165,7 @@ class _Piece:
     parameters: tuple = ()  # (name, value) set on ``top`` with ``chparam`` (a library instance's)
     data: tuple = ()  # memory files this piece reads (hashed with it; else all the design's are copied)
     count: int = 1  # instances of the piece in the design: its cells are counted this many times
+    placeholders: tuple = ()  # default memory file names of its files (empty files: _memfile_defaults)
 
 
 @dataclass
@@ -228,7 +224,7 @@ def _read_stat(work: Path) -> tuple[dict, int]:
     return cells, int(m.group(1)) if m else 0
 
 
-def _prepare(work: Path, sources, data_files, extra=()) -> list[str]:
+def _prepare(work: Path, sources, data_files, extra=(), placeholders=()) -> list[str]:
     work.mkdir(parents=True, exist_ok=True)
     names = []
     for s in sources:
@@ -239,7 +235,9 @@ def _prepare(work: Path, sources, data_files, extra=()) -> list[str]:
         names.append(name)
     for f in data_files:
         shutil.copy2(f, work / Path(f).name)
-    _placeholder_memfiles(work, names)
+    for name in placeholders:  # never over a real table of that name
+        if not (work / name).exists():
+            (work / name).write_text("")
     return names
 
 
@@ -289,7 +287,7 @@ def _piece_future(piece: _Piece, family: str, cache_family: str, root: Path, dat
                 meta = json.loads((work / "piece.json").read_text())
                 return _PieceResult(cells, levels, float(done.read_text()), meta["family"], meta["neutral"], True)
             t0 = time.perf_counter()
-            _prepare(work, piece.files, piece.data or data_files, piece.extra)
+            _prepare(work, piece.files, piece.data or data_files, piece.extra, piece.placeholders)
             progress(f"estimate: yosys synth_xilinx -family {family} on {piece.name}...")
             _run_yosys(work, _piece_script(piece, family, fast), f"{piece.name} ({family})", timeout)
             m = re.search(r"(\d+) objects", (work / "family_cells.txt").read_text())
@@ -395,14 +393,17 @@ def synthesize_design(design, family: str = "xc7", **options) -> ResourceReport:
     if not isinstance(design, Design):
         design = Design.load(design)
     return synthesize(design.sources, design.top, family, data_files=design.data_files,
-                      pipeline=design.pipeline, modules=design.modules, **options)
+                      pipeline=design.pipeline, modules=design.modules, source_info=design.source_info, **options)
 
 
 def synthesize(sources, top: str, family: str = "xc7", cache_dir=None, timeout: float = 3600,
-               data_files=(), method: str | None = None, pipeline=None, modules=()) -> ResourceReport:
+               data_files=(), method: str | None = None, pipeline=None, modules=(),
+               source_info=None) -> ResourceReport:
     """Synthesise ``sources`` (Verilog files) with yosys for ``family`` and count resources.
 
     ``data_files``: memory files the Verilog reads with ``$readmemh`` (copied beside it).
+    ``source_info``: what each source holds (``{str(path): SourceInfo}``, a Design's or an
+    ``RtlDesign``'s ``source_info``): the default memory files its modules name.
     ``method``: "split" (default; "flat" when neither a ``pipeline``, a
     :class:`fpga_dnn.rtl.design.Pipeline` naming the core's register-chained stages, nor
     ``modules``, a streaming design's parameterised library instances, is given) or "flat"
@@ -424,7 +425,10 @@ def synthesize(sources, top: str, family: str = "xc7", cache_dir=None, timeout: 
     if method == "split":
         pieces = _split(sources, top, pipeline) or _split_modules(sources, top, modules, data_files)
     if pieces is None:
-        return _synthesize_flat(sources, top, family, root, timeout, data_files)
+        return _synthesize_flat(sources, top, family, root, timeout, data_files,
+                                _memfile_defaults(sources, source_info))
+    for p in pieces:
+        p.placeholders = _memfile_defaults(p.files, source_info)
     version = yosys_version()
     t0 = time.perf_counter()
     args = (root, data_files, True, version, timeout)
@@ -456,10 +460,12 @@ def synthesize(sources, top: str, family: str = "xc7", cache_dir=None, timeout: 
 
 
 def synthesize_module(sources, top: str, blackbox_files=(), family: str = "xc7", cache_dir=None,
-                      timeout: float = 3600) -> ResourceReport:
+                      timeout: float = 3600, source_info=None) -> ResourceReport:
     """Synthesise module ``top`` of ``sources`` with the modules of ``blackbox_files`` as black boxes
     (read with ``-lib``, their cells not counted): the cost of one level of a design, e.g. a
-    pipeline's register module without its stage logic. Cached like the pieces of :func:`synthesize`."""
+    pipeline's register module without its stage logic. ``source_info`` (``{str(path):
+    SourceInfo}``, as the generator recorded it) names the modules of each black-box file. Cached
+    like the pieces of :func:`synthesize`."""
     if family not in FAMILIES:
         raise ToolError(f"unknown yosys family {family!r}; known: {', '.join(FAMILIES)}")
     if cache_dir is None:
@@ -467,9 +473,16 @@ def synthesize_module(sources, top: str, blackbox_files=(), family: str = "xc7",
 
         cache_dir = cache_root() / "yosys"
     blackbox_files = [Path(f) for f in blackbox_files]
-    boxes = tuple(m for f in blackbox_files for m in re.findall(r"^\s*module\s+(\w+)", f.read_text(), re.M))
-    piece = _Piece(f"{top} without {len(boxes)} black-box modules", top, blackbox_files + [Path(f) for f in sources],
-                   lib=frozenset(f.name for f in blackbox_files), blackboxes=boxes)
+    info = source_info or {}
+    unknown = [f.name for f in blackbox_files if not getattr(info.get(str(f)), "modules", ())]
+    if unknown:
+        raise ToolError(f"no module names recorded for black-box file(s) {', '.join(unknown)}: pass the "
+                        "design's source_info")
+    boxes = tuple(m for f in blackbox_files for m in info[str(f)].modules)
+    files = blackbox_files + [Path(f) for f in sources]
+    piece = _Piece(f"{top} without {len(boxes)} black-box modules", top, files,
+                   lib=frozenset(f.name for f in blackbox_files), blackboxes=boxes,
+                   placeholders=_memfile_defaults(files, source_info))
     version = yosys_version()
     res = _piece_future(piece, family, family, Path(cache_dir), (), True, version, timeout).result()
     cells = {k: int(v) for k, v in res.cells.items() if k not in boxes}
@@ -479,7 +492,7 @@ def synthesize_module(sources, top: str, blackbox_files=(), family: str = "xc7",
 
 
 def _synthesize_flat(sources: list[Path], top: str, family: str, root: Path, timeout: float,
-                     data_files) -> ResourceReport:
+                     data_files, placeholders=()) -> ResourceReport:
     from .cache import content_hash
 
     version = yosys_version()
@@ -489,7 +502,7 @@ def _synthesize_flat(sources: list[Path], top: str, family: str, root: Path, tim
     cached = stat_path.is_file() and ltp_path.is_file()
     t0 = time.perf_counter()
     if not cached:
-        names = _prepare(work, sources, data_files)
+        names = _prepare(work, sources, data_files, placeholders=placeholders)
         progress(f"estimate: yosys synth_xilinx -family {family} on {top} ({len(names)} files, flat)...")
         _run_yosys(work, _script(names, top, family), top, timeout)
         (work / "seconds.txt").write_text(f"{time.perf_counter() - t0:.2f}")

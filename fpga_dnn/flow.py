@@ -192,10 +192,14 @@ class FlowConfig:
                               "fine-tuning")
         if self.rtl is None:
             from .rtl.build import RtlOptions
+
+            self.rtl = RtlOptions()
+        if self.simulate is None:
             from .simulate.check import SimOptions
 
-            self.rtl, self.simulate = RtlOptions(), SimOptions()
+            self.simulate = SimOptions()
         self.rtl.check()
+        self.simulate.check()  # before training: a [simulate] table that checks no sample is refused now
         from .boards import load_board
 
         target = self.target_board()

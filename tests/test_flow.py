@@ -32,6 +32,12 @@ def test_demo_config_parses_with_documented_defaults():
     ({"flow": {"steps": ["train", "convert", "csim", "simulate"]}}, ConfigError, "add 'rtl'"),
     ({"overlay": {"board": "zcu104"}}, UnknownNameError, "unknown board 'zcu104'"),
     ({"rtl": {"stream_bits": 12}}, ConfigError, "stream_bits"),
+    # the testbench alone, without the test that streams the samples, checks none of them
+    ({"simulate": {"emulation": False, "tests": ["test_framing", "test_latency_throughput"]}}, ConfigError,
+     r"^\[simulate\] emulation = false checks the samples in the testbench only: it needs cocotb = true and "
+     r"'test_batch' in tests \(or set emulation = true\)$"),
+    ({"simulate": {"tests": ["test_batch", "test_bubbles"]}}, UnknownNameError,
+     "unknown \\[simulate\\] test 'test_bubbles'; known: test_backpressure, test_batch"),
     ({"compress": {"techniques": ["prune"], "sparsity": 1.0}}, ConfigError, "sparsity"),
     ({"compress": {"techniques": ["distil"]}}, UnknownNameError, "unknown compression technique 'distil'"),
     ({"model": {"file": "m.h5", "data": "d.npz"}, "flow": {"steps": ["compress", "convert"]},

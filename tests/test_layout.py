@@ -5,15 +5,18 @@
   rtl, hw, simulate, overlay or estimate imports hls4ml or calls hls4ml's layer API;
 * the runtime imports nothing of the toolchain but the numpy-only fixed-point module;
 * one fixed-point type class: the rtl's ``HlsType`` and the spec's format are ``FixedFormat``;
-* estimate and overlay take what they need from the ``Design`` and read no generated Verilog:
-  with reading ``.v`` files made to fail, the overlay scripts are written and the split
-  synthesis is planned all the same.
+* estimate and overlay take what they need from the ``Design`` (and the HLS path from the
+  ``HlsInterface``) and read no generated Verilog, C++ or tcl: with reading those files made to
+  fail, the overlay scripts are written and the split synthesis is planned all the same; every
+  regular expression in estimate and overlay is on a list that says what it reads (tool reports,
+  names we write); the library files' declarations (``rtl/library.py``) match the files.
 """
 
 from __future__ import annotations
 
 import ast
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -167,3 +170,156 @@ def test_split_synthesis_is_planned_from_the_design(tmp_path, monkeypatch):
     assert [p.top for p in pieces][-1] == "top" and len(pieces) == 3
     assert pieces[-1].blackboxes == ("core",) and files["core"].name in pieces[-1].lib
     assert estimate._split(list(files.values()), "top", None) is None  # no pipeline recorded: flat
+
+
+# ---------------------------------------------------------------------------------------------
+# No regular expression over generated text in estimate or overlay
+# ---------------------------------------------------------------------------------------------
+
+#: Every regular expression estimate and overlay use, as (module, function, pattern), and what it
+#: reads: a tool's own report, or a name fpga_dnn checks or writes - never the Verilog, C++ or tcl
+#: that we or hls4ml generated (the Design and the HlsInterface carry those facts). A new pattern
+#: must be added here with its reason, so a regex over generated text cannot slip in unseen.
+ALLOWED_REGEXES = {
+    ("fpga_dnn/estimate.py", "_read_stat", r"\(length=(\d+)\)"): "yosys' ltp report (ltp.txt)",
+    ("fpga_dnn/estimate.py", "job", r"(\d+) objects"): "yosys' select -count report (family_cells.txt)",
+    ("fpga_dnn/overlay/generate.py", "generate_overlay", r"[^A-Za-z0-9_]"): "the Vivado project name we write",
+    ("fpga_dnn/overlay/tcl.py", "<module>", r"[A-Za-z0-9_.:/+\-=,@%]+"): "quoting a value we write into tcl",
+    ("fpga_dnn/overlay/tcl.py", "config_tcl", r"[a-z_][a-z0-9_]*"): "a config.tcl key we write",
+    ("fpga_dnn/overlay/vivado.py", "first_error", r"^ERROR:.*$"): "Vivado's log",
+    ("fpga_dnn/overlay/vivado.py", "run_overlay", r"see (logs/[\w.]+)"): "run_vivado.sh's log",
+}
+_RE_FUNCTIONS = {"compile", "search", "match", "fullmatch", "findall", "finditer", "sub", "subn", "split"}
+
+
+def _regex_uses(files) -> list[tuple[str, str, str]]:
+    """(module, innermost function, pattern) of every ``re`` call in ``files``; a pattern that is
+    not a literal is ``<not a literal>``, an import of ``re``'s functions by name ``<from re import>``."""
+    found = []
+
+    def visit(node, where: str, function: str):
+        for child in ast.iter_child_nodes(node):
+            inner = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else function
+            if isinstance(child, ast.ImportFrom) and child.module == "re":
+                found.append((where, inner, "<from re import>"))
+            if (isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute)
+                    and isinstance(child.func.value, ast.Name) and child.func.value.id == "re"
+                    and child.func.attr in _RE_FUNCTIONS):
+                arg = child.args[0] if child.args else None
+                pattern = arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else "<not a literal>"
+                found.append((where, inner, pattern))
+            visit(child, where, inner)
+
+    for p in files:
+        visit(ast.parse(p.read_text()), str(p.relative_to(PKG.parent)), "<module>")
+    return found
+
+
+def _estimate_and_overlay() -> list[Path]:
+    return [PKG / "estimate.py", *sorted((PKG / "overlay").rglob("*.py"))]
+
+
+def test_estimate_and_overlay_use_no_regex_over_generated_text():
+    uses = _regex_uses(_estimate_and_overlay())
+    assert sorted(u for u in uses if u not in ALLOWED_REGEXES) == []
+    assert sorted(set(ALLOWED_REGEXES) - set(uses)) == []  # no stale entry either
+
+
+def test_regex_check_can_fail():
+    probe = PKG / "overlay" / "_regex_probe.py"
+    probe.write_text("import re\nfrom re import findall\n\n"
+                     "def modules(path):\n    return re.findall(r'^\\s*module\\s+(\\w+)', path.read_text(), re.M)\n\n"
+                     "def typedefs(text, name):\n    return re.search(rf'typedef\\s+(.+?)\\s+{name}\\s*;', text)\n")
+    try:
+        assert _regex_uses([probe]) == [("fpga_dnn/overlay/_regex_probe.py", "<module>", "<from re import>"),
+                                        ("fpga_dnn/overlay/_regex_probe.py", "modules", r"^\s*module\s+(\w+)"),
+                                        ("fpga_dnn/overlay/_regex_probe.py", "typedefs", "<not a literal>")]
+        assert not any(u in ALLOWED_REGEXES for u in _regex_uses([probe]))
+    finally:
+        probe.unlink()
+
+
+def test_the_hls_overlay_reads_the_interface_not_the_project(tmp_path, monkeypatch):
+    """The HLS path takes the converted model's interface record; of hls4ml's project it only
+    copies firmware/ (the C++ HLS compiles), reading none of its text."""
+    from fpga_dnn.fixedpoint import FixedFormat
+    from fpga_dnn.hw.interface import INTERFACE_FILE, HlsInterface, IoPort
+    from fpga_dnn.overlay import generate_overlay
+
+    proj = tmp_path / "hls"
+    (proj / "firmware").mkdir(parents=True)
+    for name in ("net.cpp", "net.h", "defines.h"):
+        (proj / "firmware" / name).write_text("// not read\n")
+    (proj / "project.tcl").write_text("# not read\n")
+    fmt_in, fmt_out = FixedFormat(True, 8, 3), FixedFormat(False, 6, 1, "RND_CONV", "SAT")
+    HlsInterface("net", "io_stream", "Vivado", "xc7z020clg400-1", 10.0, "27%", 2048,
+                 (IoPort("inp", "input_t", (4, 4, 2), fmt_in, 2),), (IoPort("out", "result_t", (10,), fmt_out, 10),),
+                 namespace="nn").save(proj)
+    real = Path.read_text
+
+    def read_text(self, *a, **k):
+        if proj in Path(self).parents and Path(self).name != INTERFACE_FILE:
+            raise AssertionError(f"read hls4ml's generated {self}")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    scripts = generate_overlay(proj, "pynq-z2", tmp_path / "o", path="hls")
+    top = scripts.files["hls_top"].read_text()
+    assert "using namespace nn;" in top and "hls::stream<input_t> in_stream" in top
+    assert "for (int w = 0; w < 16; w++)" in top and "result_t::value_type y[10];" in top
+    config = (scripts.out_dir / "config.tcl").read_text()
+    assert re.search(r"^set fd\(hls_clock_uncertainty\) +27%$", config, re.M), config
+    assert re.search(r"^set fd\(hls_max_size\) +2048$", config, re.M), config
+    with pytest.raises(fpga_dnn.errors.ConfigError, match=r"has no fpga_dnn_interface.json: not a project written by "
+                                                          r"the convert step"):
+        generate_overlay(tmp_path / "o", "pynq-z2", tmp_path / "o2", path="hls")
+
+
+def test_estimate_takes_placeholders_and_black_boxes_from_the_design(tmp_path, monkeypatch):
+    """The memory files a library module names by default and the modules of a black-box file
+    come from the recorded SourceInfo, with reading .v files made to fail."""
+    from fpga_dnn import estimate
+    from fpga_dnn.rtl.design import SourceInfo, source_infos
+
+    lut, core = tmp_path / "lookup_table.v", tmp_path / "core.v"
+    for f in (lut, core):
+        f.write_text('// not read: parameter MEM_FILE = "other.mem"\n')
+    info = source_infos([(lut, SourceInfo(("lookup_table",), ("whatever.mem",))), (core, SourceInfo(("core",)))])
+    _no_verilog_reads(monkeypatch)
+    assert estimate._memfile_defaults([lut, core], info) == ("whatever.mem",)
+    assert estimate._memfile_defaults([lut], None) == ()  # nothing recorded: nothing guessed from the text
+    work = tmp_path / "w"
+    estimate._prepare(work, [lut, core], [], placeholders=("whatever.mem",))
+    assert (work / "whatever.mem").read_text() == "" and not (work / "other.mem").exists()
+    with pytest.raises(fpga_dnn.errors.ToolError, match=r"no module names recorded for black-box file\(s\) "
+                                                        r"lookup_table.v"):
+        estimate.synthesize_module([core], "core", blackbox_files=[lut], cache_dir=tmp_path / "c")
+
+
+def test_library_declarations_match_the_library_files():
+    """What rtl/library.py declares of the Verilog library files (the generators record it in every
+    Design) is what the files hold: checked here, the one place that reads them."""
+    import re
+
+    import da4ml.codegen
+
+    from fpga_dnn.rtl import library, shell
+    from fpga_dnn.rtl.design import SourceInfo
+    from fpga_dnn.rtl.stream import stitch
+    from fpga_dnn.rtl.stream.memfiles import HDL_DIR
+
+    def held(path: Path) -> SourceInfo:
+        text = path.read_text()
+        return SourceInfo(tuple(re.findall(r"^\s*module\s+(\w+)", text, re.M)),
+                          tuple(re.findall(r'^\s*parameter\s+\w+\s*=\s*"([^"]+\.mem)"', text, re.M)))
+
+    da4ml_dir = Path(da4ml.codegen.__file__).parent / "rtl" / "verilog" / "source"
+    statics = sorted(da4ml_dir.glob("*.v"))
+    assert statics and {f.stem: library.da4ml_static(f) for f in statics} == {f.stem: held(f) for f in statics}
+    ours = sorted(HDL_DIR.glob("*.v"))
+    assert ours and {f.stem: library.stream_library(f) for f in ours} == {f.stem: held(f) for f in ours}
+    assert set(library.DA4ML_MEMFILE_DEFAULTS) <= {f.stem for f in statics}
+    assert set(library.STREAM_MEMFILE_DEFAULTS) <= {f.stem for f in ours}
+    assert held(shell.SHELL_SOURCE) == SourceInfo((shell.SHELL_MODULE,))
+    assert held(stitch.SHELL_SOURCE) == SourceInfo((stitch.SHELL_MODULE,))
+    assert held(shell.DUMMY_CORE_SOURCE) == SourceInfo((shell.DUMMY_CORE_MODULE,))

@@ -40,6 +40,7 @@ import pytest
 
 from fpga_dnn.boards import load_board
 from fpga_dnn.errors import ConfigError, ToolError, UnknownNameError
+from fpga_dnn.hw.interface import HlsInterface, IoPort
 from fpga_dnn.overlay import finalize_bundle, generate_overlay, read_hls_project
 from fpga_dnn.runtime.packing import int_range, pack, unpack
 from fpga_dnn.fixedpoint import FixedFormat
@@ -435,6 +436,10 @@ def fake_hls_project(tmp_path: Path, io_type="io_parallel", n_in=6, n_out=5, in_
     (d / f"{name}_bridge.cpp").write_text(
         f"    nnet::convert_data<float, input_t, {n_in}>(input_layer, input_layer_ap);\n"
         f"    nnet::convert_data<result_t, float, {n_out}>(layer2_out_ap, layer2_out);\n")
+    # what the convert step saves beside the project (fpga_dnn.hw.from_hls4ml.read_interface)
+    HlsInterface(name, io_type, "Vivado", "xc7z020clg400-1", 5.0, "12.5%", 4096,
+                 (IoPort("input_layer", "input_t", (n_in,), fi, in_pack or 1),),
+                 (IoPort("layer2_out", "result_t", (n_out,), fo, out_pack or 1),)).save(d)
     return d
 
 
@@ -1149,7 +1154,7 @@ def test_reads_a_real_hls4ml_project(tmp_path):
 
 def test_hls_project_with_wide_result_is_refused(tmp_path):
     proj = fake_hls_project(tmp_path, out_t="ap_fixed<36,16>")
-    with pytest.raises(ConfigError, match=r"output layer2_out: type 'ap_fixed<36,16>' is 36 bits, wider than a 32-bit lane"):
+    with pytest.raises(ConfigError, match=r"output layer2_out: type fixed<36,16> is 36 bits, wider than a 32-bit lane"):
         generate_overlay(proj, "pynq-z2", tmp_path / "o", path="hls")
 
 

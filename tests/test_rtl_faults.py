@@ -136,8 +136,8 @@ def test_tmr_option_keeps_replicas_in_flat_synthesis(tiny):
     text = (tmr.out_dir / "src" / "tiny_fi.v").read_text()
     assert text == register_module(design.layout, TmrPlan.parse("all"))
     assert "keep_hierarchy" in text and text.count("_r (.clk(clk)") == 2 * design.layout.depth
-    base = synthesize(design.sources, design.top, "xc7", method="flat")
-    prot = synthesize(tmr.sources, tmr.top, "xc7", method="flat")
+    base = synthesize(design.sources, design.top, "xc7", method="flat", source_info=design.source_info)
+    prot = synthesize(tmr.sources, tmr.top, "xc7", method="flat", source_info=tmr.source_info)
     # yosys keeps both replicas of every register bit it keeps at all (not merged by opt_merge)
     assert prot.ff >= 3 * base.ff - 2, (base.ff, prot.ff)
     assert prot.lut > base.lut  # the voters

@@ -55,8 +55,12 @@ def test_rtl_equals_csim_and_keras(case, request):
 def test_testbench_only_needs_the_testbench():
     from fpga_dnn.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="emulation = false needs cocotb = true"):
-        simulate_rtl(None, np.zeros((1, 1)), np.zeros((1, 1)), opts=SimOptions(cocotb=False, emulation=False))
+    # checked before anything is built: no design is needed to be refused
+    for opts in (SimOptions(cocotb=False, emulation=False),
+                 SimOptions(cocotb=True, emulation=False, tests=["test_backpressure", "test_framing"])):
+        with pytest.raises(ConfigError, match=r"emulation = false .* needs cocotb = true and 'test_batch' in tests"):
+            simulate_rtl(None, np.zeros((1, 1)), np.zeros((1, 1)), opts=opts)
+    assert SimOptions(emulation=False, tests=["test_batch"]).check().tests == ["test_batch"]
 
 
 def test_spec_is_the_contract(hw_digits_mlp):
@@ -88,6 +92,33 @@ def test_unrolled_design_records_what_the_generator_wrote(hw_digits_mlp):
     assert f"output reg [{p.out_bits - 1}:0] model_out" in core
     assert all(Path(s.source).is_file() and Path(s.source) in d.sources for s in p.stages)
     assert [m.module for m in d.modules] == [s.module for s in p.stages]
+    # what each source holds (read back here only): its modules; da4ml's lookup table names a default file
+    assert set(d.source_info) == {str(s) for s in d.sources}
+    for s in d.sources:
+        assert d.source_info[str(s)].modules == tuple(re.findall(r"^\s*module\s+(\w+)", Path(s).read_text(), re.M)), s
+    assert {f for i in d.source_info.values() for f in i.memfile_defaults} == {"whatever.mem"}
+
+
+def test_convert_saves_the_interface_the_hls_overlay_reads(hw_digits_mlp, tmp_path):
+    """The convert step's project folder carries the top function's interface as data; the HLS
+    overlay made from the folder (as a later process would) is the one made from the graph."""
+    import dataclasses
+
+    from fpga_dnn.fixedpoint import FixedFormat
+    from fpga_dnn.hw.from_hls4ml import read_interface
+    from fpga_dnn.hw.interface import HlsInterface
+    from fpga_dnn.overlay import generate_overlay
+
+    hm, spec = hw_digits_mlp["hls"], hw_digits_mlp["rtl"].spec
+    folder = Path(hm.config.get_output_dir())
+    saved = HlsInterface.load(folder)
+    assert saved == dataclasses.replace(read_interface(hm), directory=folder)
+    (inp,), (out,) = saved.inputs, saved.outputs
+    assert (saved.io_type, saved.part, inp.shape, out.shape) == ("io_parallel", "xc7z020clg400-1", (64,), (10,))
+    assert inp.fixed.format == spec.input.format == FixedFormat(False, 5, 1) and out.fixed.format == spec.output.format
+    tops = [generate_overlay(d, "pynq-z2", tmp_path / f"o{k}", path="hls", spec=spec).files["hls_top"].read_text()
+            for k, d in enumerate((folder, hm))]
+    assert tops[0] == tops[1] and f"{saved.project}(x, y);" in tops[0]
 
 
 def test_argmax_softmax_option_and_unsupported_layer(tmp_path, digits):

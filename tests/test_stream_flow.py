@@ -198,6 +198,16 @@ def test_split_estimate_pieces_come_from_the_design(skip):
     assert len(mvus) == 3 and all(len(p.data) == 2 for p in mvus)
     script = estimate._piece_script(mvus[0], "xc7", True)
     assert "chparam -set WEIGHT_FILE" in script and f"chparam -set PE {dict(mvus[0].parameters)['PE']} fd_mvu" in script
+    # what each source holds, as recorded (checked against the files, here only): the modules, and
+    # the default memory files yosys opens when it reads fd_mvu (empty placeholders in its piece)
+    import re
+
+    assert set(d.source_info) == {str(s) for s in d.sources}
+    for s in d.sources:
+        assert d.source_info[str(s)].modules == tuple(re.findall(r"^\s*module\s+(\w+)", Path(s).read_text(), re.M)), s
+    mvu_source = next(str(s) for s in d.sources if Path(s).name == "fd_mvu.v")
+    assert set(estimate._memfile_defaults(mvus[0].files, d.source_info)) >= set(d.source_info[mvu_source].memfile_defaults)
+    assert set(d.source_info[mvu_source].memfile_defaults) == {"weights.mem", "bias.mem"}
 
 
 @pytest.mark.extended

@@ -476,6 +476,8 @@ SYNTH_MVU = MvuCase(256, 32, 4, 2, 4, iw=8, isigned=0, ww=8, aw=24)   # 8 multip
 @pytest.mark.slow
 def test_mvu_maps_to_dsp48_and_bram(tmp_path):
     from fpga_dnn import estimate
+    from fpga_dnn.rtl.design import source_infos
+    from fpga_dnn.rtl.library import stream_library
 
     c = SYNTH_MVU
     rng = np.random.default_rng(4)
@@ -490,8 +492,9 @@ def test_mvu_maps_to_dsp48_and_bram(tmp_path):
         f".ISIGNED({c.isigned}), .WW({c.ww}), .AW({c.aw}), .BIAS(1), .WEIGHT_FILE(\"synth_w.mem\"), "
         ".BIAS_FILE(\"synth_b.mem\")) u (.clk(clk), .rst(rst), .s_tdata(s_tdata), .s_tvalid(s_tvalid),\n"
         "    .s_tready(s_tready), .m_tdata(m_tdata), .m_tvalid(m_tvalid), .m_tready(m_tready));\nendmodule\n")
-    rep = estimate.synthesize([top, *memfiles.hdl_sources("fd_mvu")], "mvu_synth_top", family="xc7",
-                              data_files=[wf, bf], method="flat", cache_dir=tmp_path / "yosys")
+    lib = memfiles.hdl_sources("fd_mvu")
+    rep = estimate.synthesize([top, *lib], "mvu_synth_top", family="xc7", data_files=[wf, bf], method="flat",
+                              cache_dir=tmp_path / "yosys", source_info=source_infos((f, stream_library(f)) for f in lib))
     assert rep.dsp == c.pe * c.simd, f"{rep.dsp} DSP48E1 for {c.pe * c.simd} 8x9-bit multipliers: {rep.cells}"
     rom_bits = c.n * c.k * c.ww
     assert 1 <= rep.bram36 <= 2 * rom_bits / 36864 + 1, f"weight ROM ({rom_bits} bits): {rep.bram36} BRAM36: {rep.cells}"

@@ -219,3 +219,43 @@ def read_model_graph(hls_model) -> LayerGraph:
         output_shapes=tuple(tuple(int(d) for d in v.shape) for v in hls_model.get_output_variables()),
         keras_layers=tuple((str(k.name), type(k).__name__) for k in getattr(keras, "layers", None) or []),
     )
+
+
+def _io_port(var, io_type: str):
+    """A top-function argument: hls4ml's variable (its typedef and, for a stream, the packing
+    of ``PackedType``: ``nnet::array<T, n_elem*n_pack>``, or ``n_elem/n_pack`` when unpacking)."""
+    from .interface import IoPort
+
+    t = var.type
+    pack = 1
+    if io_type == "io_stream" and hasattr(t, "n_elem"):
+        n_elem, n_pack = int(t.n_elem), int(t.n_pack)
+        pack = n_elem // n_pack if getattr(t, "unpack", False) else n_elem * n_pack
+    try:
+        fixed, reason = _fixed(t.precision), ""
+    except _Refused as why:
+        fixed, reason = None, str(why)
+    return IoPort(str(var.name), str(t.name), tuple(int(d) for d in var.shape), fixed, pack, reason)
+
+
+def read_interface(hls_model):
+    """The top-level interface of ``hls_model`` (an hls4ml ``ModelGraph``) as an
+    :class:`~fpga_dnn.hw.interface.HlsInterface`: what hls4ml's writer puts in the top function's
+    prototype (``firmware/<project>.h``), the typedefs of its arguments (``defines.h``) and the
+    project settings (``project.tcl``), taken from the graph those files are written from."""
+    from pathlib import Path
+
+    from .interface import HlsInterface
+
+    cfg = hls_model.config
+    get = cfg.get_config_value
+    io_type = str(get("IOType"))
+    writer = cfg.get_writer_config() or {}
+    brams = [str(v.name) for v in hls_model.get_weight_variables() if str(getattr(v, "storage", "")).lower() == "bram"]
+    return HlsInterface(
+        project=str(cfg.get_project_name()), io_type=io_type, backend=str(get("Backend") or ""),
+        part=str(get("Part") or ""), clock_period=float(get("ClockPeriod") or 0.0),
+        clock_uncertainty=str(get("ClockUncertainty", "12.5%")), maximum_size=int(get("MaximumSize", 4096)),
+        inputs=tuple(_io_port(v, io_type) for v in hls_model.get_input_variables()),
+        outputs=tuple(_io_port(v, io_type) for v in hls_model.get_output_variables()),
+        namespace=writer.get("Namespace"), extra_args=tuple(brams), directory=Path(cfg.get_output_dir()))

@@ -267,7 +267,9 @@ def generate_overlay(design, board: Union[str, Board], out_dir, path: str = "rtl
     """Write the overlay scripts for ``design`` on ``board`` into ``out_dir``; run Vivado if named.
 
     ``path='rtl'``: ``design`` is a :class:`~fpga_dnn.rtl.design.Design` or its folder (Verilog sources,
-    top, spec). ``path='hls'``: ``design`` is an hls4ml project folder or ``ModelGraph``; ``spec``
+    top, spec). ``path='hls'``: ``design`` is the convert step's project folder (with its
+    ``fpga_dnn_interface.json``), an :class:`~fpga_dnn.hw.interface.HlsInterface` or a written
+    hls4ml ``ModelGraph``; ``spec``
     optionally supplies name, shapes and stream widths (see :func:`~fpga_dnn.overlay.hls.hls_spec`),
     else both streams are ``stream_bits`` wide. ``bundle_dir``: where the finished bundle
     (``<name>.bit``, ``<name>.hwh``, ``spec.json``) is delivered when Vivado runs here (default
@@ -397,6 +399,9 @@ def _prepare_rtl(design, board: Board, out_dir: Path, files: dict):
 def _prepare_hls(design, board: Board, out_dir: Path, files: dict, spec: Optional[Spec], stream_bits: int):
     """Copy the hls4ml project (+ fpga_dnn top) into out_dir/hls and return (spec, config entries, inputs)."""
     project: HlsProject = read_hls_project(design)
+    if project.part and project.part != board.part:
+        progress(f"overlay: hls4ml project {project.name} was configured for part {project.part}; HLS synthesis "
+                 f"here targets {board.name}'s {board.part}")
     spec = hls_spec(project, spec, stream_bits, clock_mhz=board.pl_clock_mhz)
     _check_stream_widths(spec)
     hls_dir = out_dir / "hls"

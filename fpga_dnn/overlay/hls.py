@@ -12,25 +12,30 @@ it does not serve here (checked on its generated files):
   DMA needs to end a transfer;
 * it knows no Ultra96.
 
-So the HLS path reads any hls4ml Vivado/Vitis project (``io_parallel`` or ``io_stream``, one input,
-one output) and generates a small top, ``<project>_fpga_dnn_axis``, that unpacks the beat layout
+So the HLS path takes any converted model (``io_parallel`` or ``io_stream``, one input, one
+output) and generates a small top, ``<project>_fpga_dnn_axis``, that unpacks the beat layout
 ``fpga_dnn-lanes-v1`` (the RTL path's, :mod:`fpga_dnn.runtime.packing`) into the network's input
 array, calls the network, and packs its result (``hls/fpga_dnn_axis.h``). The bundle's spec is
 then the same kind as the RTL path's and the runtime needs no second layout.
+
+What it needs of the network's top function (argument types, element formats, counts, stream
+packing) and of the project's settings comes from the graph, as an
+:class:`~fpga_dnn.hw.interface.HlsInterface` (read by :func:`fpga_dnn.hw.from_hls4ml.read_interface`,
+saved by the convert step beside the project): nothing of hls4ml's generated C++ or tcl is parsed.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from fpga_dnn.errors import ConfigError
-from fpga_dnn.runtime.packing import BEAT_LAYOUT
 from fpga_dnn.fixedpoint import FixedFormat
-from fpga_dnn.runtime.spec import Spec, SpecError, parse_format
+from fpga_dnn.hw.interface import HlsInterface, IoPort
+from fpga_dnn.runtime.packing import BEAT_LAYOUT
+from fpga_dnn.runtime.spec import Spec
 
 HLS_DIR = Path(__file__).resolve().parents[2] / "hls"
 AXIS_HEADER = HLS_DIR / "fpga_dnn_axis.h"
@@ -52,7 +57,7 @@ class HlsPort:
 
 @dataclass(frozen=True)
 class HlsProject:
-    """What fpga_dnn needs to know about an hls4ml project (read by :func:`read_hls_project`)."""
+    """What fpga_dnn needs to know about an hls4ml project (made by :func:`read_hls_project`)."""
 
     directory: Path
     name: str
@@ -61,6 +66,8 @@ class HlsProject:
     output: HlsPort
     clock_uncertainty: str
     max_size: int
+    namespace: Optional[str] = None
+    part: str = ""        # the part hls4ml was configured for (the HLS run here uses the board's)
 
     @property
     def top(self) -> str:
@@ -68,104 +75,50 @@ class HlsProject:
         return f"{self.name}_fpga_dnn_axis"
 
 
-def _read(path: Path, what: str) -> str:
-    try:
-        return path.read_text()
-    except OSError as err:
-        raise ConfigError(f"hls4ml project {path.parent}: cannot read {what} {path.name}: {err.strerror}") from None
-
-
-def _project_var(text: str, var: str) -> Optional[str]:
-    m = re.search(rf'^\s*set\s+{var}\s+"?([^"\n]*?)"?\s*$', text, re.M)
-    return m.group(1) if m else None
-
-
-def _product(expr: str, where: str) -> int:
-    if not re.fullmatch(r"\s*\d+(\s*\*\s*\d+)*\s*", expr):
-        raise ConfigError(f"{where}: cannot evaluate the size {expr!r}")
-    n = 1
-    for f in expr.split("*"):
-        n *= int(f)
-    return n
-
-
-def _format(type_text: str, where: str) -> FixedFormat:
-    """The format of an ap_fixed/ap_ufixed/ap_int/ap_uint type; at most 32 bits (the widest lane)."""
+def _port(p: IoPort, io_type: str, where: str) -> HlsPort:
+    """The element format (at most 32 bits: the widest lane) and count of one top-function argument."""
     hint = "set that layer's result precision to an ap_fixed/ap_int type of at most 32 bits"
-    try:
-        fmt = parse_format(type_text)
-    except SpecError:
-        raise ConfigError(f"{where}: type {type_text!r} is not a fixed-point type fpga_dnn can stream; {hint}") from None
+    if p.fixed is None:
+        raise ConfigError(f"{where}: {p.reason or 'not a fixed-point type'}; fpga_dnn cannot stream it; {hint}")
+    fmt = p.fixed.format
     if not 1 <= fmt.width <= 32:
-        raise ConfigError(f"{where}: type {type_text!r} is {fmt.width} bits, wider than a 32-bit lane; {hint}")
-    return fmt
+        raise ConfigError(f"{where}: type {fmt} is {fmt.width} bits, wider than a 32-bit lane; {hint}")
+    if io_type == "io_stream":
+        if p.pack < 1 or p.elements % p.pack:
+            raise ConfigError(f"{where}: {p.elements} elements do not fill whole {p.type_name} words of {p.pack}")
+        return HlsPort(p.name, p.type_name, f"{p.type_name}::value_type", fmt, p.elements, p.pack)
+    return HlsPort(p.name, p.type_name, p.type_name, fmt, p.elements)
 
 
-def read_hls_project(directory) -> HlsProject:
-    """Read an hls4ml project folder (as ``ModelGraph.write()`` leaves it).
-
-    Uses ``project.tcl`` (name, clock uncertainty, array-partition limit), the top function's
-    prototype in ``firmware/<name>.h`` (I/O type, argument names), the typedefs in
-    ``firmware/defines.h`` (element formats) and ``<name>_bridge.cpp`` (element counts).
-    ``directory`` may also be a ``ModelGraph`` (its output folder is used).
-    """
-    if hasattr(directory, "config") and hasattr(directory.config, "get_output_dir"):
-        directory = directory.config.get_output_dir()
-    d = Path(directory)
-    if not (d / "project.tcl").is_file():
-        raise ConfigError(f"{d} is not an hls4ml project folder (no project.tcl); write the project "
-                          "first (ModelGraph.write() or the convert step)")
-    ptcl = _read(d / "project.tcl", "project file")
-    name = _project_var(ptcl, "project_name")
-    if not name or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise ConfigError(f"{d / 'project.tcl'}: no valid 'set project_name ...'")
-    header = _read(d / "firmware" / f"{name}.h", "top header")
-    m = re.search(rf"\bvoid\s+{name}\s*\((.*?)\)\s*;", header, re.S)
-    if not m:
-        raise ConfigError(f"{d / 'firmware' / (name + '.h')}: no prototype of the top function {name}()")
-    args = [a.strip() for a in m.group(1).split(",") if a.strip()]
-    parallel = [re.fullmatch(r"(?:const\s+)?(\w+)\s+(\w+)\s*\[\s*(\w+)\s*\]", a) for a in args]
-    stream = [re.fullmatch(r"hls::stream\s*<\s*(\w+)\s*>\s*&\s*(\w+)", a) for a in args]
-    if len(args) == 2 and all(parallel):
-        io_type = "io_parallel"
-        (t_in, a_in), (t_out, a_out) = [(p.group(1), p.group(2)) for p in parallel]
-    elif len(args) == 2 and all(stream):
-        io_type = "io_stream"
-        (t_in, a_in), (t_out, a_out) = [(s.group(1), s.group(2)) for s in stream]
+def read_hls_project(design) -> HlsProject:
+    """What the HLS overlay needs of a converted model: ``design`` is an
+    :class:`~fpga_dnn.hw.interface.HlsInterface`, the project folder the convert step wrote (its
+    ``fpga_dnn_interface.json``) or an hls4ml ``ModelGraph`` (written: its ``firmware/`` is copied)."""
+    if isinstance(design, (str, Path)):
+        iface = HlsInterface.load(design)
+    elif isinstance(design, HlsInterface):
+        iface = design
     else:
-        raise ConfigError(f"hls4ml project {d}: top function {name}({', '.join(args)}) is not one input and "
-                          "one output array or stream; fpga_dnn's HLS overlay supports single-input, "
-                          "single-output models")
+        from fpga_dnn.hw.from_hls4ml import read_interface
 
-    defines = _read(d / "firmware" / "defines.h", "defines")
-    typedefs = {n: t.strip() for t, n in re.findall(r"^\s*typedef\s+(.+?)\s+(\w+)\s*;", defines, re.M)}
-    bridge = _read(d / f"{name}_bridge.cpp", "bridge")
-
-    def port(type_name: str, arg: str, direction: str) -> HlsPort:
-        where = f"hls4ml project {d}, {direction} {arg}"
-        if type_name not in typedefs:
-            raise ConfigError(f"{where}: no typedef of {type_name} in firmware/defines.h")
-        text = typedefs[type_name]
-        pat = (rf"convert_data\s*<\s*\w+\s*,\s*{type_name}\s*,\s*([\d\s*]+)>" if direction == "input"
-               else rf"convert_data\s*<\s*{type_name}\s*,\s*\w+\s*,\s*([\d\s*]+)>")
-        cm = re.search(pat, bridge)
-        if not cm:
-            raise ConfigError(f"{where}: no element count for {type_name} in {name}_bridge.cpp")
-        count = _product(cm.group(1), where)
-        if io_type == "io_stream":
-            am = re.fullmatch(r"nnet::array\s*<\s*(.+)\s*,\s*([\d\s*]+)>", text)
-            if not am:
-                raise ConfigError(f"{where}: {type_name} is {text!r}, expected nnet::array<T, N>")
-            fmt, pack = _format(am.group(1), where), _product(am.group(2), where)
-            if count % pack:
-                raise ConfigError(f"{where}: {count} elements do not fill whole {type_name} words of {pack}")
-            return HlsPort(arg, type_name, f"{type_name}::value_type", fmt, count, pack)
-        return HlsPort(arg, type_name, type_name, _format(text, where), count)
-
-    inp, out = port(t_in, a_in, "input"), port(t_out, a_out, "output")
-    uncertainty = _project_var(ptcl, "clock_uncertainty") or "12.5%"
-    max_size = _project_var(ptcl, "maximum_size")
-    return HlsProject(d, name, io_type, inp, out, uncertainty, int(max_size) if max_size and max_size.isdigit() else 4096)
+        iface = read_interface(design)
+    d = Path(iface.directory)
+    if not (d / "firmware").is_dir():
+        raise ConfigError(f"{d}: no firmware/ folder; write the hls4ml project first (ModelGraph.write() or "
+                          "the convert step)")
+    if iface.io_type not in IO_TYPES:
+        raise ConfigError(f"hls4ml project {d}: io_type {iface.io_type!r}; the HLS overlay supports "
+                          f"{' and '.join(IO_TYPES)}")
+    args = [p.name for p in (*iface.inputs, *iface.outputs)] + list(iface.extra_args)
+    if len(iface.inputs) != 1 or len(iface.outputs) != 1 or iface.extra_args:
+        raise ConfigError(f"hls4ml project {d}: top function {iface.project}({', '.join(args)}) is not one input "
+                          "and one output array or stream; fpga_dnn's HLS overlay supports single-input, "
+                          "single-output models (weights in registers or ROM, not BRAM ports)")
+    (inp,), (out,) = iface.inputs, iface.outputs
+    where = f"hls4ml project {d}, {{}} {{}}"
+    return HlsProject(d, iface.project, iface.io_type, _port(inp, iface.io_type, where.format("input", inp.name)),
+                      _port(out, iface.io_type, where.format("output", out.name)), iface.clock_uncertainty,
+                      iface.maximum_size, iface.namespace, iface.part)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,6 +190,8 @@ from_network:
         }}
     }}"""
     signed = "true" if o.format.signed else "false"
+    # hls4ml's writer option Namespace puts the network and its typedefs in a namespace
+    using = f"using namespace {project.namespace};\n" if project.namespace else ""
     return f"""// Generated by fpga_dnn.overlay for hls4ml project '{project.name}' ({project.io_type}); do not edit.
 // AXI-Stream top {project.top}: s_axis ({si.stream_bits} bits) -> {project.name}() -> m_axis ({so.stream_bits} bits),
 // beat layout {BEAT_LAYOUT} (hls/fpga_dnn_axis.h; the same as the RTL path's shell).
@@ -244,7 +199,7 @@ from_network:
 // Output: {so.elements} x {so.format} in {so.lane_bits}-bit lanes, {so.beats_per_sample} beat(s) per sample.
 #include "{project.name}.h"
 #include "fpga_dnn_axis.h"
-
+{using}
 void {project.top}(hls::stream<fpga_dnn_beat<{si.stream_bits}>::type> &s_axis,
                    hls::stream<fpga_dnn_beat<{so.stream_bits}>::type> &m_axis) {{
 #pragma HLS INTERFACE axis port=s_axis

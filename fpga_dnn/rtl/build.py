@@ -117,7 +117,7 @@ def build_rtl(hls_model, out_dir, *, opts: RtlOptions | None = None, name: str =
                        extra={"softmax": traced.softmax})
     axis = write_axis_design(spec, design.top, design.sources, out_dir, data_files=design.memfiles,
                              modules=[Module(f"stage{k}", m, "", Path(f)) for k, (m, f, _, _) in enumerate(design.stages)],
-                             pipeline=design.pipeline)
+                             pipeline=design.pipeline, source_info=design.source_info)
     write_s = time.perf_counter() - t0
     progress(f"rtl: {axis.top}: core latency {spec.core_latency} cycles, total {spec.total_latency}, "
              f"{design.n_inputs} x {design.input_format} in, {design.n_outputs} x {design.output_format} out, "

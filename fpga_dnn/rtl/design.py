@@ -5,9 +5,10 @@ the streaming one in :func:`fpga_dnn.rtl.build.build_stream_rtl`) as ``design.js
 Verilog and the bundle spec (``spec.json``, the runtime's contract, which the Design holds and
 does not repeat). Simulate, estimate and overlay take a :class:`Design` (or its folder,
 :meth:`Design.load`) and read the facts they need from it: the top and its ports, the sources
-in compile order, the memory files, the interface kind, latency and interval, the per-layer
-modules and, for an unrolled core, its register-chained stages (which the split synthesis cuts
-at). Nothing downstream parses the generated Verilog or C++ back.
+in compile order, what each source holds (its modules, the memory files its parameters name by
+default), the memory files, the interface kind, latency and interval, the per-layer modules and,
+for an unrolled core, its register-chained stages (which the split synthesis cuts at). Nothing
+downstream parses the generated Verilog or C++ back.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Mapping, Optional, Sequence
 from fpga_dnn.runtime.spec import SPEC_FILENAME, Spec
 
 DESIGN_FILE = "design.json"
-DESIGN_VERSION = 1
+DESIGN_VERSION = 2  # 2: source_info
 
 #: Interface kinds: a whole sample per beat group into a pipelined core (da4ml adder graphs), or
 #: a pixel stream through folded units with valid/ready handshakes.
@@ -38,6 +39,23 @@ class Module:
     #: the instance's Verilog parameters as the generator set them (a streaming design's library
     #: instances: the split synthesis builds each distinct (module, parameters) once from these)
     parameters: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What one Verilog source holds, as its generator wrote it (or, for a library file, as
+    :mod:`fpga_dnn.rtl.library` declares it): the modules it defines, and the memory files its
+    parameters name by default. A tool that reads the module opens those with ``$readmemh`` even
+    when every instance sets its own (yosys stops on a missing one), so estimate puts an empty
+    file of each name beside the sources."""
+
+    modules: tuple = ()
+    memfile_defaults: tuple = ()
+
+
+def source_infos(pairs) -> dict:
+    """``{str(path): SourceInfo}`` from ``(path, SourceInfo)`` pairs (the key form a Design uses)."""
+    return {str(Path(p)): info for p, info in pairs}
 
 
 @dataclass(frozen=True)
@@ -76,6 +94,8 @@ class Design:
     ``sources`` are in compile order (shell, core files, top); ``data_files`` are the memory
     files the Verilog reads with ``$readmemh`` (copied beside the sources for every tool).
     ``ports`` are the top's ports, ``{name: (direction, bits)}``, as the generator wrote them.
+    ``source_info`` says, per source (``str(path)``), which modules it defines and which memory
+    files it names by default (:class:`SourceInfo`).
     ``interval`` is the cycles between consecutive samples at the top in steady state without
     stalls (the chooser's prediction for a streaming design); the latency is the spec's.
     """
@@ -92,6 +112,7 @@ class Design:
     interval: int = 0
     modules: Sequence[Module] = ()
     pipeline: Optional[Pipeline] = None
+    source_info: Mapping[str, SourceInfo] = field(default_factory=dict)
 
     @property
     def spec_path(self) -> Path:
@@ -120,6 +141,8 @@ class Design:
             "pipeline": None if p is None else {
                 "core": p.core, "source": str(p.source), "clock": p.clock,
                 "stages": [[s.module, str(s.source), s.in_bits, s.out_bits] for s in p.stages]},
+            "source_info": {k: {"modules": list(v.modules), "memfile_defaults": list(v.memfile_defaults)}
+                            for k, v in self.source_info.items()},
         }
 
     def save(self) -> Path:
@@ -155,4 +178,6 @@ class Design:
                    modules=tuple(Module(m["name"], m["module"], m["layer"], None if m["source"] is None
                                         else Path(m["source"]), dict(m.get("parameters", {})))
                                  for m in d["modules"]),
-                   pipeline=pipeline)
+                   pipeline=pipeline,
+                   source_info={k: SourceInfo(tuple(v["modules"]), tuple(v["memfile_defaults"]))
+                                for k, v in d["source_info"].items()})

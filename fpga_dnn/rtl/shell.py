@@ -28,7 +28,7 @@ import numpy as np
 from fpga_dnn.runtime.packing import wide_stream_bits
 from fpga_dnn.runtime.spec import FixedFormat, Spec
 
-from .design import Design, Module, Pipeline
+from .design import Design, Module, Pipeline, SourceInfo, source_infos
 
 #: The project's Verilog and testbenches.
 SIM_DIR = Path(__file__).resolve().parents[2] / "sim"
@@ -135,13 +135,16 @@ endmodule
 def write_axis_design(spec: Spec, core_module: str, core_sources: Sequence[Path], directory: Path,
                       core_parameters: Optional[Mapping[str, int]] = None,
                       core_has_clk: bool = True, data_files: Sequence[Path] = (),
-                      modules: Sequence[Module] = (), pipeline: Optional[Pipeline] = None) -> Design:
+                      modules: Sequence[Module] = (), pipeline: Optional[Pipeline] = None,
+                      source_info: Optional[Mapping[str, SourceInfo]] = None) -> Design:
     """Write ``<top>.v``, ``spec.json`` and ``design.json`` into ``directory``; return the design.
 
     ``spec.top_module`` is set to the top's name if it was empty. Sources are listed in compile
     order: the shell, the core's files, then the top. ``data_files``: memory files the core
     reads with ``$readmemh`` (e.g. da4ml's ``src/memfiles/*``). ``modules``/``pipeline``: the
-    core's per-stage modules and register chain as its generator wrote them.
+    core's per-stage modules and register chain as its generator wrote them. ``source_info``: what
+    each core source holds (:class:`~fpga_dnn.rtl.design.SourceInfo`, by ``str(path)``); the
+    shell's and the top's are added here.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -157,7 +160,9 @@ def write_axis_design(spec: Spec, core_module: str, core_sources: Sequence[Path]
     design = Design(spec=spec, top=top, sources=sources, directory=directory,
                     core_parameters=dict(core_parameters or {}), data_files=[Path(f) for f in data_files],
                     kind="unrolled", core=core_module, ports=axis_ports(spec), interval=interval,
-                    modules=tuple(modules), pipeline=pipeline)
+                    modules=tuple(modules), pipeline=pipeline,
+                    source_info={**dict(source_info or {}), **source_infos(
+                        [(SHELL_SOURCE, SourceInfo((SHELL_MODULE,))), (top_path, SourceInfo((top,)))])})
     design.save()
     return design
 
@@ -190,7 +195,8 @@ def dummy_core_parameters(spec: Spec) -> dict:
 def write_dummy_design(spec: Spec, directory: Path) -> Design:
     """The dummy core in the shell, for ``spec`` (see :func:`dummy_core_spec`)."""
     return write_axis_design(spec, DUMMY_CORE_MODULE, [DUMMY_CORE_SOURCE], directory,
-                             core_parameters=dummy_core_parameters(spec))
+                             core_parameters=dummy_core_parameters(spec),
+                             source_info=source_infos([(DUMMY_CORE_SOURCE, SourceInfo((DUMMY_CORE_MODULE,)))]))
 
 
 def dummy_core_reference(q_in: np.ndarray, spec: Spec) -> np.ndarray:

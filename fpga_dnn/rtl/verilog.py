@@ -29,6 +29,8 @@ import numpy as np
 from fpga_dnn.errors import ConfigError
 from fpga_dnn.fixedpoint import FixedFormat
 
+from .design import SourceInfo, source_infos
+from .library import da4ml_static
 from .precision import HlsType
 from .trace import TracedModel
 
@@ -69,6 +71,8 @@ class RtlDesign:
     registers: dict | None = None
     #: Which register bits are triplicated (:class:`fpga_dnn.rtl.registers.TmrPlan` spec).
     tmr: str = "none"
+    #: What each source holds, ``{str(path): SourceInfo}`` (the Design's ``source_info``).
+    source_info: dict = field(default_factory=dict)
 
     @property
     def layout(self):
@@ -146,6 +150,8 @@ class RtlDesign:
         d["sources"] = [Path(p) for p in d["sources"]]
         d["memfiles"] = [Path(p) for p in d["memfiles"]]
         d.setdefault("stages", [])
+        d["source_info"] = {k: SourceInfo(tuple(v["modules"]), tuple(v["memfile_defaults"]))
+                            for k, v in d.get("source_info", {}).items()}
         d["input_format"] = FixedFormat(**d["input_format"])
         d["output_format"] = FixedFormat(**d["output_format"])
         d["input_shape"], d["output_shape"] = tuple(d["input_shape"]), tuple(d["output_shape"])
@@ -200,7 +206,13 @@ def write_verilog(traced: TracedModel, out_dir, *, name: str = "fpga_dnn_core", 
     in_bits = [sum(map(sum, map(minimal_kif, sol.inp_qint))) for sol in pipe.solutions]
     out_bits = in_bits[1:] + [sum(map(sum, map(minimal_kif, pipe.out_qint)))]
     stages = [src / f"{name}_stage{k}.v" for k in range(len(pipe.solutions))]
-    sources = sorted((src / "static").glob("*.v")) + stages + [src / f"{name}.v", src / f"{top}.v"]
+    statics = sorted((src / "static").glob("*.v"))
+    sources = statics + stages + [src / f"{name}.v", src / f"{top}.v"]
+    # what each file holds: da4ml's library as declared, its pipeline_logic_gen's one module per
+    # file (``{name}_stage{k}``, the register module ``{name}``), our wrapper
+    info = source_infos([*((f, da4ml_static(f)) for f in statics),
+                         *((f, SourceInfo((f.stem,))) for f in stages),
+                         (src / f"{name}.v", SourceInfo((name,))), (src / f"{top}.v", SourceInfo((top,)))])
     design = RtlDesign(
         out_dir=out_dir,
         top=top,
@@ -225,6 +237,7 @@ def write_verilog(traced: TracedModel, out_dir, *, name: str = "fpga_dnn_core", 
         if getattr(model, "_register_layers", 1) == 1 else [],
         registers=layout.to_dict(),
         tmr=plan.spec,
+        source_info=info,
     )
     design.save()
     return design

@@ -32,6 +32,21 @@ class SimOptions:
     # every sample, through the shell: one Verilator build instead of two (needs cocotb).
     emulation: bool = True
 
+    def check(self) -> "SimOptions":
+        """Refuse a table that would check no sample: every sample is checked by the bulk
+        emulation or, with it off, by the testbench's ``test_batch`` (the other tests stream a
+        few frames for timing and framing, not the test set)."""
+        from ..errors import UnknownNameError
+
+        self.tests = list(self.tests)
+        for name in self.tests:
+            if name not in ALL_TESTS:
+                raise UnknownNameError("[simulate] test", name, ALL_TESTS)
+        if not self.emulation and not (self.cocotb and "test_batch" in self.tests):
+            raise ConfigError("[simulate] emulation = false checks the samples in the testbench only: it needs "
+                              "cocotb = true and 'test_batch' in tests (or set emulation = true)")
+        return self
+
 
 @dataclass
 class SimReport:
@@ -105,9 +120,7 @@ def simulate_rtl(build, x: np.ndarray, csim_out: np.ndarray, keras_out=None,
     from .emulator import compile_emulator, input_codes
     from ..runtime.packing import to_fixed
 
-    opts = opts or SimOptions()
-    if not opts.emulation and not opts.cocotb:
-        raise ConfigError("[simulate] emulation = false needs cocotb = true (else nothing is simulated)")
+    opts = (opts or SimOptions()).check()
     softmax = getattr(build.traced, "softmax", None)
     if softmax is not None and model is None:
         raise ValueError("a softmax-terminated design is compared with the model's logits: pass model=")

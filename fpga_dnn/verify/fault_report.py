@@ -54,7 +54,8 @@ def yosys_costs(design: RtlDesign, campaigns: dict, out_dir: Path) -> dict:
     from ..estimate import synthesize, synthesize_module
 
     progress(f"faults: yosys cost of {', '.join(campaigns)}")
-    full = synthesize(design.sources, design.top, "xc7", data_files=design.memfiles, pipeline=design.pipeline)
+    full = synthesize(design.sources, design.top, "xc7", data_files=design.memfiles, pipeline=design.pipeline,
+                      source_info=design.source_info)
     stages = [Path(s) for s in design.sources if Path(s).name.startswith(f"{design.core}_stage")]
     statics = [Path(s) for s in design.sources if Path(s).parent.name == "static"]
 
@@ -62,7 +63,8 @@ def yosys_costs(design: RtlDesign, campaigns: dict, out_dir: Path) -> dict:
         d = out_dir / "register_module" / plan.spec.replace(":", "_").replace(",", "-")
         d.mkdir(parents=True, exist_ok=True)
         (d / f"{design.core}.v").write_text(register_module(design.layout, plan))
-        return synthesize_module([d / f"{design.core}.v"], design.core, blackbox_files=stages + statics)
+        return synthesize_module([d / f"{design.core}.v"], design.core, blackbox_files=stages + statics,
+                                 source_info=design.source_info)
 
     plain = registers(TmrPlan())
     costs = {}

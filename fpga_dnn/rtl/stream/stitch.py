@@ -39,7 +39,8 @@ from fpga_dnn.hw.graph import (
     Requant,
     RequantNode,
 )
-from fpga_dnn.rtl.design import Design, Module
+from fpga_dnn.rtl.design import Design, Module, SourceInfo, source_infos
+from fpga_dnn.rtl.library import stream_library
 from fpga_dnn.rtl.precision import HlsType
 from fpga_dnn.rtl.shell import axis_port_declarations, axis_ports, axis_shell_connections
 
@@ -96,6 +97,7 @@ class StreamDesign:
     instances: dict = field(default_factory=dict)  # instance name -> Verilog module
     parameters: dict = field(default_factory=dict)  # instance name -> its Verilog parameters
     ports: dict = field(default_factory=dict)      # the top's ports {name: (direction, bits)}
+    source_info: dict = field(default_factory=dict)  # str(source) -> SourceInfo (what it holds)
 
     def axis_design(self, interval: int) -> Design:
         """The :class:`~fpga_dnn.rtl.design.Design` later steps read (saved as design.json):
@@ -103,7 +105,7 @@ class StreamDesign:
         FIFOs and forks, and the AXI-Stream shell), with its layer, source and parameters."""
         design = Design(spec=self.spec, top=self.top, sources=list(self.sources), directory=self.directory,
                         data_files=list(self.memfiles), kind="streaming", core=self.core, ports=dict(self.ports),
-                        interval=int(interval),
+                        interval=int(interval), source_info=dict(self.source_info),
                         modules=tuple(Module(inst, self.instances[inst], node, _library_source(self.instances[inst]),
                                              self.parameters[inst])
                                       for node, insts in self.modules.items() for inst in insts))
@@ -470,9 +472,11 @@ def stitch(graph: HwGraph, directory, *, name: str | None = None) -> StreamDesig
     text = "\n".join(header + body + footer)
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
-    sources = memfiles.hdl_sources(*sorted(wr.used)) + [path]
-    return StreamDesign(graph, directory, core, core, sources, wr.memfiles, wr.streams, wr.fifos,
-                        modules=wr.modules, instances=wr.instances, parameters=wr.parameters)
+    library = memfiles.hdl_sources(*sorted(wr.used))
+    return StreamDesign(graph, directory, core, core, library + [path], wr.memfiles, wr.streams, wr.fifos,
+                        modules=wr.modules, instances=wr.instances, parameters=wr.parameters,
+                        source_info=source_infos([*((f, stream_library(f)) for f in library),
+                                                  (path, SourceInfo((core,)))]))
 
 
 def stream_spec(graph: HwGraph, *, name: str, stream_bits: int = 64, clock_mhz: float = 100.0,
@@ -563,6 +567,7 @@ endmodule
     design.top = top
     design.spec = spec
     design.sources = [SHELL_SOURCE, *design.sources, top_path]
+    design.source_info.update(source_infos([(SHELL_SOURCE, SourceInfo((SHELL_MODULE,))), (top_path, SourceInfo((top,)))]))
     design.save_info()
     return design
 
