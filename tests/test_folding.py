@@ -7,12 +7,15 @@ import pytest
 from fpga_dnn.boards import load_board
 from fpga_dnn.hw import folding
 from fpga_dnn.hw.folding import FoldingError, TargetUnreachableError
-from fpga_dnn.hw.graph import AddNode, Fold, HwGraph, InputNode, MatVecNode, PoolNode, Window
+from fpga_dnn.hw.graph import AddNode, Fold, HwGraph, InputNode, MatVecNode, PoolNode, Requant, Window
 from fpga_dnn.rtl.precision import HlsType
 
 U8 = HlsType(False, 8, 1)
 S8 = HlsType(True, 8, 1)
 ACC = HlsType(True, 24, 10)
+# each unit ends in its cast to the 8-bit type, as fpga_dnn.hw.lower fuses it (so the streams, and
+# the FIFOs on them, are 8 bits an element as in the zoo models)
+RELU8, OUT8 = (Requant(0, U8, relu=True),), (Requant(0, S8),)
 
 
 class Builder:
@@ -38,25 +41,28 @@ class Builder:
         kk = k * k * c
         self.nodes.append(MatVecNode(name, (src.name,), (h, w, c), (oh, ow, filters), src.out_type, U8,
                                      window=win, w=np.zeros((filters, kk), np.int64),
-                                     bias=np.zeros(filters, np.int64), acc_width=24))
+                                     bias=np.zeros(filters, np.int64), acc_width=24, requant=RELU8))
         return self.last
 
     def dense(self, name, n, src=None):
         src = src or self.last
         kk = int(np.prod(src.out_shape))
         self.nodes.append(MatVecNode(name, (src.name,), src.out_shape, (1, 1, n), src.out_type, S8,
-                                     w=np.zeros((n, kk), np.int64), bias=np.zeros(n, np.int64), acc_width=24))
+                                     w=np.zeros((n, kk), np.int64), bias=np.zeros(n, np.int64), acc_width=24,
+                                     requant=OUT8))
         return self.last
 
     def pool(self, name, k, mode="max"):
         h, w, c = self.last.out_shape
         win = Window(k, k, k, k)
         oh, ow = win.out_hw(h, w)
-        self.nodes.append(PoolNode(name, (self.last.name,), (h, w, c), (oh, ow, c), U8, U8, window=win, mode=mode))
+        self.nodes.append(PoolNode(name, (self.last.name,), (h, w, c), (oh, ow, c), U8, U8, window=win, mode=mode,
+                                   requant=(Requant(0, U8),)))
         return self.last
 
     def add(self, name, a, b):
-        self.nodes.append(AddNode(name, (a.name, b.name), a.out_shape, a.out_shape, U8, U8, in_type_b=U8))
+        self.nodes.append(AddNode(name, (a.name, b.name), a.out_shape, a.out_shape, U8, U8, in_type_b=U8,
+                                  requant=(Requant(0, U8),)))
         return self.last
 
     def graph(self):
