@@ -150,7 +150,8 @@ def test_chooser_meets_the_issue_targets_on_a_pynq_z2(make, target, max_cycles, 
         assert folding.node_cycles(node, f) <= plan.cycles_per_frame
         cheaper = [(pe, s) for pe in node.legal_pe() for s in folding.legal_simd(node) if pe * s < f.pe * f.simd]
         assert all(folding.mvu_cycles(node, Fold(pe, s)) > plan.cycles_per_frame for pe, s in cheaper)
-    assert r.dsp == sum(f.pe * f.simd for f in plan.folds.values())
+    # one DSP per multiplier, and the AXI-Stream shell's one (yosys maps its lane offset to a DSP48)
+    assert r.dsp == sum(f.pe * f.simd for f in plan.folds.values()) + folding.SHELL_MODEL["dsp"]
 
 
 def test_digits_cnn_is_tiny_when_folded(pynq):
@@ -262,6 +263,62 @@ def test_estimate_resource_table_puts_the_prediction_beside_yosys(pynq):
                          logic_levels=5)
     plan = folding.choose(rn07(), pynq, target_ips=2431)
     rows = {r["resource"]: r for r in resource_table(rep, pynq, plan.resources.as_dict())}
-    assert rows["DSP"] == {"resource": "DSP", "yosys": 110, "budget": 220, "percent": 50.0, "predicted": 196}
+    assert rows["DSP"] == {"resource": "DSP", "yosys": 110, "budget": 220, "percent": 50.0, "predicted": 197}
     assert rows["BRAM36"]["percent"] == round(100 * 14.5 / 140, 1) and rows["LUT"]["percent"] == 50.0
     assert "predicted" not in resource_table(rep, pynq)[0]
+
+
+def test_fifo_model_maps_as_yosys_maps_fd_fifo():
+    """fd_fifo's three structures, at the sizes the split yosys estimate measured (the comments
+    at folding.FIFO_MODEL): registers at depth 2, LUT RAM below 4096 bits, block RAM above."""
+    skid = folding.fifo_resources(2, 512)
+    assert (skid.lut, skid.ff, skid.bram36, skid.lutram) == (521, 1028, 0, 0)      # measured 521 / 1,028
+    assert folding.fifo_resources(113, 32).lutram == 22                              # measured 22 RAM64M
+    assert folding.fifo_resources(3, 24).lutram == 4                                 # measured 4 RAM32M
+    assert folding.fifo_resources(165, 608).bram36 == 8.5                            # measured 17 RAMB18
+    assert folding.fifo_resources(21, 2816).bram36 == 39.5                           # resnet8's, measured 39.5
+    # deeper costs more: past the LUT RAM threshold it takes block RAM, and more of it when wider
+    small, deep = folding.fifo_resources(40, 64), folding.fifo_resources(200, 64)
+    assert small.bram36 == 0 < small.lutram and deep.bram36 > 0
+    assert folding.fifo_resources(200, 640).bram36 > deep.bram36
+
+
+def test_plan_counts_the_fifos_the_stitcher_places_and_the_shell(pynq, tmp_path):
+    from fpga_dnn.rtl.stream.stitch import edge_fifos
+
+    g = rn07()
+    plan = folding.choose(g, pynq, target_ips=2431)
+    fifos = [lp for lp in plan.layers if lp.kind == "fifo"]
+    placed = edge_fifos(g.with_folds(plan.folds))
+    assert [(lp.name, lp.depth, lp.width) for lp in fifos] == [(f.what, f.depth, f.width) for f in placed]
+    shell = [lp for lp in plan.layers if lp.kind == "shell"]
+    assert len(shell) == 1 and shell[0].resources.lut > 1000 and shell[0].resources.dsp == 1
+    layers_only = sum((lp.resources for lp in plan.layers if lp.kind not in ("fifo", "shell")), folding.Resources())
+    # rn07's window FIFOs (113 x 256 bits ahead of conv1, ...) take block RAM on top of the ROMs
+    assert plan.resources.bram36 > layers_only.bram36 and plan.resources.ff > layers_only.ff
+    rows = folding.report_rows(plan)
+    assert any(r["kind"] == "fifo" and r["depth"] == 113 and r["width"] == 256 for r in rows)
+    text = folding.write_folding(plan, tmp_path / "f.toml").read_text()
+    assert "AXI-Stream shell and the FIFOs" in text and f"{len(fifos)} FIFOs" in text
+    assert folding.read_folding(tmp_path / "f.toml", g) == plan.folds      # FIFO rows are comments only
+
+
+def test_a_deeper_fifo_raises_the_prediction_and_can_bind_the_budget(pynq, monkeypatch):
+    """The FIFO terms reach the fit verdict: deeper skip FIFOs (a larger margin) cost block RAM,
+    and enough of them make the plan not fit, with BRAM36 named as the binding resource."""
+    from fpga_dnn.rtl.stream import stitch
+
+    g = resnet8()
+    folds = folding.choose(g, pynq, target_ips=1000).folds
+    base = folding.plan_for(g, folds, pynq)
+    monkeypatch.setattr(stitch, "SKIP_MARGIN", stitch.SKIP_MARGIN + 2000)
+    deeper = folding.plan_for(g, folds, pynq)
+    assert deeper.resources.bram36 > base.resources.bram36 and deeper.cycles_per_frame == base.cycles_per_frame
+    assert not deeper.fits and deeper.over_budget()[0] == "BRAM36"
+    with pytest.raises(TargetUnreachableError, match="binding: BRAM36"):
+        folding.choose(g, pynq, target_ips=1000)
+
+
+def test_lut_ram_counts_against_the_lut_budget():
+    r = folding.Resources(lut=100, lutram=10)
+    assert r.lut_total == 100 + folding.LUTS_PER_LUTRAM * 10 and r.as_dict()["LUTRAM"] == 10

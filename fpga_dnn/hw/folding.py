@@ -395,10 +395,14 @@ FIFO_MODEL = {
     "mem_ff": 2, "mem_ff_per_ptr_bit": 4,
 }
 LUTS_PER_LUTRAM = 4           # RAM32M / RAM64M occupy the four LUTs of a SLICEM
-# fd_stream_shell (axis_stream_shell.v): fixed registers and counters, plus the beat and pixel
-# registers and the lane multiplexers that grow with the pixel widths. Measured (S/M_AXIS_BITS
-# 64): rn07's (3 x 8-bit in, 10 x 28-bit out) LUT ?, FF ?; ad08's (64 x 8, 64 x 24) LUT ?, FF ?.
-SHELL_MODEL = {"lut_base": 0, "lut_per_pixel_bit": 0.0, "ff_base": 0, "ff_per_pixel_bit": 1.0}
+# fd_stream_shell (axis_stream_shell.v): fixed counters, the 64-bit beat registers, a tlast-flag
+# FIFO (one RAM32M) and one DSP48 (yosys maps a lane-offset product to it), plus the pixel
+# registers (1 FF per pixel bit, in and out) and lane multiplexers (~1.65 LUT per pixel bit).
+# Measured (S/M_AXIS_BITS 64; pixel bits = IN_C*IN_WIDTH + OUT_C*OUT_WIDTH): rn07 3x8 + 10x28 =
+# 304: LUT 1,592, FF 648; ad08 64x8 + 64x24 = 2,048: LUT 4,482, FF 2,392 (the fit); resnet8
+# 3x8 + 10x23 = 254: LUT 1,792 (model 1,519), FF 598 (model 598).
+SHELL_MODEL = {"lut_base": 1089, "lut_per_pixel_bit": 1.657, "ff_base": 344, "ff_per_pixel_bit": 1.0,
+               "dsp": 1, "lutram": 1}
 
 
 def fifo_resources(depth: int, width: int) -> Resources:
@@ -427,7 +431,7 @@ def shell_resources(graph: HwGraph) -> Resources:
     inp, out = graph.input, graph.out_node
     bits = inp.out_shape[2] * inp.out_type.width + out.out_shape[2] * out.out_type.width
     return Resources(round(m["lut_base"] + m["lut_per_pixel_bit"] * bits),
-                     round(m["ff_base"] + m["ff_per_pixel_bit"] * bits))
+                     round(m["ff_base"] + m["ff_per_pixel_bit"] * bits), m["dsp"], 0.0, m["lutram"])
 
 
 def node_latency(node: Node, fold: Fold | None = None) -> int:
