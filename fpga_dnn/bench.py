@@ -301,6 +301,8 @@ def bench_stream(out: Path, cases: list[str] | None = None, synth: bool = True,
                 row.update(_measure_stream(conv, graph, plan, x, keras_out, rep.outputs, folder, board, synth))
             except FpgaDnnError as err:  # one case's failure is a result of the bench, not its end
                 row["measured"] = f"failed: {err}"
+            if row.get("measured_inf_per_s") and row.get("published_inf_per_s"):
+                row["measured_vs_published"] = round(row["measured_inf_per_s"] / row["published_inf_per_s"], 1)
         rows.append(row)
     return rows + [{k: v for k, v in p.items() if k != "compares"} for p in PUBLISHED_STREAM]
 
