@@ -57,7 +57,7 @@ class Builder:
         win = Window(k, k, k, k)
         oh, ow = win.out_hw(h, w)
         self.nodes.append(PoolNode(name, (self.last.name,), (h, w, c), (oh, ow, c), U8, U8, window=win, mode=mode,
-                                   requant=(Requant(0, U8),)))
+                                   acc_width=8 + (k * k - 1).bit_length(), requant=(Requant(0, U8),)))
         return self.last
 
     def add(self, name, a, b):
@@ -135,7 +135,15 @@ def test_cycle_formula_is_fd_mvus():
     assert folding.mvu_cycles(dense, Fold(1, 1)) == 10 * 2048
 
 
-@pytest.mark.parametrize("make,target,max_cycles", [(rn07, 2431, 41_100), (resnet8, 1000, 100_000),
+# resnet8: with the FIFOs and its average pool costed, no folding fits a PYNQ-Z2 (the split yosys
+# estimate of the trained resnet8 agrees: 149 BRAM36, 114 of them FIFOs; the 8x8x64 pool's one-cycle
+# adder trees 57,826 LUT); see test_resnet8_does_not_fit_and_says_why
+RESNET8_OVER = pytest.mark.xfail(reason="resnet8's FIFOs (BRAM36) and pool reduce (LUT) exceed the PYNQ-Z2",
+                                 raises=TargetUnreachableError, strict=True)
+
+
+@pytest.mark.parametrize("make,target,max_cycles", [(rn07, 2431, 41_100),
+                                                    pytest.param(resnet8, 1000, 100_000, marks=RESNET8_OVER),
                                                     (ad08, 533_650, 187)])
 def test_chooser_meets_the_issue_targets_on_a_pynq_z2(make, target, max_cycles, pynq):
     g = make()
@@ -304,19 +312,30 @@ def test_plan_counts_the_fifos_the_stitcher_places_and_the_shell(pynq, tmp_path)
 
 
 def test_a_deeper_fifo_raises_the_prediction_and_can_bind_the_budget(pynq, monkeypatch):
-    """The FIFO terms reach the fit verdict: deeper skip FIFOs (a larger margin) cost block RAM,
-    and enough of them make the plan not fit, with BRAM36 named as the binding resource."""
+    """The FIFO terms reach the fit verdict: deeper FIFOs (a larger margin on rn07's window FIFOs)
+    cost block RAM, and enough of them make the plan not fit, with BRAM36 named as binding."""
     from fpga_dnn.rtl.stream import stitch
 
-    g = resnet8()
-    folds = folding.choose(g, pynq, target_ips=1000).folds
+    g = rn07()
+    folds = folding.choose(g, pynq, target_ips=2431).folds
     base = folding.plan_for(g, folds, pynq)
-    monkeypatch.setattr(stitch, "SKIP_MARGIN", stitch.SKIP_MARGIN + 2000)
+    monkeypatch.setattr(stitch, "SKIP_MARGIN", stitch.SKIP_MARGIN + 3000)
     deeper = folding.plan_for(g, folds, pynq)
     assert deeper.resources.bram36 > base.resources.bram36 and deeper.cycles_per_frame == base.cycles_per_frame
     assert not deeper.fits and deeper.over_budget()[0] == "BRAM36"
     with pytest.raises(TargetUnreachableError, match="binding: BRAM36"):
+        folding.choose(g, pynq, target_ips=2431)
+
+
+def test_resnet8_does_not_fit_and_says_why(pynq):
+    """The 8x8x64 average pool (fd_swg + a one-cycle adder tree per channel) is costed as yosys
+    maps it: alone over the LUT budget, so the chooser names LUT as binding, not a fit it lacks."""
+    g = resnet8()
+    pool = folding.node_resources(g["pool"])
+    assert pool.lut > 50_000 and pool.lutram > 0
+    with pytest.raises(TargetUnreachableError, match="binding: LUT|binding: BRAM36") as err:
         folding.choose(g, pynq, target_ips=1000)
+    assert err.value.best is None and "no folding fits at all" in str(err.value)
 
 
 def test_lut_ram_counts_against_the_lut_budget():
