@@ -288,7 +288,8 @@ def bench_stream(out: Path, cases: list[str] | None = None, synth: bool = True,
             plan = folding.choose(graph, board, target_ips=target)
         except folding.TargetUnreachableError as err:
             row["chooser"] = str(err)
-            plan = err.best
+            # nothing fits: build the target's folding anyway, so yosys shows the overrun
+            plan = err.best or err.at_target
         if plan is not None:
             folding.write_folding(plan, folder / "folding.toml")
             s = plan.summary()

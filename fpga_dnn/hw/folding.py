@@ -87,10 +87,12 @@ class FoldingError(ConfigError):
 
 class TargetUnreachableError(ConfigError):
     """No folding reaches the target on this board. ``best`` is the best :class:`Plan` that fits
-    (None when nothing fits), ``binding`` the resource or layer that stops it."""
+    (None when nothing fits), ``binding`` the resource or layer that stops it, ``at_target`` the
+    cheapest folding that meets the target's cycles although it does not fit (None when the
+    structure cannot reach them): what to build to see the overrun in yosys."""
 
-    def __init__(self, message: str, best: "Plan | None", binding: str):
-        self.best, self.binding = best, binding
+    def __init__(self, message: str, best: "Plan | None", binding: str, at_target: "Plan | None" = None):
+        self.best, self.binding, self.at_target = best, binding, at_target
         super().__init__(message)
 
 
@@ -568,6 +570,7 @@ def choose(graph: HwGraph, board, target_ips: float | None = None, clock_mhz: fl
                 f"{graph.name}: even the slowest folding does not fit {board.name} "
                 f"(over budget: {', '.join(slowest.over_budget())})", None, slowest.over_budget()[0])
         return best
+    faster = None
     if target_cycles < floor:
         binding = f"layer {floor_node!r} (its structure: {floor:,} cycles/frame at full parallelism)"
     else:
@@ -577,7 +580,7 @@ def choose(graph: HwGraph, board, target_ips: float | None = None, clock_mhz: fl
              if best is not None else "no folding fits at all")
     raise TargetUnreachableError(
         f"{graph.name}: {target_ips:,.1f} inf/s at {clock:g} MHz ({target_cycles:,} cycles/frame) is not reachable "
-        f"on {board.name}; {reach}; binding: {binding}", best, binding)
+        f"on {board.name}; {reach}; binding: {binding}", best, binding, faster)
 
 
 # --------------------------------------------------------------------------------------------
