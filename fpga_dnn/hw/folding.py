@@ -382,9 +382,10 @@ def pool_window_resources(node: PoolNode) -> Resources:
     """fd_pool's fd_swg and its per-channel reduce: the window registers (KH*KW*C elements), the
     line buffer (LUT RAM as yosys maps a shallow one: Wp entries) and, per channel, a tree of
     KH*KW-1 adders (sum, AW bits) or comparators (max) evaluated in one cycle.
-    Measured (split yosys estimate, trained resnet8's 8x8 average pool over 8x8x64, EW 8, AW 14):
-    57,826 LUT, 39,697 FF, 598 LUT RAM cells; this model: 56,448 + 56 LUT, 32,768 + 60 FF (the
-    window; yosys adds the reduce's pipeline register and the line buffer's read registers), 598."""
+    Measured (split yosys estimate, the trained resnet8's 8x8 average pool over 8x8x64, EW 8):
+    57,826 LUT, 39,697 FF, 598 LUT RAM cells; this model (with the unit's requant terms): 62,136
+    LUT, 33,400 FF (yosys adds the reduce's output register and the line buffer's read
+    registers), 598 LUT RAM cells."""
     w, (_, wp), c = node.window, _padded_hw(node), node.in_shape[2]
     kk, ew = w.kh * w.kw, node.in_bits
     bits = node.acc_width if node.mode != "max" else 2 * ew       # an adder bit, or compare + select
