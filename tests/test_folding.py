@@ -7,12 +7,15 @@ import pytest
 from fpga_dnn.boards import load_board
 from fpga_dnn.hw import folding
 from fpga_dnn.hw.folding import FoldingError, TargetUnreachableError
-from fpga_dnn.hw.graph import AddNode, Fold, HwGraph, InputNode, MatVecNode, PoolNode, Window
+from fpga_dnn.hw.graph import AddNode, Fold, HwGraph, InputNode, MatVecNode, PoolNode, Requant, Window
 from fpga_dnn.rtl.precision import HlsType
 
 U8 = HlsType(False, 8, 1)
 S8 = HlsType(True, 8, 1)
 ACC = HlsType(True, 24, 10)
+# each unit ends in its cast to the 8-bit type, as fpga_dnn.hw.lower fuses it (so the streams, and
+# the FIFOs on them, are 8 bits an element as in the zoo models)
+RELU8, OUT8 = (Requant(0, U8, relu=True),), (Requant(0, S8),)
 
 
 class Builder:
@@ -38,25 +41,28 @@ class Builder:
         kk = k * k * c
         self.nodes.append(MatVecNode(name, (src.name,), (h, w, c), (oh, ow, filters), src.out_type, U8,
                                      window=win, w=np.zeros((filters, kk), np.int64),
-                                     bias=np.zeros(filters, np.int64), acc_width=24))
+                                     bias=np.zeros(filters, np.int64), acc_width=24, requant=RELU8))
         return self.last
 
     def dense(self, name, n, src=None):
         src = src or self.last
         kk = int(np.prod(src.out_shape))
         self.nodes.append(MatVecNode(name, (src.name,), src.out_shape, (1, 1, n), src.out_type, S8,
-                                     w=np.zeros((n, kk), np.int64), bias=np.zeros(n, np.int64), acc_width=24))
+                                     w=np.zeros((n, kk), np.int64), bias=np.zeros(n, np.int64), acc_width=24,
+                                     requant=OUT8))
         return self.last
 
     def pool(self, name, k, mode="max"):
         h, w, c = self.last.out_shape
         win = Window(k, k, k, k)
         oh, ow = win.out_hw(h, w)
-        self.nodes.append(PoolNode(name, (self.last.name,), (h, w, c), (oh, ow, c), U8, U8, window=win, mode=mode))
+        self.nodes.append(PoolNode(name, (self.last.name,), (h, w, c), (oh, ow, c), U8, U8, window=win, mode=mode,
+                                   acc_width=8 + (k * k - 1).bit_length(), requant=(Requant(0, U8),)))
         return self.last
 
     def add(self, name, a, b):
-        self.nodes.append(AddNode(name, (a.name, b.name), a.out_shape, a.out_shape, U8, U8, in_type_b=U8))
+        self.nodes.append(AddNode(name, (a.name, b.name), a.out_shape, a.out_shape, U8, U8, in_type_b=U8,
+                                  requant=(Requant(0, U8),)))
         return self.last
 
     def graph(self):
@@ -129,7 +135,15 @@ def test_cycle_formula_is_fd_mvus():
     assert folding.mvu_cycles(dense, Fold(1, 1)) == 10 * 2048
 
 
-@pytest.mark.parametrize("make,target,max_cycles", [(rn07, 2431, 41_100), (resnet8, 1000, 100_000),
+# resnet8: with the FIFOs and its average pool costed, no folding fits a PYNQ-Z2 (the split yosys
+# estimate of the trained resnet8 agrees: 149 BRAM36, 114 of them FIFOs; the 8x8x64 pool's one-cycle
+# adder trees 57,826 LUT); see test_resnet8_does_not_fit_and_says_why
+RESNET8_OVER = pytest.mark.xfail(reason="resnet8's FIFOs (BRAM36) and pool reduce (LUT) exceed the PYNQ-Z2",
+                                 raises=TargetUnreachableError, strict=True)
+
+
+@pytest.mark.parametrize("make,target,max_cycles", [(rn07, 2431, 41_100),
+                                                    pytest.param(resnet8, 1000, 100_000, marks=RESNET8_OVER),
                                                     (ad08, 533_650, 187)])
 def test_chooser_meets_the_issue_targets_on_a_pynq_z2(make, target, max_cycles, pynq):
     g = make()
@@ -144,7 +158,8 @@ def test_chooser_meets_the_issue_targets_on_a_pynq_z2(make, target, max_cycles, 
         assert folding.node_cycles(node, f) <= plan.cycles_per_frame
         cheaper = [(pe, s) for pe in node.legal_pe() for s in folding.legal_simd(node) if pe * s < f.pe * f.simd]
         assert all(folding.mvu_cycles(node, Fold(pe, s)) > plan.cycles_per_frame for pe, s in cheaper)
-    assert r.dsp == sum(f.pe * f.simd for f in plan.folds.values())
+    # one DSP per multiplier, and the AXI-Stream shell's one (yosys maps its lane offset to a DSP48)
+    assert r.dsp == sum(f.pe * f.simd for f in plan.folds.values()) + folding.SHELL_MODEL["dsp"]
 
 
 def test_digits_cnn_is_tiny_when_folded(pynq):
@@ -256,6 +271,75 @@ def test_estimate_resource_table_puts_the_prediction_beside_yosys(pynq):
                          logic_levels=5)
     plan = folding.choose(rn07(), pynq, target_ips=2431)
     rows = {r["resource"]: r for r in resource_table(rep, pynq, plan.resources.as_dict())}
-    assert rows["DSP"] == {"resource": "DSP", "yosys": 110, "budget": 220, "percent": 50.0, "predicted": 196}
+    assert rows["DSP"] == {"resource": "DSP", "yosys": 110, "budget": 220, "percent": 50.0, "predicted": 197}
     assert rows["BRAM36"]["percent"] == round(100 * 14.5 / 140, 1) and rows["LUT"]["percent"] == 50.0
     assert "predicted" not in resource_table(rep, pynq)[0]
+
+
+def test_fifo_model_maps_as_yosys_maps_fd_fifo():
+    """fd_fifo's three structures, at the sizes the split yosys estimate measured (the comments
+    at folding.FIFO_MODEL): registers at depth 2, LUT RAM below 4096 bits, block RAM above."""
+    skid = folding.fifo_resources(2, 512)
+    assert (skid.lut, skid.ff, skid.bram36, skid.lutram) == (521, 1028, 0, 0)      # measured 521 / 1,028
+    assert folding.fifo_resources(113, 32).lutram == 22                              # measured 22 RAM64M
+    assert folding.fifo_resources(3, 24).lutram == 4                                 # measured 4 RAM32M
+    assert folding.fifo_resources(165, 608).bram36 == 8.5                            # measured 17 RAMB18
+    assert folding.fifo_resources(21, 2816).bram36 == 39.5                           # resnet8's, measured 39.5
+    # deeper costs more: past the LUT RAM threshold it takes block RAM, and more of it when wider
+    small, deep = folding.fifo_resources(40, 64), folding.fifo_resources(200, 64)
+    assert small.bram36 == 0 < small.lutram and deep.bram36 > 0
+    assert folding.fifo_resources(200, 640).bram36 > deep.bram36
+
+
+def test_plan_counts_the_fifos_the_stitcher_places_and_the_shell(pynq, tmp_path):
+    from fpga_dnn.rtl.stream.stitch import edge_fifos
+
+    g = rn07()
+    plan = folding.choose(g, pynq, target_ips=2431)
+    fifos = [lp for lp in plan.layers if lp.kind == "fifo"]
+    placed = edge_fifos(g.with_folds(plan.folds))
+    assert [(lp.name, lp.depth, lp.width) for lp in fifos] == [(f.what, f.depth, f.width) for f in placed]
+    shell = [lp for lp in plan.layers if lp.kind == "shell"]
+    assert len(shell) == 1 and shell[0].resources.lut > 1000 and shell[0].resources.dsp == 1
+    layers_only = sum((lp.resources for lp in plan.layers if lp.kind not in ("fifo", "shell")), folding.Resources())
+    # rn07's window FIFOs (113 x 256 bits ahead of conv1, ...) take block RAM on top of the ROMs
+    assert plan.resources.bram36 > layers_only.bram36 and plan.resources.ff > layers_only.ff
+    rows = folding.report_rows(plan)
+    assert any(r["kind"] == "fifo" and r["depth"] == 113 and r["width"] == 256 for r in rows)
+    text = folding.write_folding(plan, tmp_path / "f.toml").read_text()
+    assert "AXI-Stream shell and the FIFOs" in text and f"{len(fifos)} FIFOs" in text
+    assert folding.read_folding(tmp_path / "f.toml", g) == plan.folds      # FIFO rows are comments only
+
+
+def test_a_deeper_fifo_raises_the_prediction_and_can_bind_the_budget(pynq, monkeypatch):
+    """The FIFO terms reach the fit verdict: deeper FIFOs (a larger margin on rn07's window FIFOs)
+    cost block RAM, and enough of them make the plan not fit, with BRAM36 named as binding."""
+    from fpga_dnn.rtl.stream import stitch
+
+    g = rn07()
+    folds = folding.choose(g, pynq, target_ips=2431).folds
+    base = folding.plan_for(g, folds, pynq)
+    monkeypatch.setattr(stitch, "SKIP_MARGIN", stitch.SKIP_MARGIN + 3000)
+    deeper = folding.plan_for(g, folds, pynq)
+    assert deeper.resources.bram36 > base.resources.bram36 and deeper.cycles_per_frame == base.cycles_per_frame
+    assert not deeper.fits and deeper.over_budget()[0] == "BRAM36"
+    with pytest.raises(TargetUnreachableError, match="binding: BRAM36"):
+        folding.choose(g, pynq, target_ips=2431)
+
+
+def test_resnet8_does_not_fit_and_says_why(pynq):
+    """The 8x8x64 average pool (fd_swg + a one-cycle adder tree per channel) is costed as yosys
+    maps it: alone over the LUT budget, so the chooser names LUT as binding, not a fit it lacks."""
+    g = resnet8()
+    pool = folding.node_resources(g["pool"])
+    assert pool.lut > 50_000 and pool.lutram > 0
+    with pytest.raises(TargetUnreachableError, match="binding: LUT|binding: BRAM36") as err:
+        folding.choose(g, pynq, target_ips=1000)
+    assert err.value.best is None and "no folding fits at all" in str(err.value)
+    at = err.value.at_target      # what the bench builds to show the overrun in yosys
+    assert at is not None and at.cycles_per_frame <= 100_000 and not at.fits
+
+
+def test_lut_ram_counts_against_the_lut_budget():
+    r = folding.Resources(lut=100, lutram=10)
+    assert r.lut_total == 100 + folding.LUTS_PER_LUTRAM * 10 and r.as_dict()["LUTRAM"] == 10

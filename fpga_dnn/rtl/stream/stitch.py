@@ -207,6 +207,41 @@ def fifo_depths(graph: HwGraph) -> dict[tuple[str, str], tuple[int, bool]]:
     return depths
 
 
+def stream_width(node: Node, in_width: int) -> int:
+    """Element width of the stream ``node``'s unit chain emits, as :class:`_Writer` wires it
+    (``in_width``: that of its first input stream): the last requantiser's type, or the unit's own
+    output width where the chain has no cast (lowering drops a lossless one, so an MVU feeding an
+    Add without a cast streams its accumulator)."""
+    chain = getattr(node, "requant", ())
+    if isinstance(node, ConcatNode):
+        return node.out_type.width
+    if chain:
+        return chain[-1].out.width
+    if isinstance(node, (MatVecNode, AffineNode, AddNode)):
+        return node.acc_width
+    if isinstance(node, PoolNode):
+        return in_width if node.mode == "max" else node.acc_width
+    if isinstance(node, InputNode):
+        return node.out_type.width
+    return in_width
+
+
+def edge_fifos(graph: HwGraph) -> list[Fifo]:
+    """The FIFOs :func:`stitch` puts on ``graph``'s edges (depth from :func:`fifo_depths`, width
+    = the producer's stream bits), without writing anything: what the folding chooser costs."""
+    depths = fifo_depths(graph)
+    widths: dict[str, int] = {}
+    fifos = []
+    for node in graph:
+        first = widths[node.inputs[0]] if node.inputs else node.out_type.width
+        widths[node.name] = stream_width(node, first)
+        for src in node.inputs:
+            depth, skip = depths[(src, node.name)]
+            bits = widths[src] * graph[src].out_shape[2]
+            fifos.append(Fifo(f"fifo{len(fifos)}", depth, bits, f"{src} -> {node.name}", skip))
+    return fifos
+
+
 # --------------------------------------------------------------------------------------------
 # Verilog text
 # --------------------------------------------------------------------------------------------
