@@ -229,16 +229,25 @@ def test_hgq2_search_picks_within_budget(digits, tmp_path):
     big = max(h["luts"] for h in res.history)
     assert small < big  # a larger beta learns narrower widths
     assert res.val_accuracy == max(h["val_accuracy"] for h in res.history)  # all within budget: best accuracy
-    # a budget between the two: only the beta=1e-4 model is within it, and it is chosen whatever
-    # the other's accuracy
-    budget = (small + big) / 2
+    # A budget that leaves the most accurate candidate out, so that a search ignoring the budget
+    # would pick another model than this one: between the two when the most accurate is the larger,
+    # else below both (then nothing is within it). A budget merely "between the two" passed such a
+    # search whenever the smaller model happened to be the more accurate one (seen).
+    best, other = sorted(res.history, key=lambda h: h["val_accuracy"], reverse=True)
+    between = best["val_accuracy"] > other["val_accuracy"] and other["luts"] < best["luts"]
+    budget = (small + big) / 2 if between else small / 2
     tight = hgq2_search("digits_mlp", digits, budget, betas=(1e-6, 1e-4), train_cfg=cfg, runner=runner)
+    print(f"hgq2 search: {res.history}; budget {budget:,.0f} ({'between' if between else 'below both'})")
     store = ResultStore(tmp_path / "store")
     assert len(list(store.keys())) == 2 and all(len(store.attempts(k)) == 1 for k in store.keys())
     within = [h for h in tight.history if h["luts"] <= budget]
-    assert tight.met and [h["beta"] for h in within] == [1e-4], tight.history
-    assert tight.bits == {"beta": 1e-4} and tight.cost.luts <= budget
-    assert tight.val_accuracy == within[0]["val_accuracy"]
+    if between:  # only the less accurate, smaller model is within: it is chosen
+        assert tight.met and [h["beta"] for h in within] == [other["beta"]], tight.history
+        assert tight.bits == {"beta": other["beta"]} and tight.cost.luts <= budget
+        assert tight.val_accuracy == other["val_accuracy"]
+    else:  # nothing within: not met, and the smallest model found is what it returns
+        assert within == [] and not tight.met, tight.history
+        assert tight.cost.luts == small and tight.bits == {"beta": min(res.history, key=lambda h: h["luts"])["beta"]}
 
 
 @pytest.mark.parametrize("call, match", [

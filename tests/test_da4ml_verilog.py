@@ -12,6 +12,7 @@ The cone below is that cast; Verilator runs it on all 256 inputs (a build of sec
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import fpga_dnn  # noqa: F401
 from fpga_dnn import compat
@@ -69,6 +70,7 @@ def test_const_f_is_exact_for_any_exponent():
         assert original(2.0**40) != -40, "da4ml's _const_f is fixed: drop the compat replacement"
 
 
+@pytest.mark.slow
 def test_saturating_cast_at_large_factor_is_exact_in_verilator(tmp_path):
     from fpga_dnn.rtl import write_verilog
     from fpga_dnn.rtl.trace import TracedModel

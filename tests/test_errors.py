@@ -38,6 +38,7 @@ def test_missing_and_corrupt_model_files(tmp_path):
         modelio.load_model(tmp_path / "model.onnx")
 
 
+@pytest.mark.slow
 def test_wrong_input_shape_and_dtype(digits_mlp_qkeras):
     _, model = digits_mlp_qkeras
     with pytest.raises(DataError, match=r"shape \(5, 63\).*\(N, 64\)"):

@@ -177,6 +177,24 @@ def test_sim_report_failures_name_each_gate():
     assert bad.tb_passed is False
 
 
+def test_stream_check_failures_name_each_gate():
+    """The streamed design's gate (the flow's third MismatchError): each comparison that is not
+    1.0, and a wrong TLAST framing, is named; a clean check has none."""
+    from fpga_dnn.simulate.stream_emulator import StreamCheck
+
+    ok = StreamCheck(n_samples=200, exact_csim=1.0, exact_keras=1.0, exact_reference=1.0, cycles_per_frame=10.0,
+                     predicted_cycles_per_frame=10, first_latency=12, fifo_max={}, tlast_ok=True, samples_per_s=1.0,
+                     build_seconds=None, backpressure_exact=1.0)
+    assert ok.failures() == []
+    assert StreamCheck(**{**ok.__dict__, "backpressure_exact": None}).failures() == []  # not run: no failure
+    bad = StreamCheck(**{**ok.__dict__, "exact_csim": 0.995, "exact_reference": 0.5, "backpressure_exact": 0.95,
+                         "tlast_ok": False})
+    assert bad.failures() == ["streamed RTL equals C-sim on 0.9950 of 200 samples",
+                              "streamed RTL equals the reference on 0.5000 of 200 samples",
+                              "streamed RTL equals C-sim under backpressure on 0.9500 of 200 samples",
+                              "tlast did not mark each result's last beat"]
+
+
 @pytest.mark.slow
 def test_jet_mlp_signed_inputs_convert_csim_rtl_simulate(tmp_path):
     """The README's second zoo model (16-64-32-32-5, signed standardised inputs) through convert,

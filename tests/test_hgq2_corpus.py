@@ -381,6 +381,7 @@ def test_hgq2_layer_configs_bit_exact_through_rtl(zoo):
     assert tuple(graph["e0"].get_attr("out_tpose_idxs")) != (0, 1) and int(graph["e1"].get_attr("n_inplace")) == 8
 
 
+@pytest.mark.slow
 def test_hgq2_layer_configs_verilog_in_verilator_equals_csim(zoo, tmp_path):
     """The generated Verilog of all of them (one Verilator build) on the same 2,000 inputs."""
     from fpga_dnn.rtl import write_verilog

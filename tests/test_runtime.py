@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -361,10 +360,11 @@ def test_bridge_worker_serves_a_model_fn(tmp_path, spec):
             fn(np.zeros((2, 3)))  # wrong shape: the worker reports, and lives on
         np.testing.assert_array_equal(fn(q[:2]), reference_fn(spec)(q[:2]))
     hang = WorkerModelFn([sys.executable, "-c", "import time; time.sleep(30)"], timeout_s=0.3)
-    t0 = time.perf_counter()
-    with pytest.raises(DeviceError, match="did not answer"):
+    # raised by the 0.3 s deadline (a worker that ran out its 30 s sleep would be "exited"), and
+    # the hung worker is gone: no wall clock asserted
+    with pytest.raises(DeviceError, match=r"did not answer within 0\.3 s"):
         hang(q)
-    assert time.perf_counter() - t0 < 5
+    assert hang._proc is None
 
 
 def test_hls4ml_driver_template_is_found():

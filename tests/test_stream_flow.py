@@ -83,6 +83,7 @@ def _run(build, hls_model, x, **kw):
     return run, y, csim
 
 
+@pytest.mark.slow
 def test_plain_streamed_equals_csim_keras_and_reference(plain):
     from fpga_dnn.simulate.stream_emulator import check_stream
 
@@ -113,6 +114,7 @@ def test_plain_streamed_equals_csim_keras_and_reference(plain):
     assert abs(predicted - rep.cycles_per_frame) <= 0.05 * rep.cycles_per_frame, (rep.cycles_per_frame, predicted)
 
 
+@pytest.mark.slow
 def test_skip_bn_pool_streamed_equals_csim_under_backpressure(skip):
     model, hls_model, build = skip
     x = _grid((8, 8, 1), n=N_PROBES, seed=5)
@@ -126,6 +128,7 @@ def test_skip_bn_pool_streamed_equals_csim_under_backpressure(skip):
     assert all(run.fifo_max[f.what][0] < f.depth for f in skips), run.fifo_max
 
 
+@pytest.mark.slow
 def test_stall_names_the_blocked_stream(plain):
     from fpga_dnn.simulate.stream_emulator import StreamStallError
 
@@ -135,6 +138,7 @@ def test_stall_names_the_blocked_stream(plain):
     assert "FIFO" in str(err.value) or "'" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_per_layer_check_names_a_corrupted_layer(plain, tmp_path):
     """A design whose second conv lost a channel's weights: the check passes c1 and names c2."""
     from dataclasses import replace
@@ -153,6 +157,7 @@ def test_per_layer_check_names_a_corrupted_layer(plain, tmp_path):
     assert first_departing_layer(bad, codes, tmp_path, expected=expected) == "c2"
 
 
+@pytest.mark.slow
 def test_cocotb_testbench_with_bubbles_and_backpressure(plain):
     """The project's cocotb AXI-Stream testbench (sim/tb_axis_shell.py) on the stitched design's
     top, which has the unrolled top's AXI-Stream ports (tkeep too): every sample equal to C-sim,

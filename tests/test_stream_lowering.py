@@ -174,6 +174,7 @@ def test_conv1d_concat_io_stream(tmp_path):
     assert "concat" in [n.kind for n in graph]
 
 
+@pytest.mark.slow
 def test_digits_cnn_8bit_equals_csim_and_keras(digits_cnn_qkeras, digits_images, tmp_path):
     """The zoo's 8-bit digits_cnn (trained), io_stream: the test split and random grid images."""
     from fpga_dnn import convert

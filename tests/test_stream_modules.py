@@ -202,6 +202,7 @@ def requant_bench():
                        [c.n * c.ow for c in RQ_CASES], ["fd_requant"])
 
 
+@pytest.mark.slow
 def test_requant_all_modes_match_quantize_np(requant_bench, tmp_path):
     rng = np.random.default_rng(0)
     beats = 120
@@ -254,6 +255,7 @@ def fifo_bench():
                        ["fd_fifo"], probe=8 * len(FIFO_CASES))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("p_bubble,p_stall", [(0.3, 0.3), (0.05, 0.7), (0.0, 0.0)])
 def test_fifo_order_occupancy_throughput(fifo_bench, tmp_path, p_bubble, p_stall):
     rng = np.random.default_rng(1)
@@ -348,6 +350,7 @@ def _swg_run(bench, tmp_path, **kw):
     return frames, run
 
 
+@pytest.mark.slow
 def test_swg_windows_with_bubbles_and_backpressure(swg_bench, tmp_path):
     frames, run = _swg_run(swg_bench, tmp_path, seed=7)
     for j, c in enumerate(SWG_CASES):
@@ -358,6 +361,7 @@ def test_swg_windows_with_bubbles_and_backpressure(swg_bench, tmp_path):
         assert bad.size == 0, f"{c}: window {bad[0][0]} differs: {got[bad[0][0]]} vs {exp[bad[0][0]]}"
 
 
+@pytest.mark.slow
 def test_swg_cycles_per_frame(swg_bench, tmp_path):
     """Fed and drained without stalls, a frame takes exactly Hp*Wp cycles (the header's formula)."""
     _, run = _swg_run(swg_bench, tmp_path, seed=8, p_bubble=0.0, p_stall=0.0)
@@ -438,6 +442,7 @@ def _mvu_run(bench, run_dir, **kw):
     return cases, run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed,p_bubble,p_stall", [(11, 0.3, 0.3), (12, 0.6, 0.1), (13, 0.1, 0.8)])
 def test_mvu_matches_integer_matvec(mvu_bench, tmp_path, seed, p_bubble, p_stall):
     cases, run = _mvu_run(mvu_bench, tmp_path, seed=seed, p_bubble=p_bubble, p_stall=p_stall)
@@ -453,6 +458,7 @@ def test_mvu_matches_integer_matvec(mvu_bench, tmp_path, seed, p_bubble, p_stall
     assert np.any(np.abs(x @ w.T + b) >= 512), "the wrap case must actually wrap"
 
 
+@pytest.mark.slow
 def test_mvu_cycles_per_vector(mvu_bench, tmp_path):
     """Fed continuously: a vector every max((N/PE)*(K/SIMD), K/IN_ELEMS) cycles, no idle cycle;
     the first result NF*KF + 4 cycles after the vector's last input beat."""
@@ -583,6 +589,7 @@ def misc_bench():
                        ["fd_swg", "fd_pool", "fd_chanaffine", "fd_add", "fd_concat", "fd_fork"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed,p_bubble,p_stall", [(21, 0.3, 0.3), (22, 0.1, 0.7)])
 def test_pool_affine_add_concat_fork(misc_bench, tmp_path, seed, p_bubble, p_stall):
     rng = np.random.default_rng(seed)
