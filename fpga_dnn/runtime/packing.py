@@ -366,14 +366,29 @@ def f32_exact(codec: PortCodec) -> bool:
     return codec.scale >= 1.0 and max(-codec.lo, codec.hi) < (1 << 22)
 
 
+#: Elements from which :func:`encoder` with a ``pool`` shares a batch's blocks with a worker
+#: thread: below it the hand-over (a ``submit``, the worker waking up; tens of microseconds)
+#: costs about what the worker's share would save.
+SPLIT_ELEMENTS = 2 * BLOCK_ELEMENTS
+
+
 def encoder(inp: PortCodec, rows: np.ndarray, batch: int, overflow: str = "raise",
-            rounding: str = "exact") -> Callable[[np.ndarray], None]:
+            rounding: str = "exact", pool=None) -> Callable[[np.ndarray], None]:
     """``encode(x)``: validate and convert real values ``x`` (``(batch, *shape)`` or ``(batch,
     elements)``) straight into ``rows`` (the DMA buffer's first ``batch`` samples, uint8
     ``(batch, sample_bytes)``), block by block, with :func:`to_fixed` + :func:`pack`'s
     semantics and errors (the same policies; a bad value raises :class:`DataError` naming its
     index in ``x`` and leaves nothing half-valid unreported). The large-batch and streaming
     path of the runtime; scratch arrays are allocated once per encoder.
+
+    ``pool``: a ``concurrent.futures`` executor with one worker thread. A batch of at least
+    :data:`SPLIT_ELEMENTS` then has its blocks shared: the caller and the worker (each with its
+    own scratch arrays) take the next block from one iterator until none is left, so numpy,
+    which releases the GIL inside its loops, converts on two cores. Taking blocks rather than
+    fixed halves keeps a worker the OS does not schedule (a loaded machine) from holding the
+    caller up: the caller converts what the worker has not taken and waits only for a block
+    the worker is in the middle of. ``encode`` returns when every block is written; each
+    element is converted on its own, so the bytes are the single-threaded ones.
 
     Per block: ``v = x * 2**frac`` (in float32 when ``x`` is float32 and :func:`f32_exact`
     holds, else float64; skipped when the scale is 1), rounded by the
@@ -396,6 +411,8 @@ def encoder(inp: PortCodec, rows: np.ndarray, batch: int, overflow: str = "raise
             pack(to_fixed(x, fmt, overflow=overflow, rounding=rounding), port, out=rows[:batch])
         return encode_general
     per = max(1, BLOCK_ELEMENTS // max(1, n_el))    # samples per block
+    starts = range(0, batch, per)
+    shared = pool is not None and len(starts) >= 2 and batch * n_el >= SPLIT_ELEMENTS
     scale = inp.scale
     rnd = _ROUNDING_UFUNC[rounding]
     up = rounding == "nearest_up"
@@ -403,27 +420,29 @@ def encoder(inp: PortCodec, rows: np.ndarray, batch: int, overflow: str = "raise
     lo, hi = inp.lo, inp.hi
     signed = bool(fmt.signed)
     in_f32 = f32_exact(inp)
-    scratch = {}
-    same = np.empty((per, n_el), dtype=bool)
-
+    direct = scale == 1.0 and rnd is None and overflow == "raise"
     not_equal = np.not_equal
 
-    def buf(key) -> np.ndarray:
-        b = scratch.get(key)
-        if b is None:
-            b = scratch[key] = np.empty((per, n_el), dtype=key[-1] if isinstance(key, tuple) else key)
-        return b
+    def scratch_set() -> Callable[[object], np.ndarray]:
+        """One thread's scratch arrays, made on first use: ``buf(key)``."""
+        arrays = {"same": np.empty((per, n_el), dtype=bool)}
 
-    def encode(x) -> None:
-        x = np.asarray(x)
-        if x.dtype.kind not in "fiub":
-            to_fixed(x, fmt)   # raises: not real numbers
-        x2 = x.reshape(batch, n_el)
-        ftype = np.float32 if x.dtype == np.float32 and in_f32 else np.float64
-        direct = scale == 1.0 and rnd is None and overflow == "raise"
-        ok = True
+        def buf(key) -> np.ndarray:
+            b = arrays.get(key)
+            if b is None:
+                b = arrays[key] = np.empty((per, n_el), dtype=key[-1] if isinstance(key, tuple) else key)
+            return b
+        return buf
+
+    def convert(x2: np.ndarray, ftype, blocks, buf, done: list, failed: list) -> None:
+        """Convert the blocks taken from ``blocks`` (the call's iterator of block starts, shared
+        by both threads) into the lanes; a block converted appends to ``done``, a block refused
+        to ``failed`` (list appends: atomic under the GIL)."""
+        same = buf("same")
         with np.errstate(invalid="ignore", over="ignore"):
-            for a in range(0, batch, per):
+            for a in blocks:
+                if failed:
+                    return
                 b = min(batch, a + per)
                 xb, lb = x2[a:b], lanes[a:b]
                 if direct:
@@ -442,8 +461,8 @@ def encoder(inp: PortCodec, rows: np.ndarray, batch: int, overflow: str = "raise
                         # ends: a block whose sum is not finite (an inf, a NaN, or values so
                         # large that the sum overflows) is left to to_fixed too.
                         if not np.isfinite(v.sum()):
-                            ok = False
-                            break
+                            failed.append(a)
+                            return
                         np.clip(v, lo, hi, out=v)
                 lb[...] = v
                 back = buf(("back", v.dtype))[: b - a]
@@ -451,9 +470,36 @@ def encoder(inp: PortCodec, rows: np.ndarray, batch: int, overflow: str = "raise
                 #                  1.8 ns/element for comparing the lanes with v directly)
                 if not_equal(back, v, out=same[: b - a]).any() or (
                         narrow and (lb.max() > hi or (signed and lb.min() < lo))):
-                    ok = False   # (an unsigned lane's min is >= 0 = lo by its type)
-                    break
-        if not ok:
+                    failed.append(a)   # (an unsigned lane's min is >= 0 = lo by its type)
+                    return
+                done.append(a)
+
+    mine = scratch_set()
+    theirs = scratch_set() if shared else None
+    submit = pool.submit if shared else None
+
+    def encode(x) -> None:
+        x = np.asarray(x)
+        if x.dtype.kind not in "fiub":
+            to_fixed(x, fmt)   # raises: not real numbers
+        x2 = x.reshape(batch, n_el)
+        ftype = np.float32 if x.dtype == np.float32 and in_f32 else np.float64
+        done: list = []
+        failed: list = []
+        blocks = iter(starts)   # next() on it is atomic under the GIL: each block goes to one thread
+        if shared:
+            job = submit(convert, x2, ftype, blocks, theirs, done, failed)
+            try:
+                convert(x2, ftype, blocks, mine, done, failed)
+            finally:
+                # the worker may still be writing a block it took: wait for it, unless every
+                # block is done (then it has taken none, or finished; a job that starts later
+                # finds the iterator empty and touches nothing)
+                if len(done) != len(starts):
+                    job.result()
+        else:
+            convert(x2, ftype, blocks, mine, done, failed)
+        if failed:
             to_fixed(x, fmt, overflow=overflow, rounding=rounding)   # raises the documented error
             pack(to_fixed(x, fmt, overflow=overflow, rounding=rounding), port, out=rows[:batch])
         if pad is not None:
