@@ -24,7 +24,8 @@ What ``predict`` does, on every backend:
    bytes read from the handoff) into pieces and **overlap** them: two pairs of DMA buffers
    alternate, and while the DMA moves piece *i*, the host converts and packs piece *i+1* and
    decodes piece *i-1* (:meth:`Accelerator.predict_stream` does the same across a stream of
-   batches).
+   batches). With ``threads=2`` (the default on two cores or more) a large piece's conversion
+   is shared with a worker thread (:func:`~fpga_dnn.runtime.packing.encoder`).
 4. **Pack** each piece into an input DMA buffer (beat layout ``fpga_dnn-lanes-v1``,
    :func:`~fpga_dnn.runtime.packing.pack`), **transfer** (the backend: flush, program the DMA,
    wait with a timeout, invalidate), **unpack** the output buffer. The buffers are allocated
