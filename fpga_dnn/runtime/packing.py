@@ -39,6 +39,7 @@ speed check.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING, Callable, Optional
 
@@ -434,14 +435,14 @@ def encoder(inp: PortCodec, rows: np.ndarray, batch: int, overflow: str = "raise
             return b
         return buf
 
-    def convert(x2: np.ndarray, ftype, blocks, buf, done: list, failed: list) -> None:
-        """Convert the blocks taken from ``blocks`` (the call's iterator of block starts, shared
-        by both threads) into the lanes; a block converted appends to ``done``, a block refused
-        to ``failed`` (list appends: atomic under the GIL)."""
+    def convert(x2: np.ndarray, ftype, take: Callable[[], Optional[int]], buf, failed: list) -> None:
+        """Convert the blocks ``take()`` hands out (their first sample; ``None``: no more) into
+        the lanes; a block refused appends its start to ``failed`` (shared by both threads)."""
         same = buf("same")
         with np.errstate(invalid="ignore", over="ignore"):
-            for a in blocks:
-                if failed:
+            while True:
+                a = take()
+                if a is None:
                     return
                 b = min(batch, a + per)
                 xb, lb = x2[a:b], lanes[a:b]
@@ -472,7 +473,6 @@ def encoder(inp: PortCodec, rows: np.ndarray, batch: int, overflow: str = "raise
                         narrow and (lb.max() > hi or (signed and lb.min() < lo))):
                     failed.append(a)   # (an unsigned lane's min is >= 0 = lo by its type)
                     return
-                done.append(a)
 
     mine = scratch_set()
     theirs = scratch_set() if shared else None
@@ -484,21 +484,35 @@ def encoder(inp: PortCodec, rows: np.ndarray, batch: int, overflow: str = "raise
             to_fixed(x, fmt)   # raises: not real numbers
         x2 = x.reshape(batch, n_el)
         ftype = np.float32 if x.dtype == np.float32 and in_f32 else np.float64
-        done: list = []
         failed: list = []
-        blocks = iter(starts)   # next() on it is atomic under the GIL: each block goes to one thread
+        blocks = iter(starts)
         if shared:
-            job = submit(convert, x2, ftype, blocks, theirs, done, failed)
+            lock = threading.Lock()
+            busy = [False]   # the worker holds a block it took (set and read under the lock)
+            stop: list = []   # the caller is done: nothing more for the worker
+
+            def take_mine() -> Optional[int]:
+                with lock:
+                    return None if failed else next(blocks, None)
+
+            def take_theirs() -> Optional[int]:
+                with lock:
+                    a = None if failed or stop else next(blocks, None)
+                    busy[0] = a is not None
+                    return a
+
+            job = submit(convert, x2, ftype, take_theirs, theirs, failed)
             try:
-                convert(x2, ftype, blocks, mine, done, failed)
+                convert(x2, ftype, take_mine, mine, failed)
             finally:
-                # the worker may still be writing a block it took: wait for it, unless every
-                # block is done (then it has taken none, or finished; a job that starts later
-                # finds the iterator empty and touches nothing)
-                if len(done) != len(starts):
-                    job.result()
+                with lock:
+                    stop.append(True)   # (matters when the caller stopped early: an exception)
+                    in_flight = busy[0]
+                if in_flight:   # it is writing a block: wait (it runs, so this ends); a worker
+                    job.result()   # that took nothing is not waited for (a job that starts
+                    #                later finds nothing to take and touches nothing)
         else:
-            convert(x2, ftype, blocks, mine, done, failed)
+            convert(x2, ftype, lambda: next(blocks, None), mine, failed)
         if failed:
             to_fixed(x, fmt, overflow=overflow, rounding=rounding)   # raises the documented error
             pack(to_fixed(x, fmt, overflow=overflow, rounding=rounding), port, out=rows[:batch])
