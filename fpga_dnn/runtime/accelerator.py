@@ -64,8 +64,8 @@ from fpga_dnn.errors import DataError, DeviceError, UnknownNameError
 from fpga_dnn.runtime.backends import Backend, EmulatedBackend, StageTimes
 from fpga_dnn.runtime.bundle import Bundle, BundleError, open_bundle
 from fpga_dnn.runtime.golden import check_golden_option, run_open_self_test, self_test as run_self_test
-from fpga_dnn.runtime.packing import (OVERFLOW_POLICIES, ROUNDING_POLICIES, SPLIT_ELEMENTS, PortCodec, encoder,
-                                      from_fixed, int_range, pack, prepared_call, to_fixed, unpack)
+from fpga_dnn.runtime.packing import (OVERFLOW_POLICIES, ROUNDING_POLICIES, SPLIT_ELEMENTS, ConversionWorker, PortCodec,
+                                      encoder, from_fixed, int_range, pack, prepared_call, to_fixed, unpack)
 from fpga_dnn.runtime.spec import Spec
 
 perf_counter, asarray = time.perf_counter, np.asarray
@@ -717,13 +717,13 @@ class Accelerator:
                 "overflow": self.overflow, "rounding": self.rounding, **self.backend.info()}
 
     def _worker(self, n: int):
-        """The executor whose one worker converts half of a piece of ``n`` samples, or ``None``
+        """The :class:`~fpga_dnn.runtime.packing.ConversionWorker` that may share the conversion
+        of a piece of ``n`` samples, or ``None``
         (one thread, or a piece too small to split: :data:`~fpga_dnn.runtime.packing.SPLIT_ELEMENTS`)."""
         if self.threads < 2 or n * self.spec.input.elements < SPLIT_ELEMENTS:
             return None
         if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fpga_dnn-encode")
+            self._pool = ConversionWorker()
         return self._pool
 
     def close(self) -> None:
@@ -731,7 +731,7 @@ class Accelerator:
         private copy. Idempotent."""
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True)
+            pool.shutdown()
         self.backend.close()
         if self.bundle is not None and self.bundle.source is not None:
             shutil.rmtree(self.bundle.directory, ignore_errors=True)

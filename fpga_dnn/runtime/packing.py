@@ -367,6 +367,49 @@ def f32_exact(codec: PortCodec) -> bool:
     return codec.scale >= 1.0 and max(-codec.lo, codec.hi) < (1 << 22)
 
 
+class ConversionWorker:
+    """One worker thread for :func:`encoder`, and the choice, call by call, whether to use it.
+
+    Sharing a piece's blocks with a worker halves its conversion on a machine with a core to
+    spare; on an oversubscribed one it is slower than one thread (measured on the bench host at
+    a load average of 9 on 2 cores: 0.075 against 0.148 of the DMA bound), because a worker the
+    OS preempts while it holds the GIL stalls the caller's next numpy call. So each shared-able
+    call is timed (seconds per element, an average over recent calls) with and without the
+    worker, the faster way is taken, and the other is tried again every :attr:`RETRY` calls.
+    """
+
+    #: Calls between two tries of the way not taken.
+    RETRY = 8
+    #: Weight of the newest call in the averages.
+    ALPHA = 0.3
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fpga_dnn-encode")
+        self.submit = self._pool.submit
+        #: average seconds per element: [alone, shared] (None until measured)
+        self.per_element: list = [None, None]
+        self.calls = [0, 0]
+        self._n = 0
+
+    def share(self) -> bool:
+        """Whether the next call shares its blocks."""
+        self._n += 1
+        alone, shared = self.per_element
+        if alone is None or shared is None:
+            return shared is None   # measure both first: shared, then alone
+        faster = shared < alone
+        return faster != (self._n % self.RETRY == 0)
+
+    def record(self, shared: bool, seconds: float, elements: int) -> None:
+        per, old = seconds / max(1, elements), self.per_element[shared]
+        self.per_element[shared] = per if old is None else old + self.ALPHA * (per - old)
+        self.calls[shared] += 1
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
 #: Elements from which :func:`encoder` with a ``pool`` shares a batch's blocks with a worker
 #: thread: below it the hand-over (a ``submit``, the worker waking up; tens of microseconds)
 #: costs about what the worker's share would save.
@@ -382,10 +425,10 @@ def encoder(inp: PortCodec, rows: np.ndarray, batch: int, overflow: str = "raise
     index in ``x`` and leaves nothing half-valid unreported). The large-batch and streaming
     path of the runtime; scratch arrays are allocated once per encoder.
 
-    ``pool``: a ``concurrent.futures`` executor with one worker thread. A batch of at least
-    :data:`SPLIT_ELEMENTS` then has its blocks shared: the caller and the worker (each with its
-    own scratch arrays) take the next block from one iterator until none is left, so numpy,
-    which releases the GIL inside its loops, converts on two cores. Taking blocks rather than
+    ``pool``: a :class:`ConversionWorker`. A batch of at least :data:`SPLIT_ELEMENTS` then has
+    its blocks shared when the worker says so (:meth:`ConversionWorker.share`): the caller and
+    the worker (each with its own scratch arrays) take the next block from one iterator until
+    none is left, so numpy, which releases the GIL inside its loops, converts on two cores. Taking blocks rather than
     fixed halves keeps a worker the OS does not schedule (a loaded machine) from holding the
     caller up: the caller converts what the worker has not taken and waits only for a block
     the worker is in the middle of. ``encode`` returns when every block is written; each
@@ -477,6 +520,7 @@ def encoder(inp: PortCodec, rows: np.ndarray, batch: int, overflow: str = "raise
     mine = scratch_set()
     theirs = scratch_set() if shared else None
     submit = pool.submit if shared else None
+    clock = time.perf_counter
 
     def encode(x) -> None:
         x = np.asarray(x)
@@ -486,7 +530,9 @@ def encoder(inp: PortCodec, rows: np.ndarray, batch: int, overflow: str = "raise
         ftype = np.float32 if x.dtype == np.float32 and in_f32 else np.float64
         failed: list = []
         blocks = iter(starts)
-        if shared:
+        share = shared and pool.share()
+        t0 = clock()
+        if share:
             lock = threading.Lock()
             busy = [False]   # the worker holds a block it took (set and read under the lock)
             stop: list = []   # the caller is done: nothing more for the worker
@@ -513,6 +559,8 @@ def encoder(inp: PortCodec, rows: np.ndarray, batch: int, overflow: str = "raise
                     #                later finds nothing to take and touches nothing)
         else:
             convert(x2, ftype, lambda: next(blocks, None), mine, failed)
+        if shared and not failed:
+            pool.record(share, clock() - t0, batch * n_el)
         if failed:
             to_fixed(x, fmt, overflow=overflow, rounding=rounding)   # raises the documented error
             pack(to_fixed(x, fmt, overflow=overflow, rounding=rounding), port, out=rows[:batch])

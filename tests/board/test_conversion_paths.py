@@ -18,10 +18,9 @@ import numpy as np
 import pytest
 
 from fpga_dnn.errors import DataError
-from concurrent.futures import ThreadPoolExecutor
-
-from fpga_dnn.runtime.packing import (BLOCK_ELEMENTS, OVERFLOW_POLICIES, ROUNDING_POLICIES, SPLIT_ELEMENTS, PortCodec,
-                                      encoder, f32_exact, int_range, pack, prepared_call, to_fixed)
+from fpga_dnn.runtime.packing import (BLOCK_ELEMENTS, OVERFLOW_POLICIES, ROUNDING_POLICIES, SPLIT_ELEMENTS,
+                                      ConversionWorker, PortCodec, encoder, f32_exact, int_range, pack, prepared_call,
+                                      to_fixed)
 from fpga_dnn.runtime.spec import Spec
 
 FORMATS = ["ufixed<5,5>", "fixed<8,3>", "ufixed<12,2>", "fixed<16,6>", "fixed<21,21>", "fixed<26,26>"]
@@ -64,7 +63,14 @@ def reference(x, port, overflow, rounding):
         return None, str(err)
 
 
-POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-encode")
+class AlwaysShare(ConversionWorker):
+    """A worker that shares every call (the real one picks the faster way as it runs)."""
+
+    def share(self) -> bool:
+        return True
+
+
+POOL = AlwaysShare()
 
 
 def run_path(path: str, x, port, overflow, rounding):

@@ -251,6 +251,7 @@ def test_two_threads_convert_what_one_does(digits_spec, make_bundle, reference):
         out1 = list(one.predict_stream(batches))
         out2 = list(two.predict_stream(batches))
         assert two._pool is not None and one._pool is None
+        assert two._pool.calls[True] >= 1   # the first large piece is shared (then the faster way is kept)
         assert rec1.frames == rec2.frames
         for a, b in zip(out1, out2):
             assert a.tobytes() == b.tobytes()
@@ -272,18 +273,45 @@ def test_a_worker_that_does_not_run_does_not_hold_the_caller_up(digits_spec):
     """The caller takes every block the worker has not: with the worker busy elsewhere (as
     when the OS does not schedule it) encode still completes, and writes every byte."""
     import threading
-    from concurrent.futures import ThreadPoolExecutor
 
-    from fpga_dnn.runtime.packing import SPLIT_ELEMENTS, PortCodec, encoder, pack
+    from fpga_dnn.runtime.packing import SPLIT_ELEMENTS, ConversionWorker, PortCodec, encoder, pack
+
+    class AlwaysShare(ConversionWorker):
+        def share(self) -> bool:
+            return True
 
     codec = PortCodec(digits_spec.input)
     n = 2 * SPLIT_ELEMENTS // codec.elements
     x = np.random.default_rng(15).integers(0, 32, size=(n, 64)).astype(np.float64)
     rows = np.full((n, codec.sample_bytes), 0xA5, dtype=np.uint8)
     release = threading.Event()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        blocker = pool.submit(release.wait, 60)   # the worker is busy until released
-        encoder(codec, rows, n, pool=pool)(x)
-        assert not blocker.done()   # encode returned while the worker was still held
-        release.set()
+    pool = AlwaysShare()
+    blocker = pool.submit(release.wait, 60)   # the worker is busy until released
+    encoder(codec, rows, n, pool=pool)(x)
+    assert not blocker.done()   # encode returned while the worker was still held
+    release.set()
+    pool.shutdown()
     assert rows.tobytes() == pack(to_fixed(x, digits_spec.input.format), digits_spec.input).tobytes()
+
+
+def test_the_worker_is_used_when_it_is_faster():
+    """ConversionWorker measures both ways first, then keeps the faster and retries the other
+    every RETRY calls."""
+    from fpga_dnn.runtime.packing import ConversionWorker
+
+    w = ConversionWorker()
+    try:
+        first, second = w.share(), w.share()
+        assert (first, second) == (True, True)   # nothing measured yet: shared first
+        w.record(True, 2.0, 1000)
+        assert w.share() is False                 # then alone, to compare
+        w.record(False, 1.0, 1000)                # alone is faster (a loaded machine)
+        picks = [w.share() for _ in range(4 * w.RETRY)]
+        assert picks.count(True) == 4 and picks.count(False) == 4 * w.RETRY - 4
+        w.record(True, 0.1, 1000)                 # sharing got faster (the load went away)
+        w.record(True, 0.1, 1000)
+        w.record(True, 0.1, 1000)
+        picks = [w.share() for _ in range(w.RETRY)]
+        assert picks.count(True) == w.RETRY - 1
+    finally:
+        w.shutdown()
