@@ -427,11 +427,11 @@ def encoder(inp: PortCodec, rows: np.ndarray, batch: int, overflow: str = "raise
 
     ``pool``: a :class:`ConversionWorker`. A batch of at least :data:`SPLIT_ELEMENTS` then has
     its blocks shared when the worker says so (:meth:`ConversionWorker.share`): the caller and
-    the worker (each with its own scratch arrays) take the next block from one iterator until
-    none is left, so numpy, which releases the GIL inside its loops, converts on two cores. Taking blocks rather than
-    fixed halves keeps a worker the OS does not schedule (a loaded machine) from holding the
-    caller up: the caller converts what the worker has not taken and waits only for a block
-    the worker is in the middle of. ``encode`` returns when every block is written; each
+    the worker (each with its own scratch arrays) take the next block from one iterator, under
+    a lock, until none is left, so numpy, which releases the GIL inside its loops, converts on
+    two cores. Taking blocks rather than fixed halves keeps a worker the OS does not schedule
+    from holding the caller up: the caller converts what the worker has not taken and waits
+    only for a block the worker holds. ``encode`` returns when every block is written; each
     element is converted on its own, so the bytes are the single-threaded ones.
 
     Per block: ``v = x * 2**frac`` (in float32 when ``x`` is float32 and :func:`f32_exact`
