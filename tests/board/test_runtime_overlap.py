@@ -240,8 +240,6 @@ def test_two_threads_convert_what_one_does(digits_spec, make_bundle, reference):
     """A stream's pieces converted by the caller and a worker thread (blocks shared) give the
     bytes one thread gives; a bad value in the first or the last block (either thread's) raises
     the documented error indexed in its batch; close() stops the worker."""
-    import threading
-
     rec1, rec2 = RecordingModel(InstantModel(digits_spec)), RecordingModel(InstantModel(digits_spec))
     bundle = make_bundle(digits_spec)
     with open_sim(bundle, model=rec1, threads=1) as one, open_sim(bundle, model=rec2, threads=2) as two:
@@ -263,7 +261,9 @@ def test_two_threads_convert_what_one_does(digits_spec, make_bundle, reference):
             with pytest.raises(DataError, match=rf"first at index \({where}, 9\)"):
                 list(two.predict_stream([x[:10], bad]))
         np.testing.assert_array_equal(two.predict(x), reference(digits_spec, x))   # the next call works
-    assert not [t for t in threading.enumerate() if t.name.startswith("fpga_dnn-encode") and t.is_alive()]
+        workers = list(two._pool._pool._threads)
+    assert workers and two._pool is None   # closed: the worker stopped
+    assert not [t for t in workers if t.is_alive()]
     for bad in (0, 3, True, "2"):
         with pytest.raises(DataError, match="threads must be 1 .* or 2"):
             Accelerator(digits_spec, None, threads=bad)
