@@ -389,6 +389,32 @@ def test_driver_bench_runs_in_the_board_environment():
     assert r["numpy"].startswith("1.") and r["ours"]["batch_1"]["host_us_per_call"] > 0
     assert r["summary"]["pack_unpack_elements_per_s"] > 0
     assert "RuntimeError" in r["hls4ml_bugs"]["decode_second_predict_strict"]["second_predict_error"]
+    summary = r["summary"]   # every figure of issue 13 with its target beside it
+    for key, target in [("batch1_overhead_ratio", "batch1_overhead_ratio_target_max"),
+                        ("timed_dma_ratio_predict_vs_hls4ml", "timed_dma_ratio_target_min"),
+                        ("timed_dma_ratio_zero_copy_vs_hls4ml", "timed_dma_ratio_target_min"),
+                        ("stream_float64_overlapped_fraction_of_dma_bound", "stream_fraction_of_dma_bound_target_min"),
+                        ("stream_float64_no_overlap_fraction_of_dma_bound", "stream_fraction_of_dma_bound_target_min"),
+                        ("stream_float32_overlapped_fraction_of_dma_bound", "stream_fraction_of_dma_bound_target_min"),
+                        ("stream_float64_overlapped_1_thread_fraction_of_dma_bound",
+                         "stream_fraction_of_dma_bound_target_min")]:
+        assert summary[key] > 0 and summary[target] > 0, key
+    assert summary["dma_bound_samples_per_s"] == 12.5e6
+
+
+def test_dma_bound_is_the_slowest_of_port_beats_and_core():
+    from fpga_dnn.runtime.driver_bench import dma_bound
+    from fpga_dnn.runtime.spec import Spec
+
+    digits = Spec.create("d", (64,), "ufixed<5,5>", (10,), "fixed<16,6>", 3, stream_bits=64)
+    b = dma_bound(digits, 800e6)   # 64 bytes = 8 beats in, 24 bytes = 3 beats out, 100 MHz
+    assert b["memory_port_samples_per_s"] == b["stream_beats_samples_per_s"] == b["samples_per_s"] == 12.5e6
+    assert b["limited_by"] == ["memory_port", "stream_beats"]
+    narrow = Spec.create("n", (64,), "ufixed<5,5>", (10,), "fixed<16,6>", 3, stream_bits=32)   # 16 beats in
+    assert dma_bound(narrow, 800e6)["samples_per_s"] == 100e6 / 16
+    assert dma_bound(narrow, 800e6)["limited_by"] == ["stream_beats"]
+    assert dma_bound(digits, 800e6, core_interval_cycles=20)["limited_by"] == ["core_interval"]
+    assert dma_bound(digits, 400e6)["samples_per_s"] == 400e6 / 64
 
 
 # ------------------------------------------------------------------ the prepared predict path

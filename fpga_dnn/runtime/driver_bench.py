@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -323,18 +324,51 @@ def _copy_seconds(x: np.ndarray, repeats: int = 5) -> float:
     return best
 
 
+def dma_bound(spec, bandwidth: float, core_interval_cycles: int = 1) -> Dict[str, Any]:
+    """The most samples/s a design can move: the slowest of
+
+    * the memory port: each direction at ``bandwidth`` bytes/s (an AXI HP port has separate
+      read and write channels; MM2S reads the inputs, S2MM writes the outputs), so
+      ``bandwidth / max(in, out bytes per sample)``;
+    * the AXI-Stream beats: one ``stream_bits`` beat per clock each way, so
+      ``clock / max(in, out beats per sample)`` (:attr:`Spec.interval_cycles`);
+    * the core's own interval (``core_interval_cycles`` per sample; 1 for an unrolled core,
+      which takes a sample per clock).
+
+    With the bench's design (64 x 8-bit lanes in = 64 bytes = 8 beats of 64 bits, 10 x 16-bit
+    out = 24 bytes = 3 beats, 100 MHz, 800 MB/s) the port and the beats agree: 12.5 M samples/s.
+    """
+    port = bandwidth / max(spec.input.sample_bytes, spec.output.sample_bytes)
+    clock = spec.clock_mhz * 1e6
+    beats = clock / spec.interval_cycles
+    core = clock / core_interval_cycles
+    parts = {"memory_port_samples_per_s": port, "stream_beats_samples_per_s": beats,
+             "core_interval_samples_per_s": core}
+    limit = min(parts.values())
+    return {"samples_per_s": limit, **parts, "bandwidth_bytes_per_s": bandwidth, "clock_mhz": spec.clock_mhz,
+            "limited_by": [k.rsplit("_samples", 1)[0] for k, v in parts.items() if v == limit]}
+
+
+#: The stream runs of :func:`bench_overlap`, each reported as a fraction of the DMA bound.
+STREAM_RUNS = ("float64_overlapped", "float64_overlapped_1_thread", "float32_overlapped", "float64_no_overlap",
+               "fixed_overlapped", "fixed_no_overlap")
+
+
 def bench_overlap(driver_module, workdir: Path, large_batch: int = 10_000, stream_samples: int = 100_000,
                   stream_batch: int = 10_000, repeats: int = 5) -> Dict[str, Any]:
     """Throughput on the timed fake DMA (800 MB/s per channel, a PYNQ-Z2 HP port), board time.
 
     * ``large_batch``: ``predict`` of one large float32 batch (overlapped pieces), the zero-copy
       path (fixed-point lanes written straight into the DMA buffer, then ``run_buffer``), and
-      hls4ml's driver with float32 data — same fake board model, same run.
+      hls4ml's driver with float32 data — same fake board model, same run; hls4ml's also with
+      the fake DMA at its 32-bit streams' beat rate (400 MB/s at 100 MHz), which is what its
+      design can move (the 800 MB/s figure, kept as the comparison of record, is generous to it).
     * ``stream``: ``stream_samples`` in batches of ``stream_batch`` through ``predict_stream``
-      (overlapped) and through a loop of ``predict`` calls with one transfer per batch and no
-      overlap (``chunk_bytes`` above the batch), beside the DMA bound: a transfer completes
-      ``max(in, out bytes) / bandwidth`` after it starts, so at best
-      ``bandwidth / max(in, out bytes per sample)`` samples/s.
+      (overlapped: float64 input with the default threads and with one, float32 input, the
+      fixed-point integers) and through a loop of ``predict`` calls with one transfer per batch
+      and no overlap (``chunk_bytes`` above the batch), beside the DMA bound
+      (:func:`dma_bound`): a transfer completes ``max(in, out bytes) / bandwidth`` after it
+      starts, so at best ``bandwidth / max(in, out bytes per sample)`` samples/s.
     """
     from fpga_dnn.runtime.fake.device import FakeBoardDevice
     from fpga_dnn.runtime.fake.dma import HP_PORT_BYTES_PER_S
@@ -345,6 +379,7 @@ def bench_overlap(driver_module, workdir: Path, large_batch: int = 10_000, strea
     res: Dict[str, Any] = {"bandwidth_bytes_per_s": bw, "time": "board time (wall minus time inside the fake)"}
     acc = _ours(workdir, bandwidth=bw)
     seq = _ours(workdir, bandwidth=bw, chunk_bytes=1 << 30)
+    one = _ours(workdir, bandwidth=bw, threads=1)
     try:
         fake = acc.backend.fake
         x = acc.random_inputs(large_batch, seed=1).astype(np.float32)
@@ -372,21 +407,37 @@ def bench_overlap(driver_module, workdir: Path, large_batch: int = 10_000, strea
                                                         y_shape=(large_batch, N_OUT))
                 large["hls4ml_float32"] = _board_rate(lambda: nn.predict(x), dev, large_batch, repeats)
                 del nn
+            hls_bw = min(bw, 32 // 8 * 100e6)   # its 32-bit streams at 100 MHz
+            dev = FakeBoardDevice(Float32Model(N_IN, N_OUT), trace=False, bandwidth=hls_bw)
+            with _active_device(dev):
+                nn = driver_module.NeuralNetworkOverlay(str(bit), x_shape=(large_batch, N_IN),
+                                                        y_shape=(large_batch, N_OUT))
+                large["hls4ml_float32_at_its_stream_rate"] = {
+                    "bandwidth_bytes_per_s": hls_bw, **_board_rate(lambda: nn.predict(x), dev, large_batch, repeats)}
+                del nn
             h = large["hls4ml_float32"]["samples_per_s"]
             large["ratio_predict_vs_hls4ml"] = large["ours_predict_float32"]["samples_per_s"] / h
             large["ratio_zero_copy_vs_hls4ml"] = large["ours_zero_copy"]["samples_per_s"] / h
+            large["target_ratio"] = 1.0
         res["large_batch"] = large
 
         xs = acc.random_inputs(stream_samples, seed=2)
         batches = [xs[i: i + stream_batch] for i in range(0, stream_samples, stream_batch)]
-        sample_bytes = max(acc.spec.input.sample_bytes, acc.spec.output.sample_bytes)
-        bound = bw / sample_bytes
+        limit = dma_bound(acc.spec, bw)
+        bound = limit["samples_per_s"]
         qbatches = [to_fixed(b, acc.spec.input.format).astype(acc.spec.input.lane_dtype) for b in batches]
+        batches32 = [b.astype(np.float32) for b in batches]
         rounds = max(3, repeats // 2)
         stream = {"samples": stream_samples, "batch": stream_batch, "chunk_samples": acc.stream_chunk_samples,
-                  "dma_bound_samples_per_s": bound, "target_fraction_of_bound": 0.8,
+                  "threads": acc.threads, "dma_bound_samples_per_s": bound, "dma_bound": limit,
+                  "target_fraction_of_bound": 0.8,
                   "float64_overlapped": _board_rate(lambda: sum(len(y) for y in acc.predict_stream(batches)), fake,
                                                     stream_samples, rounds),
+                  "float64_overlapped_1_thread": _board_rate(
+                      lambda: sum(len(y) for y in one.predict_stream(batches)), one.backend.fake, stream_samples,
+                      rounds),
+                  "float32_overlapped": _board_rate(lambda: sum(len(y) for y in acc.predict_stream(batches32)),
+                                                    fake, stream_samples, rounds),
                   "float64_no_overlap": _board_rate(lambda: [seq.predict(b) for b in batches], seq.backend.fake,
                                                     stream_samples, rounds),
                   "fixed_overlapped": _board_rate(
@@ -394,8 +445,9 @@ def bench_overlap(driver_module, workdir: Path, large_batch: int = 10_000, strea
                       rounds),
                   "fixed_no_overlap": _board_rate(lambda: [seq.predict_fixed(b) for b in qbatches],
                                                   seq.backend.fake, stream_samples, rounds)}
-        for k in ("float64_overlapped", "float64_no_overlap", "fixed_overlapped", "fixed_no_overlap"):
+        for k in STREAM_RUNS:
             stream[f"{k}_fraction_of_bound"] = stream[k]["samples_per_s"] / bound
+            stream[f"{k}_best_fraction_of_bound"] = stream[k]["best_samples_per_s"] / bound
         # what memory alone costs the float64 stream, same run: one plain numpy copy of its input
         # (every float64 conversion reads these bytes at least once) against the DMA's time
         copy_s = _copy_seconds(xs)
@@ -406,6 +458,7 @@ def bench_overlap(driver_module, workdir: Path, large_batch: int = 10_000, strea
     finally:
         acc.close()
         seq.close()
+        one.close()
     return res
 
 
@@ -446,7 +499,8 @@ def bench_drivers(hls4ml_driver: Optional[Path] = None, large_batch: int = 10_00
 
     batches = (1, large_batch)
     calls = {1: calls_small, large_batch: calls_large}
-    result: Dict[str, Any] = {"python": sys.version.split()[0], "numpy": np.__version__, "pynq": pynq.__version__}
+    result: Dict[str, Any] = {"python": sys.version.split()[0], "numpy": np.__version__, "pynq": pynq.__version__,
+                              "cpus": os.cpu_count(), "load_average_1min_before": os.getloadavg()[0]}
     path = Path(hls4ml_driver) if hls4ml_driver else hls4ml_driver_path()
     module = load_hls4ml_driver(path) if path is not None and path.is_file() else None
     with tempfile.TemporaryDirectory(prefix="fpga_dnn_driver_bench_") as tmp, warnings.catch_warnings():
@@ -460,6 +514,7 @@ def bench_drivers(hls4ml_driver: Optional[Path] = None, large_batch: int = 10_00
             return result
         result["hls4ml"]["template"] = str(path)
         result["hls4ml_bugs"] = reproduce_hls4ml_bugs(module, work)
+    result["load_average_1min_after"] = os.getloadavg()[0]
     ours1 = result["ours"]["batch_1"]["host_us_per_call"]
     theirs1 = result["hls4ml"]["batch_1"]["host_us_per_call"]
     fixed1 = result["hls4ml"]["batch_1_fixed_point_first_call"]["host_us_per_call"]
@@ -470,6 +525,12 @@ def bench_drivers(hls4ml_driver: Optional[Path] = None, large_batch: int = 10_00
         "ratio_vs_hls4ml_float": ours1 / theirs1,
         "ratio_vs_hls4ml_fixed_point": ours1 / fixed1,
         "target_ratio": 1 / 3,
+        # the same ratio under the names of issue 13's targets (at most 1/3), and of the least
+        # disturbed repeats (the machine may be shared)
+        "batch1_overhead_ratio": ours1 / theirs1,
+        "batch1_overhead_ratio_best": result["ours"]["batch_1"]["host_us_per_call_best"]
+        / result["hls4ml"]["batch_1"]["host_us_per_call_best"],
+        "batch1_overhead_ratio_target_max": 1 / 3,
         "ours_samples_per_s_large": result["ours"][f"batch_{large_batch}"]["samples_per_s"],
         "hls4ml_samples_per_s_large": result["hls4ml"][f"batch_{large_batch}"]["samples_per_s"],
         "pack_unpack_elements_per_s": result["ours"][f"batch_{large_batch}"]["pack_unpack_elements_per_s"],
@@ -482,8 +543,16 @@ def bench_drivers(hls4ml_driver: Optional[Path] = None, large_batch: int = 10_00
         "timed_dma_hls4ml_samples_per_s": timed["large_batch"]["hls4ml_float32"]["samples_per_s"],
         "timed_dma_ratio_predict_vs_hls4ml": timed["large_batch"]["ratio_predict_vs_hls4ml"],
         "timed_dma_ratio_zero_copy_vs_hls4ml": timed["large_batch"]["ratio_zero_copy_vs_hls4ml"],
-        **{f"stream_{k}_fraction_of_dma_bound": timed["stream"][f"{k}_fraction_of_bound"]
-           for k in ("float64_overlapped", "float64_no_overlap", "fixed_overlapped", "fixed_no_overlap")},
+        "timed_dma_ratio_target_min": 1.0,
+        "timed_dma_hls4ml_at_its_stream_rate_samples_per_s":
+            timed["large_batch"]["hls4ml_float32_at_its_stream_rate"]["samples_per_s"],
+        "dma_bound_samples_per_s": timed["stream"]["dma_bound_samples_per_s"],
+        "dma_bound_limited_by": timed["stream"]["dma_bound"]["limited_by"],
+        "stream_threads": timed["stream"]["threads"],
+        **{f"stream_{k}_fraction_of_dma_bound": timed["stream"][f"{k}_fraction_of_bound"] for k in STREAM_RUNS},
+        **{f"stream_{k}_best_fraction_of_dma_bound": timed["stream"][f"{k}_best_fraction_of_bound"]
+           for k in STREAM_RUNS if "overlapped" in k},
+        "stream_fraction_of_dma_bound_target_min": 0.8,
         "stream_float64_input_copy_fraction_of_dma_time": timed["stream"]["float64_input_copy_fraction_of_dma_time"],
         "instant_dma_ratio_large_batch_vs_hls4ml": result["ours"][f"batch_{large_batch}"]["samples_per_s"]
         / result["hls4ml"][f"batch_{large_batch}"]["samples_per_s"],

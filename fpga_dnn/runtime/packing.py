@@ -39,6 +39,7 @@ speed check.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING, Callable, Optional
 
@@ -366,14 +367,74 @@ def f32_exact(codec: PortCodec) -> bool:
     return codec.scale >= 1.0 and max(-codec.lo, codec.hi) < (1 << 22)
 
 
+class ConversionWorker:
+    """One worker thread for :func:`encoder`, and the choice, call by call, whether to use it.
+
+    Sharing a piece's blocks with a worker halves its conversion on a machine with a core to
+    spare; on an oversubscribed one it is slower than one thread (measured on the bench host at
+    a load average of 9 on 2 cores: 0.075 against 0.148 of the DMA bound), because a worker the
+    OS preempts while it holds the GIL stalls the caller's next numpy call. So each shared-able
+    call is timed (seconds per element, an average over recent calls) with and without the
+    worker, the faster way is taken, and the other is tried again every :attr:`RETRY` calls.
+    """
+
+    #: Calls between two tries of the way not taken: a try of the slower way costs its
+    #: difference once (measured on the bench host at load 2: 1.6 against 1.0 ns/element shared
+    #: against alone, so every 8th call cost the float64 stream some 5%; every 32nd, about 1%).
+    RETRY = 32
+    #: Weight of the newest call in the averages.
+    ALPHA = 0.3
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fpga_dnn-encode")
+        self.submit = self._pool.submit
+        #: average seconds per element: [alone, shared] (None until measured)
+        self.per_element: list = [None, None]
+        self.calls = [0, 0]
+        self._n = 0
+
+    def share(self) -> bool:
+        """Whether the next call shares its blocks."""
+        self._n += 1
+        alone, shared = self.per_element
+        if alone is None or shared is None:
+            return shared is None   # measure both first: shared, then alone
+        faster = shared < alone
+        return faster != (self._n % self.RETRY == 0)
+
+    def record(self, shared: bool, seconds: float, elements: int) -> None:
+        per, old = seconds / max(1, elements), self.per_element[shared]
+        self.per_element[shared] = per if old is None else old + self.ALPHA * (per - old)
+        self.calls[shared] += 1
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+#: Elements from which :func:`encoder` with a ``pool`` shares a batch's blocks with a worker
+#: thread: below it the hand-over (a ``submit``, the worker waking up; tens of microseconds)
+#: costs about what the worker's share would save.
+SPLIT_ELEMENTS = 2 * BLOCK_ELEMENTS
+
+
 def encoder(inp: PortCodec, rows: np.ndarray, batch: int, overflow: str = "raise",
-            rounding: str = "exact") -> Callable[[np.ndarray], None]:
+            rounding: str = "exact", pool=None) -> Callable[[np.ndarray], None]:
     """``encode(x)``: validate and convert real values ``x`` (``(batch, *shape)`` or ``(batch,
     elements)``) straight into ``rows`` (the DMA buffer's first ``batch`` samples, uint8
     ``(batch, sample_bytes)``), block by block, with :func:`to_fixed` + :func:`pack`'s
     semantics and errors (the same policies; a bad value raises :class:`DataError` naming its
     index in ``x`` and leaves nothing half-valid unreported). The large-batch and streaming
     path of the runtime; scratch arrays are allocated once per encoder.
+
+    ``pool``: a :class:`ConversionWorker`. A batch of at least :data:`SPLIT_ELEMENTS` then has
+    its blocks shared when the worker says so (:meth:`ConversionWorker.share`): the caller and
+    the worker (each with its own scratch arrays) take the next block from one iterator, under
+    a lock, until none is left, so numpy, which releases the GIL inside its loops, converts on
+    two cores. Taking blocks rather than fixed halves keeps a worker the OS does not schedule
+    from holding the caller up: the caller converts what the worker has not taken and waits
+    only for a block the worker holds. ``encode`` returns when every block is written; each
+    element is converted on its own, so the bytes are the single-threaded ones.
 
     Per block: ``v = x * 2**frac`` (in float32 when ``x`` is float32 and :func:`f32_exact`
     holds, else float64; skipped when the scale is 1), rounded by the
@@ -396,6 +457,8 @@ def encoder(inp: PortCodec, rows: np.ndarray, batch: int, overflow: str = "raise
             pack(to_fixed(x, fmt, overflow=overflow, rounding=rounding), port, out=rows[:batch])
         return encode_general
     per = max(1, BLOCK_ELEMENTS // max(1, n_el))    # samples per block
+    starts = range(0, batch, per)
+    shared = pool is not None and len(starts) >= 2 and batch * n_el >= SPLIT_ELEMENTS
     scale = inp.scale
     rnd = _ROUNDING_UFUNC[rounding]
     up = rounding == "nearest_up"
@@ -403,27 +466,29 @@ def encoder(inp: PortCodec, rows: np.ndarray, batch: int, overflow: str = "raise
     lo, hi = inp.lo, inp.hi
     signed = bool(fmt.signed)
     in_f32 = f32_exact(inp)
-    scratch = {}
-    same = np.empty((per, n_el), dtype=bool)
-
+    direct = scale == 1.0 and rnd is None and overflow == "raise"
     not_equal = np.not_equal
 
-    def buf(key) -> np.ndarray:
-        b = scratch.get(key)
-        if b is None:
-            b = scratch[key] = np.empty((per, n_el), dtype=key[-1] if isinstance(key, tuple) else key)
-        return b
+    def scratch_set() -> Callable[[object], np.ndarray]:
+        """One thread's scratch arrays, made on first use: ``buf(key)``."""
+        arrays = {"same": np.empty((per, n_el), dtype=bool)}
 
-    def encode(x) -> None:
-        x = np.asarray(x)
-        if x.dtype.kind not in "fiub":
-            to_fixed(x, fmt)   # raises: not real numbers
-        x2 = x.reshape(batch, n_el)
-        ftype = np.float32 if x.dtype == np.float32 and in_f32 else np.float64
-        direct = scale == 1.0 and rnd is None and overflow == "raise"
-        ok = True
+        def buf(key) -> np.ndarray:
+            b = arrays.get(key)
+            if b is None:
+                b = arrays[key] = np.empty((per, n_el), dtype=key[-1] if isinstance(key, tuple) else key)
+            return b
+        return buf
+
+    def convert(x2: np.ndarray, ftype, take: Callable[[], Optional[int]], buf, failed: list) -> None:
+        """Convert the blocks ``take()`` hands out (their first sample; ``None``: no more) into
+        the lanes; a block refused appends its start to ``failed`` (shared by both threads)."""
+        same = buf("same")
         with np.errstate(invalid="ignore", over="ignore"):
-            for a in range(0, batch, per):
+            while True:
+                a = take()
+                if a is None:
+                    return
                 b = min(batch, a + per)
                 xb, lb = x2[a:b], lanes[a:b]
                 if direct:
@@ -442,8 +507,8 @@ def encoder(inp: PortCodec, rows: np.ndarray, batch: int, overflow: str = "raise
                         # ends: a block whose sum is not finite (an inf, a NaN, or values so
                         # large that the sum overflows) is left to to_fixed too.
                         if not np.isfinite(v.sum()):
-                            ok = False
-                            break
+                            failed.append(a)
+                            return
                         np.clip(v, lo, hi, out=v)
                 lb[...] = v
                 back = buf(("back", v.dtype))[: b - a]
@@ -451,9 +516,54 @@ def encoder(inp: PortCodec, rows: np.ndarray, batch: int, overflow: str = "raise
                 #                  1.8 ns/element for comparing the lanes with v directly)
                 if not_equal(back, v, out=same[: b - a]).any() or (
                         narrow and (lb.max() > hi or (signed and lb.min() < lo))):
-                    ok = False   # (an unsigned lane's min is >= 0 = lo by its type)
-                    break
-        if not ok:
+                    failed.append(a)   # (an unsigned lane's min is >= 0 = lo by its type)
+                    return
+
+    mine = scratch_set()
+    theirs = scratch_set() if shared else None
+    submit = pool.submit if shared else None
+    clock = time.perf_counter
+
+    def encode(x) -> None:
+        x = np.asarray(x)
+        if x.dtype.kind not in "fiub":
+            to_fixed(x, fmt)   # raises: not real numbers
+        x2 = x.reshape(batch, n_el)
+        ftype = np.float32 if x.dtype == np.float32 and in_f32 else np.float64
+        failed: list = []
+        blocks = iter(starts)
+        share = shared and pool.share()
+        t0 = clock()
+        if share:
+            lock = threading.Lock()
+            busy = [False]   # the worker holds a block it took (set and read under the lock)
+            stop: list = []   # the caller is done: nothing more for the worker
+
+            def take_mine() -> Optional[int]:
+                with lock:
+                    return None if failed else next(blocks, None)
+
+            def take_theirs() -> Optional[int]:
+                with lock:
+                    a = None if failed or stop else next(blocks, None)
+                    busy[0] = a is not None
+                    return a
+
+            job = submit(convert, x2, ftype, take_theirs, theirs, failed)
+            try:
+                convert(x2, ftype, take_mine, mine, failed)
+            finally:
+                with lock:
+                    stop.append(True)   # (matters when the caller stopped early: an exception)
+                    in_flight = busy[0]
+                if in_flight:   # it is writing a block: wait (it runs, so this ends); a worker
+                    job.result()   # that took nothing is not waited for (a job that starts
+                    #                later finds nothing to take and touches nothing)
+        else:
+            convert(x2, ftype, lambda: next(blocks, None), mine, failed)
+        if shared and not failed:
+            pool.record(share, clock() - t0, batch * n_el)
+        if failed:
             to_fixed(x, fmt, overflow=overflow, rounding=rounding)   # raises the documented error
             pack(to_fixed(x, fmt, overflow=overflow, rounding=rounding), port, out=rows[:batch])
         if pad is not None:

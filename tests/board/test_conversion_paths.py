@@ -3,7 +3,8 @@
 The reference is :func:`~fpga_dnn.runtime.packing.to_fixed` + :func:`~fpga_dnn.runtime.packing.pack`
 (float64, one array operation per rule). The fast paths — the prepared batch call of ``predict``
 (small batches: float32 checked in float32 where :func:`f32_exact` allows, same-shape constants;
-large batches) and the block encoder of the overlapped/stream path — must write the same bytes
+large batches) and the block encoder of the overlapped/stream path (alone, and with its blocks
+shared with a worker thread) — must write the same bytes
 into the DMA buffer when the reference accepts an input, and raise the reference's own error
 (same message) when it refuses one. Inputs: random on-grid values, ties at half an LSB,
 off-grid values, values just outside the range, huge values, NaN, +-inf and -0.0, in float64
@@ -17,8 +18,9 @@ import numpy as np
 import pytest
 
 from fpga_dnn.errors import DataError
-from fpga_dnn.runtime.packing import (BLOCK_ELEMENTS, OVERFLOW_POLICIES, ROUNDING_POLICIES, PortCodec, encoder, f32_exact,
-                                      int_range, pack, prepared_call, to_fixed)
+from fpga_dnn.runtime.packing import (BLOCK_ELEMENTS, OVERFLOW_POLICIES, ROUNDING_POLICIES, SPLIT_ELEMENTS,
+                                      ConversionWorker, PortCodec, encoder, f32_exact, int_range, pack, prepared_call,
+                                      to_fixed)
 from fpga_dnn.runtime.spec import Spec
 
 FORMATS = ["ufixed<5,5>", "fixed<8,3>", "ufixed<12,2>", "fixed<16,6>", "fixed<21,21>", "fixed<26,26>"]
@@ -61,6 +63,16 @@ def reference(x, port, overflow, rounding):
         return None, str(err)
 
 
+class AlwaysShare(ConversionWorker):
+    """A worker that shares every call (the real one picks the faster way as it runs)."""
+
+    def share(self) -> bool:
+        return True
+
+
+POOL = AlwaysShare()
+
+
 def run_path(path: str, x, port, overflow, rounding):
     """``(bytes, None)`` or ``(None, error message)`` of one fast path on a fresh buffer."""
     codec = PortCodec(port)
@@ -69,6 +81,9 @@ def run_path(path: str, x, port, overflow, rounding):
     try:
         if path == "encoder":
             encoder(codec, rows, batch, overflow=overflow, rounding=rounding)(x)
+        elif path == "shared":   # blocks shared with a worker thread
+            assert batch * N_EL >= SPLIT_ELEMENTS
+            encoder(codec, rows, batch, overflow=overflow, rounding=rounding, pool=POOL)(x)
         else:
             out_rows = np.zeros((batch, port.sample_bytes), dtype=np.uint8)
             call = prepared_call(codec, codec, rows, out_rows, x.shape, lambda: 0.0, [], lambda: None,
@@ -84,21 +99,24 @@ def test_fast_conversions_equal_to_fixed_bit_for_bit(fmt_text):
     spec = Spec.create("conv", (N_EL,), fmt_text, (N_EL,), fmt_text, 1, stream_bits=64)
     port = spec.input
     checked = refused = 0
-    # batches: one sample; a small prepared batch; a large prepared batch over two encoder blocks
-    for batch in (1, 700, BLOCK_ELEMENTS // N_EL + 7):
+    # batches: one sample; a small prepared batch; a large prepared batch over two encoder blocks;
+    # one whose encoder blocks are shared with a worker thread
+    shared_batch = SPLIT_ELEMENTS // N_EL + 7
+    for batch in (1, 700, BLOCK_ELEMENTS // N_EL + 7, shared_batch):
+        paths = ("shared",) if batch == shared_batch else ("prepared", "encoder")
         for kind in KINDS:
             x64 = inputs(port.format, kind, batch, seed=batch + len(kind))
             for x in (x64, x64.astype(np.float32)):
                 for overflow in OVERFLOW_POLICIES:
                     for rounding in ROUNDING_POLICIES:
                         want = reference(x, port, overflow, rounding)
-                        for path in ("prepared", "encoder"):
+                        for path in paths:
                             got = run_path(path, x, port, overflow, rounding)
                             assert got == want, (path, fmt_text, kind, x.dtype, overflow, rounding, batch)
                         checked += 1
                         refused += want[0] is None
     # the inputs exercise both outcomes: accepted conversions and refusals
-    assert checked == 3 * len(KINDS) * 2 * len(OVERFLOW_POLICIES) * len(ROUNDING_POLICIES)
+    assert checked == 4 * len(KINDS) * 2 * len(OVERFLOW_POLICIES) * len(ROUNDING_POLICIES)
     assert 0 < refused < checked
 
 

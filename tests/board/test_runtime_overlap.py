@@ -234,3 +234,84 @@ def test_soak_short_run_loses_nothing_and_recovers_every_error():
     assert res["dma_resets"] >= res["errors_raised"]
     assert res["samples_sent"] > 20_000   # retries resent what failed
     assert res["stream_calls"] > 0 and res["calls"] > res["stream_calls"]
+
+
+def test_two_threads_convert_what_one_does(digits_spec, make_bundle, reference):
+    """A stream's pieces converted by the caller and a worker thread (blocks shared) give the
+    bytes one thread gives; a bad value in the first or the last block (either thread's) raises
+    the documented error indexed in its batch; close() stops the worker."""
+    rec1, rec2 = RecordingModel(InstantModel(digits_spec)), RecordingModel(InstantModel(digits_spec))
+    bundle = make_bundle(digits_spec)
+    with open_sim(bundle, model=rec1, threads=1) as one, open_sim(bundle, model=rec2, threads=2) as two:
+        assert (one.threads, two.threads) == (1, 2)
+        x = two.random_inputs(2 * two.stream_chunk_samples + 3, seed=14)
+        batches = [x[:5000], x[5000:]]
+        out1 = list(one.predict_stream(batches))
+        out2 = list(two.predict_stream(batches))
+        assert two._pool is not None and one._pool is None
+        assert two._pool.calls[True] >= 1   # the first large piece is shared (then the faster way is kept)
+        assert rec1.frames == rec2.frames
+        for a, b in zip(out1, out2):
+            assert a.tobytes() == b.tobytes()
+        np.testing.assert_array_equal(np.concatenate(out2), reference(digits_spec, x))
+        big = x[5000:]
+        for where in (3, len(big) - 2):   # a block the caller takes first, and the last one
+            bad = big.copy()
+            bad[where, 9] = 40.0
+            with pytest.raises(DataError, match=rf"first at index \({where}, 9\)"):
+                list(two.predict_stream([x[:10], bad]))
+        np.testing.assert_array_equal(two.predict(x), reference(digits_spec, x))   # the next call works
+        workers = list(two._pool._pool._threads)
+    assert workers and two._pool is None   # closed: the worker stopped
+    assert not [t for t in workers if t.is_alive()]
+    for bad in (0, 3, True, "2"):
+        with pytest.raises(DataError, match="threads must be 1 .* or 2"):
+            Accelerator(digits_spec, None, threads=bad)
+
+
+def test_a_worker_that_does_not_run_does_not_hold_the_caller_up(digits_spec):
+    """The caller takes every block the worker has not: with the worker busy elsewhere (as
+    when the OS does not schedule it) encode still completes, and writes every byte."""
+    import threading
+
+    from fpga_dnn.runtime.packing import SPLIT_ELEMENTS, ConversionWorker, PortCodec, encoder, pack
+
+    class AlwaysShare(ConversionWorker):
+        def share(self) -> bool:
+            return True
+
+    codec = PortCodec(digits_spec.input)
+    n = 2 * SPLIT_ELEMENTS // codec.elements
+    x = np.random.default_rng(15).integers(0, 32, size=(n, 64)).astype(np.float64)
+    rows = np.full((n, codec.sample_bytes), 0xA5, dtype=np.uint8)
+    release = threading.Event()
+    pool = AlwaysShare()
+    blocker = pool.submit(release.wait, 60)   # the worker is busy until released
+    encoder(codec, rows, n, pool=pool)(x)
+    assert not blocker.done()   # encode returned while the worker was still held
+    release.set()
+    pool.shutdown()
+    assert rows.tobytes() == pack(to_fixed(x, digits_spec.input.format), digits_spec.input).tobytes()
+
+
+def test_the_worker_is_used_when_it_is_faster():
+    """ConversionWorker measures both ways first, then keeps the faster and retries the other
+    every RETRY calls."""
+    from fpga_dnn.runtime.packing import ConversionWorker
+
+    w = ConversionWorker()
+    try:
+        first, second = w.share(), w.share()
+        assert (first, second) == (True, True)   # nothing measured yet: shared first
+        w.record(True, 2.0, 1000)
+        assert w.share() is False                 # then alone, to compare
+        w.record(False, 1.0, 1000)                # alone is faster (a loaded machine)
+        picks = [w.share() for _ in range(4 * w.RETRY)]
+        assert picks.count(True) == 4 and picks.count(False) == 4 * w.RETRY - 4
+        w.record(True, 0.1, 1000)                 # sharing got faster (the load went away)
+        w.record(True, 0.1, 1000)
+        w.record(True, 0.1, 1000)
+        picks = [w.share() for _ in range(w.RETRY)]
+        assert picks.count(True) == w.RETRY - 1
+    finally:
+        w.shutdown()

@@ -71,8 +71,15 @@ SR_W1C = SR_IOC_IRQ | SR_DLY_IRQ | SR_ERR_IRQ
 
 CHANNEL_NAMES = {MM2S: "MM2S", S2MM: "S2MM"}
 
-#: The fake board's default DMA bandwidth per channel: a 64-bit AXI HP port at the overlay's
-#: 100 MHz fabric clock (the AXI DMA and the accelerator stream run on that clock), 800 MB/s.
+#: The fake board's default DMA bandwidth per channel, 800 MB/s: a PYNQ-Z2 overlay's AXI DMA on a
+#: 64-bit S_AXI_HP port clocked, like the DMA and the accelerator's stream, by the PL clock
+#: FCLK_CLK0 at 100 MHz (the overlay step's and PYNQ's usual clock): 8 bytes x 100 MHz each way.
+#: Source: Zynq-7000 TRM (UG585) ch. 5.3, "High-Performance AXI Ports": 32- or 64-bit ports with
+#: separate read and write channels, clocked from the PL, so the peak per direction is the data
+#: width times that clock. It is also the beat rate of a 64-bit AXI-Stream at 100 MHz, so a
+#: design with 64-bit streams meets both limits at once; a 32-bit stream moves half of it
+#: (``driver_bench.dma_bound`` takes the slowest). Both directions together (at most 1.6 GB/s)
+#: stay below the board's 16-bit DDR3 at 1050 MT/s (2.1 GB/s peak).
 HP_PORT_BYTES_PER_S = 8 * 100e6
 
 
