@@ -40,7 +40,7 @@ bench):
 * The FIFO on every edge (:func:`fifo_resources`; depths and widths from the stitcher's own
   schedule-based sizing, :func:`fpga_dnn.rtl.stream.stitch.edge_fifos`) and the AXI-Stream
   shell (:func:`shell_resources`), as rows of their own (kind ``fifo`` / ``shell``), mapped the
-  way yosys maps ``fd_fifo``: registers at depth 2, LUT RAM below 4096 bits, block RAM above.
+  way yosys maps ``fd_fifo``: registers at depth 2, LUT RAM up to 64 entries or 4096 bits, block RAM beyond.
   LUT RAM cells count against the LUT budget at four LUTs each (a SLICEM's RAM32M/RAM64M).
 
 The folding file is TOML, one table per Conv/Dense layer (``[conv0] pe = 4  simd = 16``), with
@@ -401,7 +401,7 @@ def pool_window_resources(node: PoolNode) -> Resources:
 # fd_fifo (hdl/fd_fifo.v) has three structures (P = pointer bits of its DEPTH-1 entries):
 #  * DEPTH <= 2, a skid buffer (output register + spare): 2W+4 FF, W+9 LUT (the spare/input mux),
 #    exact: W=24: 52 FF, 33 LUT; W=512: 1,028 FF, 521 LUT;
-#  * DEPTH >= 3, W*(DEPTH-1) >= BLOCK_BITS: block RAM, RAMB18 aspect ratios (:func:`bram36_for`);
+#  * DEPTH >= 3, W*(DEPTH-1) >= BLOCK_BITS and DEPTH-1 > LUTRAM_DEPTH (64): block RAM, RAMB18 aspect ratios (:func:`bram36_for`);
 #    the output register is the RAM's read register, so FF = pointers and counters only:
 #    W=256 D=113: 4 RAMB36 (model 4), 54 LUT, 29 FF; W=608 D=165: 17 RAMB18 = 8.5 (model 8.5),
 #    55 LUT, 33 FF;
@@ -411,6 +411,7 @@ def pool_window_resources(node: PoolNode) -> Resources:
 #  Pointers, counters and handshake: LUT ~ 10 + 6P, FF ~ 2 + 4P (54/52, 55/58, 13/16, 88/84 LUT;
 #  29/30, 33/34, 31/30, 61/62 FF measured/model).
 FIFO_BLOCK_BITS = 4096        # fd_fifo's BLOCK_BITS default (stitch leaves RAM_STYLE on auto)
+FIFO_LUTRAM_DEPTH = 64        # fd_fifo's LUTRAM_DEPTH default: up to 64 entries, LUT RAM at any width
 FIFO_MODEL = {
     "skid_lut": 9, "skid_ff": 4,                 # DEPTH <= 2: + W LUT, + 2W FF
     "mem_lut": 10, "mem_lut_per_ptr_bit": 6,     # DEPTH >= 3
@@ -436,7 +437,7 @@ def fifo_resources(depth: int, width: int) -> Resources:
     ptr = max(1, (entries - 1).bit_length())
     lut = m["mem_lut"] + m["mem_lut_per_ptr_bit"] * ptr
     ff = m["mem_ff"] + m["mem_ff_per_ptr_bit"] * ptr
-    if entries * width >= FIFO_BLOCK_BITS:
+    if entries * width >= FIFO_BLOCK_BITS and entries > FIFO_LUTRAM_DEPTH:
         return Resources(lut, ff, 0, bram36_for(entries, width))
     if entries <= 32:
         cells = math.ceil(width / 6)
