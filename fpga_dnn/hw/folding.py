@@ -379,13 +379,47 @@ def node_resources(node: Node, fold: Fold | None = None) -> Resources:
 
 
 def pool_window_resources(node: PoolNode) -> Resources:
+    """fd_pool's own cost (beside the unit's requant terms), in the form fd_pool takes for this
+    window: sequential for windows that tile the image (:attr:`Window.tiles`), else the window
+    generator and a one-cycle reduce (:func:`pool_reduce_resources`)."""
+    if node.window.tiles:
+        return pool_sequential_resources(node)
+    return pool_reduce_resources(node)
+
+
+SEQ_POOL_COUNTER_LUT = 30       # row/column/window counters and the handshake (resnet8: 1,494 - 1,440)
+SEQ_POOL_COUNTER_FF = 15
+
+
+def pool_sequential_resources(node: PoolNode) -> Resources:
+    """fd_pool's sequential form: one accumulator word per (output column, channel), registers
+    when one window spans the width, else LUT RAM (OW deep, async read); per channel one adder
+    (sum, AW bits, with the window's-first-pixel select folded beside it) or one compare + select
+    (max); the output register; the pixel/window counters.
+    Measured (flat yosys, xc7): the trained resnet8's 8x8/8 sum over 8x8x64, EW 8, AW 15: 1,494
+    LUT (960 LUT2 adder bits + 515 LUT3 selects + counters), 1,935 FF (960 accumulator + 960
+    output + counters), 260 CARRY4; the window form it replaced was 57,826 LUT / 39,697 FF."""
+    w, c, ew = node.window, node.in_shape[2], node.in_bits
+    _, ow = w.out_hw(node.in_shape[0], node.in_shape[1])
+    oe = node.acc_width if node.mode != "max" else ew
+    per_channel = (math.ceil(1.5 * oe) if node.mode != "max" else 2 * ew)
+    word = c * oe
+    lut, ff, lutram = c * per_channel + SEQ_POOL_COUNTER_LUT, word + SEQ_POOL_COUNTER_FF, 0
+    if ow == 1:
+        ff += word
+    else:
+        lutram = math.ceil(word / 6) * math.ceil(ow / 32) if ow <= 32 else math.ceil(word / 3) * math.ceil(ow / 64)
+    return Resources(lut, ff, 0, 0.0, lutram)
+
+
+def pool_reduce_resources(node: PoolNode) -> Resources:
     """fd_pool's fd_swg and its per-channel reduce: the window registers (KH*KW*C elements), the
     line buffer (LUT RAM as yosys maps a shallow one: Wp entries) and, per channel, a tree of
     KH*KW-1 adders (sum, AW bits) or comparators (max) evaluated in one cycle.
-    Measured (split yosys estimate, the trained resnet8's 8x8 average pool over 8x8x64, EW 8):
-    57,826 LUT, 39,697 FF, 598 LUT RAM cells; this model (with the unit's requant terms): 62,136
-    LUT, 33,400 FF (yosys adds the reduce's output register and the line buffer's read
-    registers), 598 LUT RAM cells."""
+    Measured (split yosys estimate, the trained resnet8's 8x8 average pool over 8x8x64, EW 8,
+    before fd_pool took the sequential form for it): 57,826 LUT, 39,697 FF, 598 LUT RAM cells;
+    this model (with the unit's requant terms): 62,136 LUT, 33,400 FF (yosys adds the reduce's
+    output register and the line buffer's read registers), 598 LUT RAM cells."""
     w, (_, wp), c = node.window, _padded_hw(node), node.in_shape[2]
     kk, ew = w.kh * w.kw, node.in_bits
     bits = node.acc_width if node.mode != "max" else 2 * ew       # an adder bit, or compare + select
