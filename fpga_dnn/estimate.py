@@ -185,8 +185,12 @@ class _PieceResult:
 def _chparam(name: str, value) -> str:
     if isinstance(value, str):
         return f'chparam -set {name} "{value}"'
-    v = int(value)  # yosys reads a bare -4 as a string ("Can't decode value"): a signed constant
-    return f"chparam -set {name} {v}" if v >= 0 else f"chparam -set {name} -32'sd{-v}"
+    v = int(value)
+    if not -2**31 <= v < 2**31:
+        raise ToolError(f"parameter {name} = {v} does not fit a Verilog integer (32 bits)")
+    # yosys' chparam decodes neither a bare -4 nor -32'sd4 ("Can't decode value"): a negative value
+    # goes as its 32-bit two's complement, which our library's `parameter integer` reads back as -4
+    return f"chparam -set {name} {v}" if v >= 0 else f"chparam -set {name} 32'h{v & 0xFFFFFFFF:08x}"
 
 
 def _piece_script(piece: _Piece, family: str, fast: bool) -> str:

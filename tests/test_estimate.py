@@ -166,3 +166,22 @@ def test_unknown_method(monkeypatch):
     monkeypatch.setenv(estimate.METHOD_ENV, "guess")
     with pytest.raises(estimate.ToolError, match="unknown estimate method 'guess'"):
         estimate.synthesize([DUMMY_CORE_SOURCE], DUMMY_CORE_MODULE, "xc7")
+
+
+def test_negative_module_parameter_reaches_yosys(tmp_path):
+    # A streaming design's requantiser can shift left (SHIFT = -4 in resnet8): yosys' chparam
+    # decodes neither "-4" nor "-32'sd4". The module below holds a multiplier only when the
+    # parameter arrives as the integer -4, so its cell count shows what yosys received.
+    src = tmp_path / "neg.v"
+    src.write_text("module neg #(parameter integer P = 0) (input [7:0] a, input [7:0] b, output [15:0] o);\n"
+                   "  assign o = (P == -4) ? a * b : 16'd0;\nendmodule\n")
+    for value, multiplies in ((-4, True), (4, False), (0, False)):
+        work = tmp_path / f"p{value}"
+        work.mkdir()
+        (work / "neg.v").write_text(src.read_text())
+        estimate._run_yosys(work, f"read_verilog -sv neg.v; {estimate._chparam('P', value)} neg; synth -top neg; "
+                                  "tee -q -o stat.json stat -json", f"neg P={value}", timeout=120)
+        cells = json.loads((work / "stat.json").read_text())["modules"]["\\neg"]["num_cells"]
+        assert (cells > 0) == multiplies, (value, cells)
+    with pytest.raises(estimate.ToolError, match="does not fit a Verilog integer"):
+        estimate._chparam("P", 2**31)
