@@ -378,6 +378,14 @@ def node_resources(node: Node, fold: Fold | None = None) -> Resources:
     return res
 
 
+def lutram_cells(entries: int, width: int) -> int:
+    """LUT RAM cells of an ``entries`` x ``width`` memory as yosys maps it on xc7: a RAM32M per 6
+    bits up to 32 entries, else a RAM64M per 3 bits per 64-entry bank."""
+    if entries <= 32:
+        return math.ceil(width / 6)
+    return math.ceil(width / 3) * math.ceil(entries / 64)
+
+
 def pool_window_resources(node: PoolNode) -> Resources:
     """fd_pool's own cost (beside the unit's requant terms), in the form fd_pool takes for this
     window: sequential for windows that tile the image (:attr:`Window.tiles`), else the window
@@ -408,7 +416,7 @@ def pool_sequential_resources(node: PoolNode) -> Resources:
     if ow == 1:
         ff += word
     else:
-        lutram = math.ceil(word / 6) * math.ceil(ow / 32) if ow <= 32 else math.ceil(word / 3) * math.ceil(ow / 64)
+        lutram = lutram_cells(ow, word)
     return Resources(lut, ff, 0, 0.0, lutram)
 
 
@@ -424,7 +432,7 @@ def pool_reduce_resources(node: PoolNode) -> Resources:
     kk, ew = w.kh * w.kw, node.in_bits
     bits = node.acc_width if node.mode != "max" else 2 * ew       # an adder bit, or compare + select
     lb_width = (w.kh - 1) * c * ew
-    lutram = math.ceil(lb_width / 6) * math.ceil(wp / 32) if wp <= 32 else math.ceil(lb_width / 3) * math.ceil(wp / 64)
+    lutram = lutram_cells(wp, lb_width)
     return Resources((kk - 1) * c * bits + LUT_MODEL["unit_overhead_lut"], kk * c * ew + LUT_MODEL["unit_overhead_ff"],
                      0, 0.0, lutram)
 
@@ -473,13 +481,9 @@ def fifo_resources(depth: int, width: int) -> Resources:
     ff = m["mem_ff"] + m["mem_ff_per_ptr_bit"] * ptr
     if entries * width >= FIFO_BLOCK_BITS and entries > FIFO_LUTRAM_DEPTH:
         return Resources(lut, ff, 0, bram36_for(entries, width))
-    if entries <= 32:
-        cells = math.ceil(width / 6)
-    else:
-        banks = math.ceil(entries / 64)
-        cells = math.ceil(width / 3) * banks
-        lut += width * (banks - 1)
-    return Resources(lut, ff + width, 0, 0.0, cells)
+    if entries > 64:
+        lut += width * (math.ceil(entries / 64) - 1)       # the read mux across the 64-entry banks
+    return Resources(lut, ff + width, 0, 0.0, lutram_cells(entries, width))
 
 
 def shell_resources(graph: HwGraph) -> Resources:
