@@ -272,6 +272,28 @@ def test_fifo_order_occupancy_throughput(fifo_bench, tmp_path, p_bubble, p_stall
             assert oc[0] - ic[0] == (1 if d <= 2 else 2)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("width,depth,lutram", [(512, 21, 86), (300, 65, 100)])
+def test_wide_shallow_fifo_maps_to_lut_ram(tmp_path, width, depth, lutram):
+    """A shallow FIFO takes LUT RAM at any width (fd_fifo's auto rule, LUTRAM_DEPTH 64): 20 x 512
+    bits used to take 2.5 BRAM36 by width. The chooser's model says the same cell count."""
+    from fpga_dnn import estimate
+    from fpga_dnn.hw import folding
+
+    top = tmp_path / "fifo_synth_top.v"
+    top.write_text(
+        f"module fifo_synth_top (input wire clk, input wire rst, input wire [{width-1}:0] s_tdata, input wire s_tvalid,\n"
+        f"    output wire s_tready, output wire [{width-1}:0] m_tdata, output wire m_tvalid, input wire m_tready);\n"
+        f"  fd_fifo #(.WIDTH({width}), .DEPTH({depth})) u (.clk(clk), .rst(rst), .s_tdata(s_tdata), .s_tvalid(s_tvalid),\n"
+        "    .s_tready(s_tready), .m_tdata(m_tdata), .m_tvalid(m_tvalid), .m_tready(m_tready), .count(), .max_count());\n"
+        "endmodule\n")
+    rep = estimate.synthesize([top, *memfiles.hdl_sources("fd_fifo")], "fifo_synth_top", family="xc7",
+                              method="flat", cache_dir=tmp_path / "yosys")
+    assert rep.bram36 == 0 and rep.lutram == lutram, rep.cells
+    model = folding.fifo_resources(depth, width)
+    assert (model.bram36, model.lutram) == (0, rep.lutram)
+
+
 # ----------------------------------------------------------------------------------------------
 # fd_swg
 # ----------------------------------------------------------------------------------------------
