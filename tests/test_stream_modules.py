@@ -274,6 +274,28 @@ def test_fifo_order_occupancy_throughput(fifo_bench, tmp_path, p_bubble, p_stall
             assert oc[0] - ic[0] == (1 if d <= 2 else 2)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("width,depth,lutram", [(512, 21, 86), (300, 65, 100)])
+def test_wide_shallow_fifo_maps_to_lut_ram(tmp_path, width, depth, lutram):
+    """A shallow FIFO takes LUT RAM at any width (fd_fifo's auto rule, LUTRAM_DEPTH 64): 20 x 512
+    bits used to take 2.5 BRAM36 by width. The chooser's model says the same cell count."""
+    from fpga_dnn import estimate
+    from fpga_dnn.hw import folding
+
+    top = tmp_path / "fifo_synth_top.v"
+    top.write_text(
+        f"module fifo_synth_top (input wire clk, input wire rst, input wire [{width-1}:0] s_tdata, input wire s_tvalid,\n"
+        f"    output wire s_tready, output wire [{width-1}:0] m_tdata, output wire m_tvalid, input wire m_tready);\n"
+        f"  fd_fifo #(.WIDTH({width}), .DEPTH({depth})) u (.clk(clk), .rst(rst), .s_tdata(s_tdata), .s_tvalid(s_tvalid),\n"
+        "    .s_tready(s_tready), .m_tdata(m_tdata), .m_tvalid(m_tvalid), .m_tready(m_tready), .count(), .max_count());\n"
+        "endmodule\n")
+    rep = estimate.synthesize([top, *memfiles.hdl_sources("fd_fifo")], "fifo_synth_top", family="xc7",
+                              method="flat", cache_dir=tmp_path / "yosys")
+    assert rep.bram36 == 0 and rep.lutram == lutram, rep.cells
+    model = folding.fifo_resources(depth, width)
+    assert (model.bram36, model.lutram) == (0, rep.lutram)
+
+
 # ----------------------------------------------------------------------------------------------
 # fd_swg
 # ----------------------------------------------------------------------------------------------
@@ -628,3 +650,69 @@ def test_pool_affine_add_concat_fork(misc_bench, tmp_path, seed, p_bubble, p_sta
         assert got.shape == exp.shape, f"{names[j]}: {got.shape[0]} beats out, expected {exp.shape[0]}"
         bad = np.argwhere(np.any(got != exp, axis=1))
         assert bad.size == 0, f"{names[j]}: beat {bad[0][0]}: {got[bad[0][0]]} vs {exp[bad[0][0]]}"
+
+
+# ----------------------------------------------------------------------------------------------
+# fd_pool, sequential form (non-overlapping unpadded windows: one accumulator per output column)
+# ----------------------------------------------------------------------------------------------
+
+SEQ_POOL_CASES = [                                  # kernel == stride, no padding
+    PoolCase(4, 5, 3, 8, 1, 0, 0, (0, 0, 0, 0), 1, aw=11),   # global signed sum, wraps in 11 bits
+    PoolCase(3, 3, 2, 6, 0, 0, 0, (0, 0, 0, 0), 1, aw=9),    # global unsigned sum
+    PoolCase(4, 4, 4, 7, 1, 0, 0, (0, 0, 0, 0), 0),          # global signed max
+    PoolCase(2, 3, 2, 5, 0, 0, 0, (0, 0, 0, 0), 0),          # global unsigned max
+    PoolCase(5, 6, 2, 7, 1, 2, 2, (0, 0, 0, 0), 0),          # 2x2 signed max, a leftover row
+    PoolCase(4, 7, 3, 5, 0, 2, 2, (0, 0, 0, 0), 1, aw=7),    # 2x2 unsigned sum, leftover column, wraps
+]
+
+
+def _seq_kernel(c: PoolCase) -> tuple[int, int]:
+    return (c.k, c.k) if c.k else (c.h, c.w)     # k == 0: the window is the whole image
+
+
+@pytest.fixture(scope="module")
+def seq_pool_bench():
+    body = []
+    for j, c in enumerate(SEQ_POOL_CASES):
+        kh, kw = _seq_kernel(c)
+        body.append(
+            f"fd_pool #(.H({c.h}), .W({c.w}), .C({c.c}), .EW({c.ew}), .ISIGNED({c.isigned}), .KH({kh}), .KW({kw}), "
+            f".SH({kh}), .SW({kw}), .MODE({c.mode}), .AW({c.aw})) p{j} "
+            f"(.clk(clk), .rst(rst), .s_tdata(i{j}_tdata), .s_tvalid(i{j}_tvalid), .s_tready(i{j}_tready), "
+            f".m_tdata(o{j}_tdata), .m_tvalid(o{j}_tvalid), .m_tready(o{j}_tready));")
+    ins = [c.c * c.ew for c in SEQ_POOL_CASES]
+    outs = [c.c * (c.aw if c.mode else c.ew) for c in SEQ_POOL_CASES]
+    return build_bench("seqpool", "\n".join(body), ins, outs, ["fd_pool"])
+
+
+@pytest.mark.parametrize("seed,p_bubble,p_stall", [(31, 0.3, 0.3), (32, 0.0, 0.0)])
+def test_sequential_pool_equals_the_reference(seq_pool_bench, tmp_path, seed, p_bubble, p_stall):
+    """Average (sum) and max pools whose windows do not overlap, signed and unsigned, over the whole
+    image and 2x2, equal ref.pool (numpy, the hls4ml semantics) frame after frame; unobstructed, a
+    pixel is taken every cycle and a window's result leaves one cycle after its last pixel."""
+    rng = np.random.default_rng(seed)
+    inputs, checks = [], []
+    for c in SEQ_POOL_CASES:
+        kh, kw = _seq_kernel(c)
+        x = rand_elems(rng, (MISC_FRAMES, c.h, c.w, c.c), c.ew, bool(c.isigned))
+        inputs.append([pack(px, c.ew) for px in x.reshape(-1, c.c)])
+        exp = ref.pool(x, kh, kw, kh, kw, (0, 0, 0, 0), "sum" if c.mode else "max", bool(c.isigned), c.ew)
+        if c.mode:
+            exp = ref.wrap(exp, c.aw)
+        checks.append(exp.reshape(-1, c.c))
+    run = run_bench(seq_pool_bench, tmp_path, inputs, [len(e) for e in checks], seed=seed,
+                    p_bubble=p_bubble, p_stall=p_stall)
+    for j, (c, exp) in enumerate(zip(SEQ_POOL_CASES, checks)):
+        bits = c.aw if c.mode else c.ew
+        got = np.array([unpack(v, c.c, bits, bool(c.isigned) or bool(c.mode)) for v in run.outs[j]])
+        assert got.shape == exp.shape, f"{c}: {got.shape[0]} beats out, expected {exp.shape[0]}"
+        bad = np.argwhere(np.any(got != exp, axis=1))
+        assert bad.size == 0, f"{c}: beat {bad[0][0]}: {got[bad[0][0]]} vs {exp[bad[0][0]]}"
+        if p_bubble == 0 and p_stall == 0:
+            kh, kw = _seq_kernel(c)
+            ic, oc = run.in_cycles[j], run.out_cycles[j]
+            assert ic == list(range(ic[0], ic[0] + len(ic))), f"{c}: input not taken every cycle"
+            ow = (c.w - kw) // kw + 1
+            lasts = [f * c.h * c.w + (oy * kh + kh - 1) * c.w + ox * kw + kw - 1
+                     for f in range(MISC_FRAMES) for oy in range((c.h - kh) // kh + 1) for ox in range(ow)]
+            assert [o - ic[p] for o, p in zip(oc, lasts)] == [1] * len(oc), f"{c}: output not 1 cycle after its window"

@@ -40,7 +40,7 @@ bench):
 * The FIFO on every edge (:func:`fifo_resources`; depths and widths from the stitcher's own
   schedule-based sizing, :func:`fpga_dnn.rtl.stream.stitch.edge_fifos`) and the AXI-Stream
   shell (:func:`shell_resources`), as rows of their own (kind ``fifo`` / ``shell``), mapped the
-  way yosys maps ``fd_fifo``: registers at depth 2, LUT RAM below 4096 bits, block RAM above.
+  way yosys maps ``fd_fifo``: registers at depth 2, LUT RAM up to 64 entries or 4096 bits, block RAM beyond.
   LUT RAM cells count against the LUT budget at four LUTs each (a SLICEM's RAM32M/RAM64M).
 
 The folding file is TOML, one table per Conv/Dense layer (``[conv0] pe = 4  simd = 16``), with
@@ -378,19 +378,61 @@ def node_resources(node: Node, fold: Fold | None = None) -> Resources:
     return res
 
 
+def lutram_cells(entries: int, width: int) -> int:
+    """LUT RAM cells of an ``entries`` x ``width`` memory as yosys maps it on xc7: a RAM32M per 6
+    bits up to 32 entries, else a RAM64M per 3 bits per 64-entry bank."""
+    if entries <= 32:
+        return math.ceil(width / 6)
+    return math.ceil(width / 3) * math.ceil(entries / 64)
+
+
 def pool_window_resources(node: PoolNode) -> Resources:
+    """fd_pool's own cost (beside the unit's requant terms), in the form fd_pool takes for this
+    window: sequential for windows that tile the image (:attr:`Window.tiles`), else the window
+    generator and a one-cycle reduce (:func:`pool_reduce_resources`)."""
+    if node.window.tiles:
+        return pool_sequential_resources(node)
+    return pool_reduce_resources(node)
+
+
+SEQ_POOL_COUNTER_LUT = 30       # row/column/window counters and the handshake (resnet8: 1,494 - 1,440)
+SEQ_POOL_COUNTER_FF = 15
+
+
+def pool_sequential_resources(node: PoolNode) -> Resources:
+    """fd_pool's sequential form: one accumulator word per (output column, channel), registers
+    when one window spans the width, else LUT RAM (OW deep, async read); per channel one adder
+    (sum, AW bits, with the window's-first-pixel select folded beside it) or one compare + select
+    (max); the output register; the pixel/window counters.
+    Measured (flat yosys, xc7): the trained resnet8's 8x8/8 sum over 8x8x64, EW 8, AW 15: 1,494
+    LUT (960 LUT2 adder bits + 515 LUT3 selects + counters), 1,935 FF (960 accumulator + 960
+    output + counters), 260 CARRY4; the window form it replaced was 57,826 LUT / 39,697 FF."""
+    w, c, ew = node.window, node.in_shape[2], node.in_bits
+    _, ow = w.out_hw(node.in_shape[0], node.in_shape[1])
+    oe = node.acc_width if node.mode != "max" else ew
+    per_channel = (math.ceil(1.5 * oe) if node.mode != "max" else 2 * ew)
+    word = c * oe
+    lut, ff, lutram = c * per_channel + SEQ_POOL_COUNTER_LUT, word + SEQ_POOL_COUNTER_FF, 0
+    if ow == 1:
+        ff += word
+    else:
+        lutram = lutram_cells(ow, word)
+    return Resources(lut, ff, 0, 0.0, lutram)
+
+
+def pool_reduce_resources(node: PoolNode) -> Resources:
     """fd_pool's fd_swg and its per-channel reduce: the window registers (KH*KW*C elements), the
     line buffer (LUT RAM as yosys maps a shallow one: Wp entries) and, per channel, a tree of
     KH*KW-1 adders (sum, AW bits) or comparators (max) evaluated in one cycle.
-    Measured (split yosys estimate, the trained resnet8's 8x8 average pool over 8x8x64, EW 8):
-    57,826 LUT, 39,697 FF, 598 LUT RAM cells; this model (with the unit's requant terms): 62,136
-    LUT, 33,400 FF (yosys adds the reduce's output register and the line buffer's read
-    registers), 598 LUT RAM cells."""
+    Measured (split yosys estimate, the trained resnet8's 8x8 average pool over 8x8x64, EW 8,
+    before fd_pool took the sequential form for it): 57,826 LUT, 39,697 FF, 598 LUT RAM cells;
+    this model (with the unit's requant terms): 62,136 LUT, 33,400 FF (yosys adds the reduce's
+    output register and the line buffer's read registers), 598 LUT RAM cells."""
     w, (_, wp), c = node.window, _padded_hw(node), node.in_shape[2]
     kk, ew = w.kh * w.kw, node.in_bits
     bits = node.acc_width if node.mode != "max" else 2 * ew       # an adder bit, or compare + select
     lb_width = (w.kh - 1) * c * ew
-    lutram = math.ceil(lb_width / 6) * math.ceil(wp / 32) if wp <= 32 else math.ceil(lb_width / 3) * math.ceil(wp / 64)
+    lutram = lutram_cells(wp, lb_width)
     return Resources((kk - 1) * c * bits + LUT_MODEL["unit_overhead_lut"], kk * c * ew + LUT_MODEL["unit_overhead_ff"],
                      0, 0.0, lutram)
 
@@ -401,7 +443,7 @@ def pool_window_resources(node: PoolNode) -> Resources:
 # fd_fifo (hdl/fd_fifo.v) has three structures (P = pointer bits of its DEPTH-1 entries):
 #  * DEPTH <= 2, a skid buffer (output register + spare): 2W+4 FF, W+9 LUT (the spare/input mux),
 #    exact: W=24: 52 FF, 33 LUT; W=512: 1,028 FF, 521 LUT;
-#  * DEPTH >= 3, W*(DEPTH-1) >= BLOCK_BITS: block RAM, RAMB18 aspect ratios (:func:`bram36_for`);
+#  * DEPTH >= 3, W*(DEPTH-1) >= BLOCK_BITS and DEPTH-1 > LUTRAM_DEPTH (64): block RAM, RAMB18 aspect ratios (:func:`bram36_for`);
 #    the output register is the RAM's read register, so FF = pointers and counters only:
 #    W=256 D=113: 4 RAMB36 (model 4), 54 LUT, 29 FF; W=608 D=165: 17 RAMB18 = 8.5 (model 8.5),
 #    55 LUT, 33 FF;
@@ -411,6 +453,7 @@ def pool_window_resources(node: PoolNode) -> Resources:
 #  Pointers, counters and handshake: LUT ~ 10 + 6P, FF ~ 2 + 4P (54/52, 55/58, 13/16, 88/84 LUT;
 #  29/30, 33/34, 31/30, 61/62 FF measured/model).
 FIFO_BLOCK_BITS = 4096        # fd_fifo's BLOCK_BITS default (stitch leaves RAM_STYLE on auto)
+FIFO_LUTRAM_DEPTH = 64        # fd_fifo's LUTRAM_DEPTH default: up to 64 entries, LUT RAM at any width
 FIFO_MODEL = {
     "skid_lut": 9, "skid_ff": 4,                 # DEPTH <= 2: + W LUT, + 2W FF
     "mem_lut": 10, "mem_lut_per_ptr_bit": 6,     # DEPTH >= 3
@@ -436,15 +479,11 @@ def fifo_resources(depth: int, width: int) -> Resources:
     ptr = max(1, (entries - 1).bit_length())
     lut = m["mem_lut"] + m["mem_lut_per_ptr_bit"] * ptr
     ff = m["mem_ff"] + m["mem_ff_per_ptr_bit"] * ptr
-    if entries * width >= FIFO_BLOCK_BITS:
+    if entries * width >= FIFO_BLOCK_BITS and entries > FIFO_LUTRAM_DEPTH:
         return Resources(lut, ff, 0, bram36_for(entries, width))
-    if entries <= 32:
-        cells = math.ceil(width / 6)
-    else:
-        banks = math.ceil(entries / 64)
-        cells = math.ceil(width / 3) * banks
-        lut += width * (banks - 1)
-    return Resources(lut, ff + width, 0, 0.0, cells)
+    if entries > 64:
+        lut += width * (math.ceil(entries / 64) - 1)       # the read mux across the 64-entry banks
+    return Resources(lut, ff + width, 0, 0.0, lutram_cells(entries, width))
 
 
 def shell_resources(graph: HwGraph) -> Resources:

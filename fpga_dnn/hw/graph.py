@@ -76,6 +76,12 @@ class Window:
         """1x1, stride 1, no padding: the unit reads pixels directly (no line buffer)."""
         return self == Window()
 
+    @property
+    def tiles(self) -> bool:
+        """Stride == kernel, no padding: windows that do not overlap, so ``fd_pool`` accumulates
+        them pixel by pixel (its sequential form; the rule is fd_pool's ``SEQ``)."""
+        return self.sh == self.kh and self.sw == self.kw and not self.padded
+
 
 @dataclass(frozen=True)
 class Requant:

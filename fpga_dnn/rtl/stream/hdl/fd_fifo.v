@@ -4,9 +4,18 @@
 //   WIDTH      bits per beat (>= 1).
 //   DEPTH      capacity in beats (>= 1); the FIFO holds at most DEPTH beats.
 //   RAM_STYLE  storage of the DEPTH-1 beats behind the output register:
-//              0 = auto (block RAM when WIDTH*(DEPTH-1) >= BLOCK_BITS, else distributed),
+//              0 = auto: block RAM when the memory is both deep (DEPTH-1 > LUTRAM_DEPTH) and
+//                  big (WIDTH*(DEPTH-1) >= BLOCK_BITS), else distributed (LUT RAM);
 //              1 = block, 2 = distributed (LUTRAM), 3 = registers.
-//   BLOCK_BITS auto threshold for block RAM, in bits (default 4096).
+//   BLOCK_BITS   auto: fewer bits than this always go to LUT RAM (default 4096).
+//   LUTRAM_DEPTH auto: memories of at most this many entries go to LUT RAM whatever their
+//                width (default 64). Why: a RAMB36 is at most 72 bits wide (512 deep), so a
+//                shallow wide FIFO takes BRAM by width and uses a sliver of each: 20 x 2,816
+//                bits took 39.5 BRAM36 (of the PYNQ-Z2's 140) at 1.5% fill. As LUT RAM it is
+//                ceil(W/6) RAM32M up to 32 entries, ceil(W/3) RAM64M up to 64 (4 LUTs each):
+//                470 RAM32M = 1,880 LUTs. Up to 64 entries a BRAM36 holds at most 64 x 72 =
+//                4,608 of its 36,864 bits, which LUT RAM stores in 24 RAM64M (96 LUTs), well
+//                under the ~380 LUTs a BRAM36 stands for on a Zynq-7020 (53,200 / 140).
 // Ports
 //   clk, rst                  clock; synchronous active-high reset (empties the FIFO and clears
 //                             max_count).
@@ -30,7 +39,8 @@ module fd_fifo #(
     parameter integer WIDTH = 8,
     parameter integer DEPTH = 2,
     parameter integer RAM_STYLE = 0,
-    parameter integer BLOCK_BITS = 4096
+    parameter integer BLOCK_BITS = 4096,
+    parameter integer LUTRAM_DEPTH = 64
 ) (
     input  wire                     clk,
     input  wire                     rst,
@@ -47,7 +57,7 @@ module fd_fifo #(
     localparam integer MD = (DEPTH > 1) ? DEPTH - 1 : 1;   // memory entries
     localparam integer PW = (MD > 1) ? $clog2(MD) : 1;     // pointer bits
     localparam integer STYLE = (RAM_STYLE != 0) ? RAM_STYLE
-                             : ((WIDTH * MD >= BLOCK_BITS) ? 1 : 2);
+                             : ((WIDTH * MD >= BLOCK_BITS && MD > LUTRAM_DEPTH) ? 1 : 2);
 
     reg [WIDTH-1:0] oreg;
     reg             ovalid;
