@@ -63,8 +63,12 @@ from .log import progress
 
 FAMILIES = {"xc7": "xc7", "xcup": "xcup", "xcu": "xcu"}
 _FF = ("FDRE", "FDSE", "FDCE", "FDPE")
-_LUTRAM = ("RAM32M", "RAM64M", "RAM32X1D", "RAM64X1D", "RAM128X1D", "RAM256X1S", "RAM32M16", "RAM64M8",
-           "SRL16E", "SRLC32E")
+#: LUT RAM and shift-register primitives, with the LUT sites each takes in a SLICEM. Vivado's
+#: "Slice LUTs" is LUT as logic plus LUT as memory, so a fit verdict counts both (UG474 ch. 2:
+#: RAM32M/RAM64M use the four LUTs of a slice, the dual-port 1-bit RAMs two, an SRL one).
+_LUTRAM_SITES = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1S": 4,
+                 "RAM32M16": 8, "RAM64M8": 8, "SRL16E": 1, "SRLC32E": 1}
+_LUTRAM = tuple(_LUTRAM_SITES)
 
 
 @dataclass
@@ -84,6 +88,12 @@ class ResourceReport:
     cached: bool = False
     method: str = "flat"
     pieces: int = 1
+    lut_as_memory: int = 0   # LUT sites the LUT RAM/SRL cells take (``lutram`` counts cells)
+
+    @property
+    def lut_total(self) -> int:
+        """Slice LUTs as Vivado counts them against the device: logic plus memory."""
+        return self.lut + self.lut_as_memory
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -117,6 +127,7 @@ def count_resources(cells: dict) -> dict:
         "dsp": get("DSP48E1", "DSP48E2"),
         "bram36": get("RAMB36E1", "RAMB36E2") + 0.5 * get("RAMB18E1", "RAMB18E2"),
         "lutram": get(*_LUTRAM),
+        "lut_as_memory": sum(n * int(cells.get(c, 0)) for c, n in _LUTRAM_SITES.items()),
     }
 
 
@@ -523,7 +534,7 @@ class FitVerdict:
 
 def fit_check(rep: ResourceReport, board: Board, margin: float = 1.0) -> FitVerdict:
     """Compare with the board budget. ``margin`` < 1 keeps headroom (e.g. 0.8 = use at most 80%)."""
-    used = {"LUT": rep.lut, "FF": rep.ff, "DSP": rep.dsp, "BRAM36": rep.bram36}
+    used = {"LUT": rep.lut_total, "FF": rep.ff, "DSP": rep.dsp, "BRAM36": rep.bram36}
     util = {}
     over = []
     for k, v in used.items():
@@ -544,7 +555,7 @@ def latency_ns(cycles: int, board: Board) -> float:
     return cycles * 1000.0 / board.pl_clock_mhz
 
 
-RESOURCE_KEYS = (("LUT", "lut"), ("FF", "ff"), ("DSP", "dsp"), ("BRAM36", "bram36"))
+RESOURCE_KEYS = (("LUT", "lut_total"), ("FF", "ff"), ("DSP", "dsp"), ("BRAM36", "bram36"))
 
 
 def resource_table(rep: ResourceReport, board: Board, predicted: dict | None = None) -> list[dict]:
@@ -556,6 +567,8 @@ def resource_table(rep: ResourceReport, board: Board, predicted: dict | None = N
         used, avail = getattr(rep, attr), board.budget[key]
         row = {"resource": key, "yosys": used, "budget": avail,
                "percent": round(100.0 * used / avail, 1) if avail else None}
+        if key == "LUT":
+            row.update(logic=rep.lut, memory=rep.lut_as_memory)
         if predicted is not None and key in predicted:
             row["predicted"] = predicted[key]
         rows.append(row)

@@ -584,12 +584,12 @@ def step_estimate(st: FlowState) -> None:
     for name, board, res in zip(names, boards, reports):
         verdict = fit_check(res, board, margin=opts.margin)
         st.resources[name] = (res, verdict)
-        progress(f"estimate: {name}: {res.lut:,} LUT, {res.ff:,} FF, {res.carry:,} CARRY, {res.dsp} DSP, "
+        progress(f"estimate: {name}: {res.lut_total:,} LUT ({res.lut:,} logic, {res.lut_as_memory:,} as memory), {res.ff:,} FF, {res.carry:,} CARRY, {res.dsp} DSP, "
                  f"{res.bram36:g} BRAM36, {res.logic_levels} logic levels; {verdict.message}")
     first = names[0]
     res, verdict = st.resources[first]
     board = _board(first)
-    st.report.set(lut=res.lut, ff=res.ff, dsp=res.dsp, bram36=res.bram36, logic_levels=res.logic_levels,
+    st.report.set(lut=res.lut_total, ff=res.ff, dsp=res.dsp, bram36=res.bram36, logic_levels=res.logic_levels,
                   latency_ns=latency_ns(st.rtl.spec.total_latency, board), yosys_s=res.yosys_seconds,
                   estimate_method=f"{res.method}, {res.pieces} pieces",  # split falls back to flat
                   **{f"fit_{b}": v.message for b, (_, v) in st.resources.items()})

@@ -35,6 +35,22 @@ def test_resource_classes_from_cells():
     assert (r["lut"], r["ff"], r["carry"], r["dsp"], r["bram36"]) == (127, 7, 3, 2, 2.5)
 
 
+def test_lut_ram_counts_against_the_lut_budget():
+    """Vivado's Slice LUTs are logic plus memory: a RAM32M takes the four LUTs of its slice, an
+    SRL one. A design whose logic fits but whose LUT RAM does not must not be called a fit."""
+    cells = {"LUT6": 40_000, "RAM32M": 2_000, "RAM64M": 100, "RAM32X1D": 10, "SRLC32E": 7, "SRL16E": 3}
+    r = estimate.count_resources(cells)
+    assert (r["lut"], r["lutram"], r["lut_as_memory"]) == (40_000, 2_120, 8_000 + 400 + 20 + 10)
+    rep = _report(**r)
+    assert rep.lut_total == 48_430
+    z2 = boards.load_board("pynq-z2")          # 53,200 LUTs
+    assert estimate.fit_check(_report(lut=40_000, lutram=0), z2).fits
+    verdict = estimate.fit_check(rep, z2, margin=0.85)
+    assert not verdict.fits and "LUT 48,430" in verdict.message
+    lut_row = estimate.resource_table(rep, z2)[0]
+    assert (lut_row["resource"], lut_row["yosys"], lut_row["logic"], lut_row["memory"]) == ("LUT", 48_430, 40_000, 8_430)
+
+
 @pytest.mark.slow
 def test_ultrascale_family_uses_dsp48e2():
     r = estimate.synthesize([DUMMY_CORE_SOURCE], DUMMY_CORE_MODULE, "xcup")

@@ -83,7 +83,7 @@ def hardware_cost(model, x: np.ndarray, cost_model: str = "da4ml", *, latency_cu
                                **({"clock_period": clock_period} if clock_period else {}))
         rep = synthesize(design.sources, design.core, family, data_files=design.memfiles,
                          source_info=design.source_info)
-        return HardwareCost(luts=float(rep.lut), dsp=rep.dsp, latency_cycles=design.register_depth,
+        return HardwareCost(luts=float(rep.lut_total), dsp=rep.dsp, latency_cycles=design.register_depth,
                             register_bits=design.register_bits, ff=rep.ff, cost_model="yosys",
                             seconds=round(time.perf_counter() - t0, 2))
     finally:
