@@ -589,9 +589,9 @@ def choose(graph: HwGraph, board, target_ips: float | None = None, clock_mhz: fl
         if not target_ips > 0:
             raise ConfigError(f"target must be a positive number of inferences/s, got {target_ips!r}")
         target_cycles = math.floor(clock * 1e6 / target_ips * (1 + 1e-12))  # a plan's own inf/s reaches it
-        p = plan_at(target_cycles) if target_cycles >= floor else None
-        if p is not None and p.fits:
-            return p
+        at_target = plan_at(target_cycles) if target_cycles >= floor else None
+        if at_target is not None and at_target.fits:
+            return at_target
     # Bisection over the cycle counts the nodes can take (resources fall as cycles grow).
     cands = sorted({c for n in mvs for pe in legal_pe(n) for s in legal_simd(n)
                     if (c := max(mvu_cycles(n, Fold(pe, s)), swg_cycles(n))) >= floor} | {floor})
@@ -610,17 +610,15 @@ def choose(graph: HwGraph, board, target_ips: float | None = None, clock_mhz: fl
                 f"{graph.name}: even the slowest folding does not fit {board.name} "
                 f"(over budget: {', '.join(slowest.over_budget())})", None, slowest.over_budget()[0])
         return best
-    faster = None
     if target_cycles < floor:
         binding = f"layer {floor_node!r} (its structure: {floor:,} cycles/frame at full parallelism)"
-    else:
-        faster = plan_at(target_cycles)
-        binding = faster.over_budget()[0] if faster is not None else f"layer {floor_node!r}"
+    else:   # the target's folding, planned above, is over budget (or the structure misses it)
+        binding = at_target.over_budget()[0] if at_target is not None else f"layer {floor_node!r}"
     reach = (f"the best that fits is {best.inferences_per_s:,.1f} inf/s ({best.cycles_per_frame:,} cycles/frame)"
              if best is not None else "no folding fits at all")
     raise TargetUnreachableError(
         f"{graph.name}: {target_ips:,.1f} inf/s at {clock:g} MHz ({target_cycles:,} cycles/frame) is not reachable "
-        f"on {board.name}; {reach}; binding: {binding}", best, binding, faster)
+        f"on {board.name}; {reach}; binding: {binding}", best, binding, at_target)
 
 
 # --------------------------------------------------------------------------------------------
