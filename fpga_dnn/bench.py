@@ -333,6 +333,7 @@ def _measure_stream(conv, graph, plan, x, keras_out, csim_out, folder: Path, boa
     resources beside the folding model's."""
     from .errors import FpgaDnnError
     from .estimate import fit_check, resource_table, synthesize_design
+    from .hw.folding import DEFAULT_LUT_FRACTION
     from .simulate.stream_emulator import build_emulator
     from .rtl.stream.stitch import write_stream_design
 
@@ -369,8 +370,7 @@ def _measure_stream(conv, graph, plan, x, keras_out, csim_out, folder: Path, boa
         row["yosys_lut_logic"], row["yosys_lut_as_memory"] = rep.lut, rep.lut_as_memory   # yosys_lut = both
         row["yosys_fits"] = fit_check(rep, board).fits
         # the issue's target: LUT (logic + memory) <= 85% of the device, DSP and BRAM36 within it
-        row["yosys_fits_85pct_lut"] = (rep.lut_total <= 0.85 * board.budget["LUT"] and rep.dsp <= board.budget["DSP"]
-                                       and rep.bram36 <= board.budget["BRAM36"])
+        row["yosys_fits_85pct_lut"] = fit_check(rep, board, lut_margin=DEFAULT_LUT_FRACTION).fits
         row["yosys_s"] = rep.yosys_seconds
         row["yosys_method"], row["yosys_pieces"] = rep.method, rep.pieces
     return row

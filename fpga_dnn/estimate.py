@@ -532,17 +532,19 @@ class FitVerdict:
     message: str
 
 
-def fit_check(rep: ResourceReport, board: Board, margin: float = 1.0) -> FitVerdict:
-    """Compare with the board budget. ``margin`` < 1 keeps headroom (e.g. 0.8 = use at most 80%)."""
+def fit_check(rep: ResourceReport, board: Board, margin: float = 1.0, lut_margin: float | None = None) -> FitVerdict:
+    """Compare with the board budget. ``margin`` < 1 keeps headroom (e.g. 0.8 = use at most 80%);
+    ``lut_margin`` (default ``margin``) is the LUTs' own, e.g. 0.85 for room to route."""
     used = {"LUT": rep.lut_total, "FF": rep.ff, "DSP": rep.dsp, "BRAM36": rep.bram36}
     util = {}
     over = []
     for k, v in used.items():
         avail = board.budget[k]
+        share = lut_margin if k == "LUT" and lut_margin is not None else margin
         pct = 100.0 * v / avail if avail else (0.0 if v == 0 else float("inf"))
         util[k] = (v, avail, round(pct, 1))
-        if v > avail * margin:
-            over.append(f"{k} {v:,} > {avail * margin:,.0f} ({pct:.0f}%, over by {v - avail * margin:,.0f})")
+        if v > avail * share:
+            over.append(f"{k} {v:,} > {avail * share:,.0f} ({pct:.0f}%, over by {v - avail * share:,.0f})")
     if over:
         msg = f"does NOT fit {board.name}: " + "; ".join(over)
     else:

@@ -47,6 +47,10 @@ def test_lut_ram_counts_against_the_lut_budget():
     assert estimate.fit_check(_report(lut=40_000, lutram=0), z2).fits
     verdict = estimate.fit_check(rep, z2, margin=0.85)
     assert not verdict.fits and "LUT 48,430" in verdict.message
+    # the LUTs' own headroom (the bench's 85% criterion) leaves the other resources at 100%
+    assert not estimate.fit_check(rep, z2, lut_margin=0.85).fits
+    assert estimate.fit_check(_report(lut=45_000, dsp=200), z2, lut_margin=0.85).fits      # 84.6%, DSP 91%
+    assert not estimate.fit_check(_report(lut=45_000, dsp=200), z2, margin=0.85).fits      # DSP over 85%
     lut_row = estimate.resource_table(rep, z2)[0]
     assert (lut_row["resource"], lut_row["yosys"], lut_row["logic"], lut_row["memory"]) == ("LUT", 48_430, 40_000, 8_430)
 
