@@ -52,6 +52,13 @@ class SourceInfo:
     modules: tuple = ()
     memfile_defaults: tuple = ()
 
+    def to_dict(self) -> dict:
+        return {"modules": list(self.modules), "memfile_defaults": list(self.memfile_defaults)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "SourceInfo":
+        return cls(tuple(d["modules"]), tuple(d["memfile_defaults"]))
+
 
 def source_infos(pairs) -> dict:
     """``{str(path): SourceInfo}`` from ``(path, SourceInfo)`` pairs (the key form a Design uses)."""
@@ -141,8 +148,7 @@ class Design:
             "pipeline": None if p is None else {
                 "core": p.core, "source": str(p.source), "clock": p.clock,
                 "stages": [[s.module, str(s.source), s.in_bits, s.out_bits] for s in p.stages]},
-            "source_info": {k: {"modules": list(v.modules), "memfile_defaults": list(v.memfile_defaults)}
-                            for k, v in self.source_info.items()},
+            "source_info": {k: v.to_dict() for k, v in self.source_info.items()},
         }
 
     def save(self) -> Path:
@@ -179,5 +185,4 @@ class Design:
                                         else Path(m["source"]), dict(m.get("parameters", {})))
                                  for m in d["modules"]),
                    pipeline=pipeline,
-                   source_info={k: SourceInfo(tuple(v["modules"]), tuple(v["memfile_defaults"]))
-                                for k, v in d["source_info"].items()})
+                   source_info={k: SourceInfo.from_dict(v) for k, v in d["source_info"].items()})

@@ -150,8 +150,7 @@ class RtlDesign:
         d["sources"] = [Path(p) for p in d["sources"]]
         d["memfiles"] = [Path(p) for p in d["memfiles"]]
         d.setdefault("stages", [])
-        d["source_info"] = {k: SourceInfo(tuple(v["modules"]), tuple(v["memfile_defaults"]))
-                            for k, v in d.get("source_info", {}).items()}
+        d["source_info"] = {k: SourceInfo.from_dict(v) for k, v in d.get("source_info", {}).items()}
         d["input_format"] = FixedFormat(**d["input_format"])
         d["output_format"] = FixedFormat(**d["output_format"])
         d["input_shape"], d["output_shape"] = tuple(d["input_shape"]), tuple(d["output_shape"])
