@@ -13,7 +13,7 @@ tcl or bridge file.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -65,12 +65,8 @@ class HlsInterface:
     directory: Optional[Path] = None
 
     def to_dict(self) -> dict:
-        def port(p: IoPort) -> dict:
-            fixed = None if p.fixed is None else {"signed": p.fixed.signed, "width": p.fixed.width,
-                                                  "integer": p.fixed.integer, "rounding": p.fixed.rounding,
-                                                  "overflow": p.fixed.overflow}
-            return {"name": p.name, "type_name": p.type_name, "shape": list(p.shape), "fixed": fixed,
-                    "pack": p.pack, "reason": p.reason}
+        def port(p: IoPort) -> dict:   # FixedFormat's fields, as load's FixedFormat(**f) takes them
+            return {**asdict(p), "shape": list(p.shape)}
 
         return {"interface_version": INTERFACE_VERSION, "project": self.project, "io_type": self.io_type,
                 "backend": self.backend, "part": self.part, "clock_period": self.clock_period,
