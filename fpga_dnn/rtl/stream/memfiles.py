@@ -21,9 +21,19 @@ class MemFileError(FpgaDnnError):
     """Weights or biases that do not fit the module parameters they are written for."""
 
 
+#: Library modules that instantiate others (a source list naming the first needs the rest).
+REQUIRES = {"fd_pool": ("fd_swg",), "fd_requant": ("fd_cast",), "fd_mvu": ("fd_cast",)}
+
+
 def hdl_sources(*modules: str) -> list[Path]:
-    """Paths of the named library modules, e.g. ``hdl_sources('fd_swg', 'fd_mvu')``."""
-    paths = [HDL_DIR / f"{m}.v" for m in modules]
+    """Paths of the named library modules and of those they instantiate (:data:`REQUIRES`),
+    each once, e.g. ``hdl_sources('fd_swg', 'fd_mvu')``."""
+    names: list[str] = []
+    for m in modules:
+        for d in (m, *REQUIRES.get(m, ())):
+            if d not in names:
+                names.append(d)
+    paths = [HDL_DIR / f"{m}.v" for m in names]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
         known = sorted(p.stem for p in HDL_DIR.glob("fd_*.v"))

@@ -308,10 +308,8 @@ class _Writer:
     def requants(self, s: Stream, chain: tuple[Requant, ...], label: str, node: str) -> Stream:
         for j, rq in enumerate(chain):
             out = self.wire(f"{label}_rq{j}", s.elems, rq.out.width, rq.out.signed, f"{node} (requant {j})")
-            self.inst("fd_requant", f"{label}_rq{j}", {
-                "N": s.elems, "AW": s.width, "ISIGNED": int(s.signed), "SHIFT": rq.shift, "OW": rq.out.width,
-                "OSIGNED": int(rq.out.signed), "ROUND": rq.round_code, "SAT": rq.sat_code, "RELU": int(rq.relu),
-            }, self.io(s, out), node)
+            self.inst("fd_requant", f"{label}_rq{j}", {"N": s.elems, "AW": s.width, "ISIGNED": int(s.signed),
+                                                       **cast_parameters(rq, fused=False)}, self.io(s, out), node)
             s = out
         return s
 
@@ -331,12 +329,20 @@ class _Writer:
             node.w, node.bias, node.fold.pe, node.fold.simd, node.weight_width, node.acc_width,
             self.mem_dir / f"{lab}_w.mem", self.mem_dir / f"{lab}_b.mem")
         self.memfiles += [wpath, bpath]
-        acc = self.wire(f"{lab}_acc", node.n, node.acc_width, True, f"{node.name} (MVU)")
-        self.inst("fd_mvu", f"{lab}_mvu", {
+        params = {
             "K": node.k, "N": node.n, "SIMD": node.fold.simd, "PE": node.fold.pe, "IN_ELEMS": node.in_elems,
             "IW": s.width, "ISIGNED": int(s.signed), "WW": node.weight_width, "AW": node.acc_width, "BIAS": 1,
-            "WEIGHT_FILE": wpath.name, "BIAS_FILE": bpath.name}, self.io(s, acc), node.name)
-        return self.requants(acc, node.requant, lab, node.name)
+            "WEIGHT_FILE": wpath.name, "BIAS_FILE": bpath.name}
+        chain = node.requant
+        if chain:
+            # the first cast runs in the MVU's PE lanes as each output group finishes (RQ = 1):
+            # PE casts instead of N, and the output register holds the narrow elements
+            params.update(cast_parameters(chain[0]))
+            acc = self.wire(f"{lab}_acc", node.n, chain[0].out.width, chain[0].out.signed, f"{node.name} (MVU)")
+        else:
+            acc = self.wire(f"{lab}_acc", node.n, node.acc_width, True, f"{node.name} (MVU)")
+        self.inst("fd_mvu", f"{lab}_mvu", params, self.io(s, acc), node.name)
+        return self.requants(acc, chain[1:], lab, node.name)
 
     def affine(self, node: AffineNode, s: Stream) -> Stream:
         lab = _ident(node.name)
@@ -406,6 +412,14 @@ class _Writer:
         ports.update({"m_tdata": shared, "m_tvalid": cat("tvalid"), "m_tready": cat("tready")})
         self.inst("fd_fork", f"{s.name}_fork", {"WIDTH": s.bits, "N_OUT": n_out}, ports, node)
         return outs
+
+
+def cast_parameters(rq: Requant, fused: bool = True) -> dict:
+    """The Verilog parameters of one cast (fd_cast's, as fd_requant and fd_mvu take them); ``fused``:
+    with fd_mvu's ``RQ = 1`` that turns its cast on."""
+    p = {"SHIFT": rq.shift, "OW": rq.out.width, "OSIGNED": int(rq.out.signed), "ROUND": rq.round_code,
+         "SAT": rq.sat_code, "RELU": int(rq.relu)}
+    return {"RQ": 1, **p} if fused else p
 
 
 def _check_supported(graph: HwGraph) -> None:

@@ -21,12 +21,17 @@
 //              two's complement) at bits [p*AW +: AW].
 //   ROM_STYLE  weight ROM: 0 auto (block RAM when it holds >= 16384 bits and >= 32 words),
 //              1 block RAM (rom_style "block"), 2 distributed (LUTs).
+//   RQ         1: each finished accumulator is cast (fd_cast) as its PE lane finishes, so the
+//              output holds N elements of OW bits, not AW: PE casts instead of N, and N*OW
+//              output bits instead of N*AW. 0: the raw accumulators (AW bits each).
+//   SHIFT, OW, OSIGNED, ROUND, SAT, RELU   the cast when RQ = 1 (as fd_cast's; unused for 0).
 // Ports
 //   clk, rst                                 clock; synchronous active-high reset.
 //   s_tdata[IN_ELEMS*IW-1:0], s_tvalid, s_tready  input beats; element i at [i*IW +: IW];
 //                                            beat b of a vector carries x[b*IN_ELEMS + i].
 //                                            s_tready is a register output.
-//   m_tdata[N*AW-1:0], m_tvalid, m_tready    one beat per vector: acc[n] at [n*AW +: AW].
+//   m_tdata[N*EW-1:0], m_tvalid, m_tready    one beat per vector: element n at [n*EW +: EW],
+//                                            EW = OW (RQ = 1: cast(acc[n])) or AW (acc[n]).
 // Structure: the input vector is written into one of two banks (double buffer) while the other
 // is read, so the next vector is computed without idle cycles. Each cycle one (nf, kf) step
 // reads SIMD inputs and PE*SIMD weights (synchronous ROM read), multiplies them (registered
@@ -51,14 +56,21 @@ module fd_mvu #(
     parameter integer BIAS = 0,
     parameter WEIGHT_FILE = "weights.mem",
     parameter BIAS_FILE = "bias.mem",
-    parameter integer ROM_STYLE = 0
+    parameter integer ROM_STYLE = 0,
+    parameter integer RQ = 0,
+    parameter integer SHIFT = 0,
+    parameter integer OW = 8,
+    parameter integer OSIGNED = 1,
+    parameter integer ROUND = 0,
+    parameter integer SAT = 0,
+    parameter integer RELU = 0
 ) (
     input  wire                   clk,
     input  wire                   rst,
     input  wire [IN_ELEMS*IW-1:0] s_tdata,
     input  wire                   s_tvalid,
     output wire                   s_tready,
-    output wire [N*AW-1:0]        m_tdata,
+    output wire [N*(RQ ? OW : AW)-1:0] m_tdata,
     output wire                   m_tvalid,
     input  wire                   m_tready
 );
@@ -74,8 +86,14 @@ module fd_mvu #(
     localparam integer WSTYLE = (ROM_STYLE != 0) ? ROM_STYLE
                               : ((WD >= 32 && WD * WWORD >= 16384) ? 1 : 2);
     localparam integer PW = IW + 1 + WW;                               // signed product bits
-    localparam integer EXW = (AW > PW) ? AW : PW;
+    localparam integer EXW = (AW > PW) ? AW : PW;                      // >= TW
     localparam integer TP = (SIMD <= 1) ? 1 : (1 << $clog2(SIMD));     // adder-tree leaves
+    localparam integer EW = RQ ? OW : AW;                              // output element bits
+    // products and their per-PE sum: exact in TW0 bits (PW-bit products, TP leaves), so the
+    // tree is that wide, sign-extended into the AW-bit accumulator; when AW is narrower the
+    // tree wraps at AW like the accumulator (the sum mod 2^AW either way)
+    localparam integer TW0 = PW + ((TP > 1) ? $clog2(TP) : 0);
+    localparam integer TW = (TW0 < AW) ? TW0 : AW;
 
     function integer bits(input integer n);   // bits of a counter 0..n-1
         bits = (n > 1) ? $clog2(n) : 1;
@@ -234,7 +252,7 @@ module fd_mvu #(
     reg           vb, b_first, b_klast, b_vlast;
     reg [NFB-1:0] b_nf;
     reg [PE*AW-1:0] bb;
-    reg [PE*SIMD*AW-1:0] prod;
+    reg [PE*SIMD*TW-1:0] prod;
     generate
     for (p = 0; p < PE; p = p + 1) begin : g_pe
         for (s = 0; s < SIMD; s = s + 1) begin : g_simd
@@ -243,7 +261,7 @@ module fd_mvu #(
             wire signed [IW:0] xv = ISIGNED ? {xr[IW-1], xr} : {1'b0, xr};
             wire signed [PW-1:0] m = wv * xv;
             wire signed [EXW-1:0] mx = m;
-            always @(posedge clk) if (en) prod[(p*SIMD + s)*AW +: AW] <= mx[AW-1:0];
+            always @(posedge clk) if (en) prod[(p*SIMD + s)*TW +: TW] <= mx[TW-1:0];
         end
     end
     endgenerate
@@ -259,25 +277,25 @@ module fd_mvu #(
         end
     end
 
-    // stage C: per-PE sum of the SIMD products (balanced adder tree, AW-bit wrap-around)
+    // stage C: per-PE sum of the SIMD products (balanced adder tree, TW bits)
     reg           vc, c_first, c_klast, c_vlast;
     reg [NFB-1:0] c_nf;
     reg [PE*AW-1:0] cb;
-    reg [PE*AW-1:0] psum;
+    reg [PE*TW-1:0] psum;
     generate
     for (p = 0; p < PE; p = p + 1) begin : g_tree
-        wire [(2*TP-1)*AW-1:0] tr;      // node i = tr[i*AW +: AW]; leaves TP-1 .. 2*TP-2
+        wire [(2*TP-1)*TW-1:0] tr;      // node i = tr[i*TW +: TW]; leaves TP-1 .. 2*TP-2
         for (t = 0; t < TP; t = t + 1) begin : g_leaf
             if (t < SIMD) begin : g_p
-                assign tr[(TP-1+t)*AW +: AW] = prod[(p*SIMD + t)*AW +: AW];
+                assign tr[(TP-1+t)*TW +: TW] = prod[(p*SIMD + t)*TW +: TW];
             end else begin : g_z
-                assign tr[(TP-1+t)*AW +: AW] = {AW{1'b0}};
+                assign tr[(TP-1+t)*TW +: TW] = {TW{1'b0}};
             end
         end
         for (t = 0; t < TP - 1; t = t + 1) begin : g_node
-            assign tr[t*AW +: AW] = tr[(2*t+1)*AW +: AW] + tr[(2*t+2)*AW +: AW];
+            assign tr[t*TW +: TW] = tr[(2*t+1)*TW +: TW] + tr[(2*t+2)*TW +: TW];
         end
-        always @(posedge clk) if (en) psum[p*AW +: AW] <= tr[0 +: AW];
+        always @(posedge clk) if (en) psum[p*TW +: TW] <= tr[0 +: TW];
     end
     endgenerate
     always @(posedge clk) begin
@@ -294,13 +312,22 @@ module fd_mvu #(
 
     // stage D: accumulate; finished groups go to res, a finished vector to the output register
     reg [PE*AW-1:0] acc;
-    reg [N*AW-1:0]  res;
-    reg [N*AW-1:0]  oreg;
+    reg [N*EW-1:0]  res;
+    reg [N*EW-1:0]  oreg;
     reg             ovalid;
     wire [PE*AW-1:0] accn;
+    wire [PE*EW-1:0] outn;             // the finished group's elements as the output holds them
     generate
     for (p = 0; p < PE; p = p + 1) begin : g_acc
-        assign accn[p*AW +: AW] = (c_first ? cb[p*AW +: AW] : acc[p*AW +: AW]) + psum[p*AW +: AW];
+        wire signed [TW-1:0] ps = psum[p*TW +: TW];
+        wire signed [AW-1:0] psx = ps;                      // sign-extended (TW <= AW)
+        assign accn[p*AW +: AW] = (c_first ? cb[p*AW +: AW] : acc[p*AW +: AW]) + psx;
+        if (RQ != 0) begin : g_cast
+            fd_cast #(.AW(AW), .ISIGNED(1), .SHIFT(SHIFT), .OW(OW), .OSIGNED(OSIGNED), .ROUND(ROUND),
+                      .SAT(SAT), .RELU(RELU)) cast (.a(accn[p*AW +: AW]), .y(outn[p*EW +: EW]));
+        end else begin : g_raw
+            assign outn[p*EW +: EW] = accn[p*AW +: AW];
+        end
     end
     endgenerate
     wire done = vc && c_vlast;
@@ -308,14 +335,14 @@ module fd_mvu #(
     always @(posedge clk) begin
         if (en && vc) begin
             acc <= accn;
-            if (c_klast) res[c_nf*(PE*AW) +: PE*AW] <= accn;
+            if (c_klast) res[c_nf*(PE*EW) +: PE*EW] <= outn;
         end
     end
     generate
     if (NF > 1) begin : g_out
-        always @(posedge clk) if (en && done) oreg <= {accn, res[0 +: (NF-1)*PE*AW]};
+        always @(posedge clk) if (en && done) oreg <= {outn, res[0 +: (NF-1)*PE*EW]};
     end else begin : g_out1
-        always @(posedge clk) if (en && done) oreg <= accn;
+        always @(posedge clk) if (en && done) oreg <= outn;
     end
     endgenerate
     always @(posedge clk) begin
