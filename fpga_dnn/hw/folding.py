@@ -352,8 +352,12 @@ def node_resources(node: Node, fold: Fold | None = None) -> Resources:
             ff += depth * word
         else:
             lut += math.ceil(depth / 64) * word
-        lut += node.n * node.out_bits * m["lut_per_requant_bit"] + m["unit_overhead_lut"]
-        ff += node.n * node.acc_width + m["unit_overhead_ff"]           # output register
+        # the first cast runs in the PE lanes (fd_mvu RQ = 1), the rest of the chain per element
+        chain = node.requant
+        ew = chain[0].out.width if chain else node.acc_width
+        lut += f.pe * ew * m["lut_per_requant_bit"] + m["unit_overhead_lut"]
+        lut += sum(node.n * rq.out.width * m["lut_per_requant_bit"] for rq in chain[1:])
+        ff += node.n * ew + m["unit_overhead_ff"]                       # output register
         if swg_cycles(node):
             w = node.window
             _, wp = _padded_hw(node)

@@ -29,10 +29,18 @@
 //   clk, rst                                 clock; synchronous active-high reset.
 //   s_tdata[IN_ELEMS*IW-1:0], s_tvalid, s_tready  input beats; element i at [i*IW +: IW];
 //                                            beat b of a vector carries x[b*IN_ELEMS + i].
-//                                            s_tready is a register output.
+//                                            s_tready is a register output, except with one
+//                                            beat per vector (see Structure).
 //   m_tdata[N*EW-1:0], m_tvalid, m_tready    one beat per vector: element n at [n*EW +: EW],
 //                                            EW = OW (RQ = 1: cast(acc[n])) or AW (acc[n]).
 // Structure: the input vector is written into one of two banks (double buffer) while the other
+// is read, so the next vector is computed without idle cycles. With one beat per vector (a
+// Conv's window: IN_ELEMS = K) the store is a single register bank instead: the next window is
+// taken in the cycle that issues the last step of the current one (s_tready = bank empty or
+// that last step), as the stage-A register already holds what the step reads - no idle cycle,
+// half the registers, and no LUT RAM for a 2-word memory thousands of bits wide. Finished output
+// groups shift into a register chain (no write-address decode per output bit).
+//
 // is read, so the next vector is computed without idle cycles. Each cycle one (nf, kf) step
 // reads SIMD inputs and PE*SIMD weights (synchronous ROM read), multiplies them (registered
 // products: DSP48 MREG), sums each PE's SIMD products (adder tree, registered) and accumulates.
@@ -105,6 +113,7 @@ module fd_mvu #(
     localparam integer LDB = bits(LD);
     localparam integer RB  = bits(R);
     localparam integer IAB = bits(2 * LD);
+    localparam integer SB  = (NB == 1) ? 1 : 0;                        // single register bank
 
     // parameter checks: an instance of a module that does not exist stops elaboration
     generate
@@ -119,7 +128,6 @@ module fd_mvu #(
     reg           wbank, rbank;
     reg [LB-1:0]  w_lane;
     reg [LDB-1:0] w_word;
-    assign s_tready = !bank_full[wbank];
     wire wr = s_tvalid && s_tready;
     wire w_last = (w_lane == L - 1) && (w_word == LD - 1);
 
@@ -133,6 +141,7 @@ module fd_mvu #(
     wire issue = en && bank_full[rbank];
     wire k_last = (kf == KF - 1);
     wire v_last = k_last && (nf == NF - 1);
+    assign s_tready = SB ? (!bank_full[0] || (issue && v_last)) : !bank_full[wbank];
 
     always @(posedge clk) begin
         if (rst) begin
@@ -154,7 +163,7 @@ module fd_mvu #(
                 end else begin
                     w_lane <= w_lane + 1'b1;
                 end
-                if (w_last) begin
+                if (w_last && SB == 0) begin
                     bank_full[wbank] <= 1'b1;
                     wbank <= ~wbank;
                 end
@@ -175,10 +184,15 @@ module fd_mvu #(
                         r_slice <= r_slice + 1'b1;
                     end
                 end
-                if (v_last) begin
+                if (v_last && SB == 0) begin
                     bank_full[rbank] <= 1'b0;
                     rbank <= ~rbank;
                 end
+            end
+            // single bank: emptied by the last step, refilled by the write (which wins)
+            if (SB != 0) begin
+                if (wr) bank_full[0] <= 1'b1;
+                else if (issue && v_last) bank_full[0] <= 1'b0;
             end
         end
     end
@@ -189,14 +203,24 @@ module fd_mvu #(
     wire [L*XWW-1:0] xa;                // L lanes of IN_ELEMS elements
     genvar l, p, s, t;
     generate
-    for (l = 0; l < L; l = l + 1) begin : g_lane
-        reg [XWW-1:0] ibuf [0:2*LD-1];
+    if (SB != 0) begin : g_single      // L = 1
+        reg [XWW-1:0] bank;
         reg [XWW-1:0] q;
         always @(posedge clk) begin
-            if (wr && w_lane == l) ibuf[w_iaddr] <= s_tdata;
-            if (issue) q <= ibuf[r_iaddr];
+            if (wr) bank <= s_tdata;
+            if (issue) q <= bank;
         end
-        assign xa[l*XWW +: XWW] = q;
+        assign xa = q;
+    end else begin : g_double
+        for (l = 0; l < L; l = l + 1) begin : g_lane
+            reg [XWW-1:0] ibuf [0:2*LD-1];
+            reg [XWW-1:0] q;
+            always @(posedge clk) begin
+                if (wr && w_lane == l) ibuf[w_iaddr] <= s_tdata;
+                if (issue) q <= ibuf[r_iaddr];
+            end
+            assign xa[l*XWW +: XWW] = q;
+        end
     end
     endgenerate
 
@@ -312,7 +336,8 @@ module fd_mvu #(
 
     // stage D: accumulate; finished groups go to res, a finished vector to the output register
     reg [PE*AW-1:0] acc;
-    reg [N*EW-1:0]  res;
+    localparam integer RESW = ((NF > 1) ? NF - 1 : 1) * PE * EW;       // groups 0 .. NF-2
+    reg [RESW-1:0]  res;
     reg [N*EW-1:0]  oreg;
     reg             ovalid;
     wire [PE*AW-1:0] accn;
@@ -335,12 +360,18 @@ module fd_mvu #(
     always @(posedge clk) begin
         if (en && vc) begin
             acc <= accn;
-            if (c_klast) res[c_nf*(PE*EW) +: PE*EW] <= outn;
         end
     end
     generate
+    // group nf enters at the top and moves down one group per finished group: when group NF-1
+    // finishes, res holds groups NF-2 .. 0 from the top down
+    if (NF > 2) begin : g_shift
+        always @(posedge clk) if (en && vc && c_klast) res <= {outn, res[RESW-1:PE*EW]};
+    end else begin : g_hold
+        always @(posedge clk) if (en && vc && c_klast) res <= outn;
+    end
     if (NF > 1) begin : g_out
-        always @(posedge clk) if (en && done) oreg <= {outn, res[0 +: (NF-1)*PE*EW]};
+        always @(posedge clk) if (en && done) oreg <= {outn, res};
     end else begin : g_out1
         always @(posedge clk) if (en && done) oreg <= outn;
     end
