@@ -21,16 +21,14 @@ class MemFileError(FpgaDnnError):
     """Weights or biases that do not fit the module parameters they are written for."""
 
 
-#: Library modules that instantiate others (a source list naming the first needs the rest).
-REQUIRES = {"fd_pool": ("fd_swg",), "fd_requant": ("fd_cast",), "fd_mvu": ("fd_cast",)}
-
-
 def hdl_sources(*modules: str) -> list[Path]:
-    """Paths of the named library modules and of those they instantiate (:data:`REQUIRES`),
-    each once, e.g. ``hdl_sources('fd_swg', 'fd_mvu')``."""
+    """Paths of the named library modules and of those they instantiate
+    (:data:`fpga_dnn.rtl.library.STREAM_REQUIRES`), each once, e.g. ``hdl_sources('fd_swg', 'fd_mvu')``."""
+    from fpga_dnn.rtl.library import STREAM_REQUIRES
+
     names: list[str] = []
     for m in modules:
-        for d in (m, *REQUIRES.get(m, ())):
+        for d in (m, *STREAM_REQUIRES.get(m, ())):
             if d not in names:
                 names.append(d)
     paths = [HDL_DIR / f"{m}.v" for m in names]
