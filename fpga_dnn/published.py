@@ -13,6 +13,7 @@ publish no utilisation there; fpgaConvNet's README does (LUT, FF, DSP, BRAM with
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -85,14 +86,20 @@ class Entry:
         return r
 
 
-def _pynq_z2(repo: str, base: str, throughput: str, energy: str, accuracy: str) -> dict:
-    """Sources of a PYNQ-Z2 MLPerf Tiny entry: the quoted lines of its results folder ``base``
-    (``performance``, ``power``, ``accuracy``) and its system description's accelerator clock."""
+def _pynq_z2(name: str, toolflow: str, compares: str | None, repo: str, base: str, throughput: str,
+             energy: str, accuracy: str, notes: str) -> Entry:
+    """A PYNQ-Z2 MLPerf Tiny entry from the lines quoted from its results folder ``base``
+    (``performance``, ``power``, ``accuracy``; each figure is read from its line, so it is written
+    once, as the source writes it) and its system description's accelerator clock (100 MHz)."""
     system = f"{_V10}/open/hls4ml/systems/system_description_pynq.json" if repo == _V10 else f"{_V07}/{_V07_PYNQ}"
-    return {"inf_per_s": Source(f"{repo}/{base}/performance/results.txt", throughput),
-            "energy_uj": Source(f"{repo}/{base}/power/results.txt", energy),
-            "accuracy": Source(f"{repo}/{base}/accuracy/results.txt", accuracy),
-            "clock_mhz": Source(system, '"Accelerator(s) Frequencies": "100Mhz"')}
+    sources = {"inf_per_s": Source(f"{repo}/{base}/performance/results.txt", throughput),
+               "energy_uj": Source(f"{repo}/{base}/power/results.txt", energy),
+               "accuracy": Source(f"{repo}/{base}/accuracy/results.txt", accuracy),
+               "clock_mhz": Source(system, '"Accelerator(s) Frequencies": "100Mhz"')}
+    return Entry(name, toolflow, "pynq-z2", "xc7z020", compares, sources,
+                 inf_per_s=float(re.fullmatch(r"Median throughput is ([\d.]+) inf\./sec\.", throughput)[1]),
+                 energy_uj=float(re.fullmatch(r"Median energy cost is ([\d.]+) uJ/inf\.", energy)[1]),
+                 accuracy=accuracy, clock_mhz=100.0, not_published=_NO_UTILISATION, notes=notes)
 
 
 _FCN = f"{_V11}/closed/fpgaconvnet"
@@ -100,33 +107,23 @@ _FCN_README = f"{_FCN}/README.md, 'Hardware Information', ZedBoard table"
 _FCN_IC = "| IC   | 47K (89%) | 42K (39%) | 211 (96%) | 93 (66%)  | 143         |"
 
 PUBLISHED: tuple[Entry, ...] = (
-    Entry("RN07", "hls4ml v0.7 MLPerf Tiny", "pynq-z2", "xc7z020", None,
-          _pynq_z2(_V07, "open/hls4ml-finn/results/pynq-z2/ic/RN07", "Median throughput is 36.596 inf./sec.",
-                   "Median energy cost is 44190.540 uJ/inf.", "Top-1: 83.5%"),
-          inf_per_s=36.596, energy_uj=44190.54, accuracy="Top-1: 83.5%", clock_mhz=100.0, not_published=_NO_UTILISATION,
-          notes="io_stream, Resource strategy, ReuseFactor 16384, ap_fixed<12,7>, HLS ClockPeriod 6.67, Vivado HLS 2019.1 "
-                "(open/hls4ml-finn/code/ic/RN07/inference/pynq-z2/accuracy_power.yml)"),
-    Entry("RN08", "hls4ml v1.0 MLPerf Tiny", "pynq-z2", "xc7z020", "rn07",
-          _pynq_z2(_V10, "open/hls4ml/results/pynq-z2/ic/RN08", "Median throughput is 130.834 inf./sec.",
-                   "Median energy cost is 12266.036 uJ/inf.", "Top-1: 83.5%"),
-          inf_per_s=130.834, energy_uj=12266.036, accuracy="Top-1: 83.5%", clock_mhz=100.0, not_published=_NO_UTILISATION,
-          notes="RN07's topology, per-layer ReuseFactor 512/4096/16384 "
-                "(open/hls4ml/code/ic/RN08/inference/pynq-z2/accuracy_power.yml)"),
-    Entry("AD08", "hls4ml v0.7 MLPerf Tiny", "pynq-z2", "xc7z020", "ad08",
-          _pynq_z2(_V07, "open/hls4ml-finn/results/pynq-z2/ad/AD08", "Median throughput is 53365.414 inf./sec.",
-                   "Median energy cost is 30.006 uJ/inf.", "AUC: 0.83"),
-          inf_per_s=53365.414, energy_uj=30.006, accuracy="AUC: 0.83", clock_mhz=100.0, not_published=_NO_UTILISATION,
-          notes="io_stream, ReuseFactor 144 (open/hls4ml-finn/code/ad/AD08/inference/hls4ml_config.yml)"),
-    Entry("CNV-W1A1", "FINN v0.7 MLPerf Tiny", "pynq-z2", "xc7z020", None,
-          _pynq_z2(_V07, "open/hls4ml-finn/results/pynq-z2/ic/CNV-W1A1", "Median throughput is 661.473 inf./sec.",
-                   "Median energy cost is 2530.450 uJ/inf.", "Top-1: 84.5%"),
-          inf_per_s=661.473, energy_uj=2530.45, accuracy="Top-1: 84.5%", clock_mhz=100.0, not_published=_NO_UTILISATION,
-          notes="CIFAR-10 CNN, 1-bit weights and activations (no zoo counterpart)"),
-    Entry("KWS-W3A3", "FINN v0.7 MLPerf Tiny", "pynq-z2", "xc7z020", None,
-          _pynq_z2(_V07, "open/hls4ml-finn/results/pynq-z2/kws/KWS-W3A3", "Median throughput is 57268.135 inf./sec.",
-                   "Median energy cost is 30.667 uJ/inf.", "Top-1: 82.5%"),
-          inf_per_s=57268.135, energy_uj=30.667, accuracy="Top-1: 82.5%", clock_mhz=100.0, not_published=_NO_UTILISATION,
-          notes="keyword-spotting MLP, 3-bit weights and activations (no zoo counterpart)"),
+    _pynq_z2("RN07", "hls4ml v0.7 MLPerf Tiny", None, _V07, "open/hls4ml-finn/results/pynq-z2/ic/RN07",
+             "Median throughput is 36.596 inf./sec.", "Median energy cost is 44190.540 uJ/inf.", "Top-1: 83.5%",
+             "io_stream, Resource strategy, ReuseFactor 16384, ap_fixed<12,7>, HLS ClockPeriod 6.67, Vivado HLS "
+             "2019.1 (open/hls4ml-finn/code/ic/RN07/inference/pynq-z2/accuracy_power.yml)"),
+    _pynq_z2("RN08", "hls4ml v1.0 MLPerf Tiny", "rn07", _V10, "open/hls4ml/results/pynq-z2/ic/RN08",
+             "Median throughput is 130.834 inf./sec.", "Median energy cost is 12266.036 uJ/inf.", "Top-1: 83.5%",
+             "RN07's topology, per-layer ReuseFactor 512/4096/16384 "
+             "(open/hls4ml/code/ic/RN08/inference/pynq-z2/accuracy_power.yml)"),
+    _pynq_z2("AD08", "hls4ml v0.7 MLPerf Tiny", "ad08", _V07, "open/hls4ml-finn/results/pynq-z2/ad/AD08",
+             "Median throughput is 53365.414 inf./sec.", "Median energy cost is 30.006 uJ/inf.", "AUC: 0.83",
+             "io_stream, ReuseFactor 144 (open/hls4ml-finn/code/ad/AD08/inference/hls4ml_config.yml)"),
+    _pynq_z2("CNV-W1A1", "FINN v0.7 MLPerf Tiny", None, _V07, "open/hls4ml-finn/results/pynq-z2/ic/CNV-W1A1",
+             "Median throughput is 661.473 inf./sec.", "Median energy cost is 2530.450 uJ/inf.", "Top-1: 84.5%",
+             "CIFAR-10 CNN, 1-bit weights and activations (no zoo counterpart)"),
+    _pynq_z2("KWS-W3A3", "FINN v0.7 MLPerf Tiny", None, _V07, "open/hls4ml-finn/results/pynq-z2/kws/KWS-W3A3",
+             "Median throughput is 57268.135 inf./sec.", "Median energy cost is 30.667 uJ/inf.", "Top-1: 82.5%",
+             "keyword-spotting MLP (const_QMLP.yaml), 3-bit weights and activations (no zoo counterpart)"),
     Entry("ResNet-8", "fpgaConvNet v1.1 MLPerf Tiny", "ZedBoard", "xc7z020", "resnet8",
           {"inf_per_s": Source(f"{_FCN}/results/zedboard/ic/performance/results.txt",
                                "Median throughput is 2431.435 inf./sec."),
