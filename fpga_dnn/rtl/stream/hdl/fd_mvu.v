@@ -35,10 +35,11 @@
 //                                            EW = OW (RQ = 1: cast(acc[n])) or AW (acc[n]).
 // Structure: the input vector is written into one of two banks (double buffer) while the other
 // is read, so the next vector is computed without idle cycles. With one beat per vector (a
-// Conv's window: IN_ELEMS = K) the store is a single register bank instead: the next window is
-// taken in the cycle that issues the last step of the current one (s_tready = bank empty or
-// that last step), as the stage-A register already holds what the step reads - no idle cycle,
-// half the registers, and no LUT RAM for a 2-word memory thousands of bits wide. Finished output
+// Conv's window: IN_ELEMS = K) the store is one register bank instead, copied whole into the
+// stage-A register by a vector's first step (which all its steps then slice): the bank takes the
+// next window from that cycle on (s_tready = bank empty or that first step), so bank and stage-A
+// register are the double buffer - no idle cycle, and no LUT RAM for a 2-word memory thousands
+// of bits wide. Finished output
 // groups shift into a register chain (no write-address decode per output bit).
 //
 // is read, so the next vector is computed without idle cycles. Each cycle one (nf, kf) step
@@ -138,10 +139,13 @@ module fd_mvu #(
     reg [WAB-1:0] waddr;
     reg [LDB-1:0] r_word;
     reg [RB-1:0]  r_slice;
-    wire issue = en && bank_full[rbank];
     wire k_last = (kf == KF - 1);
     wire v_last = k_last && (nf == NF - 1);
-    assign s_tready = SB ? (!bank_full[0] || (issue && v_last)) : !bank_full[wbank];
+    wire v_first = (kf == 0) && (nf == 0);
+    // a step issues when its vector is stored (single bank: the first step needs the bank, the
+    // others read the stage-A copy)
+    wire issue = en && (SB ? (bank_full[0] || !v_first) : bank_full[rbank]);
+    assign s_tready = SB ? (!bank_full[0] || (issue && v_first)) : !bank_full[wbank];
 
     always @(posedge clk) begin
         if (rst) begin
@@ -189,10 +193,10 @@ module fd_mvu #(
                     rbank <= ~rbank;
                 end
             end
-            // single bank: emptied by the last step, refilled by the write (which wins)
+            // single bank: emptied by the first step, refilled by the write (which wins)
             if (SB != 0) begin
                 if (wr) bank_full[0] <= 1'b1;
-                else if (issue && v_last) bank_full[0] <= 1'b0;
+                else if (issue && v_first) bank_full[0] <= 1'b0;
             end
         end
     end
@@ -208,7 +212,7 @@ module fd_mvu #(
         reg [XWW-1:0] q;
         always @(posedge clk) begin
             if (wr) bank <= s_tdata;
-            if (issue) q <= bank;
+            if (issue && v_first) q <= bank;
         end
         assign xa = q;
     end else begin : g_double
