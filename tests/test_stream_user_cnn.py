@@ -134,7 +134,8 @@ def test_output_shell_streams_without_a_bubble(shell):
     tb.raise_for_failures()
     m = tb.metrics("test_latency_throughput")
     assert m["interval_min"] == m["interval_max"] == build.plan.cycles_per_frame, m
-    assert 2 < rep.fifo_max[out_fifo.what][0] < out_fifo.depth, rep.fifo_max
+    # it ran ahead beyond the 2-deep edge (c1 is the faster one, so it fills and c1 waits)
+    assert rep.fifo_max[out_fifo.what][0] > 2, rep.fifo_max
 
 
 @pytest.mark.slow
