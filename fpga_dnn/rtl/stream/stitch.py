@@ -361,7 +361,7 @@ class _Writer:
         for j, rq in enumerate(chain):
             out = self.wire(f"{label}_rq{j}", s.elems, rq.out.width, rq.out.signed, f"{node} (requant {j})")
             self.inst("fd_requant", f"{label}_rq{j}", {"N": s.elems, "AW": s.width, "ISIGNED": int(s.signed),
-                                                       **cast_parameters(rq, fused=False)}, self.io(s, out), node)
+                                                       **cast_parameters(rq)}, self.io(s, out), node)
             s = out
         return s
 
@@ -389,7 +389,7 @@ class _Writer:
         if chain:
             # the first cast runs in the MVU's PE lanes as each output group finishes (RQ = 1):
             # PE casts instead of N, and the output register holds the narrow elements
-            params.update(cast_parameters(chain[0]))
+            params.update(RQ=1, **cast_parameters(chain[0]))
             acc = self.wire(f"{lab}_acc", node.n, chain[0].out.width, chain[0].out.signed, f"{node.name} (MVU)")
         else:
             acc = self.wire(f"{lab}_acc", node.n, node.acc_width, True, f"{node.name} (MVU)")
@@ -466,12 +466,10 @@ class _Writer:
         return outs
 
 
-def cast_parameters(rq: Requant, fused: bool = True) -> dict:
-    """The Verilog parameters of one cast (fd_cast's, as fd_requant and fd_mvu take them); ``fused``:
-    with fd_mvu's ``RQ = 1`` that turns its cast on."""
-    p = {"SHIFT": rq.shift, "OW": rq.out.width, "OSIGNED": int(rq.out.signed), "ROUND": rq.round_code,
-         "SAT": rq.sat_code, "RELU": int(rq.relu)}
-    return {"RQ": 1, **p} if fused else p
+def cast_parameters(rq: Requant) -> dict:
+    """The Verilog parameters of one cast (fd_cast's, as fd_requant and fd_mvu take them)."""
+    return {"SHIFT": rq.shift, "OW": rq.out.width, "OSIGNED": int(rq.out.signed), "ROUND": rq.round_code,
+            "SAT": rq.sat_code, "RELU": int(rq.relu)}
 
 
 def _check_supported(graph: HwGraph) -> None:

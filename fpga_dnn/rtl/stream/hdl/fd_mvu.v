@@ -39,12 +39,10 @@
 // stage-A register by a vector's first step (which all its steps then slice): the bank takes the
 // next window from that cycle on (s_tready = bank empty or that first step), so bank and stage-A
 // register are the double buffer - no idle cycle, and no LUT RAM for a 2-word memory thousands
-// of bits wide. Finished output
-// groups shift into a register chain (no write-address decode per output bit).
-//
-// is read, so the next vector is computed without idle cycles. Each cycle one (nf, kf) step
+// of bits wide. Each cycle one (nf, kf) step
 // reads SIMD inputs and PE*SIMD weights (synchronous ROM read), multiplies them (registered
-// products: DSP48 MREG), sums each PE's SIMD products (adder tree, registered) and accumulates.
+// products: DSP48 MREG), sums each PE's SIMD products (adder tree, registered) and accumulates;
+// finished output groups shift into a register chain (no write-address decode per output bit).
 // Cycle counts (exact, fed and drained without stalls):
 //   cycles per vector in steady state = max(NF*KF, NB)        (NF*KF = (N/PE)*(K/SIMD))
 //   latency: the output is valid NF*KF + 4 cycles after the cycle that delivered the vector's
@@ -261,7 +259,6 @@ module fd_mvu #(
     endgenerate
 
     reg           va, a_first, a_klast, a_vlast;
-    reg [NFB-1:0] a_nf;
     reg [RB-1:0]  a_slice;
     always @(posedge clk) begin
         if (rst) va <= 1'b0;
@@ -270,7 +267,6 @@ module fd_mvu #(
             a_first <= (kf == 0);
             a_klast <= k_last;
             a_vlast <= v_last;
-            a_nf <= nf;
             a_slice <= r_slice;
         end
     end
@@ -278,7 +274,6 @@ module fd_mvu #(
     // stage B: products
     wire [SIMD*IW-1:0] xs = xa[a_slice*(SIMD*IW) +: SIMD*IW];
     reg           vb, b_first, b_klast, b_vlast;
-    reg [NFB-1:0] b_nf;
     reg [PE*AW-1:0] bb;
     reg [PE*SIMD*TW-1:0] prod;
     generate
@@ -300,14 +295,12 @@ module fd_mvu #(
             b_first <= a_first;
             b_klast <= a_klast;
             b_vlast <= a_vlast;
-            b_nf <= a_nf;
             bb <= ba;
         end
     end
 
     // stage C: per-PE sum of the SIMD products (balanced adder tree, TW bits)
     reg           vc, c_first, c_klast, c_vlast;
-    reg [NFB-1:0] c_nf;
     reg [PE*AW-1:0] cb;
     reg [PE*TW-1:0] psum;
     generate
@@ -333,7 +326,6 @@ module fd_mvu #(
             c_first <= b_first;
             c_klast <= b_klast;
             c_vlast <= b_vlast;
-            c_nf <= b_nf;
             cb <= bb;
         end
     end
@@ -371,7 +363,7 @@ module fd_mvu #(
     // finishes, res holds groups NF-2 .. 0 from the top down
     if (NF > 2) begin : g_shift
         always @(posedge clk) if (en && vc && c_klast) res <= {outn, res[RESW-1:PE*EW]};
-    end else begin : g_hold
+    end else if (NF == 2) begin : g_hold
         always @(posedge clk) if (en && vc && c_klast) res <= outn;
     end
     if (NF > 1) begin : g_out
