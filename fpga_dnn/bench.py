@@ -169,65 +169,6 @@ def bench_hardware(out: Path, cases: list[str] | None = None, synth: bool = True
     return rows
 
 
-# Published figures for MLPerf-Tiny-class models on an XC7Z020 (PYNQ-Z2 / ZedBoard), shown beside
-# ours, never measured here. One table: ``compares`` names the zoo model a row stands beside in
-# bench_stream (its figures become that row's ``published_*`` columns); every row is also written
-# on its own. ``None`` = not found in the sources below (never a guess).
-#
-# hls4ml's MLPerf Tiny entries (Borras et al., "Open-source FPGA-ML codesign for the MLPerf Tiny
-# Benchmark", arXiv:2206.11791, 2022), from the MLCommons results repositories (EEMBC runner logs;
-# latency = 1 / throughput, MLPerf Tiny's single-stream measure):
-#   RN07 v0.7: github.com/mlcommons/tiny_results_v0.7, open/hls4ml-finn/results/pynq-z2/ic/RN07/
-#     performance/results.txt "Median throughput is 36.596 inf./sec.", power/results.txt "Median
-#     energy cost is 44190.540 uJ/inf.", accuracy/results.txt "Top-1: 83.5%"; config
-#     open/hls4ml-finn/code/ic/RN07/inference/pynq-z2/accuracy_power.yml (io_stream, Resource,
-#     ReuseFactor 16384, ap_fixed<12,7>, Vivado HLS 2019.1, accelerator at 100 MHz per
-#     open/hls4ml-finn/systems/system_description_pynq.json).
-#   RN08 v1.0 (RN07's topology, per-layer ReuseFactor 512/4096/16384): github.com/mlcommons/
-#     tiny_results_v1.0, open/hls4ml/results/pynq-z2/ic/RN08/performance/results.txt "Median
-#     throughput is 130.834 inf./sec.", power/results.txt "Median energy cost is 12266.036 uJ/inf.",
-#     accuracy/results.txt "Top-1: 83.5%"; config open/hls4ml/code/ic/RN08/inference/pynq-z2/
-#     accuracy_power.yml.
-#   AD08 v0.7: tiny_results_v0.7, open/hls4ml-finn/results/pynq-z2/ad/AD08/performance/results.txt
-#     "Median throughput is 53365.414 inf./sec.", power/results.txt "Median energy cost is 30.006
-#     uJ/inf.", accuracy/results.txt "AUC: 0.83"; config open/hls4ml-finn/code/ad/AD08/inference/
-#     hls4ml_config.yml (ReuseFactor 144) and ad08_pynq.yml (io_stream, 10 ns clock).
-# Their LUT/FF/DSP/BRAM use: NOT FOUND. The results repositories hold no utilisation reports (the
-# .hdf hardware handoffs are binary; the submission checklist PDF lists accuracy only), and the
-# paper's text (arXiv:2206.11791) is not in the stored corpora searched (pages, docs, code,
-# issues: "MLPerf Tiny hls4ml Pynq-Z2 LUT FF DSP BRAM", "arXiv 2206.11791 ... table"; also
-# github:hls4ml-finn-mlperftiny/{tiny_results_v0.7,CIFAR10,AnomalyDetection}); so they are None.
-# fpgaConvNet's ResNet-8: /work/shared/NOTES.md ("Published figures to compare against": ZedBoard,
-# same XC7Z020, INT8, 143 MHz, closed HDL backend; its FF count is not given there).
-PUBLISHED_STREAM = [
-    {"model": "RN07 (hls4ml v0.7 MLPerf Tiny, published)", "compares": None, "board": "pynq-z2",
-     "inf_per_s": 36.596, "latency_ms": round(1e3 / 36.596, 2), "energy_uj": 44190.54, "accuracy": "top-1 83.5%",
-     "lut": None, "ff": None, "dsp": None, "bram36": None,
-     "notes": "io_stream, Resource strategy, RF 16384, Vivado HLS 2019.1; resources not found (see bench.py)"},
-    {"model": "RN08 (hls4ml v1.0 MLPerf Tiny, published)", "compares": "rn07", "board": "pynq-z2",
-     "inf_per_s": 130.834, "latency_ms": round(1e3 / 130.834, 2), "energy_uj": 12266.036, "accuracy": "top-1 83.5%",
-     "lut": None, "ff": None, "dsp": None, "bram36": None,
-     "notes": "RN07 topology, RF 512/4096/16384; resources not found (see bench.py)"},
-    {"model": "AD08 (hls4ml v0.7 MLPerf Tiny, published)", "compares": "ad08", "board": "pynq-z2",
-     "inf_per_s": 53365.414, "latency_ms": round(1e3 / 53365.414, 4), "energy_uj": 30.006, "accuracy": "AUC 0.83",
-     "lut": None, "ff": None, "dsp": None, "bram36": None,
-     "notes": "io_stream, RF 144; resources not found (see bench.py)"},
-    {"model": "ResNet-8 (fpgaConvNet, published)", "compares": "resnet8", "board": "zedboard (xc7z020)",
-     "inf_per_s": 2431, "latency_ms": round(1e3 / 2431, 3), "energy_uj": None, "accuracy": None,
-     "lut": 47000, "ff": None, "dsp": 211, "bram36": 93, "notes": "INT8, 143 MHz, closed HDL backend"},
-]
-PUBLISHED_KEYS = ("inf_per_s", "latency_ms", "lut", "ff", "dsp", "bram36")
-
-
-def published_beside(model: str) -> dict:
-    """The published figures the zoo ``model``'s bench row stands beside, as ``published_*``
-    columns (empty when no published entry compares to it)."""
-    for p in PUBLISHED_STREAM:
-        if p["compares"] == model:
-            return {"published": p["model"], **{f"published_{k}": p[k] for k in PUBLISHED_KEYS}}
-    return {}
-
-
 # (zoo model, training epochs, learning rate, target inf/s at the board clock): the issue-15
 # targets (digits_cnn: the fastest that fits). rn07 at 3e-3 loses conv1's 4 ReLU channels at once.
 # Epochs are what a 2-core machine affords in one bench run (13-31 s per epoch): the accuracy
@@ -247,8 +188,9 @@ def bench_stream(out: Path, cases: list[str] | None = None, synth: bool = True,
     the streaming generator builds the design - the measured cycles/frame from the Verilator
     emulation side by side with the prediction and yosys resources beside the model's.
     Each row carries the published figures of the entry it compares with (``published_*``:
-    hls4ml's RN08 for rn07, its AD08 for ad08, fpgaConvNet for resnet8; :data:`PUBLISHED_STREAM`),
-    and every published entry follows as a row of its own.
+    hls4ml's RN08 for rn07, its AD08 for ad08, fpgaConvNet for resnet8; :mod:`fpga_dnn.published`),
+    and every published entry follows as a row of its own (``bench.md`` adds the table of ours
+    beside them, :func:`fpga_dnn.published.markdown_beside`).
     """
     from . import convert, csim, models, train
     from .boards import load_board
@@ -257,6 +199,7 @@ def bench_stream(out: Path, cases: list[str] | None = None, synth: bool = True,
     from .hw import folding
     from .hw.lower import lower
     from .modelio import load_model
+    from .published import PUBLISHED, published_beside
 
     board = load_board("pynq-z2")
     rows = []
@@ -305,7 +248,7 @@ def bench_stream(out: Path, cases: list[str] | None = None, synth: bool = True,
             if row.get("measured_inf_per_s") and row.get("published_inf_per_s"):
                 row["measured_vs_published"] = round(row["measured_inf_per_s"] / row["published_inf_per_s"], 1)
         rows.append(row)
-    return rows + [{k: v for k, v in p.items() if k != "compares"} for p in PUBLISHED_STREAM]
+    return rows + [e.row() for e in PUBLISHED]
 
 
 def _train_or_reuse(name: str, cfg, folder: Path):
@@ -530,7 +473,19 @@ BENCHES = {"toolchain": bench_toolchain, "hardware": bench_hardware, "stream": b
            "sweep": bench_sweep, "faults": bench_faults}
 
 
+def _md_cell(row: dict, col: str) -> str:
+    from .published import NOT_PUBLISHED
+
+    value = row.get(col, "")
+    # a published figure that is None was not published (n/p), not a measurement that is missing
+    if value is None and (col.startswith("published_") or "not_published" in row):
+        return NOT_PUBLISHED
+    return str(value)
+
+
 def to_markdown(results: dict) -> str:
+    from .published import markdown_beside
+
     lines = [f"# fpga_dnn benchmarks\n\nMachine: {results['machine']}. Run at {results['started']}.\n"]
     for name, rows in results["benches"].items():
         if not rows:
@@ -539,8 +494,10 @@ def to_markdown(results: dict) -> str:
         lines.append(f"## {name}\n")
         lines.append("| " + " | ".join(cols) + " |")
         lines.append("|" + "|".join("---" for _ in cols) + "|")
-        lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+        lines += ["| " + " | ".join(_md_cell(r, c) for c in cols) + " |" for r in rows]
         lines.append("")
+        if name == "stream":
+            lines += [f"### {name}: ours beside the published figures\n", markdown_beside(rows)]
     return "\n".join(lines)
 
 

@@ -216,3 +216,30 @@ def load_board(name: str, folder: Path = BOARDS_DIR) -> Board:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"board file {path}: not valid TOML: {err}") from None
     return _parse(raw, path)
+
+
+# A Xilinx part name: device (at most two letters after its number: xc7a100t, xczu3eg), then package
+# (3-4 letters and the pin count), speed grade, temperature range (xc7z020clg400-1,
+# xczu3eg-sbva484-1-e; data sheets also write XC7Z020-1CLG400C, speed grade first). The device
+# alone fixes the LUT/FF/DSP/BRAM counts.
+_DEVICE = re.compile(r"(xc[a-z0-9]*?\d+[a-z]{0,2})(?:-\d+)?(?:-?[a-z]{3,4}\d{3,4}\S*)?")
+
+
+def device_of(part: str) -> str:
+    """The FPGA device of a Xilinx part name (``xc7z020clg484-1`` -> ``xc7z020``); a bare device
+    name is returned as it is."""
+    m = _DEVICE.fullmatch(part.strip().lower())
+    if not m:
+        raise ConfigError(f"{part!r} is not a Xilinx part name (e.g. xc7z020clg400-1, xczu3eg-sbva484-1-e)")
+    return m.group(1)
+
+
+def part_budget(part: str, folder: Path = BOARDS_DIR) -> dict:
+    """The resource budget ({LUT, FF, DSP, BRAM36}) of ``part``'s device, from a board file with
+    that device: boards built on one device in another package (the ZedBoard's xc7z020clg484 beside
+    the PYNQ-Z2's xc7z020clg400) have the same budget, so they need no board file of their own."""
+    device = device_of(part)
+    by_device = {device_of(load_board(name, folder).part): name for name in board_files(folder)}
+    if device not in by_device:
+        raise UnknownNameError("FPGA device (no board file has it)", device, by_device)
+    return dict(load_board(by_device[device], folder).budget)

@@ -368,7 +368,25 @@ def _split(sources: list[Path], top: str, pipeline, groups: int = 2) -> list[_Pi
     return pieces
 
 
-def _split_modules(sources: list[Path], top: str, modules, data_files) -> list[_Piece] | None:
+def _module_sources(module: str, library: list[Path], source_info) -> list[Path]:
+    """The library sources ``module`` needs: its own and those of the modules it instantiates
+    (:attr:`fpga_dnn.rtl.design.SourceInfo.instantiates`), so that a piece's cache key changes
+    only with them; the whole ``library`` when the design does not say."""
+    infos = {Path(k): v for k, v in (source_info or {}).items()}
+    home = {m: f for f in library for m in (infos[f].modules if f in infos else ())}
+    need, todo = [], [module]
+    while todo:
+        m = todo.pop()
+        f = home.get(m)
+        if f is None:
+            return library
+        if f not in need:
+            need.append(f)
+            todo += list(infos[f].instantiates)
+    return [f for f in library if f in need]
+
+
+def _split_modules(sources: list[Path], top: str, modules, data_files, source_info=None) -> list[_Piece] | None:
     """The pieces of a streaming design: one per distinct (library module, parameters) among its
     ``modules`` (:class:`fpga_dnn.rtl.design.Module`, as the generator recorded them), counted
     by instances, and one for the stitching (core and top, every library module a black box).
@@ -386,7 +404,8 @@ def _split_modules(sources: list[Path], top: str, modules, data_files) -> list[_
     pieces = []
     for (module, source, params), insts in groups.items():
         data = tuple(by_name[v] for _, v in params if isinstance(v, str) and v in by_name)
-        pieces.append(_Piece(f"{module} x{len(insts)} ({insts[0].name})", module, library, parameters=params,
+        pieces.append(_Piece(f"{module} x{len(insts)} ({insts[0].name})", module,
+                             _module_sources(module, library, source_info), parameters=params,
                              data=data, count=len(insts), size=sum(f.stat().st_size for f in data)))
     names = tuple(sorted({m.module for m in modules}))
     glue = [f for f in sources if f not in library]
@@ -434,7 +453,7 @@ def synthesize(sources, top: str, family: str = "xc7", cache_dir=None, timeout: 
     root = Path(cache_dir)
     pieces = None
     if method == "split":
-        pieces = _split(sources, top, pipeline) or _split_modules(sources, top, modules, data_files)
+        pieces = _split(sources, top, pipeline) or _split_modules(sources, top, modules, data_files, source_info)
     if pieces is None:
         return _synthesize_flat(sources, top, family, root, timeout, data_files,
                                 _memfile_defaults(sources, source_info))

@@ -530,8 +530,8 @@ def step_simulate(st: FlowState) -> None:
                        probe_x=probe.x if probe is not None else None,
                        probe_csim=probe.outputs if probe is not None else None)
     st.sim = rep
-    st.report.set(rtl_compared_with=rep.compared_with, rtl_probe_exact=rep.emu_probe_exact,
-                  rtl_exact_csim=rep.emu_exact_csim, rtl_exact_keras=rep.emu_exact_keras,
+    st.report.set(rtl_compared_with=rep.compared_with, rtl_exact_csim=rep.emu_exact_csim,
+                  **_probe_columns(rep.emu_probe_exact, rep.probe_samples), rtl_exact_keras=rep.emu_exact_keras,
                   emu_samples_per_s=rep.emu_samples_per_s, verilator_build_s=rep.emu_build_s,
                   tb_passed=None if rep.tb is None else ("all" if rep.tb_passed else "FAILED"),
                   tb_exact=f"{rep.tb_exact_samples}/{rep.tb_samples}" if rep.tb_exact_samples is not None else None,
@@ -544,18 +544,36 @@ def step_simulate(st: FlowState) -> None:
         raise MismatchError("RTL simulation failed: " + "; ".join(problems)[:500])
 
 
+def _probe_columns(exact: float | None, n: int) -> dict:
+    """The report's probe-set columns for the RTL (both architectures): fraction and count."""
+    if exact is None:
+        return {}
+    return {"rtl_probe_exact": exact, "rtl_probe_exact_samples": f"{round(exact * n)}/{n}"}
+
+
 def _simulate_stream(st: FlowState, x) -> None:
-    """The streamed design in Verilator against C-sim and Keras (and with backpressure)."""
+    """The streamed design in Verilator against C-sim and Keras (and with backpressure), on the
+    test split and the probe set; a departure names its first sample and layer."""
     from .errors import MismatchError
+    from .simulate.check import rtl_reference
     from .simulate.stream_emulator import check_stream
 
-    rep = check_stream(st.rtl, x, st.csim.outputs, st.keras_out)
+    softmax = st.rtl.graph.softmax
+    ref, what = rtl_reference(st.model, x, st.csim.outputs, softmax)
+    probe = st.csim.probe
+    p_ref = rtl_reference(st.model, probe.x, probe.outputs, softmax)[0] if probe is not None else None
+    rep = check_stream(st.rtl, x, ref, st.keras_out if softmax is None else None,
+                       probe_x=probe.x if probe is not None else None, probe_csim=p_ref, compared_with=what)
     st.sim = rep
-    st.report.set(rtl_exact_csim=rep.exact_csim, rtl_exact_keras=rep.exact_keras,
+    st.report.set(rtl_compared_with=what, rtl_exact_csim=rep.exact_csim, rtl_exact_keras=rep.exact_keras,
+                  **_probe_columns(rep.probe_exact, rep.probe_samples),
                   rtl_exact_backpressure=rep.backpressure_exact, emu_samples_per_s=round(rep.samples_per_s, 1),
                   verilator_build_s=rep.build_seconds, cycles_per_frame_measured=rep.cycles_per_frame,
                   cycles_per_frame_predicted=rep.predicted_cycles_per_frame, latency_measured=rep.first_latency,
                   fifo_max_occupancy={k: list(v) for k, v in rep.fifo_max.items()})
+    progress(f"simulate: streamed RTL equals the {what} on {rep.exact_csim:.4f} of {rep.n_samples} test samples"
+             + (f" and {rep.probe_exact_samples} probe inputs" if rep.probe_exact is not None else "")
+             + f"; {rep.cycles_per_frame:g} cycles/frame measured, {rep.predicted_cycles_per_frame} predicted")
     problems = rep.failures()
     if problems:
         st.report.set(simulate_failures="; ".join(problems)[:500])

@@ -33,6 +33,7 @@ COLUMNS = [
     ("rtl_compared_with", "RTL compared with", "{}"),
     ("rtl_exact_csim", "bit-exact (RTL emu = C-sim)", "{:.4f}"),
     ("rtl_probe_exact", "probe set exact (RTL emu)", "{:.4f}"),
+    ("rtl_probe_exact_samples", "RTL probe exact samples", "{}"),
     ("rtl_exact_keras", "bit-exact (RTL emu = Keras)", "{:.4f}"),
     ("tb_exact", "AXI-Stream tb exact samples", "{}"),
     ("tb_passed", "AXI-Stream tb tests passed", "{}"),

@@ -86,6 +86,22 @@ def test_sim_verb(tiny_cli):
     exact, total = r["tb_exact"].split("/")   # the test split (200) and the probe set
     assert r["tb_passed"] == "all" and exact == total and int(total) >= 200
     assert r["latency_measured"] == r["rtl_latency_cycles"]
+    assert r["rtl_probe_exact"] == 1.0 and r["rtl_probe_exact_samples"] == r["probe_exact_samples"]
+
+
+@pytest.mark.slow
+def test_sim_verb_on_a_streaming_design(tiny_cli):
+    """The streaming simulate step runs C-sim's probe set (random inputs on the input grid)
+    through the streamed RTL too, as the unrolled one does: the report gives its fraction and
+    count beside the test split's, and the measured cycles/frame beside the prediction."""
+    model, data, out = tiny_cli
+    assert _verb("sim", model, "--data", data, "--build-dir", out / "sims", "--architecture", "streaming") == 0
+    r = _report(out / "sims")
+    n = int(r["probe_exact_samples"].split("/")[1])
+    assert n >= 2000 and r["rtl_architecture"] == "streaming"
+    assert r["rtl_exact_csim"] == r["rtl_exact_keras"] == r["rtl_probe_exact"] == 1.0
+    assert r["rtl_probe_exact_samples"] == f"{n}/{n}"
+    assert r["cycles_per_frame_measured"] > 0 and r["cycles_per_frame_predicted"] > 0
 
 
 @pytest.mark.slow

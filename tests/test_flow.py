@@ -193,6 +193,12 @@ def test_stream_check_failures_name_each_gate():
                               "streamed RTL equals the reference on 0.5000 of 200 samples",
                               "streamed RTL equals C-sim under backpressure on 0.9500 of 200 samples",
                               "tlast did not mark each result's last beat"]
+    # the probe set: its fraction and count, and the first departing sample with its layer
+    probes = StreamCheck(**{**ok.__dict__, "probe_samples": 2000, "probe_exact": 0.999,
+                            "first_mismatch": "probe sample 17: first departing layer 'c2'"})
+    assert probes.probe_exact_samples == "1998/2000" and ok.probe_exact_samples is None
+    assert probes.failures() == ["streamed RTL equals C-sim on 0.9990 of 2000 probe inputs",
+                                 "first mismatch: probe sample 17: first departing layer 'c2'"]
 
 
 @pytest.mark.slow

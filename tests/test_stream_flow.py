@@ -138,23 +138,83 @@ def test_stall_names_the_blocked_stream(plain):
     assert "FIFO" in str(err.value) or "'" not in str(err.value)
 
 
-@pytest.mark.slow
-def test_per_layer_check_names_a_corrupted_layer(plain, tmp_path):
-    """A design whose second conv lost a channel's weights: the check passes c1 and names c2."""
+def _changed(good, bad, codes) -> np.ndarray:
+    """Which samples of ``codes`` the graph ``bad`` computes otherwise than ``good``."""
+    from fpga_dnn.hw import reference
+
+    return ~np.all(reference.run(bad, codes).reshape(len(codes), -1)
+                   == reference.run(good, codes).reshape(len(codes), -1), axis=1)
+
+
+def _corrupted(good):
+    """``good`` with one weight of c2 lost: the weight whose loss changes closest to half of a
+    batch of grid samples (so a batch holds samples it leaves exact and samples it changes)."""
     from dataclasses import replace
 
     from fpga_dnn.hw import reference
     from fpga_dnn.hw.graph import HwGraph
+
+    codes = reference.quantize_inputs(good, _grid((9, 9, 2), n=48, seed=13))
+
+    def lose(o, t):
+        w = good["c2"].w.copy()
+        w[o, t] = 0
+        return HwGraph(good.name, [replace(n, w=w) if n.name == "c2" else n for n in good], good.output)
+
+    taps = [(o, t) for o in range(good["c2"].n) for t in range(good["c2"].k) if good["c2"].w[o, t]]
+    return lose(*min(taps, key=lambda ot: abs(_changed(good, lose(*ot), codes).mean() - 0.5)))
+
+
+@pytest.mark.slow
+def test_per_layer_check_names_a_corrupted_layer(plain, tmp_path):
+    """A design whose second conv lost a weight: the check passes c1 and names c2."""
+    from fpga_dnn.hw import reference
     from fpga_dnn.simulate.stream_emulator import first_departing_layer
 
     _, _, build = plain
     good = build.graph
     codes = reference.quantize_inputs(good, _grid((9, 9, 2), n=16, seed=9))
-    w = good["c2"].w.copy()
-    w[np.argmax(np.abs(w).sum(1))] = 0          # one output channel's weights lost
-    bad = HwGraph(good.name, [replace(n, w=w) if n.name == "c2" else n for n in good], good.output)
+    bad = _corrupted(good)
+    assert 0 < _changed(good, bad, codes).sum() < len(codes)
     expected = reference.run(good, codes, keep=True)
     assert first_departing_layer(bad, codes, tmp_path, expected=expected) == "c2"
+
+
+@pytest.mark.slow
+def test_a_departure_names_the_first_probe_sample_and_layer(plain, tmp_path):
+    """The streaming simulate step's check on a design built from a corrupted graph (one weight
+    of c2 lost), against C-sim: the test split holds samples the loss leaves exact, the probe set
+    some it changes; the report names the first changed probe sample and c2 as the layer whose
+    stream departs from hls4ml's (the per-layer stream check on that sample), and the probe
+    fraction is the changed samples'."""
+    from types import SimpleNamespace
+
+    from fpga_dnn.hw import reference
+    from fpga_dnn.rtl.stream.stitch import write_stream_design
+    from fpga_dnn.simulate.stream_emulator import check_stream, first_departing_layer
+
+    _, hls_model, build = plain
+    good = build.graph
+    pool = _grid((9, 9, 2), n=48, seed=13)
+    bad = _corrupted(good)
+    changed = _changed(good, bad, reference.quantize_inputs(good, pool))
+    x, probes = pool[~changed][:6], pool[:24]
+    first = int(np.flatnonzero(changed[:24])[0])
+    csim = lambda v: np.asarray(hls_model.predict(np.ascontiguousarray(v))).reshape(len(v), -1)  # noqa: E731
+    bad_build = SimpleNamespace(graph=bad, plan=None,
+                                design=write_stream_design(bad, tmp_path / "bad", name="bad", stream_bits=64))
+    layers = []
+
+    def locate(codes):   # the per-layer check against the good graph (hls4ml's trace, layer by layer)
+        layers.append(first_departing_layer(bad, codes, tmp_path, expected=reference.run(good, codes, keep=True)))
+        return layers[-1]
+
+    rep = check_stream(bad_build, x, csim(x), probe_x=probes, probe_csim=csim(probes), backpressure_samples=0,
+                       locate=locate)
+    assert rep.exact_csim == 1.0 and rep.probe_exact == (~changed[:24]).mean() < 1.0
+    assert rep.probe_exact_samples == f"{24 - changed[:24].sum()}/24"
+    assert rep.first_mismatch == f"probe sample {first}: first departing layer 'c2'" and layers == ["c2"]
+    assert f"first mismatch: probe sample {first}: first departing layer 'c2'" in rep.failures()
 
 
 @pytest.mark.slow

@@ -411,6 +411,11 @@ class MvuCase:
     ww: int = 8
     aw: int = 24
     bias: int = 1
+    cast: RqCase | None = None     # the fused cast (RQ = 1): its shift/ow/osigned/round/sat/relu
+
+    @property
+    def ew(self):
+        return self.cast.ow if self.cast else self.aw
 
     @property
     def folds(self):
@@ -430,6 +435,11 @@ MVU_CASES = [
     MvuCase(7, 3, 7, 1, 7, iw=5, ww=6),                # odd sizes
     MvuCase(32, 4, 8, 2, 2, isigned=1, ww=4, aw=16),   # Dense-like: 16 beats per vector, input bound (8 folds)
     MvuCase(32, 4, 4, 1, 2, isigned=1, ww=4, aw=16),   # 16 beats, 32 folds
+    # the first cast fused into the PE lanes (RQ = 1): rounding, saturation, ReLU, a wrapping cast
+    MvuCase(12, 6, 4, 3, 12, isigned=1, aw=20, cast=RqCase(20, 5, 8, 0, "RND_CONV", "SAT", relu=1)),
+    MvuCase(18, 4, 3, 1, 6, isigned=1, ww=6, aw=18, cast=RqCase(18, 3, 7, 1, "RND", "SAT_SYM")),
+    MvuCase(8, 4, 2, 2, 2, isigned=1, aw=16, cast=RqCase(16, 2, 6, 1, "TRN", "WRAP")),
+    MvuCase(7, 3, 7, 3, 7, iw=5, ww=6, cast=RqCase(24, -2, 20, 1, "TRN", "SAT")),
 ]
 MVU_VECTORS = 24
 
@@ -438,13 +448,16 @@ MVU_VECTORS = 24
 def mvu_bench():
     body = []
     for j, c in enumerate(MVU_CASES):
+        q = c.cast
+        rq = (f".RQ(1), .SHIFT({q.shift}), .OW({q.ow}), .OSIGNED({q.osigned}), .ROUND({ROUNDS.index(q.round)}), "
+              f".SAT({SATS.index(q.sat)}), .RELU({q.relu}), ") if q else ""
         body.append(
             f"fd_mvu #(.K({c.k}), .N({c.n}), .SIMD({c.simd}), .PE({c.pe}), .IN_ELEMS({c.in_elems}), .IW({c.iw}), "
-            f".ISIGNED({c.isigned}), .WW({c.ww}), .AW({c.aw}), .BIAS({c.bias}), .WEIGHT_FILE(\"w{j}.mem\"), "
+            f".ISIGNED({c.isigned}), .WW({c.ww}), .AW({c.aw}), .BIAS({c.bias}), {rq}.WEIGHT_FILE(\"w{j}.mem\"), "
             f".BIAS_FILE(\"b{j}.mem\")) u{j} (.clk(clk), .rst(rst), .s_tdata(i{j}_tdata), .s_tvalid(i{j}_tvalid), "
             f".s_tready(i{j}_tready), .m_tdata(o{j}_tdata), .m_tvalid(o{j}_tvalid), .m_tready(o{j}_tready));")
     return build_bench("mvu", "\n".join(body), [c.in_elems * c.iw for c in MVU_CASES],
-                       [c.n * c.aw for c in MVU_CASES], ["fd_mvu"])
+                       [c.n * c.ew for c in MVU_CASES], ["fd_mvu"])
 
 
 def _mvu_run(bench, run_dir, **kw):
@@ -471,7 +484,9 @@ def test_mvu_matches_integer_matvec(mvu_bench, tmp_path, seed, p_bubble, p_stall
     for j, c in enumerate(MVU_CASES):
         w, b, x = cases[j]
         exp = ref.matvec(x, w, b, c.aw)
-        got = np.array([unpack(v, c.n, c.aw, True) for v in run.outs[j]])
+        if c.cast:
+            exp = requant_expected(exp, c.cast)
+        got = np.array([unpack(v, c.n, c.ew, not c.cast or bool(c.cast.osigned)) for v in run.outs[j]])
         assert got.shape == exp.shape, f"{c}: {got.shape[0]} vectors out, expected {exp.shape[0]}"
         bad = np.argwhere(np.any(got != exp, axis=1))
         assert bad.size == 0, f"{c}: vector {bad[0][0]}: {got[bad[0][0]]} vs {exp[bad[0][0]]}"

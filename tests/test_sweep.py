@@ -20,8 +20,11 @@ from fpga_dnn.sweep import ResultStore, Task, run_tasks
 RAY = Path(sys.executable).parent / "ray"
 
 
-def probe_tasks(n: int, seconds: float = 0.3):
-    return [Task(f"probe{i:02d}", "fpga_dnn.sweep.probe:busy_point", {"value": i, "seconds": seconds}, f"p{i}")
+def probe_tasks(n: int, seconds: float = 0.3, gate: str = "", gated_from: int | None = None):
+    """``n`` probe points; those from index ``gated_from`` on wait for the file ``gate`` to exist."""
+    return [Task(f"probe{i:02d}", "fpga_dnn.sweep.probe:busy_point",
+                 {"value": i, "seconds": seconds, **({"gate": gate} if gated_from is not None and i >= gated_from
+                                                      else {})}, f"p{i}")
             for i in range(n)]
 
 
@@ -49,31 +52,42 @@ def test_failed_point_keeps_its_error_and_the_sweep_goes_on(tmp_path):
 
 
 def test_interrupted_sweep_resumes_without_recomputing(tmp_path):
-    """Ctrl-C after some points, then the same sweep again: only the missing points run."""
+    """Ctrl-C after some points, then the same sweep again: only the missing points run. The points
+    from the 4th on wait for a gate file, so the interrupt lands when exactly 3 are stored and the
+    4th has begun, however loaded the machine is."""
+    gate, k = tmp_path / "gate", 3
+    store = tmp_path / "store"
     code = ("import sys; from fpga_dnn.sweep import ResultStore, run_tasks; "
             "from tests.test_sweep import probe_tasks; "
-            f"run_tasks(probe_tasks(8, 0.6), ResultStore({str(tmp_path)!r}))")
+            f"run_tasks(probe_tasks(8, 0.3, {str(gate)!r}, {k}), ResultStore({str(store)!r}))")
     # SIGINT at its default in the child: a pytest-xdist worker ignores it, and an ignored signal
     # stays ignored across exec (Python then installs no KeyboardInterrupt handler).
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    st = ResultStore(tmp_path)
-    deadline = time.time() + 120
-    while len(list(st.keys())) < 3 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=30)
-    first = {k: st.get(k)["finished"] for k in st.keys()}
-    assert 3 <= len(first) < 8, "the sweep was interrupted mid-way"
-    recs = run_tasks(probe_tasks(8, 0.6), st)
+    st = ResultStore(store)
+    try:
+        deadline = time.time() + 300
+        # in process (one worker) the points run in order: the 4th's attempt begins after the 3rd is stored
+        while not st.attempts(f"probe{k:02d}") and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None and st.attempts(f"probe{k:02d}"), "the sweep did not reach the gate"
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    first = {key: st.get(key)["finished"] for key in st.keys()}
+    assert sorted(first) == [f"probe{i:02d}" for i in range(k)], "the sweep was interrupted at the gate"
+    assert [a.get("outcome") for a in st.attempts(f"probe{k:02d}")] == [None]   # interrupted mid-point
+    gate.touch()
+    recs = run_tasks(probe_tasks(8, 0.3, str(gate), k), st)
     assert [r["result"]["value"] for r in recs] == list(range(8))
-    assert sum(bool(r.get("reused")) for r in recs) == len(first)
-    for k, finished in first.items():   # finished points: not recomputed (one attempt ever), same record
-        # (its attempt may lack the "stored" outcome: Ctrl-C can land between the record's write and the attempt's)
-        assert st.get(k)["finished"] == finished and len(st.attempts(k)) == 1
-    for k in set(st.keys()) - set(first):
-        assert len(stored_attempts(st, k)) == 1
+    assert [bool(r.get("reused")) for r in recs] == [True] * k + [False] * (8 - k)
+    for key, finished in first.items():   # finished points: not recomputed (one attempt ever), same record
+        assert st.get(key)["finished"] == finished and len(stored_attempts(st, key)) == len(st.attempts(key)) == 1
+    for key in set(st.keys()) - set(first):
+        assert len(stored_attempts(st, key)) == 1
 
 
 def _free_port() -> int:

@@ -60,7 +60,7 @@ from fpga_dnn.errors import ConfigError
 
 from fpga_dnn.rtl.stream.stitch import edge_fifos
 
-from .graph import AffineNode, Fold, HwGraph, InputNode, MatVecNode, Node, PoolNode
+from .graph import AffineNode, Fold, HwGraph, InputNode, MatVecNode, Node, PoolNode, Window
 
 # fd_mvu: block RAM for a weight ROM of at least this many words and bits (its ROM_STYLE=0 rule).
 BRAM_MIN_WORDS, BRAM_MIN_BITS = 32, 16384
@@ -277,11 +277,7 @@ def window_schedule_cycles(hp: int, wp: int, kh: int, kw: int, sh: int, sw: int,
     a 9x9 stride-2 conv; rn07's conv1 and conv2 both measure 32,814, as this replay gives).
     """
     # window-less steps before each window of a frame, and after the last one
-    emits = [r >= kh - 1 and (r - kh + 1) % sh == 0 and c >= kw - 1 and (c - kw + 1) % sw == 0
-             for r in range(hp) for c in range(wp)]
-    at = [i for i, e in enumerate(emits) if e]
-    gaps = [b - a - 1 for a, b in zip([-1] + at, at)]
-    tail = len(emits) - 1 - at[-1]
+    gaps, tail = Window(kh, kw, sh, sw).gaps(hp, wp)
     step = 0                 # cycle of the generator's next step
     this_bank, other_bank = 0, 0   # first cycle the next window's bank (and the other) can take it
     issue_free = 0           # first cycle the MVU can issue for a new window
@@ -352,8 +348,12 @@ def node_resources(node: Node, fold: Fold | None = None) -> Resources:
             ff += depth * word
         else:
             lut += math.ceil(depth / 64) * word
-        lut += node.n * node.out_bits * m["lut_per_requant_bit"] + m["unit_overhead_lut"]
-        ff += node.n * node.acc_width + m["unit_overhead_ff"]           # output register
+        # the first cast runs in the PE lanes (fd_mvu RQ = 1), the rest of the chain per element
+        chain = node.requant
+        ew = chain[0].out.width if chain else node.acc_width
+        lut += f.pe * ew * m["lut_per_requant_bit"] + m["unit_overhead_lut"]
+        lut += sum(node.n * rq.out.width * m["lut_per_requant_bit"] for rq in chain[1:])
+        ff += node.n * ew + m["unit_overhead_ff"]                       # output register
         if swg_cycles(node):
             w = node.window
             _, wp = _padded_hw(node)

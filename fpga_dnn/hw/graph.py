@@ -76,6 +76,20 @@ class Window:
         """1x1, stride 1, no padding: the unit reads pixels directly (no line buffer)."""
         return self == Window()
 
+    def gaps(self, h: int, w: int) -> tuple[list[int], int]:
+        """The walk of a generator over an ``h`` x ``w`` input padded by this window (``fd_swg``:
+        one position a step, row-major): the window-less steps before each window it emits, and
+        the steps after the last one."""
+        hp, wp = h + self.pt + self.pb, w + self.pl + self.pr
+        at = [r * wp + c for r in range(self.kh - 1, hp, self.sh) for c in range(self.kw - 1, wp, self.sw)]
+        return [b - a - 1 for a, b in zip([-1] + at, at)], hp * wp - 1 - at[-1]
+
+    def quiet_steps(self, h: int, w: int) -> int:
+        """The longest run of window-less steps, frames back to back (the last window's tail and
+        the next frame's lead-in are one run)."""
+        gaps, tail = self.gaps(h, w)
+        return max(gaps[0] + tail, *gaps[1:])
+
     @property
     def tiles(self) -> bool:
         """Stride == kernel, no padding: windows that do not overlap, so ``fd_pool`` accumulates

@@ -254,9 +254,10 @@ class _Lowering:
             raise _unsupported(layer, f"{layer.class_name} after ZeroPadding (padding is supported before a Conv)")
         return self.var_node[var]
 
-    def _fusable(self, src: Node, layer) -> bool:
-        """May ``layer``'s cast join ``src``'s requant chain? Only if nothing else reads ``src``."""
-        var = layer.inputs[0]
+    def _fusable(self, src: Node, layer, i: int = 0) -> bool:
+        """May ``layer``'s cast join ``src``'s requant chain (``src`` feeding its input ``i``)? Only if
+        nothing else reads ``src``."""
+        var = layer.inputs[i]
         return (hasattr(src, "requant") and not isinstance(src, InputNode)
                 and self.node_var.get(src.name) == var and len(self.users.get(var, [])) == 1
                 and var not in self.out_names)
@@ -598,10 +599,28 @@ class _Lowering:
     _l_Pooling1D = _pool
     _l_Pooling2D = _pool
 
+    def _unwiden(self, src: Node, layer, i: int) -> None:
+        """An Add operand whose cast chain only widens exactly streams its accumulator instead.
+
+        A BatchNormalization folded into the Conv before an Add keeps hls4ml's wide BN result
+        type (resnet8: 26 accumulator bits shifted into fixed<42,18>): the sum is the same from the
+        accumulator on its own grid (the Add aligns the grids), and the stream, its FIFO and the
+        adder shrink to the accumulator's width."""
+        if not (isinstance(src, (MatVecNode, AffineNode)) and src.requant and self._fusable(src, layer, i)):
+            return
+        if lossless_shift(src.requant, src.acc_width) is None:
+            return
+        src.requant = ()
+        src.out_type = HlsType(True, src.acc_width, src.acc_width - src.acc_frac)
+        self.notes.append(f"{src.name!r} feeds {layer.name!r} its accumulator ({src.out_type}): its cast "
+                          f"only widened it exactly")
+
     def _l_Merge(self, layer) -> None:
         op = str(layer.attr("op", "")).lower()
         if op != "add":
             raise _unsupported(layer, f"Merge({op})")
+        for i in (0, 1):
+            self._unwiden(self._src(layer, i), layer, i)
         a, b = self._src(layer, 0), self._src(layer, 1)
         sa, sb = self.var_shape[layer.inputs[0]], self.var_shape[layer.inputs[1]]
         if sa != sb:

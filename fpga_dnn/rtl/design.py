@@ -47,17 +47,20 @@ class SourceInfo:
     :mod:`fpga_dnn.rtl.library` declares it): the modules it defines, and the memory files its
     parameters name by default. A tool that reads the module opens those with ``$readmemh`` even
     when every instance sets its own (yosys stops on a missing one), so estimate puts an empty
-    file of each name beside the sources."""
+    file of each name beside the sources. ``instantiates``: the library modules its own modules
+    instantiate, so a tool synthesising one of them alone knows which sources it needs."""
 
     modules: tuple = ()
     memfile_defaults: tuple = ()
+    instantiates: tuple = ()   # modules of other sources its modules instantiate (fd_mvu: fd_cast)
 
     def to_dict(self) -> dict:
-        return {"modules": list(self.modules), "memfile_defaults": list(self.memfile_defaults)}
+        return {"modules": list(self.modules), "memfile_defaults": list(self.memfile_defaults),
+                "instantiates": list(self.instantiates)}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "SourceInfo":
-        return cls(tuple(d["modules"]), tuple(d["memfile_defaults"]))
+        return cls(tuple(d["modules"]), tuple(d["memfile_defaults"]), tuple(d.get("instantiates", ())))
 
 
 def source_infos(pairs) -> dict:

@@ -22,6 +22,8 @@ DA4ML_MEMFILE_DEFAULTS = {"lookup_table": ("whatever.mem",)}
 #: The streaming library (``fpga_dnn/rtl/stream/hdl/fd_*.v``) defines one module per file, named
 #: after the file (``memfiles.hdl_sources`` finds them so); these name default memory files.
 STREAM_MEMFILE_DEFAULTS = {"fd_mvu": ("weights.mem", "bias.mem"), "fd_chanaffine": ("scale.mem", "bias.mem")}
+#: Streaming library modules that instantiate others (a source list naming one needs the rest).
+STREAM_REQUIRES = {"fd_pool": ("fd_swg",), "fd_requant": ("fd_cast",), "fd_mvu": ("fd_cast",)}
 
 
 def da4ml_static(path) -> SourceInfo:
@@ -33,4 +35,4 @@ def da4ml_static(path) -> SourceInfo:
 def stream_library(path) -> SourceInfo:
     """What one ``fd_*.v`` of the streaming library holds."""
     stem = Path(path).stem
-    return SourceInfo((stem,), STREAM_MEMFILE_DEFAULTS.get(stem, ()))
+    return SourceInfo((stem,), STREAM_MEMFILE_DEFAULTS.get(stem, ()), STREAM_REQUIRES.get(stem, ()))

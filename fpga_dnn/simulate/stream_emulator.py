@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from fpga_dnn.errors import FpgaDnnError
+from fpga_dnn.log import progress
 from fpga_dnn.runtime import packing
+from fpga_dnn.simulate.check import rows_equal
 from fpga_dnn.simulate.verilator import cached_build, run_logged, verilator_env
 
 from fpga_dnn.rtl.stream.stitch import StreamDesign
@@ -261,7 +263,8 @@ def build_emulator(design: StreamDesign, *, jobs: int = 2) -> StreamEmulator:
 
 @dataclass
 class StreamCheck:
-    """A streamed design against C-sim, Keras and the hardware graph's reference, on one batch."""
+    """A streamed design against C-sim, Keras and the hardware graph's reference, on one batch
+    (the test split) and on the probe set (random inputs on the input grid)."""
 
     n_samples: int
     exact_csim: float
@@ -275,44 +278,81 @@ class StreamCheck:
     samples_per_s: float
     build_seconds: float | None
     backpressure_exact: float | None = None
+    probe_samples: int = 0
+    probe_exact: float | None = None      # None: no probe set
+    first_mismatch: str | None = None     # the first departing sample, and the layer where it departs
+    compared_with: str = "C-sim"
+
+    @property
+    def probe_exact_samples(self) -> str | None:
+        return None if self.probe_exact is None else f"{round(self.probe_exact * self.probe_samples)}/{self.probe_samples}"
 
     def failures(self) -> list[str]:
         bad = []
-        for what, v in (("C-sim", self.exact_csim), ("the reference", self.exact_reference),
-                        ("C-sim under backpressure", self.backpressure_exact)):
+        for what, v in ((self.compared_with, self.exact_csim), ("the reference", self.exact_reference),
+                        (f"{self.compared_with} under backpressure", self.backpressure_exact)):
             if v is not None and v != 1.0:
                 bad.append(f"streamed RTL equals {what} on {v:.4f} of {self.n_samples} samples")
+        if self.probe_exact is not None and self.probe_exact != 1.0:
+            bad.append(f"streamed RTL equals {self.compared_with} on {self.probe_exact:.4f} of "
+                       f"{self.probe_samples} probe inputs")
+        if self.first_mismatch:
+            bad.append(f"first mismatch: {self.first_mismatch}")
         if not self.tlast_ok:
             bad.append("tlast did not mark each result's last beat")
         return bad
 
 
 def _exact(a, b) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.mean(np.all(a.reshape(len(a), -1) == b.reshape(len(b), -1), axis=1)))
+    return float(np.mean(rows_equal(a, b)))
 
 
-def check_stream(build, x, csim_out, keras_out=None, *, backpressure_samples: int = 20, seed: int = 1) -> StreamCheck:
-    """Run ``build`` (an :class:`fpga_dnn.rtl.build.StreamBuild`) on float samples ``x``; compare."""
+def check_stream(build, x, csim_out, keras_out=None, *, probe_x=None, probe_csim=None,
+                 backpressure_samples: int = 20, seed: int = 1, compared_with: str = "C-sim",
+                 locate=None) -> StreamCheck:
+    """Run ``build`` (an :class:`fpga_dnn.rtl.build.StreamBuild`) on float samples ``x`` and on the
+    probe set ``probe_x`` (what the RTL must equal on them: ``csim_out``, ``probe_csim``); compare.
+
+    Test split and probes stream in one run (frames back to back). On a departure the first
+    differing sample (test split first, then probes) is named with the first layer whose stream
+    departs on it: ``locate(codes)`` (default :func:`first_departing_layer` on the build's graph,
+    a Verilator build per node up to that layer) returns that layer's name or None."""
     from fpga_dnn.hw import reference
 
     graph = build.graph
     emu = build_emulator(build.design)
     codes = reference.quantize_inputs(graph, x)
+    n = len(codes)
+    want = np.asarray(csim_out).reshape(n, -1)
+    if probe_x is not None and len(probe_x):
+        codes = np.concatenate([codes, reference.quantize_inputs(graph, probe_x)])
+        want = np.concatenate([want, np.asarray(probe_csim).reshape(len(probe_x), -1)])
     run = emu.run(codes, seed=seed)
     f = graph.out_node.out_type.f
     y = np.ldexp(run.outputs.reshape(len(codes), -1).astype(np.float64), -f)
-    ref = np.ldexp(reference.run(graph, codes).reshape(len(codes), -1).astype(np.float64), -f)
+    ref = np.ldexp(reference.run(graph, codes[:n]).reshape(n, -1).astype(np.float64), -f)
+    same = rows_equal(y, want)
     bp = None
     if backpressure_samples:
-        k = min(backpressure_samples, len(codes))
+        k = min(backpressure_samples, n)
         run_bp = emu.run(codes[:k], seed=seed + 1, p_bubble=0.3, p_stall=0.3)
-        bp = _exact(np.ldexp(run_bp.outputs.reshape(k, -1).astype(np.float64), -f), np.asarray(csim_out)[:k])
+        bp = _exact(np.ldexp(run_bp.outputs.reshape(k, -1).astype(np.float64), -f), want[:k])
     plan = getattr(build, "plan", None)
-    return StreamCheck(len(codes), _exact(y, csim_out), None if keras_out is None else _exact(y, keras_out),
-                       _exact(y, ref), run.cycles_per_frame, plan.cycles_per_frame if plan else None,
-                       run.first_latency, run.fifo_max, run.tlast_ok, run.frames_per_second_sim,
-                       emu.build_seconds, bp)
+    check = StreamCheck(n, float(same[:n].mean()), None if keras_out is None else _exact(y[:n], keras_out),
+                        _exact(y[:n], ref), run.cycles_per_frame, plan.cycles_per_frame if plan else None,
+                        run.first_latency, run.fifo_max, run.tlast_ok, run.frames_per_second_sim,
+                        emu.build_seconds, bp, probe_samples=len(codes) - n,
+                        probe_exact=float(same[n:].mean()) if len(codes) > n else None, compared_with=compared_with)
+    if not same.all():
+        i = int(np.flatnonzero(~same)[0])
+        which = f"test sample {i}" if i < n else f"probe sample {i - n}"
+        locate = locate or (lambda c: first_departing_layer(graph, c, Path(build.design.directory) / "layer_check"))
+        progress(f"simulate: {which} departs from {compared_with}: checking the stream layer by layer")
+        layer = locate(codes[i:i + 1])
+        check.first_mismatch = (f"{which}: first departing layer {layer!r}" if layer else
+                                f"{which}: every layer's stream equals the hardware graph's reference, "
+                                f"which departs from {compared_with} on it")
+    return check
 
 
 def first_departing_layer(graph, codes: np.ndarray, directory: Path, stream_bits: int = 64,

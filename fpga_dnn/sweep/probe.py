@@ -13,11 +13,14 @@ import time
 from pathlib import Path
 
 
-def busy_point(value: int, seconds: float = 0.5, pid_file: str = "") -> dict:
+def busy_point(value: int, seconds: float = 0.5, pid_file: str = "", gate: str = "") -> dict:
     """Spin for ``seconds`` (CPU work, not a sleep) and return a digest of ``value``. With
-    ``pid_file``, write this process's pid there first (a test kills it mid-point)."""
+    ``pid_file``, write this process's pid there first (a test kills it mid-point); with ``gate``,
+    wait until that file exists first (a test holds a sweep at a known point, whatever the load)."""
     if pid_file:
         Path(pid_file).write_text(str(os.getpid()))
+    while gate and not Path(gate).exists():
+        time.sleep(0.02)
     end = time.perf_counter() + seconds
     h = hashlib.sha256(str(value).encode())
     while time.perf_counter() < end:

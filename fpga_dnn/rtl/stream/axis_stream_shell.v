@@ -14,8 +14,10 @@
 //   * tlast: a flag per sample (its last input beat's tlast) travels in a FIFO of FLAGS entries
 //     and marks the last output beat of that sample's result; input stalls while FLAGS samples
 //     are in flight. Samples must be whole (the runtime always sends whole samples).
-// Rates: one element per cycle each way; s_axis_tready depends combinationally on the core's
-// s_tready (a new beat loads in the cycle the last one empties).
+// Rates: one element per cycle each way, with no bubble between beats, pixels or samples:
+// s_axis_tready depends combinationally on the core's s_tready (a new beat loads in the cycle
+// the last one empties) and core_m_tready on m_axis_tready (a new pixel loads in the cycle the
+// last one's final element moves into the output beat).
 // Reset: synchronous active-low aresetn; `rst` (active high, registered) resets the core too.
 `timescale 1 ns / 1 ps
 /* verilator lint_off DECLFILENAME */
@@ -123,8 +125,11 @@ module fd_stream_shell #(
     wire [OUT_LANE+OUT_WIDTH-1:0] oext_val = {{OUT_LANE{oext}}, oval};
     wire [OUT_LANE-1:0]        olane_val = oext_val[OUT_LANE-1:0];
     wire                       sample_out_end = omove & (oelem_i == OUT_ELEMENTS - 1);
+    // the pixel's last element leaves this cycle: the next pixel may load in the same cycle
+    // (else every output pixel costs one bubble: 2 instead of 1 cycle per 1-element pixel)
+    wire                       opix_done = omove & (ochan_i == OUT_C - 1);
 
-    assign core_m_tready = ~opix_full;
+    assign core_m_tready = ~opix_full | opix_done;
     assign m_axis_tdata  = obeat_q;
     assign m_axis_tvalid = obeat_full;
     assign m_axis_tlast  = obeat_last;
@@ -136,7 +141,6 @@ module fd_stream_shell #(
         if (rst) begin
             opix_full <= 1'b0; olane_i <= 0; oelem_i <= 0; ochan_i <= 0; obeat_full <= 1'b0; obeat_last <= 1'b0;
         end else begin
-            if (core_m_tvalid & core_m_tready) begin opix_q <= core_m_tdata; opix_full <= 1'b1; end
             if (obeat_fire) obeat_full <= 1'b0;
             if (omove) begin
                 if (olane_i == 0) begin
@@ -153,6 +157,8 @@ module fd_stream_shell #(
                     else olane_i <= olane_i + 1;
                 end
             end
+            // after `omove`: a new pixel wins over the one that just left
+            if (core_m_tvalid & core_m_tready) begin opix_q <= core_m_tdata; opix_full <= 1'b1; end
         end
     end
 

@@ -22,8 +22,16 @@ class MemFileError(FpgaDnnError):
 
 
 def hdl_sources(*modules: str) -> list[Path]:
-    """Paths of the named library modules, e.g. ``hdl_sources('fd_swg', 'fd_mvu')``."""
-    paths = [HDL_DIR / f"{m}.v" for m in modules]
+    """Paths of the named library modules and of those they instantiate
+    (:data:`fpga_dnn.rtl.library.STREAM_REQUIRES`), each once, e.g. ``hdl_sources('fd_swg', 'fd_mvu')``."""
+    from fpga_dnn.rtl.library import STREAM_REQUIRES
+
+    names: list[str] = []
+    for m in modules:
+        for d in (m, *STREAM_REQUIRES.get(m, ())):
+            if d not in names:
+                names.append(d)
+    paths = [HDL_DIR / f"{m}.v" for m in names]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
         known = sorted(p.stem for p in HDL_DIR.glob("fd_*.v"))

@@ -21,16 +21,28 @@
 //              two's complement) at bits [p*AW +: AW].
 //   ROM_STYLE  weight ROM: 0 auto (block RAM when it holds >= 16384 bits and >= 32 words),
 //              1 block RAM (rom_style "block"), 2 distributed (LUTs).
+//   RQ         1: each finished accumulator is cast (fd_cast) as its PE lane finishes, so the
+//              output holds N elements of OW bits, not AW: PE casts instead of N, and N*OW
+//              output bits instead of N*AW. 0: the raw accumulators (AW bits each).
+//   SHIFT, OW, OSIGNED, ROUND, SAT, RELU   the cast when RQ = 1 (as fd_cast's; unused for 0).
 // Ports
 //   clk, rst                                 clock; synchronous active-high reset.
 //   s_tdata[IN_ELEMS*IW-1:0], s_tvalid, s_tready  input beats; element i at [i*IW +: IW];
 //                                            beat b of a vector carries x[b*IN_ELEMS + i].
-//                                            s_tready is a register output.
-//   m_tdata[N*AW-1:0], m_tvalid, m_tready    one beat per vector: acc[n] at [n*AW +: AW].
+//                                            s_tready is a register output, except with one
+//                                            beat per vector (see Structure).
+//   m_tdata[N*EW-1:0], m_tvalid, m_tready    one beat per vector: element n at [n*EW +: EW],
+//                                            EW = OW (RQ = 1: cast(acc[n])) or AW (acc[n]).
 // Structure: the input vector is written into one of two banks (double buffer) while the other
-// is read, so the next vector is computed without idle cycles. Each cycle one (nf, kf) step
+// is read, so the next vector is computed without idle cycles. With one beat per vector (a
+// Conv's window: IN_ELEMS = K) the store is one register bank instead, copied whole into the
+// stage-A register by a vector's first step (which all its steps then slice): the bank takes the
+// next window from that cycle on (s_tready = bank empty or that first step), so bank and stage-A
+// register are the double buffer - no idle cycle, and no LUT RAM for a 2-word memory thousands
+// of bits wide. Each cycle one (nf, kf) step
 // reads SIMD inputs and PE*SIMD weights (synchronous ROM read), multiplies them (registered
-// products: DSP48 MREG), sums each PE's SIMD products (adder tree, registered) and accumulates.
+// products: DSP48 MREG), sums each PE's SIMD products (adder tree, registered) and accumulates;
+// finished output groups shift into a register chain (no write-address decode per output bit).
 // Cycle counts (exact, fed and drained without stalls):
 //   cycles per vector in steady state = max(NF*KF, NB)        (NF*KF = (N/PE)*(K/SIMD))
 //   latency: the output is valid NF*KF + 4 cycles after the cycle that delivered the vector's
@@ -51,14 +63,21 @@ module fd_mvu #(
     parameter integer BIAS = 0,
     parameter WEIGHT_FILE = "weights.mem",
     parameter BIAS_FILE = "bias.mem",
-    parameter integer ROM_STYLE = 0
+    parameter integer ROM_STYLE = 0,
+    parameter integer RQ = 0,
+    parameter integer SHIFT = 0,
+    parameter integer OW = 8,
+    parameter integer OSIGNED = 1,
+    parameter integer ROUND = 0,
+    parameter integer SAT = 0,
+    parameter integer RELU = 0
 ) (
     input  wire                   clk,
     input  wire                   rst,
     input  wire [IN_ELEMS*IW-1:0] s_tdata,
     input  wire                   s_tvalid,
     output wire                   s_tready,
-    output wire [N*AW-1:0]        m_tdata,
+    output wire [N*(RQ ? OW : AW)-1:0] m_tdata,
     output wire                   m_tvalid,
     input  wire                   m_tready
 );
@@ -74,8 +93,14 @@ module fd_mvu #(
     localparam integer WSTYLE = (ROM_STYLE != 0) ? ROM_STYLE
                               : ((WD >= 32 && WD * WWORD >= 16384) ? 1 : 2);
     localparam integer PW = IW + 1 + WW;                               // signed product bits
-    localparam integer EXW = (AW > PW) ? AW : PW;
+    localparam integer EXW = (AW > PW) ? AW : PW;                      // >= TW
     localparam integer TP = (SIMD <= 1) ? 1 : (1 << $clog2(SIMD));     // adder-tree leaves
+    localparam integer EW = RQ ? OW : AW;                              // output element bits
+    // products and their per-PE sum: exact in TW0 bits (PW-bit products, TP leaves), so the
+    // tree is that wide, sign-extended into the AW-bit accumulator; when AW is narrower the
+    // tree wraps at AW like the accumulator (the sum mod 2^AW either way)
+    localparam integer TW0 = PW + ((TP > 1) ? $clog2(TP) : 0);
+    localparam integer TW = (TW0 < AW) ? TW0 : AW;
 
     function integer bits(input integer n);   // bits of a counter 0..n-1
         bits = (n > 1) ? $clog2(n) : 1;
@@ -87,6 +112,7 @@ module fd_mvu #(
     localparam integer LDB = bits(LD);
     localparam integer RB  = bits(R);
     localparam integer IAB = bits(2 * LD);
+    localparam integer SB  = (NB == 1) ? 1 : 0;                        // single register bank
 
     // parameter checks: an instance of a module that does not exist stops elaboration
     generate
@@ -101,7 +127,6 @@ module fd_mvu #(
     reg           wbank, rbank;
     reg [LB-1:0]  w_lane;
     reg [LDB-1:0] w_word;
-    assign s_tready = !bank_full[wbank];
     wire wr = s_tvalid && s_tready;
     wire w_last = (w_lane == L - 1) && (w_word == LD - 1);
 
@@ -112,9 +137,13 @@ module fd_mvu #(
     reg [WAB-1:0] waddr;
     reg [LDB-1:0] r_word;
     reg [RB-1:0]  r_slice;
-    wire issue = en && bank_full[rbank];
     wire k_last = (kf == KF - 1);
     wire v_last = k_last && (nf == NF - 1);
+    wire v_first = (kf == 0) && (nf == 0);
+    // a step issues when its vector is stored (single bank: the first step needs the bank, the
+    // others read the stage-A copy)
+    wire issue = en && (SB ? (bank_full[0] || !v_first) : bank_full[rbank]);
+    assign s_tready = SB ? (!bank_full[0] || (issue && v_first)) : !bank_full[wbank];
 
     always @(posedge clk) begin
         if (rst) begin
@@ -136,7 +165,7 @@ module fd_mvu #(
                 end else begin
                     w_lane <= w_lane + 1'b1;
                 end
-                if (w_last) begin
+                if (w_last && SB == 0) begin
                     bank_full[wbank] <= 1'b1;
                     wbank <= ~wbank;
                 end
@@ -157,10 +186,15 @@ module fd_mvu #(
                         r_slice <= r_slice + 1'b1;
                     end
                 end
-                if (v_last) begin
+                if (v_last && SB == 0) begin
                     bank_full[rbank] <= 1'b0;
                     rbank <= ~rbank;
                 end
+            end
+            // single bank: emptied by the first step, refilled by the write (which wins)
+            if (SB != 0) begin
+                if (wr) bank_full[0] <= 1'b1;
+                else if (issue && v_first) bank_full[0] <= 1'b0;
             end
         end
     end
@@ -171,14 +205,24 @@ module fd_mvu #(
     wire [L*XWW-1:0] xa;                // L lanes of IN_ELEMS elements
     genvar l, p, s, t;
     generate
-    for (l = 0; l < L; l = l + 1) begin : g_lane
-        reg [XWW-1:0] ibuf [0:2*LD-1];
+    if (SB != 0) begin : g_single      // L = 1
+        reg [XWW-1:0] bank;
         reg [XWW-1:0] q;
         always @(posedge clk) begin
-            if (wr && w_lane == l) ibuf[w_iaddr] <= s_tdata;
-            if (issue) q <= ibuf[r_iaddr];
+            if (wr) bank <= s_tdata;
+            if (issue && v_first) q <= bank;
         end
-        assign xa[l*XWW +: XWW] = q;
+        assign xa = q;
+    end else begin : g_double
+        for (l = 0; l < L; l = l + 1) begin : g_lane
+            reg [XWW-1:0] ibuf [0:2*LD-1];
+            reg [XWW-1:0] q;
+            always @(posedge clk) begin
+                if (wr && w_lane == l) ibuf[w_iaddr] <= s_tdata;
+                if (issue) q <= ibuf[r_iaddr];
+            end
+            assign xa[l*XWW +: XWW] = q;
+        end
     end
     endgenerate
 
@@ -215,7 +259,6 @@ module fd_mvu #(
     endgenerate
 
     reg           va, a_first, a_klast, a_vlast;
-    reg [NFB-1:0] a_nf;
     reg [RB-1:0]  a_slice;
     always @(posedge clk) begin
         if (rst) va <= 1'b0;
@@ -224,7 +267,6 @@ module fd_mvu #(
             a_first <= (kf == 0);
             a_klast <= k_last;
             a_vlast <= v_last;
-            a_nf <= nf;
             a_slice <= r_slice;
         end
     end
@@ -232,9 +274,8 @@ module fd_mvu #(
     // stage B: products
     wire [SIMD*IW-1:0] xs = xa[a_slice*(SIMD*IW) +: SIMD*IW];
     reg           vb, b_first, b_klast, b_vlast;
-    reg [NFB-1:0] b_nf;
     reg [PE*AW-1:0] bb;
-    reg [PE*SIMD*AW-1:0] prod;
+    reg [PE*SIMD*TW-1:0] prod;
     generate
     for (p = 0; p < PE; p = p + 1) begin : g_pe
         for (s = 0; s < SIMD; s = s + 1) begin : g_simd
@@ -243,7 +284,7 @@ module fd_mvu #(
             wire signed [IW:0] xv = ISIGNED ? {xr[IW-1], xr} : {1'b0, xr};
             wire signed [PW-1:0] m = wv * xv;
             wire signed [EXW-1:0] mx = m;
-            always @(posedge clk) if (en) prod[(p*SIMD + s)*AW +: AW] <= mx[AW-1:0];
+            always @(posedge clk) if (en) prod[(p*SIMD + s)*TW +: TW] <= mx[TW-1:0];
         end
     end
     endgenerate
@@ -254,30 +295,28 @@ module fd_mvu #(
             b_first <= a_first;
             b_klast <= a_klast;
             b_vlast <= a_vlast;
-            b_nf <= a_nf;
             bb <= ba;
         end
     end
 
-    // stage C: per-PE sum of the SIMD products (balanced adder tree, AW-bit wrap-around)
+    // stage C: per-PE sum of the SIMD products (balanced adder tree, TW bits)
     reg           vc, c_first, c_klast, c_vlast;
-    reg [NFB-1:0] c_nf;
     reg [PE*AW-1:0] cb;
-    reg [PE*AW-1:0] psum;
+    reg [PE*TW-1:0] psum;
     generate
     for (p = 0; p < PE; p = p + 1) begin : g_tree
-        wire [(2*TP-1)*AW-1:0] tr;      // node i = tr[i*AW +: AW]; leaves TP-1 .. 2*TP-2
+        wire [(2*TP-1)*TW-1:0] tr;      // node i = tr[i*TW +: TW]; leaves TP-1 .. 2*TP-2
         for (t = 0; t < TP; t = t + 1) begin : g_leaf
             if (t < SIMD) begin : g_p
-                assign tr[(TP-1+t)*AW +: AW] = prod[(p*SIMD + t)*AW +: AW];
+                assign tr[(TP-1+t)*TW +: TW] = prod[(p*SIMD + t)*TW +: TW];
             end else begin : g_z
-                assign tr[(TP-1+t)*AW +: AW] = {AW{1'b0}};
+                assign tr[(TP-1+t)*TW +: TW] = {TW{1'b0}};
             end
         end
         for (t = 0; t < TP - 1; t = t + 1) begin : g_node
-            assign tr[t*AW +: AW] = tr[(2*t+1)*AW +: AW] + tr[(2*t+2)*AW +: AW];
+            assign tr[t*TW +: TW] = tr[(2*t+1)*TW +: TW] + tr[(2*t+2)*TW +: TW];
         end
-        always @(posedge clk) if (en) psum[p*AW +: AW] <= tr[0 +: AW];
+        always @(posedge clk) if (en) psum[p*TW +: TW] <= tr[0 +: TW];
     end
     endgenerate
     always @(posedge clk) begin
@@ -287,20 +326,29 @@ module fd_mvu #(
             c_first <= b_first;
             c_klast <= b_klast;
             c_vlast <= b_vlast;
-            c_nf <= b_nf;
             cb <= bb;
         end
     end
 
     // stage D: accumulate; finished groups go to res, a finished vector to the output register
     reg [PE*AW-1:0] acc;
-    reg [N*AW-1:0]  res;
-    reg [N*AW-1:0]  oreg;
+    localparam integer RESW = ((NF > 1) ? NF - 1 : 1) * PE * EW;       // groups 0 .. NF-2
+    reg [RESW-1:0]  res;
+    reg [N*EW-1:0]  oreg;
     reg             ovalid;
     wire [PE*AW-1:0] accn;
+    wire [PE*EW-1:0] outn;             // the finished group's elements as the output holds them
     generate
     for (p = 0; p < PE; p = p + 1) begin : g_acc
-        assign accn[p*AW +: AW] = (c_first ? cb[p*AW +: AW] : acc[p*AW +: AW]) + psum[p*AW +: AW];
+        wire signed [TW-1:0] ps = psum[p*TW +: TW];
+        wire signed [AW-1:0] psx = ps;                      // sign-extended (TW <= AW)
+        assign accn[p*AW +: AW] = (c_first ? cb[p*AW +: AW] : acc[p*AW +: AW]) + psx;
+        if (RQ != 0) begin : g_cast
+            fd_cast #(.AW(AW), .ISIGNED(1), .SHIFT(SHIFT), .OW(OW), .OSIGNED(OSIGNED), .ROUND(ROUND),
+                      .SAT(SAT), .RELU(RELU)) cast (.a(accn[p*AW +: AW]), .y(outn[p*EW +: EW]));
+        end else begin : g_raw
+            assign outn[p*EW +: EW] = accn[p*AW +: AW];
+        end
     end
     endgenerate
     wire done = vc && c_vlast;
@@ -308,14 +356,20 @@ module fd_mvu #(
     always @(posedge clk) begin
         if (en && vc) begin
             acc <= accn;
-            if (c_klast) res[c_nf*(PE*AW) +: PE*AW] <= accn;
         end
     end
     generate
+    // group nf enters at the top and moves down one group per finished group: when group NF-1
+    // finishes, res holds groups NF-2 .. 0 from the top down
+    if (NF > 2) begin : g_shift
+        always @(posedge clk) if (en && vc && c_klast) res <= {outn, res[RESW-1:PE*EW]};
+    end else if (NF == 2) begin : g_hold
+        always @(posedge clk) if (en && vc && c_klast) res <= outn;
+    end
     if (NF > 1) begin : g_out
-        always @(posedge clk) if (en && done) oreg <= {accn, res[0 +: (NF-1)*PE*AW]};
+        always @(posedge clk) if (en && done) oreg <= {outn, res};
     end else begin : g_out1
-        always @(posedge clk) if (en && done) oreg <= accn;
+        always @(posedge clk) if (en && done) oreg <= outn;
     end
     endgenerate
     always @(posedge clk) begin

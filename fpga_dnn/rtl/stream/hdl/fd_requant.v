@@ -1,6 +1,6 @@
 // fd_requant: per-element ap_fixed cast of accumulators (Verilog-2005).
 //
-// For each of N elements: y = cast(acc), exactly as ap_fixed assigns a value of the accumulator
+// For each of N elements (an fd_cast each): y = cast(acc), exactly as ap_fixed assigns a value of the accumulator
 // type to the output type (fpga_dnn/rtl/precision.py::quantize_np): the accumulator integer
 // (value * 2^acc_frac) is divided by 2^SHIFT (SHIFT = acc_frac - out_frac), rounded by ROUND,
 // then brought into the OW-bit range by SAT.
@@ -48,62 +48,15 @@ module fd_requant #(
     output wire              m_tvalid,
     input  wire              m_tready
 );
-    localparam integer SH = (SHIFT > 0) ? SHIFT : 0;    // bits dropped
-    localparam integer LS = (SHIFT < 0) ? -SHIFT : 0;   // bits added on the right
-    localparam integer XW = AW + 1 + SH;                // sign-extended input, room for >>> SH
-    // value width after the shift and the rounding carry, wide enough for the output bounds
-    localparam integer VW0 = AW + LS + 3;
-    localparam integer VW = (VW0 > OW + 2) ? VW0 : OW + 2;
 
     wire [N*OW-1:0] y;
 
     genvar i;
     generate
     for (i = 0; i < N; i = i + 1) begin : g_el
-        wire [AW-1:0] a_raw = s_tdata[i*AW +: AW];
-        wire signed [AW:0] a = ISIGNED ? {a_raw[AW-1], a_raw} : {1'b0, a_raw};
-        wire signed [AW:0] ar = (RELU != 0 && a[AW]) ? {(AW+1){1'b0}} : a;
-        wire signed [XW-1:0] ax = ar;                       // sign-extended
-        wire signed [VW-1:0] fl;                             // floor(value)
-        wire qb, rr, s, lsb;
-        if (SH > 0) begin : g_drop
-            wire signed [XW-1:0] sh = ax >>> SH;
-            assign fl = sh;                                  // sign-extends (VW > XW - SH)
-            assign qb = ax[SH-1];                            // remainder >= 1/2
-            if (SH > 1) begin : g_r
-                assign rr = |ax[SH-2:0];                     // remainder > 1/2 given qb
-            end else begin : g_nr
-                assign rr = 1'b0;
-            end
-            assign lsb = ax[SH];
-        end else begin : g_keep
-            wire signed [VW-1:0] axw = ar;
-            assign fl = axw <<< LS;
-            assign qb = 1'b0;
-            assign rr = 1'b0;
-            assign lsb = 1'b0;
-        end
-        assign s = ar[AW];
-        wire inc = (ROUND == 1) ? qb :
-                   (ROUND == 2) ? (qb & (lsb | rr)) :
-                   (ROUND == 3) ? (qb & (s | rr)) :
-                   (ROUND == 4) ? (qb & (~s | rr)) :
-                   (ROUND == 5) ? (qb & rr) :
-                   (ROUND == 6) ? (s & (qb | rr)) : 1'b0;
-        wire signed [VW-1:0] v = fl + {{(VW-1){1'b0}}, inc};
-        // output bounds as VW-bit signed constants
-        wire signed [VW-1:0] hi = OSIGNED ? {{(VW-OW+1){1'b0}}, {(OW-1){1'b1}}}
-                                          : {{(VW-OW){1'b0}}, {OW{1'b1}}};
-        wire signed [VW-1:0] lo = OSIGNED ? {{(VW-OW+1){1'b1}}, {(OW-1){1'b0}}}
-                                          : {VW{1'b0}};
-        wire signed [VW-1:0] lo_sym = OSIGNED ? -hi : {VW{1'b0}};
-        wire over = v > hi;
-        wire under = v < lo;
-        wire [OW-1:0] yv = (SAT == 0) ? v[OW-1:0] :
-                           (SAT == 1) ? (over ? hi[OW-1:0] : under ? lo[OW-1:0] : v[OW-1:0]) :
-                           (SAT == 2) ? (over ? hi[OW-1:0] : (v < lo_sym) ? lo_sym[OW-1:0] : v[OW-1:0]) :
-                                        ((over || under) ? {OW{1'b0}} : v[OW-1:0]);
-        assign y[i*OW +: OW] = yv;
+        fd_cast #(.AW(AW), .ISIGNED(ISIGNED), .SHIFT(SHIFT), .OW(OW), .OSIGNED(OSIGNED), .ROUND(ROUND),
+                  .SAT(SAT), .RELU(RELU))
+            cast (.a(s_tdata[i*AW +: AW]), .y(y[i*OW +: OW]));
     end
     endgenerate
 
