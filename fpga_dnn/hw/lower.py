@@ -51,6 +51,7 @@ from .graph import (
     Window,
 )
 from .layer_graph import LayerGraph, attr_type as _attr_type, out_type as _out_type, weight_values
+from .ranges import acc_bounds
 
 STEP = "streaming RTL generation"
 
@@ -175,13 +176,8 @@ def merge_shifts(chain: tuple[Requant, ...], width: int) -> tuple[Requant, ...]:
 
 def _acc_range(w: np.ndarray, bias: np.ndarray, x_t: HlsType) -> tuple[int, int]:
     """The extreme values of ``bias + w @ x`` over every input code of ``x_t`` (exact ints)."""
-    lo_x, hi_x = type_range(x_t)
-    wo = w.astype(object)
-    pos, neg = np.clip(wo, 0, None), np.clip(wo, None, 0)
-    b = bias.astype(object)
-    hi = max(pos.sum(1) * hi_x + neg.sum(1) * lo_x + b, default=0)
-    lo = min(pos.sum(1) * lo_x + neg.sum(1) * hi_x + b, default=0)
-    return int(lo), int(hi)
+    lo, hi = acc_bounds(w, bias, *type_range(x_t))
+    return int(min(lo, default=0)), int(max(hi, default=0))
 
 
 # --------------------------------------------------------------------------------------------
