@@ -84,7 +84,8 @@ def run_search(zoo: str, out_dir, *, trials: int = 16, batch: int | None = None,
                 study.tell(t, state=optuna.trial.TrialState.FAIL)
                 continue
             p = r["result"]
-            t.set_constraint([p["luts"] - budget["LUT"], p["dsp"] - budget["DSP"]])   # <= 0: feasible
+            t.set_constraint("lut_over_budget", p["luts"] - budget["LUT"])   # <= 0: feasible (optuna 5:
+            t.set_constraint("dsp_over_budget", p["dsp"] - budget["DSP"])    # one named value per call)
             study.tell(t, [p["accuracy"], p["luts"], p["dsp"], p["latency_cycles"]])
             rows.append({"trial": t.number, "params": t.params, "recipe": rec.name, **p,
                          "feasible": p["luts"] <= budget["LUT"] and p["dsp"] <= budget["DSP"],
