@@ -311,6 +311,10 @@ def _measure_stream(conv, graph, plan, x, keras_out, csim_out, folder: Path, boa
             row[f"yosys_{r['resource'].lower()}_pct"] = r["percent"]
         row["yosys_lutram"] = rep.lutram          # LUT RAM cells (the FIFOs'), beside predicted_lutram
         row["yosys_lut_logic"], row["yosys_lut_as_memory"] = rep.lut, rep.lut_as_memory   # yosys_lut = both
+        # the chooser's LUT prediction (logic + 4 per LUT RAM cell, as the budget counts it) vs yosys
+        predicted = plan.resources.lut_total
+        row["predicted_lut_total"] = predicted
+        row["lut_prediction_error_pct"] = round(100.0 * (predicted - rep.lut_total) / rep.lut_total, 1) if rep.lut_total else None
         row["yosys_fits"] = fit_check(rep, board).fits
         # the issue's target: LUT (logic + memory) <= 85% of the device, DSP and BRAM36 within it
         row["yosys_fits_85pct_lut"] = fit_check(rep, board, lut_margin=DEFAULT_LUT_FRACTION).fits
