@@ -31,8 +31,9 @@ bench):
 * BRAM36: the weight ROM is NF*KF words of PE*SIMD*WW bits; ``fd_mvu`` puts it in block RAM when
   it has >= 32 words and >= 16384 bits (else LUTs). Block RAM count uses the RAMB18 aspect
   ratios (depth <= 512: 36 bits wide, 1024: 18, 2048: 9, 4096: 4, 8192: 2, 16384: 1), two RAMB18
-  per BRAM36. A window generator's line buffer ((KH-1)*C*EW bits wide, Wp deep) is counted the
-  same way when it holds >= 16384 bits.
+  per BRAM36. A window generator's line buffer ((KH-1)*C*EW bits wide, Wp deep) and a Dense's
+  input store are LUT RAM up to 64 entries, block RAM beyond when they hold >= 16384 bits
+  (:func:`_memory`).
 * LUT/FF (:data:`LUT_MODEL`, calibrated per unit against yosys on the bench's four designs): per
   PE an adder tree as wide as its exact sum and an accumulator; the select of a step's SIMD
   elements from a wider input beat (an R:1 mux per selected bit); the input store (registers
@@ -383,7 +384,8 @@ def node_resources(node: Node, fold: Fold | None = None) -> Resources:
         chain = node.requant
         ew = chain[0].out.width if chain else node.acc_width
         lut += (f.pe * cast_lut(node.acc_width, True, chain[0]) if chain else 0) + m["unit_overhead_lut"]
-        lut += node.n * chain_lut(chain[0].out.width, chain[0].out.signed, chain[1:]) if chain else 0
+        if chain:
+            lut += node.n * chain_lut(chain[0].out.width, chain[0].out.signed, chain[1:])
         ff += node.n * ew + m["unit_overhead_ff"]                       # output register
         if swg_cycles(node):
             w = node.window
