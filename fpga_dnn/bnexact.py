@@ -40,6 +40,12 @@ from math import ceil, floor
 import numpy as np
 
 MAX_FRAC = 32            # widest fraction of scale/bias tried
+# ... for an io_parallel graph, which the unrolled RTL traces with da4ml: its trace of a BN was
+# measured bit-exact with C-sim at a 38-bit ``data * scale + bias`` (19-bit scale) and 16
+# fraction bits, and NOT at 51 bits (a 25-bit scale with 22 fraction bits: 0/1797 samples, 1 LSB
+# at the output; tests/test_rtl_trace.py::test_batchnorm_bit_exact_with_csim). Past this, the
+# closest constants are used and the unmatched inputs counted (reported as not guaranteed).
+UNROLLED_MAX_FRAC = 16
 FLOAT32_EXACT_BITS = 24  # codes beyond 2**24 are not exact float32 inputs of Keras's BN
 QUANTIZING = ("QActivation",)
 MAX_CANDIDATES = 32      # biases scored per scale when no constants match every code
@@ -400,7 +406,7 @@ def _reason_unmatched(fit: Fit) -> str:
             f"bias does; the closest constants ({fit.frac} fraction bits) are used")
 
 
-def derive_batchnorm_types(model, hls_model) -> tuple[dict, dict, dict]:
+def derive_batchnorm_types(model, hls_model, max_frac: int = MAX_FRAC) -> tuple[dict, dict, dict]:
     """For each BatchNormalization node of ``hls_model`` (converted from the Keras ``model``):
     ``(types, data, unguaranteed)``: hls4ml precision overrides ``{node: {"scale": t, "bias": t}}``
     that make it exact on every reachable input, the on-grid constants ``{node: (scale, bias)}``
@@ -461,7 +467,7 @@ def derive_batchnorm_types(model, hls_model) -> tuple[dict, dict, dict]:
         bias = np.asarray(node.weights["bias"].data, dtype=np.float64).ravel()
         channels = len(runs.starts)
         fit = fit_constants(runs, t_in.f, t_out, relu, np.broadcast_to(scale, (channels,)),
-                            np.broadcast_to(bias, (channels,)))
+                            np.broadcast_to(bias, (channels,)), max_frac=max_frac)
         if not _replays(fit, runs, t_in, t_out, relu):  # pragma: no cover - an internal fault
             raise AssertionError(f"{name}: the derived BN constants do not replay Keras's levels")
         if fit.unmatched.any():

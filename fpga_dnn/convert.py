@@ -335,10 +335,12 @@ def check_single_input(model) -> None:
 def _exact_batchnorm(model, hls_model, cfg: dict, opts: ConvertOptions) -> tuple:
     """Derive exact BN scale/bias types (:mod:`fpga_dnn.bnexact`) into ``cfg`` unless the user
     set them; returns ``(types, data, unguaranteed)`` and adds hls4ml-default types to the last."""
-    from .bnexact import default_typed, derive_batchnorm_types, derive_pooling_types
+    from .bnexact import MAX_FRAC, UNROLLED_MAX_FRAC, default_typed, derive_batchnorm_types, derive_pooling_types
 
     user = {n for n, p in opts.precision_overrides.items() if {"scale", "bias", "result"} & set(p)}
-    bn_types, bn_data, unguaranteed = derive_batchnorm_types(model, hls_model)
+    # an io_parallel graph goes to the unrolled (da4ml-traced) RTL: constants no wider than it is exact at
+    max_frac = UNROLLED_MAX_FRAC if opts.io_type == "io_parallel" else MAX_FRAC
+    bn_types, bn_data, unguaranteed = derive_batchnorm_types(model, hls_model, max_frac=max_frac)
     pool_types, pool_unguaranteed = derive_pooling_types(hls_model)
     bn_types.update(pool_types)
     unguaranteed.update(pool_unguaranteed)
