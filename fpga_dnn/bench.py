@@ -170,10 +170,11 @@ def bench_hardware(out: Path, cases: list[str] | None = None, synth: bool = True
 
 
 # (zoo model, training epochs, learning rate, target inf/s at the board clock): the issue-15
-# targets (digits_cnn: the fastest that fits). rn07 at 3e-3 loses conv1's 4 ReLU channels at once.
+# targets (digits_cnn: the fastest that fits; resnet8: 2,000, twice the issue's 1,000, which
+# its DSP48s alone cannot hold: the chooser moves layers' products into LUTs). rn07 at 3e-3 loses conv1's 4 ReLU channels at once.
 # Epochs are what a 2-core machine affords in one bench run (13-31 s per epoch): the accuracy
 # figures are of short training on synthetic data; exactness and speed do not depend on them.
-STREAM_CASES = [("ad08", 8, 3e-3, 533650.0), ("rn07", 6, 1e-3, 2431.0), ("resnet8", 3, 3e-3, 1000.0),
+STREAM_CASES = [("ad08", 8, 3e-3, 533650.0), ("rn07", 6, 1e-3, 2431.0), ("resnet8", 3, 3e-3, 2000.0),
                 ("digits_cnn", 60, 3e-3, None)]
 # hls4ml C-sim samples compared with the streamed RTL (>= 200 per the issue; io_stream C-sim of the
 # CNNs runs at 1-2 samples/s, so these take minutes).

@@ -174,7 +174,8 @@ def test_impossible_target_names_best_reachable_and_binding_resource(pynq):
         folding.choose(rn07(), pynq, target_ips=20_000)
     e = err.value
     assert e.best is not None and e.best.fits and e.best.inferences_per_s < 20_000
-    assert e.binding == "DSP" and "binding: DSP" in str(e)
+    # the DSP48s bind first; with products moved into LUTs, the LUTs do
+    assert e.binding == "LUT" and "binding: LUT" in str(e)
     assert f"{e.best.inferences_per_s:,.1f} inf/s" in str(e)
     # the best is the fastest that fits: a target at its throughput is met
     again = folding.choose(rn07(), pynq, target_ips=e.best.inferences_per_s)
@@ -369,3 +370,25 @@ def test_unit_costs_follow_the_yosys_measurements():
     assert folding._memory(35, 768) == (0, 0.0, 256) and folding._memory(32, 768) == (0, 0.0, 128)
     lut, bram, cells = folding._memory(200, 768)       # deep: block RAM
     assert bram > 0 and cells == 0
+
+
+def test_dsp_budget_moves_whole_layers_into_lut_multipliers(pynq, tmp_path):
+    """resnet8 at 2,000 inf/s needs 259 DSP48s as DSPs: the chooser moves whole layers' products
+    into LUTs (narrow operands first) until the DSPs fit, says why per layer, and the folding file
+    carries the choice back; at 1,000 inf/s every product stays on a DSP48."""
+    g = resnet8()
+    assert all(f.mult == "dsp" for f in folding.choose(g, pynq, target_ips=1000).folds.values())
+    plan = folding.choose(g, pynq, target_ips=2000)
+    lut_layers = [k for k, f in plan.folds.items() if f.mult == "lut"]
+    assert plan.fits and lut_layers and plan.resources.dsp <= 220
+    dsp_only = folding.plan_for(g, {k: Fold(f.pe, f.simd) for k, f in plan.folds.items()}, pynq)
+    assert dsp_only.resources.dsp > 220 and not dsp_only.fits
+    assert plan.resources.lut_total > dsp_only.resources.lut_total
+    for name in lut_layers:
+        assert any(n.startswith(f"{name}: LUT multipliers") and "DSP48s would be" in n for n in plan.notes)
+    text = folding.write_folding(plan, tmp_path / "f.toml").read_text()
+    assert text.count('mult = "lut"') == len(lut_layers) and "LUT multipliers" in text
+    assert folding.read_folding(tmp_path / "f.toml", g) == plan.folds
+    (tmp_path / "bad.toml").write_text('[conv0]\npe = 1\nsimd = 9\nmult = "dsp48"\n')
+    with pytest.raises(FoldingError, match=r"layer 'conv0': mult must be one of 'dsp', 'lut', got 'dsp48'"):
+        folding.read_folding(tmp_path / "bad.toml", g)

@@ -30,10 +30,12 @@ def _build(model, tmp_path_factory, tag, folds):
     d = tmp_path_factory.mktemp(tag)
     hls_model = _convert(model, d / "hls", "io_stream")
     folding = d / "folding.toml"
-    folding.write_text("".join(f"[{k}]\npe = {v[0]}\nsimd = {v[1]}\n" for k, v in folds.items()))
+    # (pe, simd) or (pe, simd, mult): a third entry puts the layer's products in LUTs ("lut")
+    folding.write_text("".join(f"[{k}]\npe = {v[0]}\nsimd = {v[1]}\n" + (f'mult = "{v[2]}"\n' if v[2:] else "")
+                               for k, v in folds.items()))
     build = build_stream_rtl(hls_model, d / "rtl", opts=RtlOptions(architecture="streaming", folding=str(folding)),
                              name=tag)
-    assert {k: (f.pe, f.simd) for k, f in build.graph.folds().items() if k in folds} == folds
+    assert {k: (f.pe, f.simd, f.mult)[:len(folds[k])] for k, f in build.graph.folds().items() if k in folds} == folds
     assert all(isinstance(f, Fold) for f in build.graph.folds().values())
     return hls_model, build
 
@@ -56,7 +58,8 @@ def plain(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def skip(tmp_path_factory):
-    """stride-2 'same' conv, BatchNorm + ReLU, a skip Add around a 'same' conv, MaxPool, Dense."""
+    """stride-2 'same' conv, BatchNorm + ReLU, a skip Add around a 'same' conv (its products in
+    LUTs, mult = "lut"), MaxPool, Dense."""
     qk, keras = _qk()
     L = keras.layers
     keras.utils.set_random_seed(0)
@@ -67,7 +70,7 @@ def skip(tmp_path_factory):
     h = L.MaxPooling2D(2, name="pool")(L.Add(name="add")([h, a]))
     model = keras.Model(inp, qk.QDense(10, name="d", **_q8())(L.Flatten()(h)))
     _randomize(model)
-    hls_model, build = _build(model, tmp_path_factory, "skip", {"c1": (4, 9), "c2": (2, 4), "d": (5, 4)})
+    hls_model, build = _build(model, tmp_path_factory, "skip", {"c1": (4, 9), "c2": (2, 4, "lut"), "d": (5, 4)})
     return model, hls_model, build
 
 
@@ -118,6 +121,9 @@ def test_plain_streamed_equals_csim_keras_and_reference(plain):
 def test_skip_bn_pool_streamed_equals_csim_under_backpressure(skip):
     model, hls_model, build = skip
     x = _grid((8, 8, 1), n=N_PROBES, seed=5)
+    # c2's MVU makes its products in LUTs (the folding file's mult = "lut"), the others on DSP48s
+    mults = {m.layer: m.parameters.get("MULT", 0) for m in build.axis.modules if m.module == "fd_mvu"}
+    assert mults == {"c1": 0, "c2": 1, "d": 0}, mults
     run, y, csim = _run(build, hls_model, x)
     assert _same(y, csim) == 1.0, f"{_same(y, csim):.4f} of {len(x)} equal C-sim"
     run_bp, y_bp, _ = _run(build, hls_model, x[:40], seed=7, p_bubble=0.4, p_stall=0.4)

@@ -412,6 +412,7 @@ class MvuCase:
     aw: int = 24
     bias: int = 1
     cast: RqCase | None = None     # the fused cast (RQ = 1): its shift/ow/osigned/round/sat/relu
+    mult: int = 0                  # 1: products in LUTs (shift-add), not multipliers
 
     @property
     def ew(self):
@@ -440,6 +441,10 @@ MVU_CASES = [
     MvuCase(18, 4, 3, 1, 6, isigned=1, ww=6, aw=18, cast=RqCase(18, 3, 7, 1, "RND", "SAT_SYM")),
     MvuCase(8, 4, 2, 2, 2, isigned=1, aw=16, cast=RqCase(16, 2, 6, 1, "TRN", "WRAP")),
     MvuCase(7, 3, 7, 3, 7, iw=5, ww=6, cast=RqCase(24, -2, 20, 1, "TRN", "SAT")),
+    # products in LUTs (MULT = 1): signed and unsigned inputs, extreme weights, a fused cast
+    MvuCase(12, 6, 4, 3, 12, isigned=1, mult=1),
+    MvuCase(18, 5, 6, 5, 3, iw=4, ww=3, bias=0, mult=1),
+    MvuCase(12, 6, 4, 3, 12, aw=20, ww=13, cast=RqCase(20, 5, 8, 0, "RND_CONV", "SAT", relu=1), mult=1),
 ]
 MVU_VECTORS = 24
 
@@ -453,7 +458,7 @@ def mvu_bench():
               f".SAT({SATS.index(q.sat)}), .RELU({q.relu}), ") if q else ""
         body.append(
             f"fd_mvu #(.K({c.k}), .N({c.n}), .SIMD({c.simd}), .PE({c.pe}), .IN_ELEMS({c.in_elems}), .IW({c.iw}), "
-            f".ISIGNED({c.isigned}), .WW({c.ww}), .AW({c.aw}), .BIAS({c.bias}), {rq}.WEIGHT_FILE(\"w{j}.mem\"), "
+            f".ISIGNED({c.isigned}), .WW({c.ww}), .AW({c.aw}), .BIAS({c.bias}), {rq}.MULT({c.mult}), .WEIGHT_FILE(\"w{j}.mem\"), "
             f".BIAS_FILE(\"b{j}.mem\")) u{j} (.clk(clk), .rst(rst), .s_tdata(i{j}_tdata), .s_tvalid(i{j}_tvalid), "
             f".s_tready(i{j}_tready), .m_tdata(o{j}_tdata), .m_tvalid(o{j}_tvalid), .m_tready(o{j}_tready));")
     return build_bench("mvu", "\n".join(body), [c.in_elems * c.iw for c in MVU_CASES],
@@ -542,6 +547,35 @@ def test_mvu_maps_to_dsp48_and_bram(tmp_path):
     rom_bits = c.n * c.k * c.ww
     assert 1 <= rep.bram36 <= 2 * rom_bits / 36864 + 1, f"weight ROM ({rom_bits} bits): {rep.bram36} BRAM36: {rep.cells}"
     assert rep.lut < 2000, rep.cells
+
+
+@pytest.mark.slow
+def test_mvu_lut_multipliers_take_no_dsp48(tmp_path):
+    """MULT = 1 (a layer the chooser moved into LUTs, exact in simulation above): yosys maps its
+    products to LUTs, no DSP48E1; the same unit with MULT = 0 takes one DSP48E1 per product."""
+    from fpga_dnn import estimate
+    from fpga_dnn.rtl.design import source_infos
+    from fpga_dnn.rtl.library import stream_library
+
+    k, n, simd, iw, ww, aw = 16, 2, 4, 8, 8, 20
+    rng = np.random.default_rng(5)
+    wf, bf = memfiles.write_mvu_memfiles(rand_elems(rng, (n, k), ww, True), rand_elems(rng, n, 12, True), 1, simd,
+                                         ww, aw, tmp_path / "lm_w.mem", tmp_path / "lm_b.mem")
+    lib = memfiles.hdl_sources("fd_mvu")
+    reps = {}
+    for mult in (0, 1):
+        top = tmp_path / f"lm{mult}.v"
+        top.write_text(
+            f"module lm{mult} (input wire clk, input wire rst, input wire [{k * iw - 1}:0] s_tdata, input wire s_tvalid,\n"
+            f"    output wire s_tready, output wire [{n * aw - 1}:0] m_tdata, output wire m_tvalid, input wire m_tready);\n"
+            f"  fd_mvu #(.K({k}), .N({n}), .SIMD({simd}), .PE(1), .IN_ELEMS({k}), .IW({iw}), .WW({ww}), .AW({aw}), "
+            f".BIAS(1), .MULT({mult}), .WEIGHT_FILE(\"lm_w.mem\"), .BIAS_FILE(\"lm_b.mem\")) u (.clk(clk), .rst(rst), "
+            ".s_tdata(s_tdata), .s_tvalid(s_tvalid), .s_tready(s_tready), .m_tdata(m_tdata), .m_tvalid(m_tvalid), "
+            ".m_tready(m_tready));\nendmodule\n")
+        reps[mult] = estimate.synthesize([top, *lib], f"lm{mult}", family="xc7", data_files=[wf, bf], method="flat",
+                                         source_info=source_infos((f, stream_library(f)) for f in lib))
+    assert reps[0].dsp == simd and reps[1].dsp == 0, (reps[0].cells, reps[1].cells)
+    assert reps[1].lut > reps[0].lut + simd * 50, (reps[0].lut, reps[1].lut)
 
 
 # ----------------------------------------------------------------------------------------------

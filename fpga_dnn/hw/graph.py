@@ -40,10 +40,15 @@ Shape = tuple[int, int, int]
 
 @dataclass(frozen=True)
 class Fold:
-    """Parallelism of a matrix-vector unit: ``pe`` outputs and ``simd`` inputs per clock."""
+    """Parallelism of a matrix-vector unit: ``pe`` outputs and ``simd`` inputs per clock, and
+    where its ``pe * simd`` products are made: ``mult = "dsp"`` (a DSP48 each) or ``"lut"``
+    (shift-add in LUTs, ``fd_mvu`` MULT = 1; the same products, for a DSP budget that binds)."""
 
     pe: int = 1
     simd: int = 1
+    mult: str = "dsp"
+
+    MULTS = ("dsp", "lut")
 
 
 @dataclass(frozen=True)
@@ -225,6 +230,8 @@ class MatVecNode(Node):
         if fold.simd not in self.legal_simd():
             bad.append(f"simd={fold.simd} is not legal for K={self.k} in beats of {self.in_elems} "
                        f"(legal simd: {_fmt(self.legal_simd())})")
+        if fold.mult not in Fold.MULTS:
+            bad.append(f"mult={fold.mult!r} (legal mult: {', '.join(map(repr, Fold.MULTS))})")
         return f"layer {self.name!r}: " + "; ".join(bad) if bad else None
 
     def cycles_per_vector(self, fold: Fold | None = None) -> int:
@@ -396,7 +403,8 @@ class HwGraph:
         for n in self.nodes:
             extra = ""
             if isinstance(n, MatVecNode):
-                extra = f" K={n.k} N={n.n} pe={n.fold.pe} simd={n.fold.simd} acc={n.acc_width}b"
+                extra = (f" K={n.k} N={n.n} pe={n.fold.pe} simd={n.fold.simd}"
+                         f"{' mult=lut' if n.fold.mult == 'lut' else ''} acc={n.acc_width}b")
             lines.append(f"{n.kind:8s} {n.name}: {n.in_shape} -> {n.out_shape} {n.out_type}{extra}")
         return lines
 

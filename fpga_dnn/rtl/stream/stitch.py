@@ -385,6 +385,8 @@ class _Writer:
             "K": node.k, "N": node.n, "SIMD": node.fold.simd, "PE": node.fold.pe, "IN_ELEMS": node.in_elems,
             "IW": s.width, "ISIGNED": int(s.signed), "WW": node.weight_width, "AW": node.acc_width, "BIAS": 1,
             "WEIGHT_FILE": wpath.name, "BIAS_FILE": bpath.name}
+        if node.fold.mult == "lut":     # products in LUTs (set only then: a DSP unit's parameters stay as they were)
+            params["MULT"] = 1
         chain = node.requant
         if chain:
             # the first cast runs in the MVU's PE lanes as each output group finishes (RQ = 1):

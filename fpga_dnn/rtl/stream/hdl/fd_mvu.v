@@ -25,6 +25,9 @@
 //              output holds N elements of OW bits, not AW: PE casts instead of N, and N*OW
 //              output bits instead of N*AW. 0: the raw accumulators (AW bits each).
 //   SHIFT, OW, OSIGNED, ROUND, SAT, RELU   the cast when RQ = 1 (as fd_cast's; unused for 0).
+//   MULT       0: each product is a multiplier (DSP48); 1: in LUTs, as the sum of the weight
+//              shifted by each set bit of the input (no multiplier cell, use_dsp "no"): the
+//              same product, for a layer the DSP budget cannot hold.
 // Ports
 //   clk, rst                                 clock; synchronous active-high reset.
 //   s_tdata[IN_ELEMS*IW-1:0], s_tvalid, s_tready  input beats; element i at [i*IW +: IW];
@@ -70,7 +73,8 @@ module fd_mvu #(
     parameter integer OSIGNED = 1,
     parameter integer ROUND = 0,
     parameter integer SAT = 0,
-    parameter integer RELU = 0
+    parameter integer RELU = 0,
+    parameter integer MULT = 0
 ) (
     input  wire                   clk,
     input  wire                   rst,
@@ -271,6 +275,20 @@ module fd_mvu #(
         end
     end
 
+    // wv * xv without a multiplier: the input's IW+1 two's-complement bits each add the weight
+    // shifted to their place (the sign bit subtracts it), all in PW bits - the product exactly
+    function signed [PW-1:0] shift_add(input signed [WW-1:0] wv, input signed [IW:0] xv);
+        integer i;
+        reg signed [PW-1:0] we, acc;
+        begin
+            we = wv;
+            acc = {PW{1'b0}};
+            for (i = 0; i < IW; i = i + 1)
+                acc = acc + ((we <<< i) & {PW{xv[i]}});
+            shift_add = acc - ((we <<< IW) & {PW{xv[IW]}});
+        end
+    endfunction
+
     // stage B: products
     wire [SIMD*IW-1:0] xs = xa[a_slice*(SIMD*IW) +: SIMD*IW];
     reg           vb, b_first, b_klast, b_vlast;
@@ -282,7 +300,13 @@ module fd_mvu #(
             wire signed [WW-1:0] wv = wa[(p*SIMD + s)*WW +: WW];
             wire [IW-1:0] xr = xs[s*IW +: IW];
             wire signed [IW:0] xv = ISIGNED ? {xr[IW-1], xr} : {1'b0, xr};
-            wire signed [PW-1:0] m = wv * xv;
+            wire signed [PW-1:0] m;
+            if (MULT == 1) begin : g_lutmul
+                (* use_dsp = "no" *) wire signed [PW-1:0] ml = shift_add(wv, xv);
+                assign m = ml;
+            end else begin : g_dspmul
+                assign m = wv * xv;
+            end
             wire signed [EXW-1:0] mx = m;
             always @(posedge clk) if (en) prod[(p*SIMD + s)*TW +: TW] <= mx[TW-1:0];
         end
