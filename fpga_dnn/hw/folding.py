@@ -677,8 +677,9 @@ def _lut_multipliers(plan: Plan, graph: HwGraph, folds: dict[str, Fold], board, 
     used = plan.resources.dsp
     for name in moved:
         n, f = nodes[name], folds[name]
-        p.notes.append(f"{name}: LUT multipliers ({f.pe * f.simd} products of {n.weight_width}-bit weights x "
-                       f"{n.in_bits}-bit inputs, ~{f.pe * f.simd * lut_mult_cost(n):,} LUT): at this folding "
+        lanes = f.pe * f.simd
+        p.notes.append(f"{name}: LUT multipliers ({lanes} product{'s' if lanes != 1 else ''} of {n.weight_width}-bit weights x "
+                       f"{n.in_bits}-bit inputs, ~{lanes * lut_mult_cost(n):,} LUT): at this folding "
                        f"the DSP48s would be {used} of {board.budget['DSP']}")
     return p
 
