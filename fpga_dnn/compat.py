@@ -235,3 +235,26 @@ def exact_binary_thresholds():
             yield
         finally:
             Bnqt.set_thresholds = original
+
+
+# hls4ml 1.3.0's nnet_sepconv1d_latency.h guards itself with NNET_SEPARABLE_CONV2D_LATENCY_H_,
+# the guard of nnet_sepconv2d_latency.h: a project including both (every written project does,
+# through nnet_sepconv1d.h and nnet_sepconv2d.h) loses the 2-D one, and a DepthwiseConv2D or
+# SeparableConv2D fails to compile ("'depthwise_conv_2d_latency_cl' was not declared in this
+# scope", nnet_sepconv2d.h:20). The written project's copy gets its own guard.
+_SEPCONV1D_HEADER = "nnet_sepconv1d_latency.h"
+_SEPCONV_GUARD = "NNET_SEPARABLE_CONV2D_LATENCY_H_"
+
+
+def fix_written_project(out_dir) -> list[str]:
+    """Fix known defects of the hls4ml headers a project was written with; returns what was fixed."""
+    from pathlib import Path
+
+    fixed = []
+    header = Path(out_dir) / "firmware" / "nnet_utils" / _SEPCONV1D_HEADER
+    if header.is_file():
+        text = header.read_text()
+        if f"#ifndef {_SEPCONV_GUARD}" in text:
+            header.write_text(text.replace(_SEPCONV_GUARD, "NNET_SEPARABLE_CONV1D_LATENCY_H_"))
+            fixed.append(f"{_SEPCONV1D_HEADER}: its own include guard (it shared nnet_sepconv2d_latency.h's)")
+    return fixed

@@ -296,6 +296,9 @@ def convert(model, x: np.ndarray | None, opts: ConvertOptions | None = None, out
                 apply_batchnorm_data(hls_model, bn_data)
             if write:
                 hls_model.write()
+                from .compat import fix_written_project
+
+                fix_written_project(hls_model.config.get_output_dir())
                 from .hw.from_hls4ml import read_interface
 
                 # the top function's interface as data, beside the project: what the HLS overlay

@@ -136,6 +136,9 @@ def compile_model(hls_model) -> float:
             hls_model.write()   # what hls_model.compile() does, with a faster build script
             out_dir = getattr(hls_model.config, "get_output_dir", lambda: None)()
             if out_dir:
+                from .compat import fix_written_project
+
+                fix_written_project(out_dir)   # hls4ml header defects (compat.py)
                 fast_build_script(Path(out_dir))
             hls_model._compile()  # compiles and loads the library (compile() = write() + _compile())
     except Exception as err:

@@ -1,5 +1,7 @@
 """The contract: hls4ml C-sim equals the Keras (QAT) model on every digits test sample."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,31 @@ def test_build_script_compiles_both_units_side_by_side(tmp_path):
     (tmp_path / "myproject_bridge.cpp").write_text("int bridge() { return 0; }\n")
     run = subprocess.run(["bash", str(script)], cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode != 0 and "error" in run.stdout + run.stderr
+
+
+def test_written_projects_get_hls4mls_sepconv_header_guard_fixed(tmp_path):
+    """hls4ml 1.3.0's nnet_sepconv1d_latency.h shares nnet_sepconv2d_latency.h's include guard, so
+    a project including both loses depthwise_conv_2d_latency_cl (DepthwiseConv2D and
+    SeparableConv2D failed to compile). After compat.fix_written_project the two guards differ and
+    a translation unit including both in that order can name the 2-D function (g++)."""
+    import shutil
+    import subprocess
+
+    import hls4ml
+
+    from fpga_dnn.compat import fix_written_project
+
+    templates = Path(hls4ml.__file__).parent / "templates" / "vivado"
+    fw = tmp_path / "firmware"
+    shutil.copytree(templates / "nnet_utils", fw / "nnet_utils")
+    shutil.copytree(templates / "ap_types", fw / "ap_types")
+    fix_written_project(tmp_path)
+    guard = lambda name: (fw / "nnet_utils" / name).read_text().split("\n", 1)[0]   # noqa: E731
+    assert guard("nnet_sepconv1d_latency.h") != guard("nnet_sepconv2d_latency.h")
+    tu = tmp_path / "tu.cpp"
+    tu.write_text('#include "nnet_utils/nnet_sepconv1d_latency.h"\n#include "nnet_utils/nnet_sepconv2d_latency.h"\n'
+                  "template <class C> void g(float *d, float *r, float *w, float *b) {\n"
+                  "    nnet::depthwise_conv_2d_latency_cl<float, float, C>(d, r, w, b);\n}\n")
+    res = subprocess.run(["g++", "-std=c++14", "-fsyntax-only", f"-I{fw}", f"-I{fw / 'ap_types'}", str(tu)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
